@@ -1,0 +1,212 @@
+import Foundation
+import LifelineWire
+import Yams
+
+/// One thing wrong in a config file, with the path of the field.
+public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+}
+
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public var issues: [ConfigIssue]
+    public var description: String { issues.map(\.description).joined(separator: "\n") }
+}
+
+/// Reads YAML into `LifelineConfig`, collecting every problem instead of stopping at the first.
+public enum ConfigLoader {
+    public static func load(file: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> LifelineConfig {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ConfigError(issues: [ConfigIssue(path: "", message: "cannot read \(file)")])
+        }
+        return try parse(String(decoding: data, as: UTF8.self), environment: environment)
+    }
+
+    public static func parse(_ yaml: String, environment: [String: String]) throws(ConfigError) -> LifelineConfig {
+        let tree: JSONValue
+        do {
+            guard let node = try Yams.compose(yaml: yaml) else {
+                throw ConfigError(issues: [ConfigIssue(path: "", message: "the file is empty")])
+            }
+            tree = value(of: node)
+        } catch let error as ConfigError {
+            throw error
+        } catch {
+            throw ConfigError(issues: [ConfigIssue(path: "", message: "not valid YAML: \(error)")])
+        }
+        var reader = ConfigReader(environment: environment)
+        let config = reader.readConfig(tree)
+        if !reader.issues.isEmpty { throw ConfigError(issues: reader.issues) }
+        return config
+    }
+
+    /// YAML scalars keep their resolved type (int, float, bool, null, string).
+    static func value(of node: Node) -> JSONValue {
+        switch node {
+        case .scalar(let scalar):
+            if scalar.style != .plain { return .string(scalar.string) }
+            if node.null != nil { return .null }
+            if let bool = node.bool { return .bool(bool) }
+            if let int = node.int { return .number(Double(int)) }
+            if let float = node.float { return .number(float) }
+            return .string(scalar.string)
+        case .mapping(let mapping):
+            var object: [String: JSONValue] = [:]
+            for (key, value) in mapping { object[key.string ?? "\(key)"] = self.value(of: value) }
+            return .object(object)
+        case .sequence(let sequence):
+            return .array(sequence.map { value(of: $0) })
+        case .alias(let alias):
+            return .string("\(alias)")
+        }
+    }
+}
+
+/// Walks the YAML tree with paths; unknown keys and wrong types become issues.
+struct ConfigReader {
+    let environment: [String: String]
+    var issues: [ConfigIssue] = []
+
+    init(environment: [String: String]) { self.environment = environment }
+
+    mutating func fail(_ path: String, _ message: String) { issues.append(ConfigIssue(path: path, message: message)) }
+
+    mutating func object(_ value: JSONValue?, _ path: String, allowed: Set<String>) -> [String: JSONValue] {
+        guard let value, !value.isNull else { return [:] }
+        guard let object = value.objectValue else { fail(path, "expected a mapping, got \(value.typeName)"); return [:] }
+        for key in object.keys.sorted() where !allowed.contains(key) {
+            fail(join(path, key), "unknown key (known: \(allowed.sorted().joined(separator: ", ")))")
+        }
+        return object
+    }
+
+    func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    /// Replaces `${NAME}` with the environment's value; an unset variable is an issue.
+    mutating func substitute(_ text: String, _ path: String) -> String {
+        var result = ""
+        var rest = Substring(text)
+        while let start = rest.range(of: "${") {
+            result += rest[..<start.lowerBound]
+            guard let end = rest[start.upperBound...].firstIndex(of: "}") else { result += rest[start.lowerBound...]; return result }
+            let name = String(rest[start.upperBound..<end])
+            if let value = environment[name] {
+                result += value
+            } else {
+                fail(path, "environment variable \(name) is not set")
+            }
+            rest = rest[rest.index(after: end)...]
+        }
+        return result + rest
+    }
+
+    mutating func string(_ object: [String: JSONValue], _ key: String, _ path: String) -> String? {
+        guard let value = object[key], !value.isNull else { return nil }
+        if let string = value.stringValue { return substitute(string, join(path, key)) }
+        if case .number = value { return JSONCoding.encodeString(value) }
+        fail(join(path, key), "expected a string, got \(value.typeName)")
+        return nil
+    }
+
+    mutating func number(_ object: [String: JSONValue], _ key: String, _ path: String, in range: ClosedRange<Double>) -> Double? {
+        guard let value = object[key], !value.isNull else { return nil }
+        var number = value.doubleValue
+        if number == nil, let text = value.stringValue { number = Double(substitute(text, join(path, key))) }
+        guard let number else { fail(join(path, key), "expected a number, got \(value.typeName)"); return nil }
+        guard range.contains(number) else {
+            fail(join(path, key), "must be from \(formatted(range.lowerBound)) to \(formatted(range.upperBound)), got \(formatted(number))")
+            return nil
+        }
+        return number
+    }
+
+    mutating func integer(_ object: [String: JSONValue], _ key: String, _ path: String, in range: ClosedRange<Int>) -> Int? {
+        guard let number = number(object, key, path, in: Double(range.lowerBound)...Double(range.upperBound)) else { return nil }
+        guard number.rounded() == number else { fail(join(path, key), "must be a whole number"); return nil }
+        return Int(number)
+    }
+
+    func formatted(_ number: Double) -> String { number.rounded() == number ? String(Int(number)) : String(number) }
+
+    mutating func readConfig(_ tree: JSONValue) -> LifelineConfig {
+        var config = LifelineConfig()
+        let root = object(tree, "", allowed: ["server", "routing", "models"])
+        let server = object(root["server"], "server", allowed: ["host", "port", "drain_timeout_s", "max_body_bytes", "data_dir"])
+        if let host = string(server, "host", "server") { config.server.host = host }
+        if let port = integer(server, "port", "server", in: 0...65535) { config.server.port = port }
+        if let drain = number(server, "drain_timeout_s", "server", in: 0...3600) { config.server.drainTimeoutSeconds = drain }
+        if let limit = integer(server, "max_body_bytes", "server", in: 1024...1_073_741_824) { config.server.maxBodyBytes = limit }
+        if let directory = string(server, "data_dir", "server") { config.server.dataDirectory = directory }
+
+        let routing = object(root["routing"], "routing", allowed: ["max_attempts", "max_resumptions"])
+        if let attempts = integer(routing, "max_attempts", "routing", in: 1...10) { config.routing.maxAttempts = attempts }
+        if let resumptions = integer(routing, "max_resumptions", "routing", in: 0...10) { config.routing.maxResumptions = resumptions }
+
+        guard let models = root["models"]?.arrayValue else {
+            if let value = root["models"] { fail("models", "expected a list, got \(value.typeName)") } else { fail("models", "at least one model is required") }
+            return config
+        }
+        if models.isEmpty { fail("models", "at least one model is required") }
+        var modelNames: Set<String> = []
+        var deploymentNames: Set<String> = []
+        for (modelIndex, rawModel) in models.enumerated() {
+            let path = "models[\(modelIndex)]"
+            let model = object(rawModel, path, allowed: ["name", "deployments"])
+            let name = string(model, "name", path) ?? ""
+            if name.isEmpty { fail(join(path, "name"), "required") }
+            else if !modelNames.insert(name).inserted { fail(join(path, "name"), "duplicate model name '\(name)'") }
+            var deployments: [DeploymentConfig] = []
+            let rawDeployments = model["deployments"]?.arrayValue ?? []
+            if rawDeployments.isEmpty { fail(join(path, "deployments"), "at least one deployment is required") }
+            for (index, rawDeployment) in rawDeployments.enumerated() {
+                if let deployment = readDeployment(rawDeployment, "\(path).deployments[\(index)]") {
+                    if !deploymentNames.insert(deployment.name).inserted {
+                        fail("\(path).deployments[\(index)].name", "duplicate deployment name '\(deployment.name)'")
+                    }
+                    deployments.append(deployment)
+                }
+            }
+            config.models.append(ModelConfig(name: name, deployments: deployments))
+        }
+        return config
+    }
+
+    mutating func readDeployment(_ raw: JSONValue, _ path: String) -> DeploymentConfig? {
+        let object = object(raw, path, allowed: ["name", "protocol", "base_url", "api_key", "model", "priority", "weight", "timeouts", "simulator"])
+        let name = string(object, "name", path) ?? ""
+        if name.isEmpty { fail(join(path, "name"), "required") }
+        var wireProtocol = WireProtocol.openai
+        if let text = string(object, "protocol", path) {
+            if let parsed = WireProtocol(rawValue: text) { wireProtocol = parsed } else { fail(join(path, "protocol"), "must be openai or anthropic, got '\(text)'") }
+        }
+        var deployment = DeploymentConfig(name: name, protocol: wireProtocol, model: string(object, "model", path) ?? "")
+        if deployment.model.isEmpty { fail(join(path, "model"), "required (the upstream's model id)") }
+        deployment.apiKey = string(object, "api_key", path)
+        if let priority = integer(object, "priority", path, in: 0...1000) { deployment.priority = priority }
+        if let weight = number(object, "weight", path, in: 0...1_000_000) { deployment.weight = weight }
+        if object["simulator"] != nil {
+            let simulator = self.object(object["simulator"], join(path, "simulator"), allowed: ["ttft_ms", "tokens_per_second"])
+            var config = SimulatorConfig()
+            if let ttft = integer(simulator, "ttft_ms", join(path, "simulator"), in: 0...600_000) { config.ttftMilliseconds = ttft }
+            if let rate = number(simulator, "tokens_per_second", join(path, "simulator"), in: 0...1_000_000) { config.tokensPerSecond = rate }
+            deployment.simulator = config
+        }
+        if let url = string(object, "base_url", path) {
+            if let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme), parsed.host != nil {
+                deployment.baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+            } else {
+                fail(join(path, "base_url"), "not a URL (expected http:// or https:// with a host), got '\(url)'")
+            }
+        } else if deployment.simulator == nil {
+            fail(join(path, "base_url"), "required unless the deployment has a simulator block")
+        }
+        let timeouts = self.object(object["timeouts"], join(path, "timeouts"), allowed: ["connect_ms", "first_token_ms", "idle_ms", "total_ms"])
+        let timeoutPath = join(path, "timeouts")
+        if let value = integer(timeouts, "connect_ms", timeoutPath, in: 1...600_000) { deployment.timeouts.connectMilliseconds = value }
+        if let value = integer(timeouts, "first_token_ms", timeoutPath, in: 1...3_600_000) { deployment.timeouts.firstTokenMilliseconds = value }
+        if let value = integer(timeouts, "idle_ms", timeoutPath, in: 1...3_600_000) { deployment.timeouts.idleMilliseconds = value }
+        if let value = integer(timeouts, "total_ms", timeoutPath, in: 1...86_400_000) { deployment.timeouts.totalMilliseconds = value }
+        return deployment
+    }
+}

@@ -1,0 +1,79 @@
+import LifelineWire
+
+/// The whole configuration: one tree, every default in this file.
+public struct LifelineConfig: Sendable, Equatable {
+    public var server = ServerConfig()
+    public var routing = RoutingConfig()
+    public var models: [ModelConfig] = []
+
+    public init() {}
+
+    /// What `lifeline serve` runs with no config: two simulated upstreams behind one public model.
+    public static var zeroConfig: LifelineConfig {
+        var config = LifelineConfig()
+        var simA = DeploymentConfig(name: "sim-a", protocol: .openai, model: "lifeline-sim")
+        simA.simulator = SimulatorConfig()
+        var simB = DeploymentConfig(name: "sim-b", protocol: .anthropic, model: "lifeline-sim")
+        simB.simulator = SimulatorConfig()
+        config.models = [ModelConfig(name: "chat-default", deployments: [simA, simB])]
+        return config
+    }
+}
+
+public struct ServerConfig: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// How long in-flight requests may run after SIGTERM.
+    public var drainTimeoutSeconds = 30.0
+    /// Largest request body accepted.
+    public var maxBodyBytes = 4 * 1024 * 1024
+    public var dataDirectory = ".lifeline"
+}
+
+public struct RoutingConfig: Sendable, Equatable {
+    /// Attempts per request, the first included, across deployments.
+    public var maxAttempts = 3
+    /// Resumptions per stream after its first byte.
+    public var maxResumptions = 2
+}
+
+public struct ModelConfig: Sendable, Equatable {
+    public var name: String
+    public var deployments: [DeploymentConfig]
+}
+
+public struct DeploymentConfig: Sendable, Equatable {
+    public var name: String
+    public var `protocol`: WireProtocol
+    /// For OpenAI, up to and including `/v1`; for Anthropic, the host root.
+    public var baseURL = ""
+    public var apiKey: String?
+    public var model: String
+    /// Lower is preferred.
+    public var priority = 1
+    /// Share within a priority.
+    public var weight = 1.0
+    public var timeouts = TimeoutConfig()
+    /// When present, Lifeline runs a simulator for this deployment on a free loopback port.
+    public var simulator: SimulatorConfig?
+
+    public init(name: String, protocol: WireProtocol, model: String) {
+        self.name = name
+        self.protocol = `protocol`
+        self.model = model
+    }
+}
+
+public struct TimeoutConfig: Sendable, Equatable {
+    public var connectMilliseconds = 2_000
+    /// From sending the request to the first token (or the whole answer when not streaming).
+    public var firstTokenMilliseconds = 15_000
+    /// Longest silence between two chunks of a stream.
+    public var idleMilliseconds = 30_000
+    public var totalMilliseconds = 600_000
+}
+
+public struct SimulatorConfig: Sendable, Equatable {
+    public var ttftMilliseconds = 120
+    public var tokensPerSecond = 60.0
+}

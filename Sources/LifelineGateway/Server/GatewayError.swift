@@ -1,0 +1,58 @@
+import Hummingbird
+import LifelineWire
+import NIOCore
+
+/// Everything the gateway refuses or fails with; rendered in each API's shape in one place.
+public struct GatewayError: Error, Sendable {
+    public var status: Int
+    public var message: String
+    public var param: String?
+    public var code: String?
+    public var retryAfterSeconds: Int?
+
+    public init(status: Int, message: String, param: String? = nil, code: String? = nil, retryAfterSeconds: Int? = nil) {
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.retryAfterSeconds = retryAfterSeconds
+    }
+
+    init(_ error: RequestError) {
+        let status = switch error.kind {
+        case .invalid: 400
+        case .notFound: 404
+        case .tooLarge: 413
+        }
+        self.init(status: status, message: error.message, param: error.param)
+    }
+
+    static func unknownModel(_ name: String) -> GatewayError {
+        GatewayError(status: 404, message: "The model '\(name)' does not exist or you do not have access to it.",
+                     param: "model", code: "model_not_found")
+    }
+
+    static func tooLarge(limit: Int) -> GatewayError {
+        GatewayError(status: 413, message: "The request body is larger than the limit of \(limit) bytes.", code: "request_too_large")
+    }
+
+    static func malformedJSON(_ detail: String) -> GatewayError {
+        GatewayError(status: 400, message: "We could not parse the JSON body of your request: \(detail).", code: "invalid_json")
+    }
+
+    /// The JSON error body in the shape of `api`.
+    func body(for api: WireProtocol) -> JSONValue {
+        switch api {
+        case .openai: ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param, code: code)
+        case .anthropic: ErrorBody.anthropic(message: message, type: ErrorBody.anthropicType(status: status))
+        }
+    }
+
+    func response(for api: WireProtocol, headers extra: HTTPFields = [:]) -> Response {
+        var headers = extra
+        headers[.contentType] = "application/json"
+        if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
+        return Response(status: .init(code: status), headers: headers,
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONCoding.encode(body(for: api)))))
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Hummingbird
+import LifelineWire
+import NIOCore
+import Synchronization
+
+/// Whether the gateway takes new work: false while starting and once draining has begun.
+public final class Readiness: Sendable {
+    private let ready = Atomic<Bool>(false)
+    public init() {}
+    public var isReady: Bool { ready.load(ordering: .relaxed) }
+    public func set(_ value: Bool) { ready.store(value, ordering: .relaxed) }
+}
+
+/// The gateway's HTTP surface; reads like DESIGN.md's endpoint list.
+enum GatewayRoutes {
+    static func router(pool: DeploymentPool, config: LifelineConfig, readiness: Readiness) -> Router<GatewayRequestContext> {
+        let router = Router(context: GatewayRequestContext.self)
+        router.add(middleware: RequestIDMiddleware())
+        let chat = ChatEndpoint(pool: pool, routing: config.routing, maxBodyBytes: config.server.maxBodyBytes)
+        let embeddings = EmbeddingsEndpoint(pool: pool, maxBodyBytes: config.server.maxBodyBytes)
+
+        router.get("/healthz") { _, _ in jsonResponse(.ok, ["status": "ok"]) }
+        router.get("/readyz") { _, _ in
+            readiness.isReady ? jsonResponse(.ok, ["status": "ready"]) : jsonResponse(.serviceUnavailable, ["status": "not_ready"])
+        }
+
+        router.post("/v1/chat/completions") { request, context in await chat.handle(request, context: context, api: .openai) }
+        router.post("/v1/messages") { request, context in await chat.handle(request, context: context, api: .anthropic) }
+        router.get("/v1/models") { _, _ in jsonResponse(.ok, modelList(pool)) }
+        router.get("/v1/models/{name}") { _, context in
+            let name = context.parameters.get("name") ?? ""
+            guard pool.models[name] != nil else { return GatewayError.unknownModel(name).response(for: .openai) }
+            return jsonResponse(.ok, modelEntry(name))
+        }
+        router.post("/v1/embeddings") { request, context in await embeddings.handle(request, context: context) }
+        return router
+    }
+
+    /// The model list in a shape both SDKs read: OpenAI's `data[].id` and Anthropic's `display_name`.
+    static func modelList(_ pool: DeploymentPool) -> JSONValue {
+        let data = pool.modelNames.map(modelEntry)
+        return ["object": "list", "data": .array(data), "has_more": false,
+                "first_id": data.first?["id"] ?? .null, "last_id": data.last?["id"] ?? .null]
+    }
+
+    static func modelEntry(_ name: String) -> JSONValue {
+        ["id": .string(name), "object": "model", "created": 1_700_000_000, "owned_by": "lifeline",
+         "type": "model", "display_name": .string(name), "created_at": "2023-11-14T22:13:20Z"]
+    }
+}
+
+func jsonResponse(_ status: HTTPResponse.Status, _ body: JSONValue) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"],
+             body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONCoding.encode(body))))
+}

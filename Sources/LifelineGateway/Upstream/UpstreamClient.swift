@@ -1,0 +1,195 @@
+import AsyncHTTPClient
+import Foundation
+import LifelineWire
+import NIOCore
+import NIOHTTP1
+
+/// Talks to one upstream deployment in its own protocol.
+///
+/// Each deployment has its own connection pool so its connect and idle timeouts are its own,
+/// and a slow deployment cannot hold connections another one needs.
+public final class UpstreamClient: Sendable {
+    public let deployment: DeploymentConfig
+    private let http: HTTPClient
+    private let endpoint: String
+    private let headers: HTTPHeaders
+
+    public init(deployment: DeploymentConfig) {
+        self.deployment = deployment
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .milliseconds(Int64(deployment.timeouts.connectMilliseconds)),
+                                      read: .milliseconds(Int64(deployment.timeouts.idleMilliseconds)))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 2048)
+        configuration.decompression = .disabled
+        configuration.httpVersion = .http1Only
+        http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        var headers = HTTPHeaders([("content-type", "application/json"), ("accept", "application/json, text/event-stream")])
+        switch deployment.protocol {
+        case .openai:
+            endpoint = deployment.baseURL + "/chat/completions"
+            if let key = deployment.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
+        case .anthropic:
+            endpoint = deployment.baseURL + "/v1/messages"
+            headers.add(name: "anthropic-version", value: "2023-06-01")
+            if let key = deployment.apiKey { headers.add(name: "x-api-key", value: key) }
+        }
+        self.headers = headers
+    }
+
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    private func httpRequest(url: String, body: JSONValue) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers = headers
+        request.body = .bytes(ByteBuffer(bytes: JSONCoding.encode(body)))
+        return request
+    }
+
+    private func encode(_ request: ChatRequest, stream: Bool) -> JSONValue {
+        switch deployment.protocol {
+        case .openai: OpenAIChatRequest.encode(request, upstreamModel: deployment.model, stream: stream)
+        case .anthropic: AnthropicMessagesRequest.encode(request, upstreamModel: deployment.model, stream: stream)
+        }
+    }
+
+    /// Sends the request and returns the response head, or the upstream's error as a failure.
+    private func send(_ request: HTTPClientRequest) async throws(UpstreamFailure) -> HTTPClientResponse {
+        let response: HTTPClientResponse
+        do {
+            response = try await http.execute(request, timeout: .milliseconds(Int64(deployment.timeouts.firstTokenMilliseconds)))
+        } catch {
+            throw Self.failure(from: error)
+        }
+        guard response.status.code < 300 else {
+            let body = try? await response.body.collect(upTo: 1024 * 1024)
+            let json = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }
+            let message = json?["error"]?["message"]?.stringValue ?? body.map { String(buffer: $0) } ?? ""
+            let retryAfter = response.headers.first(name: "retry-after").flatMap(Double.init)
+            throw UpstreamFailure(.status(Int(response.status.code)), message, retryAfterSeconds: retryAfter, body: json)
+        }
+        return response
+    }
+
+    static func failure(from error: any Error) -> UpstreamFailure {
+        if let failure = error as? UpstreamFailure { return failure }
+        if let client = error as? HTTPClientError {
+            switch client {
+            case .connectTimeout, .deadlineExceeded, .readTimeout, .writeTimeout:
+                return UpstreamFailure(.timeout, "\(client)")
+            case .remoteConnectionClosed, .cancelled:
+                return UpstreamFailure(.disconnected, "\(client)")
+            default:
+                return UpstreamFailure(.connect, "\(client)")
+            }
+        }
+        if error is CancellationError { return UpstreamFailure(.disconnected, "cancelled") }
+        if error is ChannelError { return UpstreamFailure(.connect, "\(error)") }
+        return UpstreamFailure(.connect, "\(error)")
+    }
+
+    /// A whole (non-streamed) answer.
+    public func complete(_ request: ChatRequest) async throws(UpstreamFailure) -> ChatResponse {
+        let response = try await send(httpRequest(url: endpoint, body: encode(request, stream: false)))
+        let body: ByteBuffer
+        do {
+            body = try await response.body.collect(upTo: 64 * 1024 * 1024)
+        } catch {
+            throw Self.failure(from: error)
+        }
+        do {
+            let json = try JSONCoding.decode(body.readableBytesView)
+            switch deployment.protocol {
+            case .openai: return try OpenAIChatResponse.decode(json)
+            case .anthropic: return try AnthropicMessagesResponse.decode(json)
+            }
+        } catch {
+            throw UpstreamFailure(.malformed, "unreadable answer: \(error)")
+        }
+    }
+
+    /// Opens a stream; events are read from the returned iterator.
+    public func stream(_ request: ChatRequest) async throws(UpstreamFailure) -> UpstreamEventStream {
+        let response = try await send(httpRequest(url: endpoint, body: encode(request, stream: true)))
+        return UpstreamEventStream(body: response.body, protocol: deployment.protocol)
+    }
+
+    /// Forwards an embeddings body (already carrying the upstream model) and returns the answer bytes.
+    public func embeddings(_ body: JSONValue) async throws(UpstreamFailure) -> ByteBuffer {
+        let url = deployment.baseURL + "/embeddings"
+        let response = try await send(httpRequest(url: url, body: body))
+        do {
+            return try await response.body.collect(upTo: 256 * 1024 * 1024)
+        } catch {
+            throw Self.failure(from: error)
+        }
+    }
+}
+
+/// Reads one upstream SSE stream as `ChatEvent`s.
+public struct UpstreamEventStream {
+    private var iterator: HTTPClientResponse.Body.AsyncIterator
+    private var parser = SSEParser()
+    private var anthropic = AnthropicStreamDecoder()
+    private let wireProtocol: WireProtocol
+    private var pending: [ChatEvent] = []
+    private var pendingIndex = 0
+    private var finished = false
+
+    init(body: HTTPClientResponse.Body, protocol wireProtocol: WireProtocol) {
+        self.iterator = body.makeAsyncIterator()
+        self.wireProtocol = wireProtocol
+    }
+
+    /// The next event; nil once the upstream ended its stream properly. A stream that stops
+    /// before its proper end is a `.disconnected` failure.
+    public mutating func next() async throws(UpstreamFailure) -> ChatEvent? {
+        while true {
+            if pendingIndex < pending.count {
+                defer { pendingIndex += 1 }
+                return pending[pendingIndex]
+            }
+            if finished { return nil }
+            pending.removeAll(keepingCapacity: true)
+            pendingIndex = 0
+            let chunk: ByteBuffer?
+            do {
+                chunk = try await iterator.next()
+            } catch {
+                throw UpstreamClient.failure(from: error)
+            }
+            guard let chunk else { throw UpstreamFailure(.disconnected, "the upstream ended the stream early") }
+            let events: [SSEEvent]
+            do {
+                events = try parser.feed(chunk.readableBytesView)
+            } catch {
+                throw UpstreamFailure(.malformed, "an SSE line longer than the limit")
+            }
+            for event in events { try decode(event) }
+        }
+    }
+
+    private mutating func decode(_ event: SSEEvent) throws(UpstreamFailure) {
+        switch wireProtocol {
+        case .openai:
+            if event.data.elementsEqual("[DONE]".utf8) { finished = true; return }
+            guard let json = try? JSONCoding.decode(event.data) else { throw UpstreamFailure(.malformed, "a stream chunk that is not JSON") }
+            if let error = json["error"] {
+                throw UpstreamFailure(.status(500), error["message"]?.stringValue ?? "upstream stream error")
+            }
+            pending += OpenAIChatResponse.events(inChunk: json)
+        case .anthropic:
+            guard let json = try? JSONCoding.decode(event.data) else { throw UpstreamFailure(.malformed, "a stream event that is not JSON") }
+            let type = event.event ?? json["type"]?.stringValue ?? ""
+            do {
+                pending += try anthropic.events(type: type, json: json)
+            } catch {
+                let status = error.type == "overloaded_error" ? 529 : 500
+                throw UpstreamFailure(.status(status), error.message)
+            }
+            if type == "message_stop" { finished = true }
+        }
+    }
+}

@@ -1,0 +1,285 @@
+import Foundation
+import Hummingbird
+import LifelineWire
+import Logging
+import NIOCore
+import Synchronization
+
+/// A deterministic OpenAI- and Anthropic-compatible model server with fault knobs.
+///
+/// It is a real HTTP server: the gateway's failure handling is tested against it over sockets.
+public final class Simulator: Sendable {
+    public enum Protocols: String, Sendable, CaseIterable { case openai, anthropic, both }
+
+    public let protocols: Protocols
+    public let models: [String]
+    private let defaults: SimulatorKnobs
+    private let knobs: Mutex<SimulatorKnobs>
+    private let requestCount = Atomic<Int>(0)
+
+    public init(protocols: Protocols = .both, models: [String] = ["lifeline-sim"], knobs: SimulatorKnobs = .init()) {
+        self.protocols = protocols
+        self.models = models
+        self.defaults = knobs
+        self.knobs = Mutex(knobs)
+    }
+
+    public var currentKnobs: SimulatorKnobs { knobs.withLock { $0 } }
+    public func setKnobs(_ new: SimulatorKnobs) { knobs.withLock { $0 = new } }
+    public func resetKnobs() { knobs.withLock { $0 = defaults } }
+    /// Completion requests received, for tests that check whether an upstream was called.
+    public var requestsReceived: Int { requestCount.load(ordering: .relaxed) }
+
+    /// A Hummingbird application serving the simulator on `host:port` (port 0 picks a free one).
+    public func application(host: String, port: Int, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in })
+        -> some ApplicationProtocol
+    {
+        let router = Router()
+        router.get("/healthz") { _, _ in "ok" }
+        router.get("/v1/models") { [self] _, _ in jsonResponse(.ok, modelList()) }
+        if protocols != .anthropic {
+            router.post("/v1/chat/completions") { [self] request, _ in try await chatCompletions(request) }
+            router.post("/v1/embeddings") { [self] request, _ in try await embeddings(request) }
+        }
+        if protocols != .openai {
+            router.post("/v1/messages") { [self] request, _ in try await messages(request) }
+        }
+        router.get("/sim/control") { [self] _, _ in jsonResponse(.ok, currentKnobs.json) }
+        router.delete("/sim/control") { [self] _, _ in
+            resetKnobs()
+            return jsonResponse(.ok, currentKnobs.json)
+        }
+        router.post("/sim/control") { [self] request, _ in
+            let body = try await request.body.collect(upTo: 64 * 1024)
+            do {
+                var updated = currentKnobs
+                try updated.update(from: try JSONCoding.decode(body.readableBytesView))
+                setKnobs(updated)
+                return jsonResponse(.ok, updated.json)
+            } catch let error as RequestError {
+                return jsonResponse(.badRequest, ErrorBody.openAI(message: error.message, type: "invalid_request_error", param: error.param))
+            } catch {
+                return jsonResponse(.badRequest, ErrorBody.openAI(message: "malformed JSON: \(error)", type: "invalid_request_error"))
+            }
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: nil, backlog: 4096),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
+            logger: logger)
+    }
+
+    private func modelList() -> JSONValue {
+        ["object": "list", "data": .array(models.map {
+            ["id": .string($0), "object": "model", "created": 1_700_000_000, "owned_by": "lifeline-simulator",
+             "type": "model", "display_name": .string($0), "created_at": "2023-11-14T22:13:20Z"]
+        })]
+    }
+
+    // MARK: Chat
+
+    private enum Fault { case none, hang, error(Int), rateLimited(Int) }
+
+    private func drawFault() -> Fault {
+        let knobs = currentKnobs
+        if knobs.hang { return .hang }
+        if knobs.errorRate > 0, Double.random(in: 0..<1) < knobs.errorRate { return .error(knobs.errorStatus) }
+        if knobs.rateLimitRate > 0, Double.random(in: 0..<1) < knobs.rateLimitRate { return .rateLimited(knobs.retryAfterSeconds) }
+        return .none
+    }
+
+    private func chatCompletions(_ request: Request) async throws -> Response {
+        try await complete(request, api: .openai)
+    }
+
+    private func messages(_ request: Request) async throws -> Response {
+        try await complete(request, api: .anthropic)
+    }
+
+    private func errorResponse(_ status: Int, _ message: String, param: String? = nil, api: WireProtocol) -> Response {
+        let body = api == .openai
+            ? ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param)
+            : ErrorBody.anthropic(message: message, type: ErrorBody.anthropicType(status: status))
+        return jsonResponse(HTTPResponse.Status(code: status), body)
+    }
+
+    private func complete(_ request: Request, api: WireProtocol) async throws -> Response {
+        requestCount.add(1, ordering: .relaxed)
+        let body = try await request.body.collect(upTo: 32 * 1024 * 1024)
+        let chat: ChatRequest
+        do {
+            let json = try JSONCoding.decode(body.readableBytesView)
+            chat = api == .openai ? try OpenAIChatRequest.decode(json) : try AnthropicMessagesRequest.decode(json)
+        } catch let error as RequestError {
+            return errorResponse(400, error.message, param: error.param, api: api)
+        } catch {
+            return errorResponse(400, "We could not parse the JSON body of your request. (\(error))", api: api)
+        }
+        switch drawFault() {
+        case .none: break
+        case .hang:
+            try await Task.sleep(for: .seconds(3600))
+            return errorResponse(504, "hung", api: api)
+        case .error(let status):
+            return errorResponse(status, "The simulator was told to fail (status \(status)).", api: api)
+        case .rateLimited(let seconds):
+            var response = errorResponse(429, "Rate limit reached; the simulator was told to refuse.", api: api)
+            response.headers[.retryAfter] = String(seconds)
+            return response
+        }
+        let knobs = currentKnobs
+        let plans = (0..<chat.choiceCount).map { CompletionPlan.make(for: chat, choice: $0) }
+        let promptTokens = DeterministicText.promptTokens(for: chat)
+        let usage = Usage(promptTokens: promptTokens, completionTokens: plans.reduce(0) { $0 + $1.completionTokens })
+        let id = (api == .openai ? "chatcmpl-" : "msg_") + String(DeterministicText.seed(for: chat, choice: 0), radix: 16)
+        let created = Int(Date().timeIntervalSince1970)
+        if chat.stream {
+            return streamResponse(chat: chat, api: api, plans: plans, usage: usage, id: id, created: created, knobs: knobs)
+        }
+        let tokenCount = plans.map(\.pieces.count).max() ?? 0
+        let delay = Double(knobs.ttftMilliseconds) / 1000 + (knobs.tokensPerSecond > 0 ? Double(tokenCount) / knobs.tokensPerSecond : 0)
+        if delay > 0 { try await Task.sleep(for: .seconds(delay)) }
+        var response = ChatResponse(
+            id: id, model: chat.model, created: created,
+            choices: plans.enumerated().map { index, plan in
+                ChatChoice(index: index, text: plan.text, toolCalls: plan.toolCalls, finishReason: plan.finishReason,
+                           logprobs: chat.logprobs ? logprobs(plan.pieces) : nil)
+            },
+            usage: usage)
+        response.stopSequence = plans.first?.stopSequence
+        response.systemFingerprint = api == .openai ? "fp_lifeline_sim" : nil
+        let bytes = JSONCoding.encode(api == .openai ? OpenAIChatResponse.encode(response) : AnthropicMessagesResponse.encode(response))
+        if knobs.disconnectAfterTokens > 0 {
+            // Send part of the body, then cut the connection.
+            let partial = Array(bytes.prefix(bytes.count / 2))
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(contentLength: bytes.count) { writer in
+                try await writer.write(ByteBuffer(bytes: partial))
+                throw SimulatedDisconnect()
+            })
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    struct SimulatedDisconnect: Error {}
+
+    private func streamResponse(chat: ChatRequest, api: WireProtocol, plans: [CompletionPlan], usage: Usage, id: String,
+                                created: Int, knobs: SimulatorKnobs) -> Response
+    {
+        var events: [ChatEvent] = []
+        // Interleave choices token by token, as OpenAI does for n > 1.
+        let longest = plans.map { max($0.pieces.count, $0.toolCalls.isEmpty ? 0 : 1) }.max() ?? 0
+        for step in 0..<longest {
+            for (index, plan) in plans.enumerated() {
+                if step < plan.pieces.count {
+                    events.append(.textDelta(choice: index, text: plan.pieces[step], logprobs: chat.logprobs ? logprobs([plan.pieces[step]]) : nil))
+                } else if step == 0 {
+                    for (callIndex, call) in plan.toolCalls.enumerated() {
+                        events.append(.toolCallDelta(choice: index, index: callIndex, id: call.id, name: call.name, arguments: ""))
+                        events.append(.toolCallDelta(choice: index, index: callIndex, id: nil, name: nil, arguments: call.arguments))
+                    }
+                }
+            }
+        }
+        for (index, plan) in plans.enumerated() {
+            events.append(.finish(choice: index, reason: plan.finishReason, stopSequence: plan.stopSequence))
+        }
+        events.append(.usage(usage))
+        let plannedEvents = events
+        let interval = knobs.tokensPerSecond > 0 ? 1 / knobs.tokensPerSecond : 0
+        let cutAfter = knobs.disconnectAfterTokens
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: ResponseBody { writer in
+            if knobs.ttftMilliseconds > 0 { try await Task.sleep(for: .milliseconds(knobs.ttftMilliseconds)) }
+            var openAI = OpenAIStreamEncoder(id: id, model: chat.model, created: created, includeUsage: chat.includeUsage)
+            var anthropic = AnthropicStreamEncoder(id: id, model: chat.model, promptTokens: usage.promptTokens)
+            var pending: [UInt8] = api == .anthropic ? anthropic.start() : []
+            var tokensSent = 0
+            for event in plannedEvents {
+                pending += api == .openai ? openAI.encode(event) : anthropic.encode(event)
+                guard case .textDelta = event else { continue }
+                tokensSent += 1
+                if cutAfter > 0, tokensSent >= cutAfter {
+                    try await writer.write(ByteBuffer(bytes: pending))
+                    throw SimulatedDisconnect()
+                }
+                if interval > 0 {
+                    try await writer.write(ByteBuffer(bytes: pending))
+                    pending.removeAll(keepingCapacity: true)
+                    try await Task.sleep(for: .seconds(interval))
+                }
+            }
+            pending += api == .openai ? openAI.finish() : anthropic.finish()
+            try await writer.write(ByteBuffer(bytes: pending))
+            try await writer.finish(nil)
+        })
+    }
+
+    private func logprobs(_ pieces: [String]) -> JSONValue {
+        ["content": .array(pieces.map { piece in
+            var hash = StableHash()
+            hash.combine(piece)
+            return ["token": .string(piece), "logprob": .number(-Double(hash.value % 2000) / 1000),
+                    "bytes": .array(piece.utf8.map { .number(Double($0)) }), "top_logprobs": []]
+        })]
+    }
+
+    // MARK: Embeddings
+
+    private func embeddings(_ request: Request) async throws -> Response {
+        requestCount.add(1, ordering: .relaxed)
+        let body = try await request.body.collect(upTo: 32 * 1024 * 1024)
+        let object: [String: JSONValue]
+        do {
+            guard let parsed = try JSONCoding.decode(body.readableBytesView).objectValue else {
+                return errorResponse(400, "The request body must be a JSON object.", api: .openai)
+            }
+            object = parsed
+        } catch {
+            return errorResponse(400, "We could not parse the JSON body of your request. (\(error))", api: .openai)
+        }
+        switch drawFault() {
+        case .error(let status): return errorResponse(status, "The simulator was told to fail (status \(status)).", api: .openai)
+        case .rateLimited(let seconds):
+            var response = errorResponse(429, "Rate limit reached.", api: .openai)
+            response.headers[.retryAfter] = String(seconds)
+            return response
+        case .hang:
+            try await Task.sleep(for: .seconds(3600))
+            return errorResponse(504, "hung", api: .openai)
+        case .none: break
+        }
+        let model = object["model"]?.stringValue ?? "lifeline-sim"
+        let inputs: [String]
+        switch object["input"] {
+        case .string(let s)?: inputs = [s]
+        case .array(let items)?: inputs = items.map { $0.stringValue ?? JSONCoding.encodeString($0) }
+        default: return errorResponse(400, "'input' must be a string or an array.", param: "input", api: .openai)
+        }
+        let dimensions = object["dimensions"]?.intValue ?? 256
+        guard (1...4096).contains(dimensions) else {
+            return errorResponse(400, "'dimensions' must be from 1 to 4096.", param: "dimensions", api: .openai)
+        }
+        let base64 = object["encoding_format"]?.stringValue == "base64"
+        var data: [JSONValue] = []
+        var tokens = 0
+        for (index, input) in inputs.enumerated() {
+            var hash = StableHash()
+            hash.combine(model)
+            hash.combine(input)
+            var generator = SeededGenerator(seed: hash.value)
+            var vector = (0..<dimensions).map { _ in Float.random(in: -1...1, using: &generator) }
+            let norm = (vector.reduce(0) { $0 + $1 * $1 }).squareRoot()
+            vector = vector.map { $0 / max(norm, 1e-9) }
+            tokens += max(1, DeterministicText.wordCount(input))
+            let embedding: JSONValue = base64
+                ? .string(Data(vector.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }).base64EncodedString())
+                : .array(vector.map { .number(Double($0)) })
+            data.append(["object": "embedding", "index": .number(Double(index)), "embedding": embedding])
+        }
+        return jsonResponse(.ok, ["object": "list", "data": .array(data), "model": .string(model),
+                                  "usage": ["prompt_tokens": .number(Double(tokens)), "total_tokens": .number(Double(tokens))]])
+    }
+}
+
+func jsonResponse(_ status: HTTPResponse.Status, _ body: JSONValue) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONCoding.encode(body))))
+}

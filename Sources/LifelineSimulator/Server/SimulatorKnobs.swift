@@ -1,0 +1,57 @@
+import LifelineWire
+
+/// How the simulator misbehaves; set by flags at start and changed live at `/sim/control`.
+public struct SimulatorKnobs: Sendable, Equatable {
+    /// Delay before the first token.
+    public var ttftMilliseconds = 0
+    /// Token pace; 0 sends as fast as possible.
+    public var tokensPerSecond = 0.0
+    /// Share of requests answered with `errorStatus`.
+    public var errorRate = 0.0
+    public var errorStatus = 500
+    /// Share of requests answered 429 with `Retry-After: retryAfterSeconds`.
+    public var rateLimitRate = 0.0
+    public var retryAfterSeconds = 1
+    /// Cut the connection after this many tokens; 0 never does.
+    public var disconnectAfterTokens = 0
+    /// Accept requests and never answer.
+    public var hang = false
+
+    public init() {}
+
+    static let fields = ["ttft_ms", "tokens_per_second", "error_rate", "error_status", "rate_limit_rate", "retry_after_s",
+                         "disconnect_after_tokens", "hang"]
+
+    public var json: JSONValue {
+        ["ttft_ms": .number(Double(ttftMilliseconds)), "tokens_per_second": .number(tokensPerSecond),
+         "error_rate": .number(errorRate), "error_status": .number(Double(errorStatus)),
+         "rate_limit_rate": .number(rateLimitRate), "retry_after_s": .number(Double(retryAfterSeconds)),
+         "disconnect_after_tokens": .number(Double(disconnectAfterTokens)), "hang": .bool(hang)]
+    }
+
+    /// Applies the fields present in `json`; names the first bad field.
+    public mutating func update(from json: JSONValue) throws(RequestError) {
+        guard let object = json.objectValue else { throw RequestError("expected a JSON object", param: nil) }
+        if let unknown = object.keys.first(where: { !Self.fields.contains($0) }) {
+            throw RequestError("unknown knob '\(unknown)'; known: \(Self.fields.joined(separator: ", "))", param: unknown)
+        }
+        func number(_ key: String, _ range: ClosedRange<Double>) throws(RequestError) -> Double? {
+            guard let value = object[key] else { return nil }
+            guard let number = value.doubleValue, range.contains(number) else {
+                throw RequestError("'\(key)' must be a number from \(range.lowerBound) to \(range.upperBound)", param: key)
+            }
+            return number
+        }
+        if let v = try number("ttft_ms", 0...3_600_000) { ttftMilliseconds = Int(v) }
+        if let v = try number("tokens_per_second", 0...1_000_000) { tokensPerSecond = v }
+        if let v = try number("error_rate", 0...1) { errorRate = v }
+        if let v = try number("error_status", 400...599) { errorStatus = Int(v) }
+        if let v = try number("rate_limit_rate", 0...1) { rateLimitRate = v }
+        if let v = try number("retry_after_s", 0...86_400) { retryAfterSeconds = Int(v) }
+        if let v = try number("disconnect_after_tokens", 0...1_000_000) { disconnectAfterTokens = Int(v) }
+        if let value = object["hang"] {
+            guard let hang = value.boolValue else { throw RequestError("'hang' must be a boolean", param: "hang") }
+            self.hang = hang
+        }
+    }
+}

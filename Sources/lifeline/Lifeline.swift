@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import LifelineGateway
+import LifelineSimulator
+import Logging
+import NIOCore
+import NIOPosix
+
+@main
+struct Lifeline: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lifeline",
+        abstract: "A self-hosted AI gateway that keeps answering when model providers fail.",
+        subcommands: [Serve.self, Simulate.self, CheckConfig.self])
+
+    static func main() async {
+        // Run Swift concurrency on NIO's event loops: a request then stays on one thread
+        // from socket to upstream and back instead of hopping between two pools.
+        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+struct LoggingOptions: ParsableArguments {
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func makeLogger(_ label: String) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = logLevel
+        return logger
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway (with no config: two simulated upstreams on loopback).")
+
+    @Option(help: "YAML config file (default: $LIFELINE_CONFIG, else the embedded zero config).")
+    var config: String?
+    @Option(help: "Listen address; overrides the config.")
+    var host: String?
+    @Option(help: "Listen port; overrides the config (0 picks a free port).")
+    var port: Int?
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = logging.makeLogger("lifeline")
+        var settings: LifelineConfig
+        if let file = config ?? ProcessInfo.processInfo.environment["LIFELINE_CONFIG"] {
+            do {
+                settings = try ConfigLoader.load(file: file)
+            } catch {
+                printError("\(file): invalid configuration\n\(error.description)")
+                throw ExitCode(2)
+            }
+        } else {
+            settings = .zeroConfig
+        }
+        if let host { settings.server.host = host }
+        if let port { settings.server.port = port }
+        try await GatewayServer.run(config: settings, logger: logger)
+    }
+}
+
+struct Simulate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a deterministic OpenAI/Anthropic-compatible model server with fault knobs.")
+
+    @Option(help: "Listen address.") var host = "127.0.0.1"
+    @Option(help: "Listen port (0 picks a free port).") var port = 9001
+    @Option(name: .customLong("protocol"), help: "openai, anthropic or both.") var wireProtocol = "both"
+    @Option(help: "Model ids listed at /v1/models (any name is answered).") var model: [String] = ["lifeline-sim"]
+    @Option(help: "Time to first token, in milliseconds.") var ttftMs = 0
+    @Option(help: "Token pace; 0 sends as fast as possible.") var tokensPerSecond = 0.0
+    @Option(help: "Share of requests answered with --error-status (0 to 1).") var errorRate = 0.0
+    @Option(help: "Status for injected errors.") var errorStatus = 500
+    @Option(help: "Share of requests answered 429 (0 to 1).") var rateLimitRate = 0.0
+    @Option(help: "Retry-After seconds on 429.") var retryAfter = 1
+    @Option(help: "Cut each answer after this many tokens (0: never).") var disconnectAfterTokens = 0
+    @Flag(help: "Accept requests and never answer.") var hang = false
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        guard let protocols = Simulator.Protocols(rawValue: wireProtocol) else {
+            throw ValidationError("--protocol must be openai, anthropic or both")
+        }
+        var knobs = SimulatorKnobs()
+        knobs.ttftMilliseconds = ttftMs
+        knobs.tokensPerSecond = tokensPerSecond
+        knobs.errorRate = errorRate
+        knobs.errorStatus = errorStatus
+        knobs.rateLimitRate = rateLimitRate
+        knobs.retryAfterSeconds = retryAfter
+        knobs.disconnectAfterTokens = disconnectAfterTokens
+        knobs.hang = hang
+        let logger = logging.makeLogger("lifeline.simulator")
+        let simulator = Simulator(protocols: protocols, models: model, knobs: knobs)
+        let app = simulator.application(host: host, port: port, logger: logger) { port in
+            logger.info("simulator listening", metadata: ["address": .string("http://\(host):\(port)")])
+        }
+        try await app.runService()
+    }
+}
+
+struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Validate a config file and print every error with its path.")
+
+    @Argument(help: "The YAML file to check.") var file: String
+
+    func run() async throws {
+        do {
+            let config = try ConfigLoader.load(file: file)
+            let deployments = config.models.reduce(0) { $0 + $1.deployments.count }
+            print("\(file): ok (\(config.models.count) models, \(deployments) deployments)")
+        } catch {
+            printError(error.issues.map { "\(file): \($0.description)" }.joined(separator: "\n"))
+            throw ExitCode(1)
+        }
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

@@ -1,0 +1,2 @@
+import XCTest
+final class PLifelineCoreTests: XCTestCase { func testX() {} }

@@ -1,0 +1,2 @@
+import XCTest
+final class PLifelineWireTests: XCTestCase { func testX() {} }

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The single test command: build, Swift unit tests, then the end-to-end suite
+# that drives the built binary with the official OpenAI and Anthropic SDKs.
+# Exits non-zero if anything fails or if a suite runs no test at all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LOG_DIR=.build/test-logs
+mkdir -p "$LOG_DIR"
+status=0
+
+echo "== swift build"
+swift build
+
+echo "== swift test"
+set +e
+timeout --kill-after=30 2400 swift test 2>&1 | tee "$LOG_DIR/swift-test.log"
+swift_rc=${PIPESTATUS[0]}
+set -e
+
+# XCTest prints "Executed N tests, with F failures ..." per suite; the last one
+# is the total. Swift Testing prints "Test run with N tests ... passed|failed".
+xc_line=$(grep -E 'Executed [0-9]+ tests?, with [0-9]+ failures?' "$LOG_DIR/swift-test.log" | tail -n 1 || true)
+xc_total=$(sed -nE 's/.*Executed ([0-9]+) tests?.*/\1/p' <<<"$xc_line")
+xc_failed=$(sed -nE 's/.*with ([0-9]+) failures?.*/\1/p' <<<"$xc_line")
+st_line=$(grep -E 'Test run with [0-9]+ tests?' "$LOG_DIR/swift-test.log" | tail -n 1 || true)
+st_total=$(sed -nE 's/.*Test run with ([0-9]+) tests?.*/\1/p' <<<"$st_line")
+st_failed=$(grep -E 'Test .* failed after' "$LOG_DIR/swift-test.log" | grep -vc 'Test run with' || true)
+xc_total=${xc_total:-0}; xc_failed=${xc_failed:-0}; st_total=${st_total:-0}; st_failed=${st_failed:-0}
+swift_total=$((xc_total + st_total))
+swift_failed=$((xc_failed + st_failed))
+echo "swift test: XCTest $xc_total tests ($xc_failed failed), Swift Testing $st_total tests ($st_failed failed), exit $swift_rc"
+if [ "$swift_rc" -ne 0 ]; then
+  echo "FAIL: swift test exited $swift_rc"
+  status=1
+  if [ "$swift_failed" -eq 0 ]; then swift_failed=1; fi
+fi
+if [ "$swift_total" -eq 0 ]; then
+  echo "FAIL: swift test reported no executed tests"
+  status=1
+fi
+
+echo "== SDK end-to-end tests"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check openai anthropic pytest httpx pyyaml
+
+bin_dir=$(swift build --show-bin-path)
+set +e
+LIFELINE_BIN="$bin_dir/lifeline" timeout --kill-after=30 900 \
+  .venv/bin/python -m pytest -q -p no:cacheprovider tests/sdk 2>&1 | tee "$LOG_DIR/pytest.log"
+py_rc=${PIPESTATUS[0]}
+set -e
+
+py_summary=$(grep -E '^=*\s*[0-9]+ (passed|failed|error)' "$LOG_DIR/pytest.log" | tail -n 1 || true)
+py_summary=${py_summary:-$(tail -n 1 "$LOG_DIR/pytest.log")}
+count() { grep -oE "[0-9]+ $1" <<<"$py_summary" | grep -oE '^[0-9]+' | head -n 1 || true; }
+py_passed=$(count passed); py_failed=$(count failed); py_errors=$(count error)
+py_passed=${py_passed:-0}; py_failed=${py_failed:-0}; py_errors=${py_errors:-0}
+py_failed=$((py_failed + py_errors))
+if [ "$py_rc" -eq 5 ]; then
+  echo "FAIL: pytest collected no tests"
+  status=1
+elif [ "$py_rc" -ne 0 ]; then
+  echo "FAIL: pytest exited $py_rc"
+  status=1
+  if [ "$py_failed" -eq 0 ]; then py_failed=1; fi
+fi
+if [ "$py_passed" -eq 0 ] && [ "$py_failed" -eq 0 ]; then
+  echo "FAIL: pytest ran no tests"
+  status=1
+fi
+
+swift_passed=$((swift_total > swift_failed ? swift_total - swift_failed : 0))
+echo "$((swift_passed + py_passed)) passed, $((swift_failed + py_failed)) failed"
+exit "$status"
