@@ -40,6 +40,11 @@ public struct RoutingConfig: Sendable, Equatable {
 public struct ModelConfig: Sendable, Equatable {
     public var name: String
     public var deployments: [DeploymentConfig]
+
+    public init(name: String, deployments: [DeploymentConfig]) {
+        self.name = name
+        self.deployments = deployments
+    }
 }
 
 public struct DeploymentConfig: Sendable, Equatable {

@@ -1,5 +1,3 @@
-import Foundation
-
 /// Any JSON value, kept losslessly enough to forward fields Lifeline does not model.
 public enum JSONValue: Sendable, Equatable, Hashable {
     case null
@@ -20,6 +18,8 @@ public enum JSONValue: Sendable, Equatable, Hashable {
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
     public var objectValue: [String: JSONValue]? { if case .object(let o) = self { return o }; return nil }
     public var isNull: Bool { if case .null = self { return true }; return false }
+    /// Self, unless JSON null.
+    public var nonNull: JSONValue? { isNull ? Optional.none : self }
 
     /// An integer only when the number is whole and in range.
     public var intValue: Int? {
@@ -36,38 +36,6 @@ public enum JSONValue: Sendable, Equatable, Hashable {
         case .string: "string"
         case .array: "array"
         case .object: "object"
-        }
-    }
-}
-
-extension JSONValue: Codable {
-    public init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let bool = try? container.decode(Bool.self) {
-            self = .bool(bool)
-        } else if let number = try? container.decode(Double.self) {
-            self = .number(number)
-        } else if let string = try? container.decode(String.self) {
-            self = .string(string)
-        } else if let array = try? container.decode([JSONValue].self) {
-            self = .array(array)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .null: try container.encodeNil()
-        case .bool(let b): try container.encode(b)
-        case .number(let n):
-            if n.rounded() == n, abs(n) < 9.0e15 { try container.encode(Int64(n)) } else { try container.encode(n) }
-        case .string(let s): try container.encode(s)
-        case .array(let a): try container.encode(a)
-        case .object(let o): try container.encode(o)
         }
     }
 }

@@ -16,7 +16,7 @@ public enum OpenAIChatResponse {
                 text: message?["content"]?.stringValue ?? "",
                 toolCalls: calls,
                 finishReason: FinishReason(openAI: choice["finish_reason"]?.stringValue ?? "stop"),
-                logprobs: choice["logprobs"].flatMap { $0.isNull ? nil : $0 })
+                logprobs: choice["logprobs"]?.nonNull)
         }
         var response = ChatResponse(
             id: json["id"]?.stringValue ?? "",
@@ -65,7 +65,7 @@ public enum OpenAIChatResponse {
         for choice in json["choices"]?.arrayValue ?? [] {
             let index = choice["index"]?.intValue ?? 0
             let delta = choice["delta"]
-            let logprobs = choice["logprobs"].flatMap { $0.isNull ? nil : $0 }
+            let logprobs = choice["logprobs"]?.nonNull
             if let text = delta?["content"]?.stringValue, !text.isEmpty || logprobs != nil {
                 events.append(.textDelta(choice: index, text: text, logprobs: logprobs))
             }

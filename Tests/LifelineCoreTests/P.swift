@@ -1,2 +1,0 @@
-import XCTest
-final class PLifelineCoreTests: XCTestCase { func testX() {} }

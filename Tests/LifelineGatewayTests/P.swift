@@ -1,2 +1,0 @@
-import XCTest
-final class PLifelineGatewayTests: XCTestCase { func testX() {} }

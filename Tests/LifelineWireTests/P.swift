@@ -1,2 +1,0 @@
-import XCTest
-final class PLifelineWireTests: XCTestCase { func testX() {} }
