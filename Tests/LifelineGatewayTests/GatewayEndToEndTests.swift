@@ -179,3 +179,27 @@ private extension JSONValue {
         return array[index]
     }
 }
+
+final class ClientDisconnectTests: XCTestCase {
+    func testAClientThatLeavesMidStreamCancelsTheUpstreamStream() async throws {
+        let fixture = try await GatewayFixture.start()
+        defer { Task { await fixture.stop() } }
+        var knobs = SimulatorKnobs()
+        // About 8 s per answer: far longer than the wait below, so only cancellation can end it in time.
+        knobs.tokensPerSecond = 5
+        fixture.simulatorA.setKnobs(knobs)
+
+        // Read the first bytes of a slow stream over a raw socket, then hang up.
+        let socket = try await RawHTTPConnection(port: fixture.gatewayPort)
+        let body = JSONCoding.encodeString(chatBody("chat-openai", "a slow answer", stream: true))
+        try await socket.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        let start = try await socket.receive()
+        XCTAssertTrue(start.contains("200 OK"), start)
+        XCTAssertEqual(fixture.simulatorA.activeStreams, 1)
+        try await socket.close()
+
+        // Bounded wait: the gateway notices at its next write (one token, 200 ms) and cancels upstream.
+        for _ in 0..<100 where fixture.simulatorA.activeStreams > 0 { try await Task.sleep(for: .milliseconds(20)) }
+        XCTAssertEqual(fixture.simulatorA.activeStreams, 0)
+    }
+}

@@ -16,6 +16,7 @@ public final class Simulator: Sendable {
     private let defaults: SimulatorKnobs
     private let knobs: Mutex<SimulatorKnobs>
     private let requestCount = Atomic<Int>(0)
+    private let streamCount = Atomic<Int>(0)
 
     public init(protocols: Protocols = .both, models: [String] = ["lifeline-sim"], knobs: SimulatorKnobs = .init()) {
         self.protocols = protocols
@@ -29,6 +30,8 @@ public final class Simulator: Sendable {
     public func resetKnobs() { knobs.withLock { $0 = defaults } }
     /// Completion requests received, for tests that check whether an upstream was called.
     public var requestsReceived: Int { requestCount.load(ordering: .relaxed) }
+    /// Streams being written right now; drops when a client goes away mid-stream.
+    public var activeStreams: Int { streamCount.load(ordering: .relaxed) }
 
     /// A Hummingbird application serving the simulator on `host:port` (port 0 picks a free one).
     public func application(host: String, port: Int, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in })
@@ -187,7 +190,9 @@ public final class Simulator: Sendable {
         let plannedEvents = events
         let interval = knobs.tokensPerSecond > 0 ? 1 / knobs.tokensPerSecond : 0
         let cutAfter = knobs.disconnectAfterTokens
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: ResponseBody { writer in
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: ResponseBody { [self] writer in
+            streamCount.add(1, ordering: .relaxed)
+            defer { streamCount.subtract(1, ordering: .relaxed) }
             if knobs.ttftMilliseconds > 0 { try await Task.sleep(for: .milliseconds(knobs.ttftMilliseconds)) }
             var openAI = OpenAIStreamEncoder(id: id, model: chat.model, created: created, includeUsage: chat.includeUsage)
             var anthropic = AnthropicStreamEncoder(id: id, model: chat.model, promptTokens: usage.promptTokens)
