@@ -1,0 +1,141 @@
+import LifelineCore
+import XCTest
+
+final class CircuitBreakerTests: XCTestCase {
+    var policy = OutlierDetectionPolicy()
+
+    func testConsecutiveFailuresEjectThenHalfOpenTrialClosesTheBreaker() {
+        var detector = OutlierDetector(count: 2, policy: policy)
+        var now = 100.0
+        for failure in 1...5 {
+            XCTAssertTrue(detector.admit(0, at: now))
+            XCTAssertEqual(detector.recordFailure(0, at: now), failure == 5, "failure \(failure)")
+            now += 0.01
+        }
+        XCTAssertEqual(detector.breakers[0].state, .open(until: now - 0.01 + 10))
+        XCTAssertFalse(detector.isAvailable(0, at: now + 9.9))
+        // Ejection over: one trial goes through, a second waits for its outcome.
+        now += 10
+        XCTAssertTrue(detector.admit(0, at: now))
+        XCTAssertFalse(detector.admit(0, at: now))
+        detector.recordSuccess(0, at: now)
+        XCTAssertEqual(detector.breakers[0].state, .closed)
+        XCTAssertTrue(detector.isAvailable(0, at: now))
+    }
+
+    func testEachEjectionLastsTwiceAsLongUpToTheMaximum() {
+        policy.consecutiveFailures = 1
+        policy.maximumEjectionTime = 35
+        var detector = OutlierDetector(count: 2, policy: policy)
+        var now = 0.0
+        var durations: [Double] = []
+        for _ in 0..<4 {
+            XCTAssertTrue(detector.admit(0, at: now))
+            detector.recordFailure(0, at: now)
+            guard case .open(let until) = detector.breakers[0].state else { return XCTFail("not open") }
+            durations.append(until - now)
+            now = until
+        }
+        XCTAssertEqual(durations, [10, 20, 35, 35])
+    }
+
+    func testFailureRateOverTheWindowEjectsWithoutConsecutiveFailures() {
+        var detector = OutlierDetector(count: 2, policy: policy)
+        var now = 0.0
+        var ejected = false
+        // Alternate success and failure: never 5 in a row, but 50 % over the window.
+        for index in 0..<10 {
+            _ = detector.admit(0, at: now)
+            if index % 2 == 0 { detector.recordSuccess(0, at: now) } else { ejected = detector.recordFailure(0, at: now) }
+            now += 0.5
+        }
+        XCTAssertTrue(ejected)
+    }
+
+    func testFailuresOutsideTheWindowAreForgotten() {
+        var detector = OutlierDetector(count: 2, policy: policy)
+        for index in 0..<9 {
+            let now = Double(index) * 5
+            _ = detector.admit(0, at: now)
+            if index % 2 == 0 { detector.recordSuccess(0, at: now) } else { XCTAssertFalse(detector.recordFailure(0, at: now)) }
+        }
+    }
+
+    func testTheCapKeepsAtLeastHalfAModelInRotation() {
+        policy.consecutiveFailures = 1
+        var detector = OutlierDetector(count: 2, policy: policy)
+        XCTAssertTrue(detector.recordFailure(0, at: 0))
+        XCTAssertFalse(detector.recordFailure(1, at: 0))
+        XCTAssertTrue(detector.isAvailable(1, at: 0))
+        var single = OutlierDetector(count: 1, policy: policy)
+        XCTAssertFalse(single.recordFailure(0, at: 0))
+    }
+
+    func testAFailedTrialReopensAtOnce() {
+        policy.consecutiveFailures = 1
+        var detector = OutlierDetector(count: 2, policy: policy)
+        detector.recordFailure(0, at: 0)
+        XCTAssertTrue(detector.admit(0, at: 10))
+        XCTAssertTrue(detector.recordFailure(0, at: 10))
+        XCTAssertEqual(detector.breakers[0].state, .open(until: 30))
+    }
+
+    func testRetryAfterCoolsADeploymentWithoutEjectingIt() {
+        var detector = OutlierDetector(count: 2, policy: policy)
+        detector.recordRateLimited(0, at: 0, retryAfter: 3)
+        XCTAssertFalse(detector.isAvailable(0, at: 2.9))
+        XCTAssertTrue(detector.isAvailable(0, at: 3))
+        XCTAssertEqual(detector.breakers[0].ejectionCount, 0)
+    }
+
+    func testAProbeSuccessClosesAnOpenBreakerEarly() {
+        policy.consecutiveFailures = 1
+        var detector = OutlierDetector(count: 2, policy: policy)
+        detector.recordFailure(0, at: 0)
+        XCTAssertFalse(detector.isAvailable(0, at: 1))
+        detector.recordProbeSuccess(0, at: 1)
+        XCTAssertTrue(detector.isAvailable(0, at: 1))
+    }
+}
+
+final class RetryBudgetTests: XCTestCase {
+    func testRetriesAreCappedAtTheRatioOfRequests() {
+        var policy = RetryBudgetPolicy()
+        policy.minimumPerSecond = 0
+        var budget = RetryBudget(policy: policy)
+        for _ in 0..<100 { budget.recordRequest(at: 5) }
+        var granted = 0
+        for _ in 0..<100 where budget.tryRetry(at: 5) { granted += 1 }
+        XCTAssertEqual(granted, 20)
+    }
+
+    func testAQuietServiceStillGetsItsMinimumRetries() {
+        var budget = RetryBudget(policy: RetryBudgetPolicy())
+        budget.recordRequest(at: 0)
+        var granted = 0
+        for _ in 0..<100 where budget.tryRetry(at: 0) { granted += 1 }
+        XCTAssertEqual(granted, 30)
+    }
+
+    func testTheBudgetRefillsAsTheWindowSlides() {
+        var policy = RetryBudgetPolicy()
+        policy.minimumPerSecond = 1
+        var budget = RetryBudget(policy: policy)
+        for _ in 0..<10 { XCTAssertTrue(budget.tryRetry(at: 0)) }
+        XCTAssertFalse(budget.tryRetry(at: 9.9))
+        XCTAssertTrue(budget.tryRetry(at: 10.0))
+    }
+
+    func testBackoffStaysWithinItsGrowingCap() {
+        var random = FixedSeedGenerator(state: 9)
+        let backoff = Backoff(base: 0.1, maximum: 0.5)
+        for retry in 1...6 {
+            let cap = min(0.5, 0.1 * Double(1 << (retry - 1)))
+            for _ in 0..<100 {
+                let delay = backoff.delay(beforeRetry: retry, using: &random)
+                XCTAssertGreaterThanOrEqual(delay, 0)
+                XCTAssertLessThanOrEqual(delay, cap)
+            }
+        }
+    }
+}
