@@ -4,12 +4,15 @@ import LifelineWire
 import Logging
 import NIOCore
 import ServiceLifecycle
+import UnixSignals
 
-/// Starts everything `lifeline serve` runs: simulated upstreams, the gateway, and graceful drain.
+/// Starts everything `lifeline serve` runs: simulated upstreams, the gateway, probes, and graceful drain.
 public enum GatewayServer {
     /// Runs until SIGTERM or SIGINT, then stops taking requests, lets in-flight ones finish
-    /// within the drain timeout, and returns.
-    public static func run(config: LifelineConfig, logger: Logger, onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    /// within the drain timeout, and returns. SIGHUP reloads `configFile`.
+    public static func run(config: LifelineConfig, configFile: String? = nil, logger: Logger,
+                           onReady: @escaping @Sendable (Int, GatewayRuntime) async -> Void = { _, _ in }) async throws
+    {
         var config = config
         var services: [any Service] = []
         // Simulated upstreams start first so the gateway never routes to a port nobody listens on.
@@ -27,31 +30,52 @@ public enum GatewayServer {
                 logger.info("simulated upstream started", metadata: ["deployment": .string(deployment.name), "port": .stringConvertible(port)])
             }
         }
+        let runtime = GatewayRuntime(config: config, logger: logger)
+        let token = try AdminToken.resolve(configured: config.admin.token, dataDirectory: config.server.dataDirectory, logger: logger)
+        let reload: @Sendable () async -> Response = { reloadResponse(runtime: runtime, configFile: configFile) }
+        let router = GatewayRoutes.router(runtime: runtime, adminToken: token, reload: reload)
         let settings = config
-        let pool = DeploymentPool(config: settings)
-        let readiness = Readiness()
-        let router = GatewayRoutes.router(pool: pool, config: config, readiness: readiness)
         let app = Application(
             router: router,
-            configuration: .init(address: .hostname(config.server.host, port: config.server.port), serverName: nil, backlog: 4096),
+            configuration: .init(address: .hostname(settings.server.host, port: settings.server.port), serverName: nil, backlog: 4096),
             onServerRunning: { channel in
-                readiness.set(true)
+                runtime.readiness.set(true)
                 let port = channel.localAddress?.port ?? settings.server.port
                 logger.info("lifeline is ready", metadata: ["address": .string("http://\(settings.server.host):\(port)")])
-                await onReady(port)
+                await onReady(port, runtime)
             },
             logger: logger)
         services.append(app)
-        services.append(ReadinessService(readiness: readiness))
+        services.append(HealthProber(runtime: runtime))
+        services.append(ReloadOnHangup(reload: reload))
+        services.append(ReadinessService(readiness: runtime.readiness))
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int64(config.server.drainTimeoutSeconds * 1000))
-        let group = ServiceGroup(configuration: groupConfiguration)
-        try await group.run()
-        await pool.shutdown()
+        try await ServiceGroup(configuration: groupConfiguration).run()
+        await runtime.shutdown()
+    }
+
+    /// Re-reads the config file; an invalid one is refused with every error and changes nothing.
+    static func reloadResponse(runtime: GatewayRuntime, configFile: String?) -> Response {
+        guard let configFile else {
+            return adminError(409, "This server runs on the embedded zero config; start it with --config to reload.")
+        }
+        do {
+            let next = try ConfigLoader.load(file: configFile)
+            try runtime.reload(next)
+            return jsonResponse(.ok, ["reloaded": true, "models": .array(next.models.map { .string($0.name) })])
+        } catch {
+            runtime.logger.error("configuration reload refused", metadata: ["errors": .string(error.description)])
+            return jsonResponse(.badRequest, [
+                "error": ["message": .string("The new configuration is invalid; nothing was changed."), "type": "invalid_request_error",
+                          "param": .null, "code": "invalid_config"],
+                "errors": .array(error.issues.map { ["path": .string($0.path), "message": .string($0.message)] }),
+            ])
+        }
     }
 
     /// Binds a simulator on a free loopback port before the gateway starts, so its port is known.
@@ -81,6 +105,18 @@ struct ReadinessService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         readiness.set(false)
+    }
+}
+
+/// SIGHUP reloads the config file, as daemons do.
+struct ReloadOnHangup: Service {
+    let reload: @Sendable () async -> Response
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await withGracefulShutdownHandler {
+            for await _ in signals.cancelOnGracefulShutdown() { _ = await reload() }
+        } onGracefulShutdown: {}
     }
 }
 

@@ -17,6 +17,8 @@ final class GatewayFixture: @unchecked Sendable {
     let simulatorA = Simulator()
     let simulatorB = Simulator()
     private(set) var gatewayPort = 0
+    private(set) var runtime: GatewayRuntime!
+    static let adminToken = "test-admin-token"
     private var tasks: [Task<Void, any Error>] = []
     let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
 
@@ -43,17 +45,18 @@ final class GatewayFixture: @unchecked Sendable {
                                                               deployment("an-2", .anthropic, port: portB, priority: 2)]),
         ]
         configure(&config)
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        config.admin.token = adminToken
+        let (started, continuation) = AsyncStream<(Int, GatewayRuntime)>.makeStream()
         let settings = config
         fixture.tasks.append(Task {
-            try await GatewayServer.run(config: settings, logger: logger) { port in
-                continuation.yield(port)
+            try await GatewayServer.run(config: settings, logger: logger) { port, runtime in
+                continuation.yield((port, runtime))
                 continuation.finish()
             }
         })
-        var iterator = ports.makeAsyncIterator()
-        let port = await iterator.next()
-        fixture.gatewayPort = try XCTUnwrap(port)
+        var iterator = started.makeAsyncIterator()
+        let running = await iterator.next()
+        (fixture.gatewayPort, fixture.runtime) = try XCTUnwrap(running)
         return fixture
     }
 

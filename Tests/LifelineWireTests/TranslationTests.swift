@@ -96,3 +96,28 @@ final class TranslationTests: XCTestCase {
                        [.textDelta(choice: 0, text: "Hi", logprobs: nil)])
     }
 }
+
+final class StopSequenceScannerTests: XCTestCase {
+    func testASequenceSplitAcrossChunksIsFoundAndNothingAfterItIsSent() {
+        var scanner = StopSequenceScanner(sequences: ["STOP", "xy"])
+        var out = ""
+        for piece in ["Hello S", "T", "OP and more", " text"] { out += scanner.accept(piece) }
+        out += scanner.finish()
+        XCTAssertEqual(out, "Hello ")
+        XCTAssertEqual(scanner.matched, "STOP")
+    }
+
+    func testWithoutAMatchEverythingIsSentInOrder() {
+        var scanner = StopSequenceScanner(sequences: ["STOP"])
+        var out = ""
+        for piece in ["ST", "O", "P", "S"] where true { out += scanner.accept(piece == "P" ? "p" : piece) }
+        out += scanner.finish()
+        XCTAssertEqual(out, "STOpS")
+        XCTAssertNil(scanner.matched)
+    }
+
+    func testTheEarliestSequenceWins() {
+        XCTAssertEqual(StopSequenceScanner.cut("one two three", at: ["three", "two"]).text, "one ")
+        XCTAssertEqual(StopSequenceScanner.cut("one two three", at: ["three", "two"]).matched, "two")
+    }
+}

@@ -131,7 +131,7 @@ struct ConfigReader {
 
     mutating func readConfig(_ tree: JSONValue) -> LifelineConfig {
         var config = LifelineConfig()
-        let root = object(tree, "", allowed: ["server", "routing", "models"])
+        let root = object(tree, "", allowed: ["server", "routing", "admin", "models"])
         let server = object(root["server"], "server", allowed: ["host", "port", "drain_timeout_s", "max_body_bytes", "data_dir"])
         if let host = string(server, "host", "server") { config.server.host = host }
         if let port = integer(server, "port", "server", in: 0...65535) { config.server.port = port }
@@ -139,9 +139,9 @@ struct ConfigReader {
         if let limit = integer(server, "max_body_bytes", "server", in: 1024...1_073_741_824) { config.server.maxBodyBytes = limit }
         if let directory = string(server, "data_dir", "server") { config.server.dataDirectory = directory }
 
-        let routing = object(root["routing"], "routing", allowed: ["max_attempts", "max_resumptions"])
-        if let attempts = integer(routing, "max_attempts", "routing", in: 1...10) { config.routing.maxAttempts = attempts }
-        if let resumptions = integer(routing, "max_resumptions", "routing", in: 0...10) { config.routing.maxResumptions = resumptions }
+        readRouting(root["routing"], into: &config.routing)
+        let admin = object(root["admin"], "admin", allowed: ["token"])
+        config.admin.token = string(admin, "token", "admin")
 
         guard let models = root["models"]?.arrayValue else {
             if let value = root["models"] { fail("models", "expected a list, got \(value.typeName)") } else { fail("models", "at least one model is required") }
@@ -172,8 +172,41 @@ struct ConfigReader {
         return config
     }
 
+    mutating func readRouting(_ raw: JSONValue?, into routing: inout RoutingConfig) {
+        let path = "routing"
+        let object = object(raw, path, allowed: ["max_attempts", "max_resumptions", "outlier_detection", "retry_budget", "backoff"])
+        if let attempts = integer(object, "max_attempts", path, in: 1...10) { routing.maxAttempts = attempts }
+        if let resumptions = integer(object, "max_resumptions", path, in: 0...10) { routing.maxResumptions = resumptions }
+
+        let outlierPath = "routing.outlier_detection"
+        let outlier = self.object(object["outlier_detection"], outlierPath, allowed: [
+            "consecutive_failures", "failure_rate_threshold", "failure_rate_minimum_requests", "failure_rate_window_s",
+            "base_ejection_s", "max_ejection_s", "max_ejection_percent", "half_open_trials"])
+        var policy = routing.outlierDetection
+        if let value = integer(outlier, "consecutive_failures", outlierPath, in: 1...1000) { policy.consecutiveFailures = value }
+        if let value = number(outlier, "failure_rate_threshold", outlierPath, in: 0.01...1) { policy.failureRateThreshold = value }
+        if let value = integer(outlier, "failure_rate_minimum_requests", outlierPath, in: 1...100_000) { policy.failureRateMinimumRequests = value }
+        if let value = number(outlier, "failure_rate_window_s", outlierPath, in: 1...3600) { policy.failureRateWindow = value }
+        if let value = number(outlier, "base_ejection_s", outlierPath, in: 0.01...86_400) { policy.baseEjectionTime = value }
+        if let value = number(outlier, "max_ejection_s", outlierPath, in: 0.01...86_400) { policy.maximumEjectionTime = value }
+        if let value = number(outlier, "max_ejection_percent", outlierPath, in: 0...100) { policy.maximumEjectionPercent = value }
+        if let value = integer(outlier, "half_open_trials", outlierPath, in: 1...1000) { policy.halfOpenTrials = value }
+        routing.outlierDetection = policy
+
+        let budgetPath = "routing.retry_budget"
+        let budget = self.object(object["retry_budget"], budgetPath, allowed: ["ratio", "min_per_second", "window_s"])
+        if let value = number(budget, "ratio", budgetPath, in: 0...10) { routing.retryBudget.ratio = value }
+        if let value = number(budget, "min_per_second", budgetPath, in: 0...100_000) { routing.retryBudget.minimumPerSecond = value }
+        if let value = number(budget, "window_s", budgetPath, in: 1...3600) { routing.retryBudget.window = value }
+
+        let backoffPath = "routing.backoff"
+        let backoff = self.object(object["backoff"], backoffPath, allowed: ["base_ms", "max_ms"])
+        if let value = number(backoff, "base_ms", backoffPath, in: 0...60_000) { routing.backoff.base = value / 1000 }
+        if let value = number(backoff, "max_ms", backoffPath, in: 0...600_000) { routing.backoff.maximum = value / 1000 }
+    }
+
     mutating func readDeployment(_ raw: JSONValue, _ path: String) -> DeploymentConfig? {
-        let object = object(raw, path, allowed: ["name", "protocol", "base_url", "api_key", "model", "priority", "weight", "timeouts", "simulator"])
+        let object = object(raw, path, allowed: ["name", "protocol", "base_url", "api_key", "model", "priority", "weight", "timeouts", "simulator", "health_check"])
         let name = string(object, "name", path) ?? ""
         if name.isEmpty { fail(join(path, "name"), "required") }
         var wireProtocol = WireProtocol.openai
@@ -207,6 +240,14 @@ struct ConfigReader {
         if let value = integer(timeouts, "first_token_ms", timeoutPath, in: 1...3_600_000) { deployment.timeouts.firstTokenMilliseconds = value }
         if let value = integer(timeouts, "idle_ms", timeoutPath, in: 1...3_600_000) { deployment.timeouts.idleMilliseconds = value }
         if let value = integer(timeouts, "total_ms", timeoutPath, in: 1...86_400_000) { deployment.timeouts.totalMilliseconds = value }
+        if object["health_check"] != nil {
+            let checkPath = join(path, "health_check")
+            let check = self.object(object["health_check"], checkPath, allowed: ["interval_s", "timeout_ms"])
+            var settings = HealthCheckConfig()
+            if let value = number(check, "interval_s", checkPath, in: 0.05...3600) { settings.intervalSeconds = value }
+            if let value = integer(check, "timeout_ms", checkPath, in: 1...600_000) { settings.timeoutMilliseconds = value }
+            deployment.healthCheck = settings
+        }
         return deployment
     }
 }

@@ -1,9 +1,11 @@
+import LifelineCore
 import LifelineWire
 
 /// The whole configuration: one tree, every default in this file.
 public struct LifelineConfig: Sendable, Equatable {
     public var server = ServerConfig()
     public var routing = RoutingConfig()
+    public var admin = AdminConfig()
     public var models: [ModelConfig] = []
 
     public init() {}
@@ -30,11 +32,20 @@ public struct ServerConfig: Sendable, Equatable {
     public var dataDirectory = ".lifeline"
 }
 
+public struct AdminConfig: Sendable, Equatable {
+    /// Bearer token for `/admin/v1/…`; else `LIFELINE_ADMIN_TOKEN`; else generated at first start.
+    public var token: String?
+}
+
 public struct RoutingConfig: Sendable, Equatable {
     /// Attempts per request, the first included, across deployments.
     public var maxAttempts = 3
     /// Resumptions per stream after its first byte.
     public var maxResumptions = 2
+    public var outlierDetection = OutlierDetectionPolicy()
+    public var retryBudget = RetryBudgetPolicy()
+    /// Wait before each retry: a random time up to base × 2^(retry-1), capped.
+    public var backoff = Backoff()
 }
 
 public struct ModelConfig: Sendable, Equatable {
@@ -59,6 +70,8 @@ public struct DeploymentConfig: Sendable, Equatable {
     /// Share within a priority.
     public var weight = 1.0
     public var timeouts = TimeoutConfig()
+    /// Active probing; off unless configured.
+    public var healthCheck: HealthCheckConfig?
     /// When present, Lifeline runs a simulator for this deployment on a free loopback port.
     public var simulator: SimulatorConfig?
 
@@ -76,6 +89,12 @@ public struct TimeoutConfig: Sendable, Equatable {
     /// Longest silence between two chunks of a stream.
     public var idleMilliseconds = 30_000
     public var totalMilliseconds = 600_000
+}
+
+public struct HealthCheckConfig: Sendable, Equatable {
+    public var intervalSeconds = 10.0
+    public var timeoutMilliseconds = 2_000
+    public init() {}
 }
 
 public struct SimulatorConfig: Sendable, Equatable {

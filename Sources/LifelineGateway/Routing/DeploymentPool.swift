@@ -1,58 +1,216 @@
+import Foundation
+import NIOCore
 import LifelineCore
 import LifelineWire
 import Synchronization
 
-/// One upstream deployment at run time: its client and its operator state.
+/// One upstream deployment at run time: its client, operator state, and drill faults applied.
 public final class Deployment: Sendable {
     public let config: DeploymentConfig
-    public let client: UpstreamClient
+    public let model: String
+    let client: UpstreamClient
     private let drained = Atomic<Bool>(false)
+    private let faults: FaultInjector
+    private let metrics: GatewayMetrics
 
-    init(config: DeploymentConfig) {
+    init(config: DeploymentConfig, model: String, faults: FaultInjector, metrics: GatewayMetrics) {
         self.config = config
+        self.model = model
         self.client = UpstreamClient(deployment: config)
+        self.faults = faults
+        self.metrics = metrics
+        metrics.drained(deployment: config.name, false)
     }
 
     public var name: String { config.name }
     public var isDrained: Bool { drained.load(ordering: .relaxed) }
-    public func setDrained(_ value: Bool) { drained.store(value, ordering: .relaxed) }
+
+    public func setDrained(_ value: Bool) {
+        drained.store(value, ordering: .relaxed)
+        metrics.drained(deployment: name, value)
+    }
+
+    /// Applies drill faults that hit before the upstream is called.
+    private func applyFaults() async throws(UpstreamFailure) -> FaultEffect {
+        let effect = faults.effect(for: name)
+        guard !effect.isNone else { return effect }
+        for kind in effect.kinds { metrics.faultInjected(deployment: name, kind: kind.rawValue) }
+        do {
+            if effect.blackhole {
+                // Nothing comes back: the caller's first-token timeout ends the attempt.
+                try await Task.sleep(for: .milliseconds(config.timeouts.firstTokenMilliseconds))
+                throw UpstreamFailure(.timeout, "drill: blackhole (no answer within \(config.timeouts.firstTokenMilliseconds) ms)")
+            }
+            if effect.delayMilliseconds > 0 { try await Task.sleep(for: .milliseconds(effect.delayMilliseconds)) }
+        } catch let failure as UpstreamFailure {
+            throw failure
+        } catch {
+            throw UpstreamFailure(.disconnected, "cancelled")
+        }
+        if let status = effect.errorStatus {
+            throw UpstreamFailure(.status(status), "drill: injected error \(status)", retryAfterSeconds: status == 429 ? 1 : nil)
+        }
+        return effect
+    }
+
+    func complete(_ request: ChatRequest) async throws(UpstreamFailure) -> ChatResponse {
+        let effect = try await applyFaults()
+        if effect.disconnectAfterTokens != nil { throw UpstreamFailure(.disconnected, "drill: connection cut") }
+        return try await client.complete(request)
+    }
+
+    func stream(_ request: ChatRequest) async throws(UpstreamFailure) -> UpstreamEventStream {
+        let effect = try await applyFaults()
+        var stream = try await client.stream(request)
+        stream.cutAfterTextEvents = effect.disconnectAfterTokens
+        return stream
+    }
+
+    func embeddings(_ body: JSONValue) async throws(UpstreamFailure) -> ByteBuffer {
+        _ = try await applyFaults()
+        return try await client.embeddings(body)
+    }
 }
 
-/// A public model name and the deployments that can answer for it.
+/// A public model name, the deployments that answer for it, and their shared health and budget.
 public final class ModelGroup: Sendable {
     public let name: String
     public let deployments: [Deployment]
+    private let detector: Mutex<OutlierDetector>
+    private let budget: Mutex<RetryBudget>
+    private let clock: @Sendable () -> Double
+    private let metrics: GatewayMetrics
 
-    init(name: String, deployments: [Deployment]) {
+    init(name: String, deployments: [Deployment], routing: RoutingConfig, clock: @escaping @Sendable () -> Double, metrics: GatewayMetrics) {
         self.name = name
         self.deployments = deployments
+        self.detector = Mutex(OutlierDetector(count: deployments.count, policy: routing.outlierDetection))
+        self.budget = Mutex(RetryBudget(policy: routing.retryBudget))
+        self.clock = clock
+        self.metrics = metrics
+        for deployment in deployments { metrics.circuitState(deployment: deployment.name, state: .closed) }
     }
 
-    /// Deployments to try, in order, for a request; `openAIOnly` when the request needs features
-    /// only OpenAI-protocol upstreams have (several choices, logprobs).
+    private func index(of deployment: Deployment) -> Int { deployments.firstIndex { $0 === deployment }! }
+
+    /// Deployments to try, in order, for a new request; `openAIOnly` when the request needs
+    /// features only OpenAI-protocol upstreams have (several choices, logprobs).
     public func attemptOrder(openAIOnly: Bool = false) -> [Deployment] {
-        let candidates = deployments.map {
-            RoutingCandidate(priority: $0.config.priority, weight: $0.config.weight,
-                             isAvailable: !$0.isDrained && (!openAIOnly || $0.config.protocol == .openai))
+        let now = clock()
+        let healthy = detector.withLock { detector in deployments.indices.map { detector.isAvailable($0, at: now) } }
+        let candidates = deployments.indices.map { index in
+            let deployment = deployments[index]
+            return RoutingCandidate(priority: deployment.config.priority, weight: deployment.config.weight,
+                                    isAvailable: healthy[index] && !deployment.isDrained
+                                        && (!openAIOnly || deployment.config.protocol == .openai))
         }
         var random = SystemRandomNumberGenerator()
         return DeploymentSelector.attemptOrder(candidates, using: &random).map { deployments[$0] }
     }
+
+    /// Counts a new client request toward the retry budget.
+    func recordRequest() { budget.withLock { $0.recordRequest(at: clock()) } }
+
+    /// Spends a retry (failover, resumption or hedge) if the budget allows one.
+    func tryRetry() -> Bool {
+        let granted = budget.withLock { $0.tryRetry(at: clock()) }
+        if !granted { metrics.retryBudgetExhausted(model: name) }
+        return granted
+    }
+
+    /// Takes a slot at the deployment's breaker (a half-open breaker allows only a few trials).
+    func admit(_ deployment: Deployment) -> Bool {
+        let now = clock()
+        return detector.withLock { $0.admit(index(of: deployment), at: now) }
+    }
+
+    /// Feeds one attempt's outcome to outlier detection and the metrics.
+    func report(_ deployment: Deployment, failure: UpstreamFailure?) {
+        let now = clock()
+        let position = index(of: deployment)
+        let outcome = Self.outcome(failure)
+        metrics.upstreamAttempt(deployment: deployment.name, outcome: outcome)
+        let (ejected, state) = detector.withLock { detector -> (Bool, CircuitBreaker.State) in
+            var ejected = false
+            switch failure?.kind {
+            case nil:
+                detector.recordSuccess(position, at: now)
+            case .status(429)?:
+                detector.recordRateLimited(position, at: now, retryAfter: failure?.retryAfterSeconds ?? 1)
+                detector.releaseTrial(position)
+            case _ where failure?.isRetryable == false:
+                // The request was at fault, not the upstream: the deployment is healthy.
+                detector.recordSuccess(position, at: now)
+            default:
+                ejected = detector.recordFailure(position, at: now)
+            }
+            return (ejected, detector.breakers[position].state(at: now))
+        }
+        if ejected { metrics.ejection(deployment: deployment.name) }
+        metrics.circuitState(deployment: deployment.name, state: state)
+    }
+
+    /// An attempt that ended without an outcome (the client left) frees its trial slot.
+    func release(_ deployment: Deployment) {
+        let position = index(of: deployment)
+        detector.withLock { $0.releaseTrial(position) }
+    }
+
+    /// An active probe's result: success closes the breaker early, failure counts toward ejection.
+    /// Probes are not user traffic: they touch no request metric and no retry budget.
+    func reportProbe(_ deployment: Deployment, healthy: Bool) {
+        let now = clock()
+        let position = index(of: deployment)
+        metrics.healthProbe(deployment: deployment.name, healthy: healthy)
+        let (ejected, state) = detector.withLock { detector -> (Bool, CircuitBreaker.State) in
+            var ejected = false
+            if healthy { detector.recordProbeSuccess(position, at: now) } else { ejected = detector.recordFailure(position, at: now) }
+            return (ejected, detector.breakers[position].state(at: now))
+        }
+        if ejected { metrics.ejection(deployment: deployment.name) }
+        metrics.circuitState(deployment: deployment.name, state: state)
+    }
+
+    /// The breaker of `deployment` as of now, for the admin API.
+    func breakerState(_ deployment: Deployment) -> (state: CircuitBreaker.State, ejections: Int, coolingUntil: Double, now: Double) {
+        let now = clock()
+        let position = index(of: deployment)
+        return detector.withLock { ($0.breakers[position].state(at: now), $0.breakers[position].ejectionCount, $0.breakers[position].coolingUntil, now) }
+    }
+
+    static func outcome(_ failure: UpstreamFailure?) -> String {
+        guard let failure else { return "ok" }
+        switch failure.kind {
+        case .status(429): return "rate_limited"
+        case .status(let status) where status >= 500: return "error_5xx"
+        case .status: return "client_error"
+        case .timeout: return "timeout"
+        case .connect: return "connect"
+        case .disconnected: return "disconnected"
+        case .malformed: return "malformed"
+        }
+    }
 }
 
-/// Every model and deployment the gateway serves.
+/// Every model and deployment the gateway serves, built from one config.
 public final class DeploymentPool: Sendable {
     public let models: [String: ModelGroup]
     public let modelNames: [String]
     public let deployments: [Deployment]
 
-    public init(config: LifelineConfig) {
+    init(config: LifelineConfig, faults: FaultInjector, metrics: GatewayMetrics, clock: @escaping @Sendable () -> Double,
+         reusing previous: DeploymentPool? = nil)
+    {
         var models: [String: ModelGroup] = [:]
         var all: [Deployment] = []
         for model in config.models {
-            let deployments = model.deployments.map(Deployment.init)
+            let deployments = model.deployments.map { settings in
+                // An unchanged deployment keeps its client (and connections) and its drained flag.
+                if let old = previous?.deployment(named: settings.name), old.config == settings, old.model == model.name { return old }
+                return Deployment(config: settings, model: model.name, faults: faults, metrics: metrics)
+            }
             all += deployments
-            models[model.name] = ModelGroup(name: model.name, deployments: deployments)
+            models[model.name] = ModelGroup(name: model.name, deployments: deployments, routing: config.routing, clock: clock, metrics: metrics)
         }
         self.models = models
         self.modelNames = config.models.map(\.name)
@@ -61,7 +219,12 @@ public final class DeploymentPool: Sendable {
 
     public func deployment(named name: String) -> Deployment? { deployments.first { $0.name == name } }
 
-    public func shutdown() async {
-        for deployment in deployments { await deployment.client.shutdown() }
+    func group(of deployment: Deployment) -> ModelGroup? { models[deployment.model] }
+
+    /// Shuts down the clients of deployments that `successor` no longer uses.
+    func shutdownClients(notIn successor: DeploymentPool?) async {
+        for deployment in deployments where !(successor?.deployments.contains { $0 === deployment } ?? false) {
+            await deployment.client.shutdown()
+        }
     }
 }

@@ -7,49 +7,73 @@ import NIOCore
 
 /// `POST /v1/chat/completions` and `POST /v1/messages`: decode, route with failover, answer in the client's API.
 struct ChatEndpoint: Sendable {
-    let pool: DeploymentPool
-    let routing: RoutingConfig
-    let maxBodyBytes: Int
+    let runtime: GatewayRuntime
 
     func handle(_ request: Request, context: GatewayRequestContext, api: WireProtocol) async -> Response {
+        var record = RequestRecord(route: api == .openai ? "chat_completions" : "messages", started: runtime.clock())
+        let config = runtime.config
         let chat: ChatRequest
         do throws(GatewayError) {
-            let json = try await readJSON(request)
+            let json = try await readJSON(request, limit: config.server.maxBodyBytes)
             chat = try decode(json, api: api)
         } catch {
-            return error.response(for: api)
+            return refuse(error, api: api, record: &record)
         }
-        guard let group = pool.models[chat.model] else { return GatewayError.unknownModel(chat.model).response(for: api) }
+        record.model = chat.model
+        record.stream = chat.stream
+        guard let group = runtime.pool.models[chat.model] else { return refuse(.unknownModel(chat.model), api: api, record: &record) }
+        group.recordRequest()
         let needsOpenAI = chat.choiceCount > 1 || chat.logprobs
         let order = group.attemptOrder(openAIOnly: needsOpenAI)
-        guard !order.isEmpty else {
-            if needsOpenAI, !group.deployments.contains(where: { $0.config.protocol == .openai }) {
-                return GatewayError(status: 400, message: "'n' above 1 and 'logprobs' need an OpenAI-protocol deployment, and model '\(chat.model)' has none.",
-                                    param: chat.choiceCount > 1 ? "n" : "logprobs").response(for: api)
-            }
-            return GatewayError(status: 503, message: "No deployment of model '\(chat.model)' is available right now.",
-                                code: "no_deployment_available", retryAfterSeconds: 1).response(for: api)
+        if order.isEmpty, needsOpenAI, !group.deployments.contains(where: { $0.config.protocol == .openai }) {
+            return refuse(GatewayError(status: 400, message: "'n' above 1 and 'logprobs' need an OpenAI-protocol deployment, and model '\(chat.model)' has none.",
+                                       param: chat.choiceCount > 1 ? "n" : "logprobs"), api: api, record: &record)
         }
-        let attempts = Array(order.prefix(routing.maxAttempts))
+        let failover = Failover(group: group, routing: config.routing, metrics: runtime.metrics)
         if chat.stream {
-            return await StreamRelay(chat: chat, api: api, order: order, attempts: attempts, routing: routing,
-                                     requestID: context.requestID, logger: context.logger).response()
+            return await StreamRelay(chat: chat, api: api, order: order, failover: failover, runtime: runtime,
+                                     requestID: context.requestID, logger: context.logger).response(record: record)
         }
-        return await completeWithFailover(chat, api: api, attempts: attempts, context: context)
+        let result = await failover.run(order, phase: .beforeFirstByte, record: &record) { deployment throws(UpstreamFailure) in
+            try await deployment.complete(chat.upstreamRequest(for: deployment))
+        }
+        switch result {
+        case .failure(let error):
+            return refuse(error, api: api, record: &record)
+        case .success(let (original, deployment)):
+            var answer = original
+            if chat.gatewayAppliesStop(on: deployment), var choice = answer.choices.first {
+                let (text, matched) = StopSequenceScanner.cut(choice.text, at: chat.stop)
+                if let matched {
+                    choice.text = text
+                    choice.finishReason = .stopSequence
+                    answer.stopSequence = matched
+                    answer.choices[0] = choice
+                }
+            }
+            answer.model = chat.model
+            answer.id = (api == .openai ? "chatcmpl-" : "msg_") + context.requestID
+            if answer.created == 0 { answer.created = Int(Date().timeIntervalSince1970) }
+            record.deployment = deployment.name
+            record.usage = answer.usage
+            runtime.finish(record)
+            let body = api == .openai ? OpenAIChatResponse.encode(answer) : AnthropicMessagesResponse.encode(answer)
+            return Response(status: .ok, headers: [
+                .contentType: "application/json",
+                .lifelineDeployment: deployment.name,
+                .lifelineAttempts: String(record.attempts),
+            ], body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONCoding.encode(body))))
+        }
     }
 
-    private func readJSON(_ request: Request) async throws(GatewayError) -> JSONValue {
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: maxBodyBytes)
-        } catch {
-            throw .tooLarge(limit: maxBodyBytes)
-        }
-        do {
-            return try JSONCoding.decode(body.readableBytesView)
-        } catch {
-            throw .malformedJSON(error.description)
-        }
+    /// Answers with an error in the client's API shape, and closes the record.
+    private func refuse(_ error: GatewayError, api: WireProtocol, record: inout RequestRecord) -> Response {
+        record.status = error.status
+        runtime.finish(record)
+        var headers: HTTPFields = [:]
+        if record.attempts > 0 { headers[.lifelineAttempts] = String(record.attempts) }
+        if let deployment = record.deployment { headers[.lifelineDeployment] = deployment }
+        return error.response(for: api, headers: headers)
     }
 
     private func decode(_ json: JSONValue, api: WireProtocol) throws(GatewayError) -> ChatRequest {
@@ -62,47 +86,20 @@ struct ChatEndpoint: Sendable {
             throw GatewayError(error)
         }
     }
+}
 
-    private func completeWithFailover(_ chat: ChatRequest, api: WireProtocol, attempts: [Deployment], context: GatewayRequestContext) async -> Response {
-        var failures: [UpstreamFailure] = []
-        for (number, deployment) in attempts.enumerated() {
-            do {
-                var answer = try await deployment.client.complete(chat)
-                answer.model = chat.model
-                answer.id = (api == .openai ? "chatcmpl-" : "msg_") + context.requestID
-                if answer.created == 0 { answer.created = Int(Date().timeIntervalSince1970) }
-                let body = api == .openai ? OpenAIChatResponse.encode(answer) : AnthropicMessagesResponse.encode(answer)
-                return Response(status: .ok, headers: [
-                    .contentType: "application/json",
-                    .lifelineDeployment: deployment.name,
-                    .lifelineAttempts: String(number + 1),
-                ], body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONCoding.encode(body))))
-            } catch {
-                context.logger.warning("upstream attempt failed", metadata: [
-                    "deployment": .string(deployment.name), "failure": .string(error.description)])
-                guard error.isRetryable else {
-                    return Self.clientFault(error).response(for: api, headers: [.lifelineDeployment: deployment.name,
-                                                                                .lifelineAttempts: String(number + 1)])
-                }
-                failures.append(error)
-            }
-        }
-        return Self.allFailed(model: chat.model, failures: failures).response(for: api, headers: [.lifelineAttempts: String(attempts.count)])
+/// Reads a request body as JSON within the size limit.
+func readJSON(_ request: Request, limit: Int) async throws(GatewayError) -> JSONValue {
+    let body: ByteBuffer
+    do {
+        body = try await request.body.collect(upTo: limit)
+    } catch {
+        throw .tooLarge(limit: limit)
     }
-
-    /// An upstream refusal caused by the request itself, passed on with the upstream's words.
-    static func clientFault(_ failure: UpstreamFailure) -> GatewayError {
-        guard case .status(let status) = failure.kind else { return allFailed(model: "", failures: [failure]) }
-        let param = failure.body?["error"]?["param"]?.stringValue
-        return GatewayError(status: status, message: failure.message.isEmpty ? "The upstream refused the request." : failure.message, param: param)
-    }
-
-    /// Every attempt failed: 503 with a Retry-After the client can act on.
-    static func allFailed(model: String, failures: [UpstreamFailure]) -> GatewayError {
-        let retryAfter = failures.compactMap(\.retryAfterSeconds).max().map { Int($0.rounded(.up)) } ?? 1
-        let detail = failures.last.map { " Last error: \($0.description)." } ?? ""
-        return GatewayError(status: 503, message: "Every deployment of model '\(model)' failed or is unavailable.\(detail)",
-                            code: "upstream_unavailable", retryAfterSeconds: max(retryAfter, 1))
+    do {
+        return try JSONCoding.decode(body.readableBytesView)
+    } catch {
+        throw .malformedJSON(error.description)
     }
 }
 

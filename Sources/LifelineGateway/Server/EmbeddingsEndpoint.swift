@@ -4,63 +4,73 @@ import NIOCore
 
 /// `POST /v1/embeddings`: OpenAI-protocol deployments only, with the same failover as chat.
 struct EmbeddingsEndpoint: Sendable {
-    let pool: DeploymentPool
-    let maxBodyBytes: Int
+    let runtime: GatewayRuntime
 
     func handle(_ request: Request, context: GatewayRequestContext) async -> Response {
+        var record = RequestRecord(route: "embeddings", started: runtime.clock())
+        let config = runtime.config
         let object: [String: JSONValue]
-        do {
-            let body = try await request.body.collect(upTo: maxBodyBytes)
-            guard let parsed = try? JSONCoding.decode(body.readableBytesView) else {
-                return GatewayError.malformedJSON("not valid JSON").response(for: .openai)
-            }
-            guard let value = parsed.objectValue else {
-                return GatewayError(status: 400, message: "The request body must be a JSON object.").response(for: .openai)
+        do throws(GatewayError) {
+            guard let value = try await readJSON(request, limit: config.server.maxBodyBytes).objectValue else {
+                throw GatewayError(status: 400, message: "The request body must be a JSON object.")
             }
             object = value
+            try validate(object)
         } catch {
-            return GatewayError.tooLarge(limit: maxBodyBytes).response(for: .openai)
+            return refuse(error, record: &record)
         }
-        guard let model = object["model"]?.stringValue else {
-            return GatewayError(status: 400, message: "Missing required parameter: 'model'.", param: "model").response(for: .openai)
+        let model = object["model"]?.stringValue ?? ""
+        record.model = model
+        guard let group = runtime.pool.models[model] else { return refuse(.unknownModel(model), record: &record) }
+        group.recordRequest()
+        let order = group.attemptOrder(openAIOnly: true)
+        if order.isEmpty, !group.deployments.contains(where: { $0.config.protocol == .openai }) {
+            return refuse(GatewayError(status: 400, message: "Model '\(model)' has no OpenAI-protocol deployment that serves embeddings.",
+                                       param: "model"), record: &record)
+        }
+        let failover = Failover(group: group, routing: config.routing, metrics: runtime.metrics)
+        let result = await failover.run(order, phase: .beforeFirstByte, record: &record) { deployment throws(UpstreamFailure) in
+            var upstreamBody = object
+            upstreamBody["model"] = .string(deployment.config.model)
+            return try await deployment.embeddings(.object(upstreamBody))
+        }
+        switch result {
+        case .failure(let error):
+            return refuse(error, record: &record)
+        case .success(let (answer, deployment)):
+            var bytes = answer
+            if case .object(var fields)? = try? JSONCoding.decode(answer.readableBytesView) {
+                fields["model"] = .string(model)
+                bytes = ByteBuffer(bytes: JSONCoding.encode(.object(fields)))
+            }
+            record.deployment = deployment.name
+            runtime.finish(record)
+            return Response(status: .ok, headers: [
+                .contentType: "application/json", .lifelineDeployment: deployment.name, .lifelineAttempts: String(record.attempts),
+            ], body: ResponseBody(byteBuffer: bytes))
+        }
+    }
+
+    private func validate(_ object: [String: JSONValue]) throws(GatewayError) {
+        guard object["model"]?.stringValue != nil else {
+            throw GatewayError(status: 400, message: "Missing required parameter: 'model'.", param: "model")
         }
         switch object["input"] {
         case .string?, .array?: break
-        case nil: return GatewayError(status: 400, message: "Missing required parameter: 'input'.", param: "input").response(for: .openai)
+        case nil: throw GatewayError(status: 400, message: "Missing required parameter: 'input'.", param: "input")
         case let other?:
-            return GatewayError(status: 400, message: "Invalid type for 'input': expected a string or an array, but got \(other.typeName).",
-                                param: "input").response(for: .openai)
+            throw GatewayError(status: 400, message: "Invalid type for 'input': expected a string or an array, but got \(other.typeName).",
+                               param: "input")
         }
         if let format = object["encoding_format"]?.stringValue, format != "float", format != "base64" {
-            return GatewayError(status: 400, message: "Invalid value for 'encoding_format': expected 'float' or 'base64'.",
-                                param: "encoding_format").response(for: .openai)
+            throw GatewayError(status: 400, message: "Invalid value for 'encoding_format': expected 'float' or 'base64'.",
+                               param: "encoding_format")
         }
-        guard let group = pool.models[model] else { return GatewayError.unknownModel(model).response(for: .openai) }
-        let attempts = group.attemptOrder(openAIOnly: true)
-        guard !attempts.isEmpty else {
-            return GatewayError(status: 400, message: "Model '\(model)' has no OpenAI-protocol deployment that serves embeddings.",
-                                param: "model").response(for: .openai)
-        }
-        var failures: [UpstreamFailure] = []
-        for (number, deployment) in attempts.prefix(3).enumerated() {
-            var upstreamBody = object
-            upstreamBody["model"] = .string(deployment.config.model)
-            do {
-                let answer = try await deployment.client.embeddings(.object(upstreamBody))
-                var bytes = answer
-                if var json = try? JSONCoding.decode(answer.readableBytesView), case .object(var fields) = json {
-                    fields["model"] = .string(model)
-                    json = .object(fields)
-                    bytes = ByteBuffer(bytes: JSONCoding.encode(json))
-                }
-                return Response(status: .ok, headers: [
-                    .contentType: "application/json", .lifelineDeployment: deployment.name, .lifelineAttempts: String(number + 1),
-                ], body: ResponseBody(byteBuffer: bytes))
-            } catch {
-                guard error.isRetryable else { return ChatEndpoint.clientFault(error).response(for: .openai) }
-                failures.append(error)
-            }
-        }
-        return ChatEndpoint.allFailed(model: model, failures: failures).response(for: .openai)
+    }
+
+    private func refuse(_ error: GatewayError, record: inout RequestRecord) -> Response {
+        record.status = error.status
+        runtime.finish(record)
+        return error.response(for: .openai)
     }
 }

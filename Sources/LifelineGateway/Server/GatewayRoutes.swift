@@ -14,26 +14,31 @@ public final class Readiness: Sendable {
 
 /// The gateway's HTTP surface; reads like DESIGN.md's endpoint list.
 enum GatewayRoutes {
-    static func router(pool: DeploymentPool, config: LifelineConfig, readiness: Readiness) -> Router<GatewayRequestContext> {
+    static func router(runtime: GatewayRuntime, adminToken: AdminToken, reload: @escaping @Sendable () async -> Response) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
-        let chat = ChatEndpoint(pool: pool, routing: config.routing, maxBodyBytes: config.server.maxBodyBytes)
-        let embeddings = EmbeddingsEndpoint(pool: pool, maxBodyBytes: config.server.maxBodyBytes)
+        let chat = ChatEndpoint(runtime: runtime)
+        let embeddings = EmbeddingsEndpoint(runtime: runtime)
 
         router.get("/healthz") { _, _ in jsonResponse(.ok, ["status": "ok"]) }
         router.get("/readyz") { _, _ in
-            readiness.isReady ? jsonResponse(.ok, ["status": "ready"]) : jsonResponse(.serviceUnavailable, ["status": "not_ready"])
+            runtime.readiness.isReady ? jsonResponse(.ok, ["status": "ready"]) : jsonResponse(.serviceUnavailable, ["status": "not_ready"])
+        }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: runtime.metrics.exposition())))
         }
 
         router.post("/v1/chat/completions") { request, context in await chat.handle(request, context: context, api: .openai) }
         router.post("/v1/messages") { request, context in await chat.handle(request, context: context, api: .anthropic) }
-        router.get("/v1/models") { _, _ in jsonResponse(.ok, modelList(pool)) }
+        router.get("/v1/models") { _, _ in jsonResponse(.ok, modelList(runtime.pool)) }
         router.get("/v1/models/{name}") { _, context in
             let name = context.parameters.get("name") ?? ""
-            guard pool.models[name] != nil else { return GatewayError.unknownModel(name).response(for: .openai) }
+            guard runtime.pool.models[name] != nil else { return GatewayError.unknownModel(name).response(for: .openai) }
             return jsonResponse(.ok, modelEntry(name))
         }
         router.post("/v1/embeddings") { request, context in await embeddings.handle(request, context: context) }
+        AdminRoutes.add(to: router, runtime: runtime, token: adminToken, reload: reload)
         return router
     }
 

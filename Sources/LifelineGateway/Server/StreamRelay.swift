@@ -15,36 +15,35 @@ struct StreamRelay: Sendable {
     let api: WireProtocol
     /// Every available deployment in preference order; resumption may use any of them.
     let order: [Deployment]
-    /// The deployments tried before the first byte.
-    let attempts: [Deployment]
-    let routing: RoutingConfig
+    let failover: Failover
+    let runtime: GatewayRuntime
     let requestID: String
     let logger: Logger
 
-    func response() async -> Response {
-        var failures: [UpstreamFailure] = []
-        for (number, deployment) in attempts.enumerated() {
-            do {
-                let opened = try await Self.open(chat, on: deployment)
-                let headers: HTTPFields = [
-                    .contentType: "text/event-stream", .cacheControl: "no-cache",
-                    .lifelineDeployment: deployment.name, .lifelineAttempts: String(number + 1),
-                ]
-                return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
-                    try await relay(opened, from: deployment, to: &writer)
-                })
-            } catch {
-                logger.warning("upstream stream attempt failed", metadata: [
-                    "deployment": .string(deployment.name), "failure": .string(error.description)])
-                guard error.isRetryable else {
-                    return ChatEndpoint.clientFault(error).response(for: api, headers: [
-                        .lifelineDeployment: deployment.name, .lifelineAttempts: String(number + 1)])
-                }
-                failures.append(error)
-            }
+    func response(record: RequestRecord) async -> Response {
+        var record = record
+        let result = await failover.run(order, phase: .beforeFirstByte, record: &record) { deployment throws(UpstreamFailure) in
+            try await Self.open(chat.upstreamRequest(for: deployment), on: deployment)
         }
-        return ChatEndpoint.allFailed(model: chat.model, failures: failures)
-            .response(for: api, headers: [.lifelineAttempts: String(attempts.count)])
+        switch result {
+        case .failure(let error):
+            record.status = error.status
+            runtime.finish(record)
+            return error.response(for: api, headers: [.lifelineAttempts: String(record.attempts)])
+        case .success(let (opened, deployment)):
+            record.deployment = deployment.name
+            record.firstTokenAt = runtime.clock()
+            let headers: HTTPFields = [
+                .contentType: "text/event-stream", .cacheControl: "no-cache",
+                .lifelineDeployment: deployment.name, .lifelineAttempts: String(record.attempts),
+            ]
+            let started = record
+            return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
+                var record = started
+                defer { runtime.finish(record) }
+                try await relay(opened, from: deployment, record: &record, to: &writer)
+            })
+        }
     }
 
     /// An upstream stream with its first event already read.
@@ -61,7 +60,7 @@ struct StreamRelay: Sendable {
         do {
             return try await withThrowingTaskGroup(of: OpenedStream.self) { group in
                 group.addTask {
-                    var stream = try await deployment.client.stream(chat)
+                    var stream = try await deployment.stream(chat)
                     let first = try await stream.next()
                     return OpenedStream(stream: stream, first: first)
                 }
@@ -77,119 +76,176 @@ struct StreamRelay: Sendable {
         }
     }
 
-    /// What the client has been sent so far, for resumption and usage.
+    /// The answer as the client has it so far; text flows upstream → splicer → stop scanner → client.
     private struct Progress {
         var text = ""
         var textEvents = 0
         var sawToolCall = false
         var usage = Usage(promptTokens: 0, completionTokens: 0)
         var attemptUsage: Usage?
-        var finished = false
+        var splicer: ContinuationSplicer?
+        var scanner: StopSequenceScanner?
+        /// Set when the gateway's own stop scan ended the answer.
+        var stoppedBySequence = false
+
+        /// Closes an attempt's usage: reported by the upstream, or counted from its text events.
+        mutating func closeAttempt(reported: Bool) {
+            usage = usage + (attemptUsage ?? Usage(promptTokens: 0, completionTokens: reported ? 0 : textEvents))
+            attemptUsage = nil
+            textEvents = 0
+        }
     }
 
-    private func relay(_ opened: OpenedStream, from first: Deployment, to writer: inout any ResponseBodyWriter) async throws {
+    private func relay(_ opened: OpenedStream, from first: Deployment, record: inout RequestRecord,
+                       to writer: inout any ResponseBodyWriter) async throws
+    {
         var encoder = ClientStreamEncoder(api: api, id: (api == .openai ? "chatcmpl-" : "msg_") + requestID, model: chat.model,
                                           created: Int(Date().timeIntervalSince1970), includeUsage: chat.includeUsage)
         var progress = Progress()
+        if api == .anthropic, !chat.stop.isEmpty { progress.scanner = StopSequenceScanner(sequences: chat.stop) }
         var current = opened
         var deployment = first
-        var splicer: ContinuationSplicer?
-        var resumptions = 0
+        let deadline = record.started + Double(first.config.timeouts.totalMilliseconds) / 1000
         var out: [UInt8] = []
-        if let event = current.first { out += forward(event, &encoder, &progress, &splicer) }
-        while true {
-            do {
-                while let event = try await current.stream.next() {
-                    out += forward(event, &encoder, &progress, &splicer)
-                    if !out.isEmpty {
-                        try await writer.write(ByteBuffer(bytes: out))
-                        out.removeAll(keepingCapacity: true)
+        if let event = current.first { out += forward(event, &encoder, &progress) }
+        do {
+            streaming: while true {
+                do {
+                    while !progress.stoppedBySequence, let event = try await current.stream.next() {
+                        out += forward(event, &encoder, &progress)
+                        if !out.isEmpty {
+                            try await write(&out, to: &writer)
+                        }
+                        if runtime.clock() > deadline {
+                            throw UpstreamFailure(.timeout, "the answer took longer than the total timeout")
+                        }
                     }
+                    out += finishText(&encoder, &progress)
+                    progress.closeAttempt(reported: !progress.stoppedBySequence)
+                    failover.group.report(deployment, failure: nil)
+                    break streaming
+                } catch let error as UpstreamFailure {
+                    failover.group.report(deployment, failure: error)
+                    logger.warning("stream failed mid-answer", metadata: [
+                        "deployment": .string(deployment.name), "failure": .string(error.description),
+                        "bytes_sent": .stringConvertible(progress.text.utf8.count)])
+                    progress.closeAttempt(reported: false)
+                    guard let resumed = await resume(after: deployment, failure: error, progress: progress, record: &record) else {
+                        let reason = progress.sawToolCall || chat.choiceCount > 1
+                            ? "This stream cannot be resumed safely after its upstream failed."
+                            : "The upstream failed mid-stream and no other deployment could continue it."
+                        out += encoder.error(GatewayError(status: 503, message: reason, code: "stream_interrupted", retryAfterSeconds: 1))
+                        record.status = 503
+                        try await write(&out, to: &writer)
+                        try await writer.finish(nil)
+                        return
+                    }
+                    record.resumptions += 1
+                    out += SSE.comment("lifeline resumed on \(resumed.deployment.name) after \(progress.text.utf8.count) bytes")
+                    deployment = resumed.deployment
+                    current = resumed.value
+                    progress.splicer = ContinuationSplicer(sent: progress.text)
+                    // Held-back text was never sent; the continuation brings it again.
+                    if let scanner = progress.scanner { progress.scanner = StopSequenceScanner(sequences: scanner.sequences) }
+                    if let event = current.first { out += forward(event, &encoder, &progress) }
                 }
-                if var done = splicer { out += forwardText(done.finish(), &encoder, &progress); splicer = nil }
-                progress.usage = progress.usage + (progress.attemptUsage ?? Usage(promptTokens: 0, completionTokens: 0))
-                break
-            } catch let failure as UpstreamFailure {
-                logger.warning("stream failed mid-answer", metadata: [
-                    "deployment": .string(deployment.name), "failure": .string(failure.description),
-                    "characters_sent": .stringConvertible(progress.text.count)])
-                progress.usage = progress.usage + (progress.attemptUsage ?? Usage(promptTokens: 0, completionTokens: progress.textEvents))
-                progress.attemptUsage = nil
-                progress.textEvents = 0
-                guard resumptions < routing.maxResumptions, chat.choiceCount == 1, !progress.sawToolCall, failure.isRetryable,
-                      let resumed = await resume(after: deployment, sent: progress.text, tokensSent: progress.usage.completionTokens)
-                else {
-                    let reason = progress.sawToolCall || chat.choiceCount > 1
-                        ? "This stream cannot be resumed safely after its upstream failed."
-                        : "The upstream failed mid-stream and no other deployment could continue it."
-                    out += encoder.error(GatewayError(status: 503, message: reason, code: "stream_interrupted", retryAfterSeconds: 1))
-                    try await writer.write(ByteBuffer(bytes: out))
-                    try await writer.finish(nil)
-                    return
-                }
-                resumptions += 1
-                out += SSE.comment("lifeline resumed on \(resumed.deployment.name) after \(progress.text.utf8.count) bytes")
-                deployment = resumed.deployment
-                current = resumed.opened
-                splicer = ContinuationSplicer(sent: progress.text)
-                if let event = current.first { out += forward(event, &encoder, &progress, &splicer) }
             }
+        } catch {
+            // The client went away: the upstream stream is dropped (and cancelled) with this task.
+            failover.group.release(deployment)
+            record.status = 499
+            throw error
         }
+        record.usage = progress.usage
+        out += encoder.encode(.usage(progress.usage))
         out += encoder.finish()
-        try await writer.write(ByteBuffer(bytes: out))
+        try await write(&out, to: &writer)
         try await writer.finish(nil)
     }
 
-    /// Passes one upstream event to the client encoder, splicing text after a resumption.
-    private func forward(_ event: ChatEvent, _ encoder: inout ClientStreamEncoder, _ progress: inout Progress,
-                         _ splicer: inout ContinuationSplicer?) -> [UInt8]
-    {
+    private func write(_ out: inout [UInt8], to writer: inout any ResponseBodyWriter) async throws {
+        try await writer.write(ByteBuffer(bytes: out))
+        out.removeAll(keepingCapacity: true)
+    }
+
+    /// Passes one upstream event toward the client.
+    private func forward(_ event: ChatEvent, _ encoder: inout ClientStreamEncoder, _ progress: inout Progress) -> [UInt8] {
+        guard !progress.stoppedBySequence else { return [] }
         switch event {
         case .textDelta(let choice, let text, let logprobs):
-            if choice == 0 { progress.textEvents += 1 }
-            if choice == 0, splicer != nil {
-                return forwardText(splicer!.accept(text), &encoder, &progress)
+            guard choice == 0 else { return encoder.encode(event) }
+            progress.textEvents += 1
+            if progress.splicer == nil, progress.scanner == nil {
+                progress.text += text
+                return encoder.encode(.textDelta(choice: 0, text: text, logprobs: logprobs))
             }
-            if choice == 0 { progress.text += text }
-            return encoder.encode(.textDelta(choice: choice, text: text, logprobs: logprobs))
+            var spliced = text
+            if progress.splicer != nil { spliced = progress.splicer!.accept(text) }
+            return sendText(spliced, &encoder, &progress)
         case .toolCallDelta:
             progress.sawToolCall = true
             return encoder.encode(event)
         case .usage(let usage):
             progress.attemptUsage = usage
-            // Summed usage is sent once the stream ends.
             return []
-        case .finish:
-            if var pending = splicer {
-                let rest = forwardText(pending.finish(), &encoder, &progress)
-                splicer = pending
-                return rest + encoder.encode(event)
-            }
-            return encoder.encode(event)
+        case .finish(let choice, let reason, let sequence):
+            guard choice == 0 else { return encoder.encode(event) }
+            var out = finishText(&encoder, &progress)
+            if !progress.stoppedBySequence { out += encoder.encode(.finish(choice: 0, reason: reason, stopSequence: sequence)) }
+            return out
         }
     }
 
-    private func forwardText(_ text: String, _ encoder: inout ClientStreamEncoder, _ progress: inout Progress) -> [UInt8] {
-        guard !text.isEmpty else { return [] }
-        progress.text += text
-        return encoder.encode(.textDelta(choice: 0, text: text, logprobs: nil))
+    /// Text after splicing: through the stop scanner, then to the client.
+    private func sendText(_ text: String, _ encoder: inout ClientStreamEncoder, _ progress: inout Progress) -> [UInt8] {
+        var text = text
+        if progress.scanner != nil {
+            text = progress.scanner!.accept(text)
+        }
+        var out: [UInt8] = []
+        if !text.isEmpty {
+            progress.text += text
+            out += encoder.encode(.textDelta(choice: 0, text: text, logprobs: nil))
+        }
+        if let matched = progress.scanner?.matched, !progress.stoppedBySequence {
+            progress.stoppedBySequence = true
+            out += encoder.encode(.finish(choice: 0, reason: .stopSequence, stopSequence: matched))
+        }
+        return out
+    }
+
+    /// Releases text still held by the splicer and the stop scanner at the end of an attempt.
+    private func finishText(_ encoder: inout ClientStreamEncoder, _ progress: inout Progress) -> [UInt8] {
+        var out: [UInt8] = []
+        if progress.splicer != nil {
+            let rest = progress.splicer!.finish()
+            progress.splicer = nil
+            out += sendText(rest, &encoder, &progress)
+        }
+        if progress.scanner != nil, !progress.stoppedBySequence {
+            let rest = progress.scanner!.finish()
+            if !rest.isEmpty {
+                progress.text += rest
+                out += encoder.encode(.textDelta(choice: 0, text: rest, logprobs: nil))
+            }
+        }
+        return out
     }
 
     /// Opens a continuation on the next deployment that can take it: others first, the failed one last.
-    private func resume(after failed: Deployment, sent: String, tokensSent: Int) async -> (deployment: Deployment, opened: OpenedStream)? {
+    private func resume(after failed: Deployment, failure: UpstreamFailure, progress: Progress, record: inout RequestRecord)
+        async -> (value: OpenedStream, deployment: Deployment)?
+    {
+        guard record.resumptions < failover.routing.maxResumptions, chat.choiceCount == 1, !progress.sawToolCall, failure.isRetryable
+        else { return nil }
         var continuation = chat
-        let splicer = ContinuationSplicer(sent: sent)
-        if !splicer.prefill.isEmpty { continuation.messages.append(.text(.assistant, splicer.prefill)) }
-        if let limit = chat.maxTokens { continuation.maxTokens = max(1, limit - tokensSent) }
-        let candidates = order.filter { $0 !== failed } + [failed]
-        for deployment in candidates.prefix(routing.maxAttempts) {
-            do {
-                return (deployment, try await Self.open(continuation, on: deployment))
-            } catch {
-                logger.warning("resumption attempt failed", metadata: [
-                    "deployment": .string(deployment.name), "failure": .string(error.description)])
-            }
+        let prefill = ContinuationSplicer(sent: progress.text).prefill
+        if !prefill.isEmpty { continuation.messages.append(.text(.assistant, prefill)) }
+        if let limit = chat.maxTokens { continuation.maxTokens = max(1, limit - progress.usage.completionTokens) }
+        let candidates = failover.group.attemptOrder(openAIOnly: false).filter { $0 !== failed } + [failed]
+        let result = await failover.run(candidates, phase: .midStream, record: &record) { deployment throws(UpstreamFailure) in
+            try await Self.open(continuation.upstreamRequest(for: deployment), on: deployment)
         }
-        return nil
+        return try? result.get()
     }
 }

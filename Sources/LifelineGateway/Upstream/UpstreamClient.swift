@@ -90,6 +90,16 @@ public final class UpstreamClient: Sendable {
         return UpstreamFailure(.connect, "\(error)")
     }
 
+    /// A cheap liveness check: the upstream's model list answers 2xx in time.
+    public func probe(timeoutMilliseconds: Int) async -> Bool {
+        let url = deployment.protocol == .openai ? deployment.baseURL + "/models" : deployment.baseURL + "/v1/models"
+        var request = HTTPClientRequest(url: url)
+        request.headers = headers
+        guard let response = try? await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds))) else { return false }
+        _ = try? await response.body.collect(upTo: 4 * 1024 * 1024)
+        return (200..<300).contains(response.status.code)
+    }
+
     /// A whole (non-streamed) answer.
     public func complete(_ request: ChatRequest) async throws(UpstreamFailure) -> ChatResponse {
         let response = try await send(httpRequest(url: endpoint, body: encode(request, stream: false)))
@@ -137,6 +147,9 @@ public struct UpstreamEventStream {
     private var pending: [ChatEvent] = []
     private var pendingIndex = 0
     private var finished = false
+    private var textEventsDelivered = 0
+    /// A drill cuts the stream after this many text events.
+    var cutAfterTextEvents: Int?
 
     init(body: HTTPClientResponse.Body, protocol wireProtocol: WireProtocol) {
         self.iterator = body.makeAsyncIterator()
@@ -147,8 +160,12 @@ public struct UpstreamEventStream {
     /// before its proper end is a `.disconnected` failure.
     public mutating func next() async throws(UpstreamFailure) -> ChatEvent? {
         while true {
+            if let cut = cutAfterTextEvents, textEventsDelivered >= cut {
+                throw UpstreamFailure(.disconnected, "drill: connection cut after \(cut) tokens")
+            }
             if pendingIndex < pending.count {
                 defer { pendingIndex += 1 }
+                if case .textDelta = pending[pendingIndex] { textEventsDelivered += 1 }
                 return pending[pendingIndex]
             }
             if finished { return nil }

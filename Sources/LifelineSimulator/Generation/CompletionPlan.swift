@@ -1,3 +1,4 @@
+import Foundation
 import LifelineWire
 
 /// What the simulator will send for one choice: text pieces (one per token) or tool calls.

@@ -1,0 +1,85 @@
+import LifelineCore
+import Prometheus
+
+/// Every decision the gateway makes, as Prometheus metrics with bounded labels (model,
+/// deployment, route, status class, phase; never request ids or keys).
+public final class GatewayMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+
+    /// Seconds buckets for LLM work: answers take from tens of milliseconds to minutes.
+    static let latencyBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
+
+    public init() {
+        gauge("lifeline_build_info", [("version", LifelineVersion.current)], help: "Build information; always 1.").set(1.0)
+    }
+
+    public func requestFinished(route: String, model: String, status: Int, seconds: Double) {
+        counter("lifeline_requests_total", [("route", route), ("model", model), ("status", String(status))], help: "Client requests by route, public model and HTTP status.").increment()
+        histogram("lifeline_request_duration_seconds", [("route", route), ("model", model)], help: "Time from request to the last byte of the answer.").record(seconds)
+    }
+
+    public func firstToken(model: String, seconds: Double) {
+        histogram("lifeline_time_to_first_token_seconds", [("model", model)], help: "Time from request to the first streamed token.").record(seconds)
+    }
+
+    public func upstreamAttempt(deployment: String, outcome: String) {
+        counter("lifeline_upstream_requests_total", [("deployment", deployment), ("outcome", outcome)], help: "Attempts at upstream deployments by outcome (ok, error_5xx, rate_limited, timeout, connect, disconnected, client_error, fault).").increment()
+    }
+
+    public func failover(model: String, phase: String) {
+        counter("lifeline_failovers_total", [("model", model), ("phase", phase)], help: "Moves to another deployment, before_first_byte or mid_stream.").increment()
+    }
+
+    public func retryBudgetExhausted(model: String) {
+        counter("lifeline_retry_budget_exhausted_total", [("model", model)], help: "Retries refused because the model's retry budget was spent.").increment()
+    }
+
+    public func ejection(deployment: String) {
+        counter("lifeline_ejections_total", [("deployment", deployment)], help: "Times a deployment was ejected by outlier detection.").increment()
+    }
+
+    /// 0 closed, 1 open (ejected), 2 half-open.
+    public func circuitState(deployment: String, state: CircuitBreaker.State) {
+        let value: Double = switch state {
+        case .closed: 0
+        case .open: 1
+        case .halfOpen: 2
+        }
+        gauge("lifeline_circuit_state", [("deployment", deployment)], help: "Breaker state per deployment: 0 closed, 1 open (ejected), 2 half-open.").set(value)
+    }
+
+    public func drained(deployment: String, _ drained: Bool) {
+        gauge("lifeline_deployment_drained", [("deployment", deployment)], help: "1 while an operator has drained the deployment.").set(drained ? 1.0 : 0.0)
+    }
+
+    public func tokens(model: String, prompt: Int, completion: Int) {
+        counter("lifeline_tokens_total", [("model", model), ("direction", "prompt")], help: "Tokens by public model and direction (prompt, completion).").increment(by: Int64(prompt))
+        counter("lifeline_tokens_total", [("model", model), ("direction", "completion")], help: "Tokens by public model and direction (prompt, completion).").increment(by: Int64(completion))
+    }
+
+    public func hedge(model: String) {
+        counter("lifeline_hedges_total", [("model", model)], help: "Second attempts sent because the first was slow to answer.").increment()
+    }
+
+    public func faultInjected(deployment: String, kind: String) {
+        counter("lifeline_faults_injected_total", [("deployment", deployment), ("kind", kind)], help: "Drill faults applied to upstream attempts.").increment()
+    }
+
+    public func healthProbe(deployment: String, healthy: Bool) {
+        counter("lifeline_health_probes_total", [("deployment", deployment), ("outcome", healthy ? "ok" : "failed")], help: "Active health probes by outcome; not user traffic.").increment()
+    }
+
+    private func counter(_ name: String, _ labels: [(String, String)], help: String) -> Counter {
+        registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+    }
+
+    private func gauge(_ name: String, _ labels: [(String, String)], help: String) -> Gauge {
+        registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+    }
+
+    private func histogram(_ name: String, _ labels: [(String, String)], help: String) -> ValueHistogram {
+        registry.makeValueHistogram(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels, buckets: Self.latencyBuckets)
+    }
+
+    public func exposition() -> [UInt8] { registry.emitToBuffer() }
+}

@@ -1,0 +1,87 @@
+import LifelineCore
+import LifelineWire
+
+/// Tries a request's deployments in order until one answers.
+///
+/// Every attempt after the first is a retry: it must be granted by the model's retry budget,
+/// waits a jittered backoff, and is counted as a failover. Only failures that another
+/// deployment could fix are retried; a request the upstream refused as malformed is not.
+struct Failover {
+    let group: ModelGroup
+    let routing: RoutingConfig
+    let metrics: GatewayMetrics
+
+    enum Phase: String {
+        case beforeFirstByte = "before_first_byte"
+        case midStream = "mid_stream"
+    }
+
+    func run<Value>(
+        _ order: [Deployment], phase: Phase, record: inout RequestRecord,
+        attempt: (Deployment) async throws(UpstreamFailure) -> Value
+    ) async -> Result<(value: Value, deployment: Deployment), GatewayError> {
+        var failures: [UpstreamFailure] = []
+        var tried = 0
+        var budgetSpent = false
+        var random = SystemRandomNumberGenerator()
+        for deployment in order {
+            guard tried < routing.maxAttempts else { break }
+            let isRetry = tried > 0 || phase == .midStream
+            if isRetry {
+                guard group.tryRetry() else { budgetSpent = true; break }
+                metrics.failover(model: group.name, phase: phase.rawValue)
+                record.failoverPhase = phase.rawValue
+                let delay = routing.backoff.delay(beforeRetry: max(tried, 1), using: &random)
+                if delay > 0 { try? await Task.sleep(for: .seconds(delay)) }
+            }
+            guard group.admit(deployment) else { continue }
+            tried += 1
+            record.attempts += 1
+            do {
+                let value = try await attempt(deployment)
+                group.report(deployment, failure: nil)
+                return .success((value, deployment))
+            } catch {
+                group.report(deployment, failure: error)
+                record.deployment = deployment.name
+                guard error.isRetryable else { return .failure(Self.clientFault(error)) }
+                failures.append(error)
+            }
+        }
+        return .failure(Self.allFailed(model: group.name, failures: failures, budgetSpent: budgetSpent))
+    }
+
+    /// An upstream refusal caused by the request itself, passed on with the upstream's words.
+    static func clientFault(_ failure: UpstreamFailure) -> GatewayError {
+        guard case .status(let status) = failure.kind else { return allFailed(model: "", failures: [failure], budgetSpent: false) }
+        let param = failure.body?["error"]?["param"]?.stringValue
+        return GatewayError(status: status, message: failure.message.isEmpty ? "The upstream refused the request." : failure.message, param: param)
+    }
+
+    /// Every attempt failed: 503 with a Retry-After the client can act on.
+    static func allFailed(model: String, failures: [UpstreamFailure], budgetSpent: Bool) -> GatewayError {
+        let retryAfter = failures.compactMap(\.retryAfterSeconds).max().map { Int($0.rounded(.up)) } ?? 1
+        var message = failures.isEmpty
+            ? "No deployment of model '\(model)' is available right now."
+            : "Every deployment of model '\(model)' that was tried failed."
+        if budgetSpent { message += " The retry budget is spent, so no further deployment was tried." }
+        if let last = failures.last { message += " Last error: \(last.description)." }
+        return GatewayError(status: 503, message: message, code: "upstream_unavailable", retryAfterSeconds: max(retryAfter, 1))
+    }
+}
+
+extension ChatRequest {
+    /// Whether the gateway must apply the stop sequences itself: an Anthropic client expects to
+    /// learn which sequence matched, and an OpenAI upstream does not say.
+    func gatewayAppliesStop(on deployment: Deployment) -> Bool {
+        sourceProtocol == .anthropic && deployment.config.protocol == .openai && !stop.isEmpty
+    }
+
+    /// The request as sent to `deployment`.
+    func upstreamRequest(for deployment: Deployment) -> ChatRequest {
+        guard gatewayAppliesStop(on: deployment) else { return self }
+        var request = self
+        request.stop = []
+        return request
+    }
+}
