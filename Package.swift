@@ -41,8 +41,9 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "lifeline", dependencies: [
-            "LifelineGateway", "LifelineSimulator",
+            "LifelineGateway", "LifelineSimulator", "LifelineWire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .testTarget(name: "LifelineCoreTests", dependencies: ["LifelineCore"]),
         .testTarget(name: "LifelineWireTests", dependencies: ["LifelineWire"]),

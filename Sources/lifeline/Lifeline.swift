@@ -11,7 +11,7 @@ struct Lifeline: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lifeline",
         abstract: "A self-hosted AI gateway that keeps answering when model providers fail.",
-        subcommands: [Serve.self, Simulate.self, CheckConfig.self])
+        subcommands: [Serve.self, Simulate.self, CheckConfig.self, Deployments.self, Drill.self, Reload.self])
 
     static func main() async {
         // Run Swift concurrency on NIO's event loops: a request then stays on one thread
@@ -69,7 +69,7 @@ struct Serve: AsyncParsableCommand {
         }
         if let host { settings.server.host = host }
         if let port { settings.server.port = port }
-        try await GatewayServer.run(config: settings, logger: logger)
+        try await GatewayServer.run(config: settings, configFile: config ?? ProcessInfo.processInfo.environment["LIFELINE_CONFIG"], logger: logger)
     }
 }
 

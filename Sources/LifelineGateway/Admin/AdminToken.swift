@@ -36,11 +36,13 @@ public struct AdminToken: Sendable {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         try token.digest.map { String(format: "%02x", $0) }.joined().write(to: file, atomically: true, encoding: .utf8)
         try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
-        print("""
+        // Written straight to the descriptor: print() is buffered when stdout is a file.
+        FileHandle.standardOutput.write(Data("""
         Lifeline admin token (shown once; only its hash is kept in \(file.path)):
           \(secret)
         Use it as: export LIFELINE_ADMIN_TOKEN=\(secret)
-        """)
+
+        """.utf8))
         logger.notice("a new admin token was generated and printed once")
         return token
     }

@@ -50,7 +50,7 @@ public struct DrillFault: Sendable, Equatable {
         guard let kindName = object["kind"]?.stringValue, let kind = Kind(rawValue: kindName) else {
             throw RequestError("'kind' must be one of \(Kind.allCases.map(\.rawValue).joined(separator: ", ")).", param: "kind")
         }
-        var fault = DrillFault(id: "flt_" + UUID().uuidString.lowercased().prefix(12), deployment: deployment, kind: kind)
+        var fault = DrillFault(id: "flt_" + UUID().uuidString.lowercased().filter { $0 != "-" }.prefix(12), deployment: deployment, kind: kind)
         func number(_ key: String, _ range: ClosedRange<Double>) throws(RequestError) -> Double? {
             guard let value = object[key], !value.isNull else { return nil }
             guard let number = value.doubleValue, range.contains(number) else {
