@@ -107,6 +107,17 @@ final class GatewayFixture: @unchecked Sendable {
         return Reply(status: Int(response.status.code), headers: collected, body: Array(body.readableBytesView))
     }
 
+    /// An admin API call with the fixture's token (or none).
+    func admin(_ method: String, _ path: String, _ body: JSONValue? = nil, authorized: Bool = true) async throws -> Reply {
+        var request = HTTPClientRequest(url: baseURL + "/admin/v1" + path)
+        request.method = .init(rawValue: method)
+        if authorized { request.headers.add(name: "authorization", value: "Bearer \(Self.adminToken)") }
+        if let body { request.body = .bytes(ByteBuffer(bytes: JSONCoding.encode(body))) }
+        let response = try await http.execute(request, timeout: .seconds(10))
+        let bytes = try await response.body.collect(upTo: 1024 * 1024)
+        return Reply(status: Int(response.status.code), headers: [:], body: Array(bytes.readableBytesView))
+    }
+
     func get(_ path: String) async throws -> Reply {
         let response = try await http.execute(HTTPClientRequest(url: baseURL + path), timeout: .seconds(10))
         let body = try await response.body.collect(upTo: 1024 * 1024)

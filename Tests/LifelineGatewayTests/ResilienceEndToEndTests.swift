@@ -1,0 +1,195 @@
+import LifelineGateway
+import LifelineSimulator
+import LifelineWire
+import XCTest
+
+/// Breakers, budgets, timeouts, drills and drain, over real sockets.
+final class ResilienceEndToEndTests: XCTestCase {
+    var fixture: GatewayFixture!
+
+    override func tearDown() async throws {
+        await fixture?.stop()
+    }
+
+    func start(_ configure: @escaping (inout LifelineConfig) -> Void = { _ in }) async throws {
+        fixture = try await GatewayFixture.start { config in
+            for model in config.models.indices {
+                for deployment in config.models[model].deployments.indices {
+                    config.models[model].deployments[deployment].timeouts.firstTokenMilliseconds = 300
+                }
+            }
+            config.routing.backoff = .init(base: 0, maximum: 0)
+            configure(&config)
+        }
+    }
+
+    func deploymentState(_ name: String) async throws -> JSONValue? {
+        let list = try await fixture.admin("GET", "/deployments")
+        return list.json?["data"]?.arrayValue?.first { $0["name"]?.stringValue == name }
+    }
+
+    func testABlackholedDeploymentCostsAtMostTheFirstTokenTimeoutThenIsEjected() async throws {
+        try await start { $0.routing.outlierDetection.consecutiveFailures = 2 }
+        let fault = try await fixture.admin("POST", "/faults", ["deployment": "oa-1", "kind": "blackhole", "duration_s": 30])
+        XCTAssertEqual(fault.status, 201, fault.text)
+        for stream in [false, true, false] {
+            let clock = ContinuousClock()
+            let started = clock.now
+            let reply = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "blackhole", stream: stream))
+            let elapsed = clock.now - started
+            XCTAssertEqual(reply.status, 200)
+            XCTAssertEqual(reply.headers["x-lifeline-deployment"], "oa-2")
+            // Bounded by the 300 ms first-token timeout plus the answer itself, never a hang.
+            XCTAssertLessThan(elapsed, .seconds(2))
+        }
+        // Two consecutive timeouts ejected oa-1: the third request went straight to oa-2.
+        let state = try await deploymentState("oa-1")
+        XCTAssertEqual(state?["state"], "ejected")
+        XCTAssertEqual(state?["breaker"]?["ejections"], 1)
+        let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
+        XCTAssertTrue(metrics.contains(#"lifeline_ejections_total{deployment="oa-1"} 1"#), metrics)
+        XCTAssertTrue(metrics.contains(#"lifeline_circuit_state{deployment="oa-1"} 1"#))
+        XCTAssertTrue(metrics.contains(#"lifeline_failovers_total{model="chat-openai",phase="before_first_byte"} 2"#))
+        XCTAssertTrue(metrics.contains(#"lifeline_upstream_requests_total{deployment="oa-1",outcome="timeout"} 2"#))
+    }
+
+    func testAnEjectedDeploymentReturnsAfterItsEjectionPeriod() async throws {
+        try await start {
+            $0.routing.outlierDetection.consecutiveFailures = 1
+            $0.routing.outlierDetection.baseEjectionTime = 0.3
+        }
+        var knobs = SimulatorKnobs()
+        knobs.errorRate = 1
+        fixture.simulatorA.setKnobs(knobs)
+        let failing = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "eject"))
+        XCTAssertEqual(failing.headers["x-lifeline-deployment"], "oa-2")
+        let ejected = try await deploymentState("oa-1")
+        XCTAssertEqual(ejected?["state"], "ejected")
+        fixture.simulatorA.resetKnobs()
+        try await Task.sleep(for: .milliseconds(400))
+        // The half-open trial succeeds and closes the breaker.
+        let back = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "eject"))
+        XCTAssertEqual(back.headers["x-lifeline-deployment"], "oa-1")
+        let recovered = try await deploymentState("oa-1")
+        XCTAssertEqual(recovered?["state"], "healthy")
+    }
+
+    func testASpentRetryBudgetStopsFailoverInsteadOfMultiplyingLoad() async throws {
+        try await start {
+            $0.routing.retryBudget.ratio = 0
+            $0.routing.retryBudget.minimumPerSecond = 0.1 // one retry per 10 s window
+            $0.routing.outlierDetection.consecutiveFailures = 1000
+            $0.routing.outlierDetection.failureRateMinimumRequests = 1000
+        }
+        var knobs = SimulatorKnobs()
+        knobs.errorRate = 1
+        fixture.simulatorA.setKnobs(knobs)
+        let first = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "budget"))
+        XCTAssertEqual(first.status, 200)
+        XCTAssertEqual(first.headers["x-lifeline-attempts"], "2")
+        let before = fixture.simulatorB.requestsReceived
+        let second = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "budget"))
+        XCTAssertEqual(second.status, 503)
+        XCTAssertNotNil(second.headers["retry-after"])
+        XCTAssertTrue(second.json?["error"]?["message"]?.stringValue?.contains("retry budget") ?? false, second.text)
+        XCTAssertEqual(fixture.simulatorB.requestsReceived, before)
+        let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
+        XCTAssertTrue(metrics.contains(#"lifeline_retry_budget_exhausted_total{model="chat-openai"} 1"#), metrics)
+    }
+
+    func testAClientErrorFromTheUpstreamIsNotRetried() async throws {
+        try await start()
+        var knobs = SimulatorKnobs()
+        knobs.errorRate = 1
+        knobs.errorStatus = 400
+        fixture.simulatorA.setKnobs(knobs)
+        let reply = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "bad"))
+        XCTAssertEqual(reply.status, 400)
+        XCTAssertEqual(reply.headers["x-lifeline-attempts"], "1")
+        XCTAssertEqual(fixture.simulatorB.requestsReceived, 0)
+    }
+
+    func testADrainedDeploymentTakesNoNewRequestsUntilUndrained() async throws {
+        try await start()
+        let drained = try await fixture.admin("POST", "/deployments/oa-1/drain")
+        XCTAssertEqual(drained.json?["state"], "draining")
+        for _ in 0..<3 {
+            let reply = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "drain"))
+            XCTAssertEqual(reply.headers["x-lifeline-deployment"], "oa-2")
+            XCTAssertEqual(reply.headers["x-lifeline-attempts"], "1")
+        }
+        _ = try await fixture.admin("POST", "/deployments/oa-1/undrain")
+        let back = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "drain"))
+        XCTAssertEqual(back.headers["x-lifeline-deployment"], "oa-1")
+        let missing = try await fixture.admin("POST", "/deployments/nope/drain")
+        XCTAssertEqual(missing.status, 404)
+    }
+
+    func testDrillFaultsAreValidatedListedAndCleared() async throws {
+        try await start()
+        let unauthorized = try await fixture.admin("GET", "/faults", authorized: false)
+        XCTAssertEqual(unauthorized.status, 401)
+        let badKind = try await fixture.admin("POST", "/faults", ["deployment": "oa-1", "kind": "meteor"])
+        XCTAssertEqual(badKind.status, 400)
+        XCTAssertEqual(badKind.json?["error"]?["param"], "kind")
+        let badRate = try await fixture.admin("POST", "/faults", ["deployment": "oa-1", "kind": "error", "rate": 2])
+        XCTAssertEqual(badRate.json?["error"]?["param"], "rate")
+        let unknown = try await fixture.admin("POST", "/faults", ["deployment": "zz", "kind": "error"])
+        XCTAssertEqual(unknown.status, 404)
+
+        let created = try await fixture.admin("POST", "/faults", ["deployment": "an-1", "kind": "error", "status": 503, "duration_s": 60])
+        let id = try XCTUnwrap(created.json?["id"]?.stringValue)
+        let failed = try await fixture.post("/v1/messages", chatBody("chat-anthropic", "drill", api: .anthropic))
+        XCTAssertEqual(failed.headers["x-lifeline-deployment"], "an-2")
+        let listed = try await fixture.admin("GET", "/faults")
+        XCTAssertEqual(listed.json?["data"]?.arrayValue?.compactMap { $0["id"]?.stringValue }, [id])
+        let deleted = try await fixture.admin("DELETE", "/faults/\(id)")
+        XCTAssertEqual(deleted.status, 200)
+        let again = try await fixture.admin("DELETE", "/faults/\(id)")
+        XCTAssertEqual(again.status, 404)
+        let healthy = try await fixture.post("/v1/messages", chatBody("chat-anthropic", "drill", api: .anthropic))
+        XCTAssertEqual(healthy.headers["x-lifeline-deployment"], "an-1")
+    }
+
+    func testADisconnectDrillMidStreamIsResumedWithIdenticalText() async throws {
+        try await start()
+        let body = chatBody("chat-anthropic", "drill resume", stream: true, maxTokens: 100)
+        let reference = try StreamTranscript(try await fixture.post("/v1/chat/completions", body).body)
+        _ = try await fixture.admin("POST", "/faults", ["deployment": "an-1", "kind": "disconnect", "after_tokens": 3])
+        let reply = try await fixture.post("/v1/chat/completions", body)
+        let transcript = try StreamTranscript(reply.body)
+        XCTAssertEqual(transcript.text, reference.text)
+        XCTAssertEqual(transcript.comments.count, 1)
+        let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
+        XCTAssertTrue(metrics.contains(#"lifeline_failovers_total{model="chat-anthropic",phase="mid_stream"} 1"#), metrics)
+    }
+
+    func testAFaultExpiresByItself() async throws {
+        try await start()
+        let created = try await fixture.admin("POST", "/faults", ["deployment": "oa-1", "kind": "error", "duration_s": 1])
+        XCTAssertEqual(created.status, 201)
+        try await Task.sleep(for: .milliseconds(1100))
+        let listed = try await fixture.admin("GET", "/faults")
+        XCTAssertEqual(listed.json?["data"]?.arrayValue?.count, 0)
+    }
+}
+
+final class ReloadTests: XCTestCase {
+    func testReloadSwapsDeploymentsAndRefusesAnInvalidConfig() async throws {
+        let fixture = try await GatewayFixture.start()
+        defer { Task { await fixture.stop() } }
+        var next = fixture.runtime.config
+        next.models[0].deployments[0].priority = 5 // oa-2 now preferred
+        try fixture.runtime.reload(next)
+        let reply = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "reload"))
+        XCTAssertEqual(reply.headers["x-lifeline-deployment"], "oa-2")
+
+        var invalid = next
+        invalid.server.port = 1
+        XCTAssertThrowsError(try fixture.runtime.reload(invalid)) { error in
+            XCTAssertEqual((error as? ConfigError)?.issues.first?.path, "server")
+        }
+        let still = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "reload"))
+        XCTAssertEqual(still.headers["x-lifeline-deployment"], "oa-2")
+    }
+}
