@@ -18,17 +18,23 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
     ],
     targets: [
         .target(name: "LifelineCore"),
         .target(name: "LifelineWire", dependencies: ["LifelineCore"]),
+        .target(name: "LifelineStore", dependencies: [
+            "LifelineCore",
+            .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "LifelineSimulator", dependencies: [
             "LifelineWire",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "LifelineGateway", dependencies: [
-            "LifelineCore", "LifelineWire", "LifelineSimulator",
+            "LifelineCore", "LifelineWire", "LifelineSimulator", "LifelineStore",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -47,6 +53,9 @@ let package = Package(
         ]),
         .testTarget(name: "LifelineCoreTests", dependencies: ["LifelineCore"]),
         .testTarget(name: "LifelineWireTests", dependencies: ["LifelineWire"]),
+        .testTarget(name: "LifelineStoreTests", dependencies: [
+            "LifelineStore", .product(name: "SQLiteNIO", package: "sqlite-nio"),
+        ]),
         .testTarget(name: "LifelineGatewayTests", dependencies: [
             "LifelineGateway", "LifelineSimulator",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

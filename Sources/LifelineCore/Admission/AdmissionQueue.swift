@@ -1,0 +1,113 @@
+/// How requests wait for a slot, and when they are shed.
+public struct AdmissionQueuePolicy: Sendable, Equatable {
+    /// Requests that may wait at once.
+    public var maximumLength = 64
+    /// Longest a request waits before it is shed.
+    public var maximumWait = 2.0
+    /// CoDel: when even the shortest wait in the queue stays above `target` for `interval`,
+    /// the queue is standing, not absorbing a burst: shed from the back.
+    public var target = 0.1
+    public var interval = 0.5
+    /// Critical requests may use this share of the limit above it, so they are shed last.
+    public var criticalReserve = 0.1
+
+    public init() {}
+}
+
+/// Admission under a concurrency limit: admit while slots are free, otherwise wait in a short
+/// queue ordered by priority then arrival; shed the least important first.
+public struct AdmissionQueue: Sendable, Equatable {
+    public struct Waiter: Sendable, Equatable {
+        public var id: UInt64
+        public var priority: Priority
+        public var arrived: Double
+    }
+
+    public enum Arrival: Sendable, Equatable {
+        case admitted
+        case queued
+        case shed
+    }
+
+    public let policy: AdmissionQueuePolicy
+    public private(set) var inFlight = 0
+    public private(set) var waiting: [Waiter] = []
+    public var limit: Int
+    private var standingSince: Double?
+
+    public init(policy: AdmissionQueuePolicy, limit: Int) {
+        self.policy = policy
+        self.limit = limit
+    }
+
+    private func hasSlot(for priority: Priority) -> Bool {
+        let reserve = priority == .critical ? max(1, Int((Double(limit) * policy.criticalReserve).rounded(.up))) : 0
+        return inFlight < limit + reserve
+    }
+
+    /// A new request. Returns its fate and any waiters it pushed out of a full queue.
+    public mutating func arrive(id: UInt64, priority: Priority, at now: Double) -> (Arrival, evicted: [UInt64]) {
+        let aheadOfIt = waiting.contains { $0.priority >= priority }
+        if !aheadOfIt, hasSlot(for: priority) {
+            inFlight += 1
+            return (.admitted, [])
+        }
+        guard policy.maximumLength > 0 else { return (.shed, []) }
+        var evicted: [UInt64] = []
+        if waiting.count >= policy.maximumLength {
+            // Full: the newest of the least important goes, unless that is the newcomer.
+            guard let victim = lastOfLowest(), waiting[victim].priority < priority else { return (.shed, []) }
+            evicted.append(waiting.remove(at: victim).id)
+        }
+        let position = waiting.firstIndex { $0.priority < priority } ?? waiting.endIndex
+        waiting.insert(Waiter(id: id, priority: priority, arrived: now), at: position)
+        return (.queued, evicted)
+    }
+
+    /// An admitted request ended; returns waiters that now get a slot.
+    public mutating func finish() -> [UInt64] {
+        inFlight = max(0, inFlight - 1)
+        return admitWaiting()
+    }
+
+    /// Admits queued requests while slots are free (after a finish or a raised limit).
+    public mutating func admitWaiting() -> [UInt64] {
+        var admitted: [UInt64] = []
+        while let first = waiting.first, hasSlot(for: first.priority) {
+            waiting.removeFirst()
+            inFlight += 1
+            admitted.append(first.id)
+        }
+        return admitted
+    }
+
+    /// A waiter that gave up (its client left) leaves the queue.
+    public mutating func withdraw(id: UInt64) -> Bool {
+        guard let index = waiting.firstIndex(where: { $0.id == id }) else { return false }
+        waiting.remove(at: index)
+        return true
+    }
+
+    /// Sheds waiters that waited too long, and one from the back of a standing queue.
+    public mutating func expire(at now: Double) -> [UInt64] {
+        var shed = waiting.filter { now - $0.arrived >= policy.maximumWait }.map(\.id)
+        waiting.removeAll { now - $0.arrived >= policy.maximumWait }
+        let shortestWait = waiting.map { now - $0.arrived }.min()
+        if let shortestWait, shortestWait > policy.target {
+            let since = standingSince ?? now
+            standingSince = since
+            if now - since >= policy.interval, let victim = lastOfLowest() {
+                shed.append(waiting.remove(at: victim).id)
+                standingSince = now
+            }
+        } else {
+            standingSince = nil
+        }
+        return shed
+    }
+
+    private func lastOfLowest() -> Int? {
+        guard let lowest = waiting.map(\.priority).min() else { return nil }
+        return waiting.lastIndex { $0.priority == lowest }
+    }
+}

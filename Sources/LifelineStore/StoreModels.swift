@@ -1,0 +1,102 @@
+import Foundation
+
+/// An API key as stored: never the secret, only its SHA-256 hash and a display prefix.
+public struct StoredKey: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    /// Hex SHA-256 of the secret.
+    public var secretHash: String
+    /// The first characters of the secret, to recognise it in lists.
+    public var prefix: String
+    public var tier: String
+    public var requestsPerMinute: Int?
+    public var tokensPerMinute: Int?
+    public var maxConcurrency: Int?
+    public var budgetTokens: Int?
+    /// `day` or `month` (UTC calendar periods).
+    public var budgetPeriod: String
+    /// Public models the key may use; empty means all.
+    public var models: [String]
+    public var expiresAt: Date?
+    public var createdAt: Date
+    public var revokedAt: Date?
+
+    public init(id: String, name: String, secretHash: String, prefix: String, tier: String, requestsPerMinute: Int? = nil,
+                tokensPerMinute: Int? = nil, maxConcurrency: Int? = nil, budgetTokens: Int? = nil, budgetPeriod: String = "month",
+                models: [String] = [], expiresAt: Date? = nil, createdAt: Date, revokedAt: Date? = nil)
+    {
+        self.id = id
+        self.name = name
+        self.secretHash = secretHash
+        self.prefix = prefix
+        self.tier = tier
+        self.requestsPerMinute = requestsPerMinute
+        self.tokensPerMinute = tokensPerMinute
+        self.maxConcurrency = maxConcurrency
+        self.budgetTokens = budgetTokens
+        self.budgetPeriod = budgetPeriod
+        self.models = models
+        self.expiresAt = expiresAt
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+}
+
+/// Usage of one key in one minute; rows with the same key and minute add up.
+public struct UsageRecord: Sendable, Equatable {
+    public var keyID: String
+    /// Unix seconds at the start of the minute.
+    public var minute: Int
+    public var requests: Int
+    public var promptTokens: Int
+    public var completionTokens: Int
+
+    public init(keyID: String, minute: Int, requests: Int, promptTokens: Int, completionTokens: Int) {
+        self.keyID = keyID
+        self.minute = minute
+        self.requests = requests
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+    }
+}
+
+public struct UsageTotals: Sendable, Equatable {
+    public var requests = 0
+    public var promptTokens = 0
+    public var completionTokens = 0
+    public var totalTokens: Int { promptTokens + completionTokens }
+    public init() {}
+}
+
+public enum StoreError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// The file was written by a newer Lifeline; refusing protects its data.
+    case newerSchema(found: Int, supported: Int, path: String)
+    /// The file is not a readable SQLite database.
+    case unreadable(path: String, detail: String)
+    case duplicate(String)
+
+    public var description: String {
+        switch self {
+        case .newerSchema(let found, let supported, let path):
+            "\(path) has schema version \(found), newer than this Lifeline supports (\(supported)); upgrade Lifeline or use another --data-dir. Nothing was changed."
+        case .unreadable(let path, let detail):
+            "\(path) is not a readable Lifeline database (\(detail)); restore it from a backup or move it aside. Nothing was changed."
+        case .duplicate(let what):
+            "\(what) already exists"
+        }
+    }
+}
+
+/// Where Lifeline keeps what must outlive a restart. SQLite is the embedded default; a
+/// PostgreSQL implementation shares the protocol and its test suite.
+public protocol LifelineStore: Sendable {
+    func keys() async throws -> [StoredKey]
+    func insert(_ key: StoredKey) async throws
+    /// Marks a key revoked; false if no such key or already revoked.
+    func revokeKey(id: String, at: Date) async throws -> Bool
+    /// Adds usage rows (same key and minute add up).
+    func record(_ usage: [UsageRecord]) async throws
+    /// Usage per key since `minute` (Unix seconds), or of one key.
+    func usage(since minute: Int, keyID: String?) async throws -> [String: UsageTotals]
+    func close() async throws
+}

@@ -1,0 +1,137 @@
+import LifelineCore
+import XCTest
+
+final class CallerLimiterTests: XCTestCase {
+    func testRequestsPerMinuteRefuseWithTheWaitUntilTheNextSlot() {
+        var limiter = CallerLimiter(policy: CallerLimitPolicy(requestsPerMinute: 2), now: 0)
+        XCTAssertNil(limiter.admit(estimatedTokens: 1, at: 0))
+        XCTAssertNil(limiter.admit(estimatedTokens: 1, at: 0))
+        XCTAssertEqual(limiter.admit(estimatedTokens: 1, at: 0), .requestsPerMinute(retryAfter: 30))
+        XCTAssertNil(limiter.admit(estimatedTokens: 1, at: 30))
+        XCTAssertEqual(limiter.snapshot(at: 30).requestsRemaining, 0)
+    }
+
+    func testTokenReservationsAreReconciledWithActualUse() {
+        var limiter = CallerLimiter(policy: CallerLimitPolicy(tokensPerMinute: 1000), now: 0)
+        XCTAssertNil(limiter.admit(estimatedTokens: 800, at: 0))
+        XCTAssertNotNil(limiter.admit(estimatedTokens: 300, at: 0))
+        // The first request used only 100: 700 come back.
+        limiter.complete(estimatedTokens: 800, actualTokens: 100, at: 0)
+        XCTAssertEqual(limiter.snapshot(at: 0).tokensRemaining, 900)
+        XCTAssertNil(limiter.admit(estimatedTokens: 300, at: 0))
+        // Using more than reserved takes the difference too.
+        limiter.complete(estimatedTokens: 300, actualTokens: 900, at: 0)
+        XCTAssertEqual(limiter.snapshot(at: 0).tokensRemaining, 0)
+        XCTAssertEqual(limiter.budgetUsed, 1000)
+    }
+
+    func testConcurrencyAndBudgetRefuse() {
+        var limiter = CallerLimiter(policy: CallerLimitPolicy(maxConcurrency: 1, budgetTokens: 50), now: 0)
+        XCTAssertNil(limiter.admit(estimatedTokens: 10, at: 0))
+        XCTAssertEqual(limiter.admit(estimatedTokens: 10, at: 0), .concurrency)
+        limiter.complete(estimatedTokens: 10, actualTokens: 60, at: 1)
+        XCTAssertEqual(limiter.admit(estimatedTokens: 10, at: 1), .budget)
+    }
+
+    func testARefusalTakesNothing() {
+        var limiter = CallerLimiter(policy: CallerLimitPolicy(requestsPerMinute: 10, tokensPerMinute: 100), now: 0)
+        XCTAssertNotNil(limiter.admit(estimatedTokens: 150, at: 0).map { _ in () } ?? limiter.admit(estimatedTokens: 1, at: 0))
+        XCTAssertEqual(limiter.snapshot(at: 0).requestsRemaining, 9)
+    }
+
+    func testPriorityHeaderLowersButNeverRaises() {
+        XCTAssertEqual(Priority.normal.lowered(by: .critical), .normal)
+        XCTAssertEqual(Priority.high.lowered(by: .low), .low)
+        XCTAssertEqual(Priority.high.lowered(by: nil), .high)
+    }
+}
+
+final class GradientConcurrencyLimitTests: XCTestCase {
+    func testTheLimitGrowsWhileLatencyStaysFlatAndShrinksWhenQueueingAppears() {
+        var policy = ConcurrencyLimitPolicy()
+        policy.initialLimit = 20
+        var limit = GradientConcurrencyLimit(policy: policy)
+        for _ in 0..<200 { limit.record(latency: 0.1, inFlight: limit.slots) }
+        let grown = limit.limit
+        XCTAssertGreaterThan(grown, 100)
+        for _ in 0..<40 { limit.record(latency: 0.5, inFlight: limit.slots) }
+        XCTAssertLessThan(limit.limit, grown / 4)
+        XCTAssertGreaterThanOrEqual(limit.limit, policy.minimumLimit)
+    }
+
+    func testAnIdleLimitDoesNotGrow() {
+        var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        for _ in 0..<100 { limit.record(latency: 0.1, inFlight: 1) }
+        XCTAssertEqual(limit.limit, 64)
+    }
+
+    func testTheLimitStaysWithinItsBounds() {
+        var policy = ConcurrencyLimitPolicy()
+        policy.maximumLimit = 80
+        var limit = GradientConcurrencyLimit(policy: policy)
+        for _ in 0..<1000 { limit.record(latency: 0.1, inFlight: 1000) }
+        XCTAssertEqual(limit.limit, 80)
+    }
+}
+
+final class AdmissionQueueTests: XCTestCase {
+    var policy = AdmissionQueuePolicy()
+
+    func testLowPriorityIsShedFirstWhenTheQueueIsFull() {
+        policy.maximumLength = 2
+        policy.criticalReserve = 0
+        var queue = AdmissionQueue(policy: policy, limit: 1)
+        XCTAssertEqual(queue.arrive(id: 1, priority: .normal, at: 0).0, .admitted)
+        XCTAssertEqual(queue.arrive(id: 2, priority: .low, at: 0).0, .queued)
+        XCTAssertEqual(queue.arrive(id: 3, priority: .normal, at: 0).0, .queued)
+        // Full: a high request pushes out the low one; another low one is refused outright.
+        let high = queue.arrive(id: 4, priority: .high, at: 0)
+        XCTAssertEqual(high.0, .queued)
+        XCTAssertEqual(high.evicted, [2])
+        XCTAssertEqual(queue.arrive(id: 5, priority: .low, at: 0).0, .shed)
+        // Slots go to the most important first.
+        XCTAssertEqual(queue.finish(), [4])
+        XCTAssertEqual(queue.finish(), [3])
+    }
+
+    func testCriticalRequestsHaveAReserveAboveTheLimit() {
+        var queue = AdmissionQueue(policy: policy, limit: 10)
+        for id in 0..<10 { XCTAssertEqual(queue.arrive(id: UInt64(id), priority: .normal, at: 0).0, .admitted) }
+        XCTAssertEqual(queue.arrive(id: 10, priority: .normal, at: 0).0, .queued)
+        XCTAssertEqual(queue.arrive(id: 11, priority: .critical, at: 0).0, .admitted)
+        XCTAssertEqual(queue.arrive(id: 12, priority: .critical, at: 0).0, .queued)
+    }
+
+    func testWaitersPastTheirMaximumWaitAreShed() {
+        policy.maximumWait = 1
+        policy.target = 10
+        var queue = AdmissionQueue(policy: policy, limit: 0)
+        _ = queue.arrive(id: 1, priority: .normal, at: 0)
+        _ = queue.arrive(id: 2, priority: .normal, at: 0.5)
+        XCTAssertEqual(queue.expire(at: 0.9), [])
+        XCTAssertEqual(queue.expire(at: 1.0), [1])
+        XCTAssertEqual(queue.expire(at: 1.5), [2])
+    }
+
+    func testAStandingQueueShedsFromTheBackEachInterval() {
+        policy.target = 0.1
+        policy.interval = 0.5
+        policy.maximumWait = 100
+        var queue = AdmissionQueue(policy: policy, limit: 0)
+        _ = queue.arrive(id: 1, priority: .high, at: 0)
+        _ = queue.arrive(id: 2, priority: .low, at: 0)
+        _ = queue.arrive(id: 3, priority: .normal, at: 0)
+        XCTAssertEqual(queue.expire(at: 0.2), [])
+        XCTAssertEqual(queue.expire(at: 0.75), [2])
+        XCTAssertEqual(queue.expire(at: 0.8), [])
+        XCTAssertEqual(queue.expire(at: 1.3), [3])
+    }
+
+    func testARaisedLimitAdmitsWaiters() {
+        var queue = AdmissionQueue(policy: policy, limit: 0)
+        _ = queue.arrive(id: 1, priority: .normal, at: 0)
+        queue.limit = 1
+        XCTAssertEqual(queue.admitWaiting(), [1])
+        XCTAssertTrue(queue.withdraw(id: 1) == false)
+    }
+}
