@@ -10,10 +10,13 @@ import UnixSignals
 public enum GatewayServer {
     /// Runs until SIGTERM or SIGINT, then stops taking requests, lets in-flight ones finish
     /// within the drain timeout, and returns. SIGHUP reloads `configFile`.
-    public static func run(config: LifelineConfig, configFile: String? = nil, logger: Logger,
+    /// `overrides` adjusts every config read (the first and each reload), as `--host` and `--port` do.
+    public static func run(config: LifelineConfig, configFile: String? = nil,
+                           overrides: @escaping @Sendable (inout LifelineConfig) -> Void = { _ in }, logger: Logger,
                            onReady: @escaping @Sendable (Int, GatewayRuntime) async -> Void = { _, _ in }) async throws
     {
         var config = config
+        overrides(&config)
         var services: [any Service] = []
         // Simulated upstreams start first so the gateway never routes to a port nobody listens on.
         for (modelIndex, model) in config.models.enumerated() {
@@ -32,7 +35,7 @@ public enum GatewayServer {
         }
         let runtime = GatewayRuntime(config: config, logger: logger)
         let token = try AdminToken.resolve(configured: config.admin.token, dataDirectory: config.server.dataDirectory, logger: logger)
-        let reload: @Sendable () async -> Response = { reloadResponse(runtime: runtime, configFile: configFile) }
+        let reload: @Sendable () async -> Response = { reloadResponse(runtime: runtime, configFile: configFile, overrides: overrides) }
         let router = GatewayRoutes.router(runtime: runtime, adminToken: token, reload: reload)
         let settings = config
         let app = Application(
@@ -60,12 +63,13 @@ public enum GatewayServer {
     }
 
     /// Re-reads the config file; an invalid one is refused with every error and changes nothing.
-    static func reloadResponse(runtime: GatewayRuntime, configFile: String?) -> Response {
+    static func reloadResponse(runtime: GatewayRuntime, configFile: String?, overrides: (inout LifelineConfig) -> Void) -> Response {
         guard let configFile else {
             return adminError(409, "This server runs on the embedded zero config; start it with --config to reload.")
         }
         do {
-            let next = try ConfigLoader.load(file: configFile)
+            var next = try ConfigLoader.load(file: configFile)
+            overrides(&next)
             try runtime.reload(next)
             return jsonResponse(.ok, ["reloaded": true, "models": .array(next.models.map { .string($0.name) })])
         } catch {

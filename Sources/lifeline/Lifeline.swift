@@ -67,9 +67,12 @@ struct Serve: AsyncParsableCommand {
         } else {
             settings = .zeroConfig
         }
-        if let host { settings.server.host = host }
-        if let port { settings.server.port = port }
-        try await GatewayServer.run(config: settings, configFile: config ?? ProcessInfo.processInfo.environment["LIFELINE_CONFIG"], logger: logger)
+        let host = self.host, port = self.port
+        try await GatewayServer.run(config: settings, configFile: config ?? ProcessInfo.processInfo.environment["LIFELINE_CONFIG"],
+                                    overrides: { settings in
+                                        if let host { settings.server.host = host }
+                                        if let port { settings.server.port = port }
+                                    }, logger: logger)
     }
 }
 

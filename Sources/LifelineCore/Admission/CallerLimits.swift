@@ -39,6 +39,17 @@ public struct LimitSnapshot: Sendable, Equatable {
     public var tokenLimit: Int?
     public var tokensRemaining: Int?
     public var tokensResetSeconds: Double?
+
+    public init(requestLimit: Int? = nil, requestsRemaining: Int? = nil, requestsResetSeconds: Double? = nil, tokenLimit: Int? = nil,
+                tokensRemaining: Int? = nil, tokensResetSeconds: Double? = nil)
+    {
+        self.requestLimit = requestLimit
+        self.requestsRemaining = requestsRemaining
+        self.requestsResetSeconds = requestsResetSeconds
+        self.tokenLimit = tokenLimit
+        self.tokensRemaining = tokensRemaining
+        self.tokensResetSeconds = tokensResetSeconds
+    }
 }
 
 /// A caller's rate limits, concurrency and budget: admit with an estimate, reconcile with the

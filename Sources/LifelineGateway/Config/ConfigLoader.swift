@@ -1,5 +1,6 @@
 import Foundation
 import LifelineWire
+import LifelineCore
 import Yams
 
 /// One thing wrong in a config file, with the path of the field.
@@ -131,7 +132,7 @@ struct ConfigReader {
 
     mutating func readConfig(_ tree: JSONValue) -> LifelineConfig {
         var config = LifelineConfig()
-        let root = object(tree, "", allowed: ["server", "routing", "admin", "models"])
+        let root = object(tree, "", allowed: ["server", "routing", "admin", "auth", "admission", "models"])
         let server = object(root["server"], "server", allowed: ["host", "port", "drain_timeout_s", "max_body_bytes", "data_dir"])
         if let host = string(server, "host", "server") { config.server.host = host }
         if let port = integer(server, "port", "server", in: 0...65535) { config.server.port = port }
@@ -142,6 +143,8 @@ struct ConfigReader {
         readRouting(root["routing"], into: &config.routing)
         let admin = object(root["admin"], "admin", allowed: ["token"])
         config.admin.token = string(admin, "token", "admin")
+        readAuth(root["auth"], into: &config.auth)
+        readAdmission(root["admission"], into: &config.admission)
 
         guard let models = root["models"]?.arrayValue else {
             if let value = root["models"] { fail("models", "expected a list, got \(value.typeName)") } else { fail("models", "at least one model is required") }
@@ -205,8 +208,43 @@ struct ConfigReader {
         if let value = number(backoff, "max_ms", backoffPath, in: 0...600_000) { routing.backoff.maximum = value / 1000 }
     }
 
+    mutating func readAuth(_ raw: JSONValue?, into auth: inout AuthConfig) {
+        let object = object(raw, "auth", allowed: ["mode", "anonymous"])
+        if let mode = string(object, "mode", "auth") {
+            if let parsed = AuthConfig.Mode(rawValue: mode) { auth.mode = parsed } else { fail("auth.mode", "must be optional or required, got '\(mode)'") }
+        }
+        let path = "auth.anonymous"
+        let anonymous = self.object(object["anonymous"], path, allowed: ["tier", "rpm", "tpm", "max_concurrency"])
+        if let tier = string(anonymous, "tier", path) {
+            if let parsed = Priority(name: tier) { auth.anonymousTier = parsed } else { fail("\(path).tier", "must be critical, high, normal or low, got '\(tier)'") }
+        }
+        auth.anonymousLimits.requestsPerMinute = integer(anonymous, "rpm", path, in: 1...100_000_000)
+        auth.anonymousLimits.tokensPerMinute = integer(anonymous, "tpm", path, in: 1...1_000_000_000_000)
+        auth.anonymousLimits.maxConcurrency = integer(anonymous, "max_concurrency", path, in: 1...1_000_000)
+    }
+
+    mutating func readAdmission(_ raw: JSONValue?, into admission: inout AdmissionConfig) {
+        let object = object(raw, "admission", allowed: ["concurrency", "queue"])
+        let limitPath = "admission.concurrency"
+        let limit = self.object(object["concurrency"], limitPath, allowed: ["initial", "min", "max", "tolerance"])
+        if let value = number(limit, "initial", limitPath, in: 1...1_000_000) { admission.concurrency.initialLimit = value }
+        if let value = number(limit, "min", limitPath, in: 1...1_000_000) { admission.concurrency.minimumLimit = value }
+        if let value = number(limit, "max", limitPath, in: 1...1_000_000) { admission.concurrency.maximumLimit = value }
+        if let value = number(limit, "tolerance", limitPath, in: 1...100) { admission.concurrency.tolerance = value }
+        if admission.concurrency.minimumLimit > admission.concurrency.maximumLimit { fail(limitPath, "min must not exceed max") }
+        admission.concurrency.initialLimit = min(max(admission.concurrency.initialLimit, admission.concurrency.minimumLimit),
+                                                 admission.concurrency.maximumLimit)
+        let queuePath = "admission.queue"
+        let queue = self.object(object["queue"], queuePath, allowed: ["max_length", "max_wait_ms", "target_ms", "interval_ms", "critical_reserve"])
+        if let value = integer(queue, "max_length", queuePath, in: 0...1_000_000) { admission.queue.maximumLength = value }
+        if let value = number(queue, "max_wait_ms", queuePath, in: 1...600_000) { admission.queue.maximumWait = value / 1000 }
+        if let value = number(queue, "target_ms", queuePath, in: 1...600_000) { admission.queue.target = value / 1000 }
+        if let value = number(queue, "interval_ms", queuePath, in: 1...600_000) { admission.queue.interval = value / 1000 }
+        if let value = number(queue, "critical_reserve", queuePath, in: 0...10) { admission.queue.criticalReserve = value }
+    }
+
     mutating func readDeployment(_ raw: JSONValue, _ path: String) -> DeploymentConfig? {
-        let object = object(raw, path, allowed: ["name", "protocol", "base_url", "api_key", "model", "priority", "weight", "timeouts", "simulator", "health_check"])
+        let object = object(raw, path, allowed: ["name", "protocol", "base_url", "api_key", "model", "priority", "weight", "timeouts", "simulator", "health_check", "rpm", "tpm"])
         let name = string(object, "name", path) ?? ""
         if name.isEmpty { fail(join(path, "name"), "required") }
         var wireProtocol = WireProtocol.openai
@@ -218,6 +256,8 @@ struct ConfigReader {
         deployment.apiKey = string(object, "api_key", path)
         if let priority = integer(object, "priority", path, in: 0...1000) { deployment.priority = priority }
         if let weight = number(object, "weight", path, in: 0...1_000_000) { deployment.weight = weight }
+        deployment.requestsPerMinute = integer(object, "rpm", path, in: 1...100_000_000)
+        deployment.tokensPerMinute = integer(object, "tpm", path, in: 1...1_000_000_000_000)
         if object["simulator"] != nil {
             let simulator = self.object(object["simulator"], join(path, "simulator"), allowed: ["ttft_ms", "tokens_per_second"])
             var config = SimulatorConfig()

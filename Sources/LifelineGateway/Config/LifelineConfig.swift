@@ -6,6 +6,8 @@ public struct LifelineConfig: Sendable, Equatable {
     public var server = ServerConfig()
     public var routing = RoutingConfig()
     public var admin = AdminConfig()
+    public var auth = AuthConfig()
+    public var admission = AdmissionConfig()
     public var models: [ModelConfig] = []
 
     public init() {}
@@ -30,6 +32,30 @@ public struct ServerConfig: Sendable, Equatable {
     /// Largest request body accepted.
     public var maxBodyBytes = 4 * 1024 * 1024
     public var dataDirectory = ".lifeline"
+}
+
+public struct AuthConfig: Sendable, Equatable {
+    public enum Mode: String, Sendable { case optional, required }
+    /// Nil: `optional` on a loopback address, `required` on any other.
+    public var mode: Mode?
+    /// The tier and limits of callers that present no Lifeline key.
+    public var anonymousTier = Priority.normal
+    public var anonymousLimits = CallerLimitPolicy()
+
+    /// The mode in force for a listen address.
+    public func effectiveMode(host: String) -> Mode {
+        mode ?? (AuthConfig.isLoopback(host) ? .optional : .required)
+    }
+
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
+
+/// Gateway-wide admission: the adaptive concurrency limit and the priority queue in front of it.
+public struct AdmissionConfig: Sendable, Equatable {
+    public var concurrency = ConcurrencyLimitPolicy()
+    public var queue = AdmissionQueuePolicy()
 }
 
 public struct AdminConfig: Sendable, Equatable {
@@ -72,6 +98,9 @@ public struct DeploymentConfig: Sendable, Equatable {
     public var timeouts = TimeoutConfig()
     /// Active probing; off unless configured.
     public var healthCheck: HealthCheckConfig?
+    /// The upstream's own limits, if known: routing avoids the deployment before it would refuse.
+    public var requestsPerMinute: Int?
+    public var tokensPerMinute: Int?
     /// When present, Lifeline runs a simulator for this deployment on a free loopback port.
     public var simulator: SimulatorConfig?
 

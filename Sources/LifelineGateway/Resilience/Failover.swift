@@ -16,8 +16,10 @@ struct Failover {
         case midStream = "mid_stream"
     }
 
+    /// `outcomeLater`: the attempt's success is only its start (a stream opened); the caller
+    /// reports the final outcome when the stream ends, so each attempt is counted once.
     func run<Value>(
-        _ order: [Deployment], phase: Phase, record: inout RequestRecord,
+        _ order: [Deployment], phase: Phase, record: inout RequestRecord, outcomeLater: Bool = false,
         attempt: (Deployment) async throws(UpstreamFailure) -> Value
     ) async -> Result<(value: Value, deployment: Deployment), GatewayError> {
         var failures: [UpstreamFailure] = []
@@ -39,7 +41,7 @@ struct Failover {
             record.attempts += 1
             do {
                 let value = try await attempt(deployment)
-                group.report(deployment, failure: nil)
+                if !outcomeLater { group.report(deployment, failure: nil) }
                 return .success((value, deployment))
             } catch {
                 group.report(deployment, failure: error)

@@ -22,7 +22,7 @@ struct StreamRelay: Sendable {
 
     func response(record: RequestRecord) async -> Response {
         var record = record
-        let result = await failover.run(order, phase: .beforeFirstByte, record: &record) { deployment throws(UpstreamFailure) in
+        let result = await failover.run(order, phase: .beforeFirstByte, record: &record, outcomeLater: true) { deployment throws(UpstreamFailure) in
             try await Self.open(chat.upstreamRequest(for: deployment), on: deployment)
         }
         switch result {
@@ -243,7 +243,7 @@ struct StreamRelay: Sendable {
         if !prefill.isEmpty { continuation.messages.append(.text(.assistant, prefill)) }
         if let limit = chat.maxTokens { continuation.maxTokens = max(1, limit - progress.usage.completionTokens) }
         let candidates = failover.group.attemptOrder(openAIOnly: false).filter { $0 !== failed } + [failed]
-        let result = await failover.run(candidates, phase: .midStream, record: &record) { deployment throws(UpstreamFailure) in
+        let result = await failover.run(candidates, phase: .midStream, record: &record, outcomeLater: true) { deployment throws(UpstreamFailure) in
             try await Self.open(continuation.upstreamRequest(for: deployment), on: deployment)
         }
         return try? result.get()
