@@ -1,4 +1,6 @@
 import Foundation
+import LifelineCore
+import LifelineStore
 import LifelineWire
 import Logging
 import Synchronization
@@ -6,18 +8,32 @@ import Synchronization
 /// The gateway's live state: current deployments (swapped whole on reload), drill faults,
 /// metrics, readiness and the monotonic clock every policy reads.
 public final class GatewayRuntime: Sendable {
-    public let metrics = GatewayMetrics()
+    public let metrics: GatewayMetrics
     public let faults: FaultInjector
     public let readiness = Readiness()
     public let logger: Logger
     let clock: @Sendable () -> Double
+    let store: any LifelineStore
+    let keys: KeyRegistry
+    let usage: UsageRecorder
+    let admission: AdmissionController
     private let state: Mutex<(config: LifelineConfig, pool: DeploymentPool)>
 
-    public init(config: LifelineConfig, logger: Logger) {
+    /// The monotonic clock every policy reads, in seconds.
+    static func monotonicClock() -> @Sendable () -> Double {
         let origin = DispatchTime.now().uptimeNanoseconds
-        let clock: @Sendable () -> Double = { Double(DispatchTime.now().uptimeNanoseconds &- origin) / 1e9 }
+        return { Double(DispatchTime.now().uptimeNanoseconds &- origin) / 1e9 }
+    }
+
+    init(config: LifelineConfig, logger: Logger, store: any LifelineStore, keys: KeyRegistry, clock: @escaping @Sendable () -> Double) {
+        let metrics = GatewayMetrics()
+        self.metrics = metrics
         self.clock = clock
         self.logger = logger
+        self.store = store
+        self.keys = keys
+        self.usage = UsageRecorder(store: store, logger: logger)
+        self.admission = AdmissionController(config: config.admission, clock: clock, metrics: metrics)
         let faults = FaultInjector(clock: clock)
         self.faults = faults
         state = Mutex((config, DeploymentPool(config: config, faults: faults, metrics: metrics, clock: clock)))
@@ -59,7 +75,9 @@ public final class GatewayRuntime: Sendable {
     }
 
     func shutdown() async {
+        await usage.flush()
         await pool.shutdownClients(notIn: nil)
+        try? await store.close()
     }
 }
 
@@ -76,8 +94,15 @@ struct RequestRecord {
     var failoverPhase: String?
     var resumptions = 0
     var stream = false
+    var caller: Caller?
+    var priority: Priority?
+    /// Tokens reserved at admission, reconciled at the end.
+    var estimatedTokens: Int?
+    var ticket: AdmissionController.Ticket?
 
     func log(to logger: Logger, now: Double) {
+        // Building the line costs more than the check: skip it when info is filtered out.
+        guard logger.logLevel <= .info else { return }
         var metadata: Logger.Metadata = [
             "route": .string(route), "model": .string(model), "status": .stringConvertible(status),
             "attempts": .stringConvertible(attempts), "latency_ms": .string(String(format: "%.1f", (now - started) * 1000)),
@@ -90,15 +115,27 @@ struct RequestRecord {
             metadata["completion_tokens"] = .stringConvertible(usage.completionTokens)
         }
         if let failoverPhase { metadata["failover"] = .string(failoverPhase) }
+        if let caller { metadata["caller"] = .string(caller.isAnonymous ? caller.id : "\(caller.id) (\(caller.name))") }
+        if let priority { metadata["priority"] = .string(priority.description) }
         if resumptions > 0 { metadata["resumptions"] = .stringConvertible(resumptions) }
         logger.info("request", metadata: metadata)
     }
 }
 
 extension GatewayRuntime {
-    /// Closes a request: one log line, and its metrics.
+    /// Closes a request: releases its slot and reservation, records usage, writes one log line and its metrics.
     func finish(_ record: RequestRecord) {
         let now = clock()
+        let tokens = record.usage?.totalTokens ?? 0
+        if let caller = record.caller, let estimate = record.estimatedTokens {
+            keys.complete(caller, estimatedTokens: estimate, actualTokens: tokens)
+            if let usage = record.usage { self.usage.record(callerID: caller.id, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens) }
+        }
+        if let ticket = record.ticket {
+            // Only answers train the limit: a failed request says nothing about healthy latency.
+            let latency = record.status < 400 ? (record.firstTokenAt ?? now) - record.started : nil
+            admission.release(ticket, latency: latency)
+        }
         record.log(to: logger, now: now)
         metrics.requestFinished(route: record.route, model: record.model.isEmpty ? "unknown" : record.model, status: record.status,
                                 seconds: now - record.started)

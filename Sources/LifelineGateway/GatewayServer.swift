@@ -1,5 +1,6 @@
 import Hummingbird
 import LifelineSimulator
+import LifelineStore
 import LifelineWire
 import Logging
 import NIOCore
@@ -33,7 +34,21 @@ public enum GatewayServer {
                 logger.info("simulated upstream started", metadata: ["deployment": .string(deployment.name), "port": .stringConvertible(port)])
             }
         }
-        let runtime = GatewayRuntime(config: config, logger: logger)
+        let clock = GatewayRuntime.monotonicClock()
+        let storePath = config.server.dataDirectory + "/lifeline.sqlite"
+        let store = try await SQLiteStore.open(path: storePath, logger: logger)
+        let keys = try await KeyRegistry.load(store: store, auth: config.auth, host: config.server.host, clock: clock)
+        if keys.mode == .required, !keys.hasUsableKeys {
+            try? await store.close()
+            throw GatewayStartError(message: """
+            auth is required (Lifeline listens on \(config.server.host), which is not loopback) and no usable API key exists yet.
+            Create one first: lifeline keys create --name NAME --offline --data-dir \(config.server.dataDirectory)
+            (or set auth.mode: optional in the config to allow anonymous callers).
+            """)
+        }
+        let runtime = GatewayRuntime(config: config, logger: logger, store: store, keys: keys, clock: clock)
+        logger.info("store opened", metadata: ["path": .string(storePath), "keys": .stringConvertible(keys.list().count),
+                                               "auth": .string(keys.mode.rawValue)])
         let token = try AdminToken.resolve(configured: config.admin.token, dataDirectory: config.server.dataDirectory, logger: logger)
         let reload: @Sendable () async -> Response = { reloadResponse(runtime: runtime, configFile: configFile, overrides: overrides) }
         let router = GatewayRoutes.router(runtime: runtime, adminToken: token, reload: reload)
@@ -50,6 +65,8 @@ public enum GatewayServer {
             logger: logger)
         services.append(app)
         services.append(HealthProber(runtime: runtime))
+        services.append(runtime.usage)
+        services.append(AdmissionTicker(admission: runtime.admission))
         services.append(ReloadOnHangup(reload: reload))
         services.append(ReadinessService(readiness: runtime.readiness))
         var groupConfiguration = ServiceGroupConfiguration(

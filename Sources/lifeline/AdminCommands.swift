@@ -65,7 +65,7 @@ struct AdminConnection: ParsableArguments {
 
 /// A JSON value as table text: strings bare, anything else as JSON.
 func text(_ value: JSONValue?) -> String {
-    guard let value else { return "" }
+    guard let value, !value.isNull else { return "-" }
     return value.stringValue ?? JSONCoding.encodeString(value)
 }
 

@@ -11,7 +11,7 @@ struct Lifeline: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lifeline",
         abstract: "A self-hosted AI gateway that keeps answering when model providers fail.",
-        subcommands: [Serve.self, Simulate.self, CheckConfig.self, Deployments.self, Drill.self, Reload.self])
+        subcommands: [Serve.self, Simulate.self, CheckConfig.self, Keys.self, Deployments.self, Drill.self, Reload.self])
 
     static func main() async {
         // Run Swift concurrency on NIO's event loops: a request then stays on one thread
@@ -91,6 +91,7 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Retry-After seconds on 429.") var retryAfter = 1
     @Option(help: "Cut each answer after this many tokens (0: never).") var disconnectAfterTokens = 0
     @Flag(help: "Accept requests and never answer.") var hang = false
+    @Option(help: "Requests served at once; more wait their turn (0: unlimited).") var capacity = 0
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
@@ -106,6 +107,7 @@ struct Simulate: AsyncParsableCommand {
         knobs.retryAfterSeconds = retryAfter
         knobs.disconnectAfterTokens = disconnectAfterTokens
         knobs.hang = hang
+        knobs.capacity = capacity
         let logger = logging.makeLogger("lifeline.simulator")
         let simulator = Simulator(protocols: protocols, models: model, knobs: knobs)
         let app = simulator.application(host: host, port: port, logger: logger) { port in

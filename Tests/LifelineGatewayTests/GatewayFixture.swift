@@ -30,6 +30,8 @@ final class GatewayFixture: @unchecked Sendable {
         let portB = try await fixture.run(fixture.simulatorB, logger: logger)
         var config = LifelineConfig()
         config.server.port = 0
+        config.server.dataDirectory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("lifeline-test-\(UUID().uuidString)").path
         func deployment(_ name: String, _ wire: WireProtocol, port: Int, priority: Int) -> DeploymentConfig {
             var deployment = DeploymentConfig(name: name, protocol: wire, model: "sim-model")
             deployment.baseURL = wire == .openai ? "http://127.0.0.1:\(port)/v1" : "http://127.0.0.1:\(port)"
@@ -49,14 +51,21 @@ final class GatewayFixture: @unchecked Sendable {
         let (started, continuation) = AsyncStream<(Int, GatewayRuntime)>.makeStream()
         let settings = config
         fixture.tasks.append(Task {
+            defer { continuation.finish() }
             try await GatewayServer.run(config: settings, logger: logger) { port, runtime in
                 continuation.yield((port, runtime))
                 continuation.finish()
             }
         })
         var iterator = started.makeAsyncIterator()
-        let running = await iterator.next()
-        (fixture.gatewayPort, fixture.runtime) = try XCTUnwrap(running)
+        guard let running = await iterator.next() else {
+            // The gateway refused to start: surface its error.
+            let failure = await fixture.tasks.last!.result
+            await fixture.stop()
+            try failure.get()
+            throw GatewayStartFailure()
+        }
+        (fixture.gatewayPort, fixture.runtime) = running
         return fixture
     }
 
@@ -95,6 +104,10 @@ final class GatewayFixture: @unchecked Sendable {
     }
 
     func post(_ path: String, raw: [UInt8], headers: [String: String] = [:]) async throws -> Reply {
+        try await send(path, raw: raw, headers: headers)
+    }
+
+    private func send(_ path: String, raw: [UInt8], headers: [String: String]) async throws -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .POST
         request.headers.add(name: "content-type", value: "application/json")
@@ -126,6 +139,8 @@ final class GatewayFixture: @unchecked Sendable {
         return Reply(status: Int(response.status.code), headers: collected, body: Array(body.readableBytesView))
     }
 }
+
+struct GatewayStartFailure: Error {}
 
 /// Reads a streamed reply's text in either API, and its SSE comments.
 struct StreamTranscript {

@@ -61,6 +61,7 @@ enum AdminRoutes {
             return jsonResponse(.ok, ["deleted": true])
         }
         admin.post("/config/reload") { _, _ in await reload() }
+        KeyRoutes.add(to: admin, runtime: runtime)
     }
 
     static func setDrained(_ drained: Bool, _ context: GatewayRequestContext, _ runtime: GatewayRuntime) -> Response {

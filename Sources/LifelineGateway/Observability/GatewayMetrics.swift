@@ -81,5 +81,24 @@ public final class GatewayMetrics: Sendable {
         registry.makeValueHistogram(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels, buckets: Self.latencyBuckets)
     }
 
+    public func shed(reason: String, priority: String) {
+        counter("lifeline_shed_total", [("reason", reason), ("priority", priority)],
+                help: "Requests refused to protect the service (503), by reason (queue_full, queue_timeout) and priority.").increment()
+    }
+
+    public func rateLimited(reason: String, tier: String) {
+        counter("lifeline_rate_limited_total", [("reason", reason), ("tier", tier)],
+                help: "Requests refused because their caller was over a limit (429), by limit and key tier.").increment()
+    }
+
+    public func concurrencyLimit(_ value: Int) {
+        gauge("lifeline_concurrency_limit", [("scope", "gateway")], help: "The adaptive concurrency limit.").set(Double(value))
+    }
+
+    public func admission(inFlight: Int, queued: Int) {
+        gauge("lifeline_in_flight_requests", [], help: "Admitted requests in progress.").set(Double(inFlight))
+        gauge("lifeline_admission_queue_length", [], help: "Requests waiting for a slot.").set(Double(queued))
+    }
+
     public func exposition() -> [UInt8] { registry.emitToBuffer() }
 }

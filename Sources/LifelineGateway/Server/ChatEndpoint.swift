@@ -12,6 +12,13 @@ struct ChatEndpoint: Sendable {
     func handle(_ request: Request, context: GatewayRequestContext, api: WireProtocol) async -> Response {
         var record = RequestRecord(route: api == .openai ? "chat_completions" : "messages", started: runtime.clock())
         let config = runtime.config
+        let gate = AccessGate(runtime: runtime)
+        let caller: Caller
+        switch gate.authenticate(request) {
+        case .failure(let error): return refuse(error, api: api, record: &record)
+        case .success(let found): caller = found
+        }
+        record.caller = caller
         let chat: ChatRequest
         do throws(GatewayError) {
             let json = try await readJSON(request, limit: config.server.maxBodyBytes)
@@ -22,6 +29,11 @@ struct ChatEndpoint: Sendable {
         record.model = chat.model
         record.stream = chat.stream
         guard let group = runtime.pool.models[chat.model] else { return refuse(.unknownModel(chat.model), api: api, record: &record) }
+        if let refusal = await gate.admit(caller, model: chat.model, request: request, estimatedTokens: AccessGate.estimateTokens(chat),
+                                          record: &record)
+        {
+            return refuse(refusal, api: api, record: &record)
+        }
         group.recordRequest()
         let needsOpenAI = chat.choiceCount > 1 || chat.logprobs
         let order = group.attemptOrder(openAIOnly: needsOpenAI)
@@ -32,7 +44,7 @@ struct ChatEndpoint: Sendable {
         let failover = Failover(group: group, routing: config.routing, metrics: runtime.metrics)
         if chat.stream {
             return await StreamRelay(chat: chat, api: api, order: order, failover: failover, runtime: runtime,
-                                     requestID: context.requestID, logger: context.logger).response(record: record)
+                                     requestID: context.requestID, logger: context.logger).response(record: record, headers: gate.rateLimitHeaders(caller))
         }
         let result = await failover.run(order, phase: .beforeFirstByte, record: &record) { deployment throws(UpstreamFailure) in
             try await deployment.complete(chat.upstreamRequest(for: deployment))
@@ -58,11 +70,11 @@ struct ChatEndpoint: Sendable {
             record.usage = answer.usage
             runtime.finish(record)
             let body = api == .openai ? OpenAIChatResponse.encode(answer) : AnthropicMessagesResponse.encode(answer)
-            return Response(status: .ok, headers: [
-                .contentType: "application/json",
-                .lifelineDeployment: deployment.name,
-                .lifelineAttempts: String(record.attempts),
-            ], body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONCoding.encode(body))))
+            var headers = gate.rateLimitHeaders(caller)
+            headers[.contentType] = "application/json"
+            headers[.lifelineDeployment] = deployment.name
+            headers[.lifelineAttempts] = String(record.attempts)
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONCoding.encode(body))))
         }
     }
 
@@ -70,7 +82,7 @@ struct ChatEndpoint: Sendable {
     private func refuse(_ error: GatewayError, api: WireProtocol, record: inout RequestRecord) -> Response {
         record.status = error.status
         runtime.finish(record)
-        var headers: HTTPFields = [:]
+        var headers = AccessGate(runtime: runtime).rateLimitHeaders(record.caller)
         if record.attempts > 0 { headers[.lifelineAttempts] = String(record.attempts) }
         if let deployment = record.deployment { headers[.lifelineDeployment] = deployment }
         return error.response(for: api, headers: headers)

@@ -9,6 +9,13 @@ struct EmbeddingsEndpoint: Sendable {
     func handle(_ request: Request, context: GatewayRequestContext) async -> Response {
         var record = RequestRecord(route: "embeddings", started: runtime.clock())
         let config = runtime.config
+        let gate = AccessGate(runtime: runtime)
+        let caller: Caller
+        switch gate.authenticate(request) {
+        case .failure(let error): return refuse(error, record: &record)
+        case .success(let found): caller = found
+        }
+        record.caller = caller
         let object: [String: JSONValue]
         do throws(GatewayError) {
             guard let value = try await readJSON(request, limit: config.server.maxBodyBytes).objectValue else {
@@ -22,6 +29,10 @@ struct EmbeddingsEndpoint: Sendable {
         let model = object["model"]?.stringValue ?? ""
         record.model = model
         guard let group = runtime.pool.models[model] else { return refuse(.unknownModel(model), record: &record) }
+        let inputCharacters = JSONCoding.encode(object["input"] ?? .null).count
+        if let refusal = await gate.admit(caller, model: model, request: request, estimatedTokens: inputCharacters / 4 + 1, record: &record) {
+            return refuse(refusal, record: &record)
+        }
         group.recordRequest()
         let order = group.attemptOrder(openAIOnly: true)
         if order.isEmpty, !group.deployments.contains(where: { $0.config.protocol == .openai }) {
@@ -44,10 +55,15 @@ struct EmbeddingsEndpoint: Sendable {
                 bytes = ByteBuffer(bytes: JSONCoding.encode(.object(fields)))
             }
             record.deployment = deployment.name
+            if let used = (try? JSONCoding.decode(bytes.readableBytesView))?["usage"]?["prompt_tokens"]?.intValue {
+                record.usage = Usage(promptTokens: used, completionTokens: 0)
+            }
             runtime.finish(record)
-            return Response(status: .ok, headers: [
-                .contentType: "application/json", .lifelineDeployment: deployment.name, .lifelineAttempts: String(record.attempts),
-            ], body: ResponseBody(byteBuffer: bytes))
+            var headers = gate.rateLimitHeaders(caller)
+            headers[.contentType] = "application/json"
+            headers[.lifelineDeployment] = deployment.name
+            headers[.lifelineAttempts] = String(record.attempts)
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: bytes))
         }
     }
 
@@ -71,6 +87,6 @@ struct EmbeddingsEndpoint: Sendable {
     private func refuse(_ error: GatewayError, record: inout RequestRecord) -> Response {
         record.status = error.status
         runtime.finish(record)
-        return error.response(for: .openai)
+        return error.response(for: .openai, headers: AccessGate(runtime: runtime).rateLimitHeaders(record.caller))
     }
 }

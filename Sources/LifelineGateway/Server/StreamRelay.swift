@@ -20,7 +20,7 @@ struct StreamRelay: Sendable {
     let requestID: String
     let logger: Logger
 
-    func response(record: RequestRecord) async -> Response {
+    func response(record: RequestRecord, headers extra: HTTPFields) async -> Response {
         var record = record
         let result = await failover.run(order, phase: .beforeFirstByte, record: &record, outcomeLater: true) { deployment throws(UpstreamFailure) in
             try await Self.open(chat.upstreamRequest(for: deployment), on: deployment)
@@ -29,14 +29,17 @@ struct StreamRelay: Sendable {
         case .failure(let error):
             record.status = error.status
             runtime.finish(record)
-            return error.response(for: api, headers: [.lifelineAttempts: String(record.attempts)])
+            var headers = extra
+            headers[.lifelineAttempts] = String(record.attempts)
+            return error.response(for: api, headers: headers)
         case .success(let (opened, deployment)):
             record.deployment = deployment.name
             record.firstTokenAt = runtime.clock()
-            let headers: HTTPFields = [
-                .contentType: "text/event-stream", .cacheControl: "no-cache",
-                .lifelineDeployment: deployment.name, .lifelineAttempts: String(record.attempts),
-            ]
+            var headers = extra
+            headers[.contentType] = "text/event-stream"
+            headers[.cacheControl] = "no-cache"
+            headers[.lifelineDeployment] = deployment.name
+            headers[.lifelineAttempts] = String(record.attempts)
             let started = record
             return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
                 var record = started
@@ -111,6 +114,8 @@ struct StreamRelay: Sendable {
         do {
             streaming: while true {
                 do {
+                    // The first event (and a resumption's splice comment) go out before waiting for more.
+                    if !out.isEmpty { try await write(&out, to: &writer) }
                     while !progress.stoppedBySequence, let event = try await current.stream.next() {
                         out += forward(event, &encoder, &progress)
                         if !out.isEmpty {

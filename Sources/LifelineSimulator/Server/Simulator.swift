@@ -17,6 +17,7 @@ public final class Simulator: Sendable {
     private let knobs: Mutex<SimulatorKnobs>
     private let requestCount = Atomic<Int>(0)
     private let streamCount = Atomic<Int>(0)
+    private let gate = CapacityGate()
 
     public init(protocols: Protocols = .both, models: [String] = ["lifeline-sim"], knobs: SimulatorKnobs = .init()) {
         self.protocols = protocols
@@ -141,6 +142,8 @@ public final class Simulator: Sendable {
         }
         let tokenCount = plans.map(\.pieces.count).max() ?? 0
         let delay = Double(knobs.ttftMilliseconds) / 1000 + (knobs.tokensPerSecond > 0 ? Double(tokenCount) / knobs.tokensPerSecond : 0)
+        await gate.enter(capacity: knobs.capacity)
+        defer { gate.leave() }
         if delay > 0 { try await Task.sleep(for: .seconds(delay)) }
         var response = ChatResponse(
             id: id, model: chat.model, created: created,
@@ -193,6 +196,8 @@ public final class Simulator: Sendable {
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: ResponseBody { [self] writer in
             streamCount.add(1, ordering: .relaxed)
             defer { streamCount.subtract(1, ordering: .relaxed) }
+            await gate.enter(capacity: knobs.capacity)
+            defer { gate.leave() }
             if knobs.ttftMilliseconds > 0 { try await Task.sleep(for: .milliseconds(knobs.ttftMilliseconds)) }
             var openAI = OpenAIStreamEncoder(id: id, model: chat.model, created: created, includeUsage: chat.includeUsage)
             var anthropic = AnthropicStreamEncoder(id: id, model: chat.model, promptTokens: usage.promptTokens)

@@ -16,17 +16,20 @@ public struct SimulatorKnobs: Sendable, Equatable {
     public var disconnectAfterTokens = 0
     /// Accept requests and never answer.
     public var hang = false
+    /// Requests served at once; more wait their turn (so time to first token grows with load,
+    /// as it does at a real provider). 0 is unlimited.
+    public var capacity = 0
 
     public init() {}
 
     static let fields = ["ttft_ms", "tokens_per_second", "error_rate", "error_status", "rate_limit_rate", "retry_after_s",
-                         "disconnect_after_tokens", "hang"]
+                         "disconnect_after_tokens", "hang", "capacity"]
 
     public var json: JSONValue {
         ["ttft_ms": .number(Double(ttftMilliseconds)), "tokens_per_second": .number(tokensPerSecond),
          "error_rate": .number(errorRate), "error_status": .number(Double(errorStatus)),
          "rate_limit_rate": .number(rateLimitRate), "retry_after_s": .number(Double(retryAfterSeconds)),
-         "disconnect_after_tokens": .number(Double(disconnectAfterTokens)), "hang": .bool(hang)]
+         "disconnect_after_tokens": .number(Double(disconnectAfterTokens)), "hang": .bool(hang), "capacity": .number(Double(capacity))]
     }
 
     /// Applies the fields present in `json`; names the first bad field.
@@ -49,6 +52,7 @@ public struct SimulatorKnobs: Sendable, Equatable {
         if let v = try number("rate_limit_rate", 0...1) { rateLimitRate = v }
         if let v = try number("retry_after_s", 0...86_400) { retryAfterSeconds = Int(v) }
         if let v = try number("disconnect_after_tokens", 0...1_000_000) { disconnectAfterTokens = Int(v) }
+        if let v = try number("capacity", 0...1_000_000) { capacity = Int(v) }
         if let value = object["hang"] {
             guard let hang = value.boolValue else { throw RequestError("'hang' must be a boolean", param: "hang") }
             self.hang = hang

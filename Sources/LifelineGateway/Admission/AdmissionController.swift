@@ -1,0 +1,146 @@
+import LifelineCore
+import ServiceLifecycle
+import Synchronization
+
+/// Gateway-wide admission: the adaptive concurrency limit with a priority queue in front.
+///
+/// A request either gets a slot now, waits briefly in the queue (most important first), or is
+/// shed with a Retry-After computed from how fast slots are freeing up. Finished requests feed
+/// their latency to the limit, which grows while latency holds and shrinks when it climbs.
+final class AdmissionController: Sendable {
+    enum Decision: Sendable {
+        case admitted(Ticket)
+        case shed(reason: String, retryAfterSeconds: Int)
+    }
+
+    /// Proof of a slot; hand it back with `release`.
+    struct Ticket: Sendable {
+        let id: UInt64
+        let inFlightAtStart: Int
+    }
+
+    private struct State {
+        var queue: AdmissionQueue
+        var limit: GradientConcurrencyLimit
+        var waiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
+        /// Decided before the waiter began to wait (admitted or shed in between).
+        var earlyAnswers: [UInt64: Bool] = [:]
+        var nextID: UInt64 = 0
+        /// Smoothed rate of finished requests per second, for Retry-After.
+        var completionRate = 0.0
+        var lastCompletion: Double?
+    }
+
+    private let state: Mutex<State>
+    private let clock: @Sendable () -> Double
+    private let metrics: GatewayMetrics
+
+    init(config: AdmissionConfig, clock: @escaping @Sendable () -> Double, metrics: GatewayMetrics) {
+        let limit = GradientConcurrencyLimit(policy: config.concurrency)
+        state = Mutex(State(queue: AdmissionQueue(policy: config.queue, limit: limit.slots), limit: limit))
+        self.clock = clock
+        self.metrics = metrics
+        metrics.concurrencyLimit(limit.slots)
+    }
+
+    func acquire(priority: Priority) async -> Decision {
+        let now = clock()
+        let (id, arrival, evicted, inFlight) = state.withLock { state in
+            state.nextID += 1
+            let (arrival, evicted) = state.queue.arrive(id: state.nextID, priority: priority, at: now)
+            return (state.nextID, arrival, evicted, state.queue.inFlight)
+        }
+        resume(evicted, admitted: false)
+        switch arrival {
+        case .admitted:
+            report()
+            return .admitted(Ticket(id: id, inFlightAtStart: inFlight))
+        case .shed:
+            return shed(priority: priority, reason: "queue_full")
+        case .queued:
+            report()
+            let admitted = await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool? in
+                    // Admitted or shed between arrival and here: answer at once.
+                    if let answer = state.earlyAnswers.removeValue(forKey: id) { return answer }
+                    state.waiters[id] = continuation
+                    return nil
+                }
+                if let resumeNow { continuation.resume(returning: resumeNow) }
+            }
+            report()
+            if admitted {
+                return .admitted(Ticket(id: id, inFlightAtStart: state.withLock { $0.queue.inFlight }))
+            }
+            return shed(priority: priority, reason: "queue_timeout")
+        }
+    }
+
+    /// Ends an admitted request; `latency` (time to first token, or the whole answer) trains the limit.
+    func release(_ ticket: Ticket, latency: Double?) {
+        let now = clock()
+        let admitted = state.withLock { state -> [UInt64] in
+            if let latency { state.limit.record(latency: latency, inFlight: ticket.inFlightAtStart) }
+            if let last = state.lastCompletion, now > last {
+                let instant = 1 / (now - last)
+                state.completionRate = state.completionRate == 0 ? instant : state.completionRate * 0.9 + instant * 0.1
+            }
+            state.lastCompletion = now
+            state.queue.limit = state.limit.slots
+            return state.queue.finish()
+        }
+        resume(admitted, admitted: true)
+        report()
+    }
+
+    /// Sheds waiters that waited too long or sit in a standing queue; run on a short tick.
+    func expireWaiters() {
+        let now = clock()
+        let shed = state.withLock { $0.queue.expire(at: now) }
+        resume(shed, admitted: false)
+        if !shed.isEmpty { report() }
+    }
+
+    private func resume(_ ids: [UInt64], admitted: Bool) {
+        guard !ids.isEmpty else { return }
+        let continuations = state.withLock { state in
+            ids.compactMap { id -> CheckedContinuation<Bool, Never>? in
+                guard let continuation = state.waiters.removeValue(forKey: id) else {
+                    state.earlyAnswers[id] = admitted
+                    return nil
+                }
+                return continuation
+            }
+        }
+        for continuation in continuations { continuation.resume(returning: admitted) }
+    }
+
+    private func shed(priority: Priority, reason: String) -> Decision {
+        metrics.shed(reason: reason, priority: priority.description)
+        let (waiting, rate) = state.withLock { ($0.queue.waiting.count, $0.completionRate) }
+        let seconds = rate > 0 ? Double(waiting + 1) / rate : 1
+        return .shed(reason: reason, retryAfterSeconds: max(1, min(60, Int(seconds.rounded(.up)))))
+    }
+
+    private func report() {
+        let (limit, inFlight, waiting) = state.withLock { ($0.limit.slots, $0.queue.inFlight, $0.queue.waiting.count) }
+        metrics.concurrencyLimit(limit)
+        metrics.admission(inFlight: inFlight, queued: waiting)
+    }
+
+    var snapshot: (limit: Int, inFlight: Int, queued: Int) {
+        state.withLock { ($0.limit.slots, $0.queue.inFlight, $0.queue.waiting.count) }
+    }
+}
+
+/// Runs the admission queue's clock: sheds waiters past their time every 10 ms.
+struct AdmissionTicker: Service {
+    let admission: AdmissionController
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(10))
+            admission.expireWaiters()
+        }
+    }
+}
