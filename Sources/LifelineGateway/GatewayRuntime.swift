@@ -66,6 +66,7 @@ public final class GatewayRuntime: Sendable {
 /// What happened to one client request; logged as one line and counted in the metrics.
 struct RequestRecord {
     var route: String
+    var requestID = ""
     var model = ""
     var deployment: String?
     var attempts = 0
@@ -76,22 +77,31 @@ struct RequestRecord {
     var failoverPhase: String?
     var resumptions = 0
     var stream = false
+    /// The request's priority class, once something has decided one.
+    var priority: String?
+    /// Set when the service refused the request to protect itself (load shedding): it counts
+    /// against availability whatever its status, unlike a caller over its own limit.
+    var shedByService = false
 
-    func log(to logger: Logger, now: Double) {
+    /// The request's fields as log metadata; numbers stay numbers so the JSON log keeps their type.
+    func metadata(now: Double) -> Logger.Metadata {
+        func milliseconds(_ seconds: Double) -> Double { (seconds * 10_000).rounded() / 10 }
         var metadata: Logger.Metadata = [
             "route": .string(route), "model": .string(model), "status": .stringConvertible(status),
-            "attempts": .stringConvertible(attempts), "latency_ms": .string(String(format: "%.1f", (now - started) * 1000)),
-            "stream": .stringConvertible(stream),
+            "attempts": .stringConvertible(attempts), "latency_ms": .stringConvertible(milliseconds(now - started)),
+            "stream": .stringConvertible(stream), "resumptions": .stringConvertible(resumptions),
         ]
+        if !requestID.isEmpty { metadata["request_id"] = .string(requestID) }
         if let deployment { metadata["deployment"] = .string(deployment) }
-        if let firstTokenAt { metadata["ttft_ms"] = .string(String(format: "%.1f", (firstTokenAt - started) * 1000)) }
+        if let firstTokenAt { metadata["ttft_ms"] = .stringConvertible(milliseconds(firstTokenAt - started)) }
         if let usage {
             metadata["prompt_tokens"] = .stringConvertible(usage.promptTokens)
             metadata["completion_tokens"] = .stringConvertible(usage.completionTokens)
         }
-        if let failoverPhase { metadata["failover"] = .string(failoverPhase) }
-        if resumptions > 0 { metadata["resumptions"] = .stringConvertible(resumptions) }
-        logger.info("request", metadata: metadata)
+        if let failoverPhase { metadata["failover_phase"] = .string(failoverPhase) }
+        if let priority { metadata["priority"] = .string(priority) }
+        if shedByService { metadata["shed"] = .stringConvertible(true) }
+        return metadata
     }
 }
 
@@ -99,7 +109,7 @@ extension GatewayRuntime {
     /// Closes a request: one log line, and its metrics.
     func finish(_ record: RequestRecord) {
         let now = clock()
-        record.log(to: logger, now: now)
+        logger.info("request", metadata: record.metadata(now: now))
         metrics.requestFinished(route: record.route, model: record.model.isEmpty ? "unknown" : record.model, status: record.status,
                                 seconds: now - record.started)
         if let firstTokenAt = record.firstTokenAt { metrics.firstToken(model: record.model, seconds: firstTokenAt - record.started) }

@@ -10,10 +10,12 @@ import UnixSignals
 public enum GatewayServer {
     /// Runs until SIGTERM or SIGINT, then stops taking requests, lets in-flight ones finish
     /// within the drain timeout, and returns. SIGHUP reloads `configFile`.
-    public static func run(config: LifelineConfig, configFile: String? = nil, logger: Logger,
-                           onReady: @escaping @Sendable (Int, GatewayRuntime) async -> Void = { _, _ in }) async throws
+    public static func run(config: LifelineConfig, configFile: String? = nil, overrides: ServerOverrides = ServerOverrides(),
+                           logger: Logger, onReady: @escaping @Sendable (Int, GatewayRuntime) async -> Void = { _, _ in }) async throws
     {
         var config = config
+        overrides.apply(to: &config)
+        SecretRedactor.shared.register(config.secretValues)
         var services: [any Service] = []
         // Simulated upstreams start first so the gateway never routes to a port nobody listens on.
         for (modelIndex, model) in config.models.enumerated() {
@@ -32,7 +34,7 @@ public enum GatewayServer {
         }
         let runtime = GatewayRuntime(config: config, logger: logger)
         let token = try AdminToken.resolve(configured: config.admin.token, dataDirectory: config.server.dataDirectory, logger: logger)
-        let reload: @Sendable () async -> Response = { reloadResponse(runtime: runtime, configFile: configFile) }
+        let reload: @Sendable () async -> Response = { reloadResponse(runtime: runtime, configFile: configFile, overrides: overrides) }
         let router = GatewayRoutes.router(runtime: runtime, adminToken: token, reload: reload)
         let settings = config
         let app = Application(
@@ -60,12 +62,14 @@ public enum GatewayServer {
     }
 
     /// Re-reads the config file; an invalid one is refused with every error and changes nothing.
-    static func reloadResponse(runtime: GatewayRuntime, configFile: String?) -> Response {
+    static func reloadResponse(runtime: GatewayRuntime, configFile: String?, overrides: ServerOverrides) -> Response {
         guard let configFile else {
             return adminError(409, "This server runs on the embedded zero config; start it with --config to reload.")
         }
         do {
-            let next = try ConfigLoader.load(file: configFile)
+            var next = try ConfigLoader.load(file: configFile)
+            SecretRedactor.shared.register(next.secretValues)
+            overrides.apply(to: &next)
             try runtime.reload(next)
             return jsonResponse(.ok, ["reloaded": true, "models": .array(next.models.map { .string($0.name) })])
         } catch {
@@ -91,6 +95,22 @@ public enum GatewayServer {
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw GatewayStartError(message: "a simulator did not start") }
         return (port, service)
+    }
+}
+
+/// `--host` and `--port` from the command line: they win over the file, at start and on every reload.
+public struct ServerOverrides: Sendable {
+    public var host: String?
+    public var port: Int?
+
+    public init(host: String? = nil, port: Int? = nil) {
+        self.host = host
+        self.port = port
+    }
+
+    public func apply(to config: inout LifelineConfig) {
+        if let host { config.server.host = host }
+        if let port { config.server.port = port }
     }
 }
 

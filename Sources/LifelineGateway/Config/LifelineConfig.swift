@@ -10,6 +10,13 @@ public struct LifelineConfig: Sendable, Equatable {
 
     public init() {}
 
+    /// Values that must never appear in a log: upstream keys and the admin token.
+    public var secretValues: [String] {
+        var values = models.flatMap { $0.deployments.compactMap(\.apiKey) }
+        if let token = admin.token { values.append(token) }
+        return values
+    }
+
     /// What `lifeline serve` runs with no config: two simulated upstreams behind one public model.
     public static var zeroConfig: LifelineConfig {
         var config = LifelineConfig()
