@@ -7,8 +7,29 @@ public struct LifelineConfig: Sendable, Equatable {
     public var routing = RoutingConfig()
     public var admin = AdminConfig()
     public var models: [ModelConfig] = []
+    /// SLOs per public model; nil (no `slos:` block) gives every model the default pair.
+    public var slos: [SLOConfig]?
+    public var alerting = AlertingConfig()
 
     public init() {}
+
+    /// The SLOs tracked: those configured, else availability 99.9 % and latency 99 % under
+    /// 2000 ms over 30 days for every model.
+    public var objectives: [ServiceLevelObjective] {
+        let configured = slos ?? models.map { SLOConfig(model: $0.name, availability: .init(), latency: .init()) }
+        return configured.flatMap { slo -> [ServiceLevelObjective] in
+            var objectives: [ServiceLevelObjective] = []
+            if let availability = slo.availability {
+                objectives.append(ServiceLevelObjective(model: slo.model, kind: .availability, target: availability.target,
+                                                        periodDays: availability.periodDays))
+            }
+            if let latency = slo.latency {
+                objectives.append(ServiceLevelObjective(model: slo.model, kind: .latency(thresholdSeconds: latency.thresholdMilliseconds / 1000),
+                                                        target: latency.target, periodDays: latency.periodDays))
+            }
+            return objectives
+        }
+    }
 
     /// Values that must never appear in a log: upstream keys and the admin token.
     public var secretValues: [String] {
@@ -107,4 +128,42 @@ public struct HealthCheckConfig: Sendable, Equatable {
 public struct SimulatorConfig: Sendable, Equatable {
     public var ttftMilliseconds = 120
     public var tokensPerSecond = 60.0
+}
+
+/// The SLOs of one public model (`slos:` entries).
+public struct SLOConfig: Sendable, Equatable {
+    public var model: String
+    public var availability: AvailabilitySLOConfig?
+    public var latency: LatencySLOConfig?
+
+    public init(model: String, availability: AvailabilitySLOConfig? = nil, latency: LatencySLOConfig? = nil) {
+        self.model = model
+        self.availability = availability
+        self.latency = latency
+    }
+}
+
+/// Share of requests not failed by the service (client 4xx excluded; 5xx and shedding count as bad).
+public struct AvailabilitySLOConfig: Sendable, Equatable {
+    public var target = 0.999
+    public var periodDays = 30.0
+    public init() {}
+}
+
+/// Share of answered requests whose first token (or whole answer, not streamed) came within the threshold.
+public struct LatencySLOConfig: Sendable, Equatable {
+    public var target = 0.99
+    public var thresholdMilliseconds = 2000.0
+    public var periodDays = 30.0
+    public init() {}
+}
+
+public struct AlertingConfig: Sendable, Equatable {
+    /// Multiplies every alert window and the SLI bucket width (1 in production; tests use
+    /// 1/720 so that one hour lasts five seconds).
+    public var windowScale = 1.0
+    /// How often burn rates are computed and alerts advanced.
+    public var evaluationIntervalSeconds = 5.0
+    /// Base URL for links in notifications (default: the server's own address).
+    public var externalURL: String?
 }
