@@ -1,4 +1,5 @@
 import Foundation
+import LifelineCore
 import LifelineWire
 import Logging
 import Synchronization
@@ -10,17 +11,39 @@ public final class GatewayRuntime: Sendable {
     public let faults: FaultInjector
     public let readiness = Readiness()
     public let logger: Logger
+    /// SLI buckets, burn rates and alerts.
+    public let slo: SLOMonitor
     let clock: @Sendable () -> Double
+    /// Seconds since 1970, for what must outlive the process (SLI buckets) or be read by people.
+    let wallClock: @Sendable () -> Double = { Date().timeIntervalSince1970 }
     private let state: Mutex<(config: LifelineConfig, pool: DeploymentPool)>
 
-    public init(config: LifelineConfig, logger: Logger) {
+    public init(config: LifelineConfig, logger: Logger, sliStore: any SLIBucketStore = InMemorySLIBucketStore()) {
         let origin = DispatchTime.now().uptimeNanoseconds
         let clock: @Sendable () -> Double = { Double(DispatchTime.now().uptimeNanoseconds &- origin) / 1e9 }
         self.clock = clock
         self.logger = logger
         let faults = FaultInjector(clock: clock)
         self.faults = faults
+        slo = SLOMonitor(config: config, store: sliStore, metrics: metrics, now: Date().timeIntervalSince1970)
         state = Mutex((config, DeploymentPool(config: config, faults: faults, metrics: metrics, clock: clock)))
+    }
+
+    /// Evaluates SLOs now and logs what fired or resolved.
+    public func evaluateAlerts() {
+        deliver(slo.evaluate(at: wallClock()))
+    }
+
+    private func deliver(_ changes: [AlertChange]) {
+        guard !changes.isEmpty else { return }
+        for change in changes {
+            let alert = change.alert
+            let metadata: Logger.Metadata = [
+                "alert": .string(alert.alert), "severity": .string(alert.severity.rawValue), "slo": .string(alert.slo),
+                "burn_rate": .stringConvertible(AlertRecord.rounded(alert.longBurn)),
+            ]
+            if change.transition == .firing { logger.warning("alert firing", metadata: metadata) } else { logger.notice("alert resolved", metadata: metadata) }
+        }
     }
 
     public var pool: DeploymentPool { state.withLock { $0.pool } }
@@ -51,6 +74,7 @@ public final class GatewayRuntime: Sendable {
         let nextPool = DeploymentPool(config: next, faults: faults, metrics: metrics, clock: clock, reusing: currentPool)
         state.withLock { $0 = (next, nextPool) }
         logger.notice("configuration reloaded", metadata: ["models": .stringConvertible(next.models.count)])
+        deliver(slo.reload(next, at: wallClock()))
         let drain = next.server.drainTimeoutSeconds
         Task {
             try? await Task.sleep(for: .seconds(drain))
@@ -112,7 +136,12 @@ extension GatewayRuntime {
         logger.info("request", metadata: record.metadata(now: now))
         metrics.requestFinished(route: record.route, model: record.model.isEmpty ? "unknown" : record.model, status: record.status,
                                 seconds: now - record.started)
-        if let firstTokenAt = record.firstTokenAt { metrics.firstToken(model: record.model, seconds: firstTokenAt - record.started) }
+        // For an answer not streamed, the first token reaches the client with the whole answer.
+        let firstToken = record.firstTokenAt ?? (record.status < 400 && !record.stream ? now : nil)
+        if let firstToken { metrics.firstToken(model: record.model, seconds: firstToken - record.started) }
+        slo.record(model: record.model, outcome: RequestOutcome(status: record.status, shedByService: record.shedByService,
+                                                                latencySeconds: (firstToken ?? now) - record.started),
+                   at: wallClock())
         if let usage = record.usage { metrics.tokens(model: record.model, prompt: usage.promptTokens, completion: usage.completionTokens) }
     }
 }

@@ -49,6 +49,7 @@ public enum GatewayServer {
             logger: logger)
         services.append(app)
         services.append(HealthProber(runtime: runtime))
+        services.append(AlertEvaluator(runtime: runtime))
         services.append(ReloadOnHangup(reload: reload))
         services.append(ReadinessService(readiness: runtime.readiness))
         var groupConfiguration = ServiceGroupConfiguration(
