@@ -13,12 +13,17 @@ public final class GatewayRuntime: Sendable {
     public let logger: Logger
     /// SLI buckets, burn rates and alerts.
     public let slo: SLOMonitor
+    /// Alert notifications to webhooks.
+    public let notifier: Notifier
     let clock: @Sendable () -> Double
     /// Seconds since 1970, for what must outlive the process (SLI buckets) or be read by people.
     let wallClock: @Sendable () -> Double = { Date().timeIntervalSince1970 }
     private let state: Mutex<(config: LifelineConfig, pool: DeploymentPool)>
+    private let listeningURL = Mutex<String?>(nil)
 
-    public init(config: LifelineConfig, logger: Logger, sliStore: any SLIBucketStore = InMemorySLIBucketStore()) {
+    public init(config: LifelineConfig, logger: Logger, sliStore: any SLIBucketStore = InMemorySLIBucketStore(),
+                suppression: any SuppressionPolicy = NoSuppression())
+    {
         let origin = DispatchTime.now().uptimeNanoseconds
         let clock: @Sendable () -> Double = { Double(DispatchTime.now().uptimeNanoseconds &- origin) / 1e9 }
         self.clock = clock
@@ -26,16 +31,27 @@ public final class GatewayRuntime: Sendable {
         let faults = FaultInjector(clock: clock)
         self.faults = faults
         slo = SLOMonitor(config: config, store: sliStore, metrics: metrics, now: Date().timeIntervalSince1970)
+        notifier = Notifier(metrics: metrics, logger: logger, suppression: suppression, clock: wallClock)
         state = Mutex((config, DeploymentPool(config: config, faults: faults, metrics: metrics, clock: clock)))
     }
 
-    /// Evaluates SLOs now and logs what fired or resolved.
+    /// Where links in notifications point: `alerting.external_url`, else this server's address.
+    var alertsURL: String {
+        let base = config.alerting.externalURL ?? listeningURL.withLock { $0 } ?? "http://\(config.server.host):\(config.server.port)"
+        return base + "/admin/v1/alerts"
+    }
+
+    func serverStarted(url: String) { listeningURL.withLock { $0 = url } }
+
+    /// Evaluates SLOs now and hands what fired or resolved to the notifier.
     public func evaluateAlerts() {
         deliver(slo.evaluate(at: wallClock()))
     }
 
     private func deliver(_ changes: [AlertChange]) {
         guard !changes.isEmpty else { return }
+        let config = config
+        let pool = pool
         for change in changes {
             let alert = change.alert
             let metadata: Logger.Metadata = [
@@ -43,6 +59,8 @@ public final class GatewayRuntime: Sendable {
                 "burn_rate": .stringConvertible(AlertRecord.rounded(alert.longBurn)),
             ]
             if change.transition == .firing { logger.warning("alert firing", metadata: metadata) } else { logger.notice("alert resolved", metadata: metadata) }
+            let deployments = pool.models[alert.model]?.deployments.map(\.name) ?? []
+            notifier.notify(change, config: config.notifications, deployments: deployments, alertsURL: alertsURL)
         }
     }
 

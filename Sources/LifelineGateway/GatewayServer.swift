@@ -43,6 +43,7 @@ public enum GatewayServer {
             onServerRunning: { channel in
                 runtime.readiness.set(true)
                 let port = channel.localAddress?.port ?? settings.server.port
+                runtime.serverStarted(url: "http://\(settings.server.host):\(port)")
                 logger.info("lifeline is ready", metadata: ["address": .string("http://\(settings.server.host):\(port)")])
                 await onReady(port, runtime)
             },
@@ -50,6 +51,7 @@ public enum GatewayServer {
         services.append(app)
         services.append(HealthProber(runtime: runtime))
         services.append(AlertEvaluator(runtime: runtime))
+        services.append(runtime.notifier)
         services.append(ReloadOnHangup(reload: reload))
         services.append(ReadinessService(readiness: runtime.readiness))
         var groupConfiguration = ServiceGroupConfiguration(

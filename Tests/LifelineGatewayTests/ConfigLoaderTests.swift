@@ -91,6 +91,7 @@ final class ConfigLoaderTests: XCTestCase {
             ServiceLevelObjective(model: "code", kind: .latency(thresholdSeconds: 2), target: 0.99, periodDays: 30),
         ])
         XCTAssertEqual(config.alerting.windowScale, 1)
+        XCTAssertEqual(config.notifications.webhooks, [])
     }
 
     func testConfiguredSLOsAndAlertingAreRead() throws {
@@ -134,6 +135,44 @@ final class ConfigLoaderTests: XCTestCase {
             "slos[2]: needs availability, latency or both",
             "slos[3].model: required (a public model name)",
             "slos[3]: needs availability, latency or both",
+        ])
+    }
+
+    func testWebhooksAreReadAndTheirURLsAndHeadersAreSecrets() throws {
+        let config = try ConfigLoader.parse(Self.oneModel + """
+        notifications:
+          max_attempts: 3
+          backoff: {base_ms: 100, max_ms: 2000}
+          webhooks:
+            - {name: ops, format: slack, url: "${SLACK_URL}", severities: [page]}
+            - {name: am, format: alertmanager, url: "http://127.0.0.1:9093", headers: {authorization: "Bearer ${AM_TOKEN}"}}
+        """, environment: ["SLACK_URL": "https://hooks.example/T0/B0/secret", "AM_TOKEN": "am-secret-token"])
+        XCTAssertEqual(config.notifications.maxAttempts, 3)
+        XCTAssertEqual(config.notifications.backoff, Backoff(base: 0.1, maximum: 2))
+        XCTAssertEqual(config.notifications.webhooks.map(\.name), ["ops", "am"])
+        XCTAssertEqual(config.notifications.webhooks.map(\.format), [.slack, .alertmanager])
+        XCTAssertEqual(config.notifications.webhooks[0].severities, [.page])
+        XCTAssertEqual(config.notifications.webhooks[1].severities, [.page, .ticket])
+        XCTAssertEqual(config.notifications.webhooks[1].headers, ["authorization": "Bearer am-secret-token"])
+        XCTAssertTrue(config.secretValues.contains("https://hooks.example/T0/B0/secret"))
+        XCTAssertTrue(config.secretValues.contains("Bearer am-secret-token"))
+    }
+
+    func testNotificationErrorsNameTheirPathsAndNeverQuoteAURL() {
+        XCTAssertEqual(issues(Self.oneModel + """
+        notifications:
+          max_attempts: 0
+          webhooks:
+            - {name: a, format: teams, url: "https://example.com/secret-path"}
+            - {name: a, format: json, url: "not a url with secret"}
+            - {format: json}
+        """), [
+            "notifications.max_attempts: must be from 1 to 20, got 0",
+            "notifications.webhooks[0].format: must be slack, json or alertmanager, got 'teams'",
+            "notifications.webhooks[1].name: duplicate webhook name 'a'",
+            "notifications.webhooks[1].url: not a URL (expected http:// or https:// with a host)",
+            "notifications.webhooks[2].name: required",
+            "notifications.webhooks[2].url: required",
         ])
     }
 }

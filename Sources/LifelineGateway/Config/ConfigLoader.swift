@@ -132,7 +132,7 @@ struct ConfigReader {
 
     mutating func readConfig(_ tree: JSONValue) -> LifelineConfig {
         var config = LifelineConfig()
-        let root = object(tree, "", allowed: ["server", "routing", "admin", "models", "slos", "alerting"])
+        let root = object(tree, "", allowed: ["server", "routing", "admin", "models", "slos", "alerting", "notifications"])
         let server = object(root["server"], "server", allowed: ["host", "port", "drain_timeout_s", "max_body_bytes", "data_dir"])
         if let host = string(server, "host", "server") { config.server.host = host }
         if let port = integer(server, "port", "server", in: 0...65535) { config.server.port = port }
@@ -145,6 +145,7 @@ struct ConfigReader {
         config.admin.token = string(admin, "token", "admin")
 
         readAlerting(root["alerting"], into: &config.alerting)
+        readNotifications(root["notifications"], into: &config.notifications)
 
         guard let models = root["models"]?.arrayValue else {
             if let value = root["models"] { fail("models", "expected a list, got \(value.typeName)") } else { fail("models", "at least one model is required") }
@@ -225,6 +226,59 @@ struct ConfigReader {
         if let url = string(object, "external_url", path) {
             if isHTTPURL(url) { alerting.externalURL = url.hasSuffix("/") ? String(url.dropLast()) : url }
             else { fail(join(path, "external_url"), "not a URL (expected http:// or https:// with a host), got '\(url)'") }
+        }
+    }
+
+    mutating func readNotifications(_ raw: JSONValue?, into notifications: inout NotificationsConfig) {
+        let path = "notifications"
+        let object = object(raw, path, allowed: ["webhooks", "max_attempts", "backoff"])
+        if let attempts = integer(object, "max_attempts", path, in: 1...20) { notifications.maxAttempts = attempts }
+        let backoffPath = join(path, "backoff")
+        let backoff = self.object(object["backoff"], backoffPath, allowed: ["base_ms", "max_ms"])
+        if let value = number(backoff, "base_ms", backoffPath, in: 0...600_000) { notifications.backoff.base = value / 1000 }
+        if let value = number(backoff, "max_ms", backoffPath, in: 0...3_600_000) { notifications.backoff.maximum = value / 1000 }
+        guard let rawWebhooks = object["webhooks"], !rawWebhooks.isNull else { return }
+        guard let webhooks = rawWebhooks.arrayValue else { fail(join(path, "webhooks"), "expected a list, got \(rawWebhooks.typeName)"); return }
+        var names: Set<String> = []
+        for (index, rawWebhook) in webhooks.enumerated() {
+            let webhookPath = "\(path).webhooks[\(index)]"
+            let fields = self.object(rawWebhook, webhookPath, allowed: ["name", "format", "url", "severities", "headers", "timeout_ms"])
+            let name = string(fields, "name", webhookPath) ?? ""
+            if name.isEmpty { fail(join(webhookPath, "name"), "required") }
+            else if !names.insert(name).inserted { fail(join(webhookPath, "name"), "duplicate webhook name '\(name)'") }
+            var format = WebhookConfig.Format.json
+            if let text = string(fields, "format", webhookPath) {
+                if let parsed = WebhookConfig.Format(rawValue: text) { format = parsed }
+                else { fail(join(webhookPath, "format"), "must be slack, json or alertmanager, got '\(text)'") }
+            } else {
+                fail(join(webhookPath, "format"), "required (slack, json or alertmanager)")
+            }
+            // The URL is often a credential (Slack's are): errors never quote it.
+            let url = string(fields, "url", webhookPath) ?? ""
+            if url.isEmpty { fail(join(webhookPath, "url"), "required") }
+            else if !isHTTPURL(url) { fail(join(webhookPath, "url"), "not a URL (expected http:// or https:// with a host)") }
+            var webhook = WebhookConfig(name: name, format: format, url: url.hasSuffix("/") ? String(url.dropLast()) : url)
+            if let rawSeverities = fields["severities"], !rawSeverities.isNull {
+                if let list = rawSeverities.arrayValue {
+                    var severities: Set<AlertSeverity> = []
+                    for (severityIndex, item) in list.enumerated() {
+                        if let text = item.stringValue, let severity = AlertSeverity(rawValue: text) { severities.insert(severity) }
+                        else { fail("\(webhookPath).severities[\(severityIndex)]", "must be page or ticket") }
+                    }
+                    webhook.severities = severities
+                } else {
+                    fail(join(webhookPath, "severities"), "expected a list, got \(rawSeverities.typeName)")
+                }
+            }
+            if fields["headers"] != nil {
+                let headersPath = join(webhookPath, "headers")
+                let headers = self.object(fields["headers"], headersPath, allowed: Set(fields["headers"]?.objectValue?.keys.map { $0 } ?? []))
+                for key in headers.keys.sorted() {
+                    if let value = string(headers, key, headersPath) { webhook.headers[key] = value }
+                }
+            }
+            if let timeout = integer(fields, "timeout_ms", webhookPath, in: 1...600_000) { webhook.timeoutMilliseconds = timeout }
+            notifications.webhooks.append(webhook)
         }
     }
 

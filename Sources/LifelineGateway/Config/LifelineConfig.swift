@@ -10,6 +10,7 @@ public struct LifelineConfig: Sendable, Equatable {
     /// SLOs per public model; nil (no `slos:` block) gives every model the default pair.
     public var slos: [SLOConfig]?
     public var alerting = AlertingConfig()
+    public var notifications = NotificationsConfig()
 
     public init() {}
 
@@ -35,6 +36,10 @@ public struct LifelineConfig: Sendable, Equatable {
     public var secretValues: [String] {
         var values = models.flatMap { $0.deployments.compactMap(\.apiKey) }
         if let token = admin.token { values.append(token) }
+        for webhook in notifications.webhooks {
+            values.append(webhook.url)
+            values.append(contentsOf: webhook.headers.values)
+        }
         return values
     }
 
@@ -166,4 +171,37 @@ public struct AlertingConfig: Sendable, Equatable {
     public var evaluationIntervalSeconds = 5.0
     /// Base URL for links in notifications (default: the server's own address).
     public var externalURL: String?
+}
+
+public struct NotificationsConfig: Sendable, Equatable {
+    public var webhooks: [WebhookConfig] = []
+    /// Attempts per delivery, the first included, with full-jitter exponential backoff between them.
+    public var maxAttempts = 5
+    public var backoff = Backoff(base: 0.5, maximum: 30)
+}
+
+public struct WebhookConfig: Sendable, Equatable {
+    public enum Format: String, Sendable, CaseIterable {
+        /// Slack incoming webhook: `{"text", "blocks"}`.
+        case slack
+        /// Lifeline's own JSON: alert, severity, state, SLO, burn rates, times, summary.
+        case json
+        /// Alertmanager's API: POST `url/api/v2/alerts`.
+        case alertmanager
+    }
+
+    public var name: String
+    public var format: Format
+    /// Kept secret: Slack webhook URLs are credentials.
+    public var url: String
+    /// Severities delivered to this target.
+    public var severities: Set<AlertSeverity> = Set(AlertSeverity.allCases)
+    public var headers: [String: String] = [:]
+    public var timeoutMilliseconds = 5_000
+
+    public init(name: String, format: Format, url: String) {
+        self.name = name
+        self.format = format
+        self.url = url
+    }
 }

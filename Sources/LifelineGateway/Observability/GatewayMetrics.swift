@@ -106,6 +106,11 @@ public final class GatewayMetrics: Sendable {
                 help: "Alert state changes: firing or resolved.").increment()
     }
 
+    public func notificationDelivery(target: String, outcome: String) {
+        counter("lifeline_notifications_total", [("target", target), ("outcome", outcome)],
+                help: "Alert notifications by webhook target and outcome (delivered, failed, suppressed).").increment()
+    }
+
     static let burnRateHelp = "Error-budget burn rate per SLO and window (1 spends the budget exactly over the SLO period)."
     static let budgetHelp = "Share of the SLO period's error budget not yet spent (negative when overspent)."
     static let objectiveHelp = "The SLO's target share of good requests."
