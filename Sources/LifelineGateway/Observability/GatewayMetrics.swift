@@ -49,6 +49,12 @@ public final class GatewayMetrics: Sendable {
         gauge("lifeline_circuit_state", [("deployment", deployment)], help: "Breaker state per deployment: 0 closed, 1 open (ejected), 2 half-open.").set(value)
     }
 
+    /// Which public model a deployment serves, for joins in alert rules (always 1).
+    public func deploymentInfo(deployment: String, model: String, protocol wireProtocol: String) {
+        gauge("lifeline_deployment_info", [("deployment", deployment), ("model", model), ("protocol", wireProtocol)],
+              help: "Deployments with their public model and protocol; always 1.").set(1.0)
+    }
+
     public func drained(deployment: String, _ drained: Bool) {
         gauge("lifeline_deployment_drained", [("deployment", deployment)], help: "1 while an operator has drained the deployment.").set(drained ? 1.0 : 0.0)
     }
