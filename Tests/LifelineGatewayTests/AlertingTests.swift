@@ -125,6 +125,17 @@ final class AlertingTests: XCTestCase {
         XCTAssertNotNil(alert["annotations"]?["summary"]?.stringValue)
     }
 
+    /// The newest delivery once it has finished (delivered, failed or suppressed).
+    func finishedDelivery(_ notifier: Notifier) async throws -> NotificationDelivery {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while clock.now < deadline {
+            if let delivery = notifier.deliveries.first, delivery.status != .pending { return delivery }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return try XCTUnwrap(notifier.deliveries.first)
+    }
+
     func testDeliveriesRetryWithBackoffAreLoggedAndNeverRepeat() async throws {
         let receiver = try await WebhookReceiver.start()
         self.receiver = receiver
@@ -138,12 +149,11 @@ final class AlertingTests: XCTestCase {
         receiver.fail(next: 2, status: 503)
         let change = firingChange()
         for _ in 0..<3 { notifier.notify(change, config: settings.notifications, deployments: ["a"], alertsURL: "http://x/") }
-        _ = await receiver.wait { $0.count >= 3 }
+        var delivery = try await finishedDelivery(notifier)
         try await Task.sleep(for: .milliseconds(200))
         XCTAssertEqual(receiver.received.count, 3)
         XCTAssertEqual(receiver.received.last?.body["state"], "firing")
         XCTAssertEqual(receiver.received.last?.headers["content-type"], "application/json")
-        var delivery = try XCTUnwrap(notifier.deliveries.first)
         XCTAssertEqual(delivery.status, .delivered)
         XCTAssertEqual(delivery.attempts, 3)
         XCTAssertEqual(delivery.responseStatus, 200)
@@ -156,8 +166,7 @@ final class AlertingTests: XCTestCase {
         resolved.alert.resolvedAt = change.alert.startedAt + 60
         notifier.notify(resolved, config: settings.notifications, deployments: ["a"], alertsURL: "http://x/")
         _ = await receiver.wait { $0.count >= 4 }
-        try await Task.sleep(for: .milliseconds(200))
-        delivery = try XCTUnwrap(notifier.deliveries.first)
+        delivery = try await finishedDelivery(notifier)
         XCTAssertEqual(delivery.transition, .resolved)
         XCTAssertEqual(delivery.status, .failed)
         XCTAssertEqual(delivery.attempts, 1)
@@ -168,9 +177,8 @@ final class AlertingTests: XCTestCase {
         let other = firingChange(at: 1_700_000_500)
         notifier.notify(other, config: settings.notifications, deployments: ["a"], alertsURL: "http://x/")
         _ = await receiver.wait { $0.count >= 7 }
-        try await Task.sleep(for: .milliseconds(300))
+        delivery = try await finishedDelivery(notifier)
         XCTAssertEqual(receiver.received.count, 7)
-        delivery = try XCTUnwrap(notifier.deliveries.first)
         XCTAssertEqual(delivery.status, .failed)
         XCTAssertEqual(delivery.attempts, 3)
         XCTAssertEqual(delivery.responseStatus, 500)
