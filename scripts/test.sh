@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The single test command: build, Swift unit tests, then the end-to-end suite
-# that drives the built binary with the official OpenAI and Anthropic SDKs.
+# that drives the built binary with the official OpenAI and Anthropic SDKs, and
+# promtool over the shipped Prometheus rules (and, in tests/sdk, a live /metrics).
 # Exits non-zero if anything fails or if a suite runs no test at all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,29 @@ if [ "$swift_total" -eq 0 ]; then
   status=1
 fi
 
+echo "== Prometheus rules (promtool)"
+prom_passed=0
+prom_failed=0
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "FAIL: promtool not found (Debian: apt-get install prometheus)"
+  prom_failed=1
+  status=1
+else
+  for check in "check rules deploy/prometheus/lifeline-rules.yml" \
+               "test rules deploy/prometheus/lifeline-rules.test.yml" \
+               "check config deploy/prometheus/prometheus.yml"; do
+    # shellcheck disable=SC2086 # the words are promtool's arguments
+    if promtool $check; then
+      prom_passed=$((prom_passed + 1))
+    else
+      echo "FAIL: promtool $check"
+      prom_failed=$((prom_failed + 1))
+      status=1
+    fi
+  done
+fi
+echo "promtool: $prom_passed passed, $prom_failed failed"
+
 echo "== SDK end-to-end tests"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
@@ -73,5 +97,5 @@ if [ "$py_passed" -eq 0 ] && [ "$py_failed" -eq 0 ]; then
 fi
 
 swift_passed=$((swift_total > swift_failed ? swift_total - swift_failed : 0))
-echo "$((swift_passed + py_passed)) passed, $((swift_failed + py_failed)) failed"
+echo "$((swift_passed + py_passed + prom_passed)) passed, $((swift_failed + py_failed + prom_failed)) failed"
 exit "$status"

@@ -12,12 +12,19 @@ public final class GatewayRuntime: Sendable {
     public let faults: FaultInjector
     public let readiness = Readiness()
     public let logger: Logger
+    /// SLI buckets, burn rates and alerts.
+    public let slo: SLOMonitor
+    /// Alert notifications to webhooks.
+    public let notifier: Notifier
     let clock: @Sendable () -> Double
     let store: any LifelineStore
     let keys: KeyRegistry
     let usage: UsageRecorder
     let admission: AdmissionController
+    /// Seconds since 1970, for what must outlive the process (SLI buckets) or be read by people.
+    let wallClock: @Sendable () -> Double = { Date().timeIntervalSince1970 }
     private let state: Mutex<(config: LifelineConfig, pool: DeploymentPool)>
+    private let listeningURL = Mutex<String?>(nil)
 
     /// The monotonic clock every policy reads, in seconds.
     static func monotonicClock() -> @Sendable () -> Double {
@@ -25,7 +32,9 @@ public final class GatewayRuntime: Sendable {
         return { Double(DispatchTime.now().uptimeNanoseconds &- origin) / 1e9 }
     }
 
-    init(config: LifelineConfig, logger: Logger, store: any LifelineStore, keys: KeyRegistry, clock: @escaping @Sendable () -> Double) {
+    init(config: LifelineConfig, logger: Logger, store: any LifelineStore, keys: KeyRegistry, clock: @escaping @Sendable () -> Double,
+         sliStore: any SLIBucketStore = InMemorySLIBucketStore(), suppression: any SuppressionPolicy = NoSuppression())
+    {
         let metrics = GatewayMetrics()
         self.metrics = metrics
         self.clock = clock
@@ -36,7 +45,38 @@ public final class GatewayRuntime: Sendable {
         self.admission = AdmissionController(config: config.admission, clock: clock, metrics: metrics)
         let faults = FaultInjector(clock: clock)
         self.faults = faults
+        slo = SLOMonitor(config: config, store: sliStore, metrics: metrics, now: Date().timeIntervalSince1970)
+        notifier = Notifier(metrics: metrics, logger: logger, suppression: suppression, clock: wallClock)
         state = Mutex((config, DeploymentPool(config: config, faults: faults, metrics: metrics, clock: clock)))
+    }
+
+    /// Where links in notifications point: `alerting.external_url`, else this server's address.
+    var alertsURL: String {
+        let base = config.alerting.externalURL ?? listeningURL.withLock { $0 } ?? "http://\(config.server.host):\(config.server.port)"
+        return base + "/admin/v1/alerts"
+    }
+
+    func serverStarted(url: String) { listeningURL.withLock { $0 = url } }
+
+    /// Evaluates SLOs now and hands what fired or resolved to the notifier.
+    public func evaluateAlerts() {
+        deliver(slo.evaluate(at: wallClock()))
+    }
+
+    private func deliver(_ changes: [AlertChange]) {
+        guard !changes.isEmpty else { return }
+        let config = config
+        let pool = pool
+        for change in changes {
+            let alert = change.alert
+            let metadata: Logger.Metadata = [
+                "alert": .string(alert.alert), "severity": .string(alert.severity.rawValue), "slo": .string(alert.slo),
+                "burn_rate": .stringConvertible(AlertRecord.rounded(alert.longBurn)),
+            ]
+            if change.transition == .firing { logger.warning("alert firing", metadata: metadata) } else { logger.notice("alert resolved", metadata: metadata) }
+            let deployments = pool.models[alert.model]?.deployments.map(\.name) ?? []
+            notifier.notify(change, config: config.notifications, deployments: deployments, alertsURL: alertsURL)
+        }
     }
 
     public var pool: DeploymentPool { state.withLock { $0.pool } }
@@ -67,6 +107,7 @@ public final class GatewayRuntime: Sendable {
         let nextPool = DeploymentPool(config: next, faults: faults, metrics: metrics, clock: clock, reusing: currentPool)
         state.withLock { $0 = (next, nextPool) }
         logger.notice("configuration reloaded", metadata: ["models": .stringConvertible(next.models.count)])
+        deliver(slo.reload(next, at: wallClock()))
         let drain = next.server.drainTimeoutSeconds
         Task {
             try? await Task.sleep(for: .seconds(drain))
@@ -84,6 +125,7 @@ public final class GatewayRuntime: Sendable {
 /// What happened to one client request; logged as one line and counted in the metrics.
 struct RequestRecord {
     var route: String
+    var requestID = ""
     var model = ""
     var deployment: String?
     var attempts = 0
@@ -95,35 +137,40 @@ struct RequestRecord {
     var resumptions = 0
     var stream = false
     var caller: Caller?
+    /// The request's priority, once admission has decided it.
     var priority: Priority?
     /// Tokens reserved at admission, reconciled at the end.
     var estimatedTokens: Int?
     var ticket: AdmissionController.Ticket?
+    /// Set when the service refused the request to protect itself (load shedding): it counts
+    /// against availability whatever its status, unlike a caller over its own limit.
+    var shedByService = false
 
-    func log(to logger: Logger, now: Double) {
-        // Building the line costs more than the check: skip it when info is filtered out.
-        guard logger.logLevel <= .info else { return }
+    /// The request's fields as log metadata; numbers stay numbers so the JSON log keeps their type.
+    func metadata(now: Double) -> Logger.Metadata {
+        func milliseconds(_ seconds: Double) -> Double { (seconds * 10_000).rounded() / 10 }
         var metadata: Logger.Metadata = [
             "route": .string(route), "model": .string(model), "status": .stringConvertible(status),
-            "attempts": .stringConvertible(attempts), "latency_ms": .string(String(format: "%.1f", (now - started) * 1000)),
-            "stream": .stringConvertible(stream),
+            "attempts": .stringConvertible(attempts), "latency_ms": .stringConvertible(milliseconds(now - started)),
+            "stream": .stringConvertible(stream), "resumptions": .stringConvertible(resumptions),
         ]
+        if !requestID.isEmpty { metadata["request_id"] = .string(requestID) }
         if let deployment { metadata["deployment"] = .string(deployment) }
-        if let firstTokenAt { metadata["ttft_ms"] = .string(String(format: "%.1f", (firstTokenAt - started) * 1000)) }
+        if let firstTokenAt { metadata["ttft_ms"] = .stringConvertible(milliseconds(firstTokenAt - started)) }
         if let usage {
             metadata["prompt_tokens"] = .stringConvertible(usage.promptTokens)
             metadata["completion_tokens"] = .stringConvertible(usage.completionTokens)
         }
-        if let failoverPhase { metadata["failover"] = .string(failoverPhase) }
-        if let caller { metadata["caller"] = .string(caller.isAnonymous ? caller.id : "\(caller.id) (\(caller.name))") }
+        if let failoverPhase { metadata["failover_phase"] = .string(failoverPhase) }
         if let priority { metadata["priority"] = .string(priority.description) }
-        if resumptions > 0 { metadata["resumptions"] = .stringConvertible(resumptions) }
-        logger.info("request", metadata: metadata)
+        if let caller { metadata["caller"] = .string(caller.id) }
+        if shedByService { metadata["shed"] = .stringConvertible(true) }
+        return metadata
     }
 }
 
 extension GatewayRuntime {
-    /// Closes a request: releases its slot and reservation, records usage, writes one log line and its metrics.
+    /// Closes a request: one log line, and its metrics.
     func finish(_ record: RequestRecord) {
         let now = clock()
         let tokens = record.usage?.totalTokens ?? 0
@@ -136,10 +183,16 @@ extension GatewayRuntime {
             let latency = record.status < 400 ? (record.firstTokenAt ?? now) - record.started : nil
             admission.release(ticket, latency: latency)
         }
-        record.log(to: logger, now: now)
+        // Building the line costs more than the check: skip it when info is filtered out.
+        if logger.logLevel <= .info { logger.info("request", metadata: record.metadata(now: now)) }
         metrics.requestFinished(route: record.route, model: record.model.isEmpty ? "unknown" : record.model, status: record.status,
                                 seconds: now - record.started)
-        if let firstTokenAt = record.firstTokenAt { metrics.firstToken(model: record.model, seconds: firstTokenAt - record.started) }
+        // For an answer not streamed, the first token reaches the client with the whole answer.
+        let firstToken = record.firstTokenAt ?? (record.status < 400 && !record.stream ? now : nil)
+        if let firstToken { metrics.firstToken(model: record.model, seconds: firstToken - record.started) }
+        slo.record(model: record.model, outcome: RequestOutcome(status: record.status, shedByService: record.shedByService,
+                                                                latencySeconds: (firstToken ?? now) - record.started),
+                   at: wallClock())
         if let usage = record.usage { metrics.tokens(model: record.model, prompt: usage.promptTokens, completion: usage.completionTokens) }
     }
 }

@@ -11,13 +11,12 @@ import UnixSignals
 public enum GatewayServer {
     /// Runs until SIGTERM or SIGINT, then stops taking requests, lets in-flight ones finish
     /// within the drain timeout, and returns. SIGHUP reloads `configFile`.
-    /// `overrides` adjusts every config read (the first and each reload), as `--host` and `--port` do.
-    public static func run(config: LifelineConfig, configFile: String? = nil,
-                           overrides: @escaping @Sendable (inout LifelineConfig) -> Void = { _ in }, logger: Logger,
-                           onReady: @escaping @Sendable (Int, GatewayRuntime) async -> Void = { _, _ in }) async throws
+    public static func run(config: LifelineConfig, configFile: String? = nil, overrides: ServerOverrides = ServerOverrides(),
+                           logger: Logger, onReady: @escaping @Sendable (Int, GatewayRuntime) async -> Void = { _, _ in }) async throws
     {
         var config = config
-        overrides(&config)
+        overrides.apply(to: &config)
+        SecretRedactor.shared.register(config.secretValues)
         var services: [any Service] = []
         // Simulated upstreams start first so the gateway never routes to a port nobody listens on.
         for (modelIndex, model) in config.models.enumerated() {
@@ -59,6 +58,7 @@ public enum GatewayServer {
             onServerRunning: { channel in
                 runtime.readiness.set(true)
                 let port = channel.localAddress?.port ?? settings.server.port
+                runtime.serverStarted(url: "http://\(settings.server.host):\(port)")
                 logger.info("lifeline is ready", metadata: ["address": .string("http://\(settings.server.host):\(port)")])
                 await onReady(port, runtime)
             },
@@ -67,6 +67,8 @@ public enum GatewayServer {
         services.append(HealthProber(runtime: runtime))
         services.append(runtime.usage)
         services.append(AdmissionTicker(admission: runtime.admission))
+        services.append(AlertEvaluator(runtime: runtime))
+        services.append(runtime.notifier)
         services.append(ReloadOnHangup(reload: reload))
         services.append(ReadinessService(readiness: runtime.readiness))
         var groupConfiguration = ServiceGroupConfiguration(
@@ -75,18 +77,25 @@ public enum GatewayServer {
             cancellationSignals: [],
             logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .milliseconds(Int64(config.server.drainTimeoutSeconds * 1000))
-        try await ServiceGroup(configuration: groupConfiguration).run()
-        await runtime.shutdown()
+        // Closing the store must finish even when this task was cancelled, so it runs in a task of its own.
+        do {
+            try await ServiceGroup(configuration: groupConfiguration).run()
+        } catch {
+            await Task { await runtime.shutdown() }.value
+            throw error
+        }
+        await Task { await runtime.shutdown() }.value
     }
 
     /// Re-reads the config file; an invalid one is refused with every error and changes nothing.
-    static func reloadResponse(runtime: GatewayRuntime, configFile: String?, overrides: (inout LifelineConfig) -> Void) -> Response {
+    static func reloadResponse(runtime: GatewayRuntime, configFile: String?, overrides: ServerOverrides) -> Response {
         guard let configFile else {
             return adminError(409, "This server runs on the embedded zero config; start it with --config to reload.")
         }
         do {
             var next = try ConfigLoader.load(file: configFile)
-            overrides(&next)
+            SecretRedactor.shared.register(next.secretValues)
+            overrides.apply(to: &next)
             try runtime.reload(next)
             return jsonResponse(.ok, ["reloaded": true, "models": .array(next.models.map { .string($0.name) })])
         } catch {
@@ -112,6 +121,22 @@ public enum GatewayServer {
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw GatewayStartError(message: "a simulator did not start") }
         return (port, service)
+    }
+}
+
+/// `--host` and `--port` from the command line: they win over the file, at start and on every reload.
+public struct ServerOverrides: Sendable {
+    public var host: String?
+    public var port: Int?
+
+    public init(host: String? = nil, port: Int? = nil) {
+        self.host = host
+        self.port = port
+    }
+
+    public func apply(to config: inout LifelineConfig) {
+        if let host { config.server.host = host }
+        if let port { config.server.port = port }
     }
 }
 

@@ -33,8 +33,13 @@ struct Lifeline: AsyncParsableCommand {
 struct LoggingOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
+    @Option(help: "Log format: text (one readable line per event) or json (one JSON object per line).")
+    var logFormat: LogFormat = .text
 
+    /// Every logger of the process writes in the chosen format, with known secrets removed.
     func makeLogger(_ label: String) -> Logger {
+        let format = logFormat
+        LoggingSystem.bootstrap { label in LogSetup.handler(label: label, format: format) }
         var logger = Logger(label: label)
         logger.logLevel = logLevel
         return logger
@@ -42,6 +47,7 @@ struct LoggingOptions: ParsableArguments {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+extension LogFormat: ExpressibleByArgument {}
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the gateway (with no config: two simulated upstreams on loopback).")
@@ -56,7 +62,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let logger = logging.makeLogger("lifeline")
-        var settings: LifelineConfig
+        let settings: LifelineConfig
         if let file = config ?? ProcessInfo.processInfo.environment["LIFELINE_CONFIG"] {
             do {
                 settings = try ConfigLoader.load(file: file)
@@ -67,12 +73,8 @@ struct Serve: AsyncParsableCommand {
         } else {
             settings = .zeroConfig
         }
-        let host = self.host, port = self.port
         try await GatewayServer.run(config: settings, configFile: config ?? ProcessInfo.processInfo.environment["LIFELINE_CONFIG"],
-                                    overrides: { settings in
-                                        if let host { settings.server.host = host }
-                                        if let port { settings.server.port = port }
-                                    }, logger: logger)
+                                    overrides: ServerOverrides(host: host, port: port), logger: logger)
     }
 }
 

@@ -1,3 +1,4 @@
+import LifelineCore
 import LifelineGateway
 import XCTest
 
@@ -67,5 +68,111 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(config.models.map(\.name), ["chat-default"])
         XCTAssertEqual(config.models[0].deployments.map(\.name), ["sim-a", "sim-b"])
         XCTAssertTrue(config.models[0].deployments.allSatisfy { $0.simulator != nil })
+    }
+
+    static let oneModel = """
+    models:
+      - name: chat
+        deployments:
+          - {name: a, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x}
+      - name: code
+        deployments:
+          - {name: b, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x}
+
+    """
+
+    func testEveryModelGetsTheDefaultSLOsWithoutAnSLOBlock() throws {
+        let config = try ConfigLoader.parse(Self.oneModel, environment: [:])
+        XCTAssertNil(config.slos)
+        XCTAssertEqual(config.objectives, [
+            ServiceLevelObjective(model: "chat", kind: .availability, target: 0.999, periodDays: 30),
+            ServiceLevelObjective(model: "chat", kind: .latency(thresholdSeconds: 2), target: 0.99, periodDays: 30),
+            ServiceLevelObjective(model: "code", kind: .availability, target: 0.999, periodDays: 30),
+            ServiceLevelObjective(model: "code", kind: .latency(thresholdSeconds: 2), target: 0.99, periodDays: 30),
+        ])
+        XCTAssertEqual(config.alerting.windowScale, 1)
+        XCTAssertEqual(config.notifications.webhooks, [])
+    }
+
+    func testConfiguredSLOsAndAlertingAreRead() throws {
+        let config = try ConfigLoader.parse(Self.oneModel + """
+        slos:
+          - model: chat
+            availability: {target: 0.995, period_days: 7}
+            latency: {target: 0.9, threshold_ms: 500}
+        alerting: {window_scale: 0.001, evaluation_interval_s: 0.5, external_url: "https://lifeline.example/"}
+        """, environment: [:])
+        XCTAssertEqual(config.objectives, [
+            ServiceLevelObjective(model: "chat", kind: .availability, target: 0.995, periodDays: 7),
+            ServiceLevelObjective(model: "chat", kind: .latency(thresholdSeconds: 0.5), target: 0.9, periodDays: 30),
+        ])
+        XCTAssertEqual(config.alerting.windowScale, 0.001)
+        XCTAssertEqual(config.alerting.evaluationIntervalSeconds, 0.5)
+        XCTAssertEqual(config.alerting.externalURL, "https://lifeline.example")
+        // An empty list turns SLO tracking off.
+        XCTAssertEqual(try ConfigLoader.parse(Self.oneModel + "slos: []", environment: [:]).objectives, [])
+    }
+
+    func testSLOAndAlertingErrorsNameTheirPaths() {
+        XCTAssertEqual(issues(Self.oneModel + """
+        slos:
+          - model: chat
+            availability: {target: 1.0, period_days: 0}
+          - model: nope
+            latency: {threshold_ms: -5, speed: fast}
+          - model: chat
+          - {}
+        alerting: {window_scale: 2, external_url: "ftp://x"}
+        """), [
+            "alerting.window_scale: must be from 0.0001 to 1, got 2",
+            "alerting.external_url: not a URL (expected http:// or https:// with a host), got 'ftp://x'",
+            "slos[0].availability.target: must be from 0.5 to 0.99999, got 1",
+            "slos[0].availability.period_days: must be from 1 to 365, got 0",
+            "slos[1].model: no model is named 'nope' (known: chat, code)",
+            "slos[1].latency.speed: unknown key (known: period_days, target, threshold_ms)",
+            "slos[1].latency.threshold_ms: must be from 1 to 3600000, got -5",
+            "slos[2].model: duplicate SLO entry for model 'chat'",
+            "slos[2]: needs availability, latency or both",
+            "slos[3].model: required (a public model name)",
+            "slos[3]: needs availability, latency or both",
+        ])
+    }
+
+    func testWebhooksAreReadAndTheirURLsAndHeadersAreSecrets() throws {
+        let config = try ConfigLoader.parse(Self.oneModel + """
+        notifications:
+          max_attempts: 3
+          backoff: {base_ms: 100, max_ms: 2000}
+          webhooks:
+            - {name: ops, format: slack, url: "${SLACK_URL}", severities: [page]}
+            - {name: am, format: alertmanager, url: "http://127.0.0.1:9093", headers: {authorization: "Bearer ${AM_TOKEN}"}}
+        """, environment: ["SLACK_URL": "https://hooks.example/T0/B0/secret", "AM_TOKEN": "am-secret-token"])
+        XCTAssertEqual(config.notifications.maxAttempts, 3)
+        XCTAssertEqual(config.notifications.backoff, Backoff(base: 0.1, maximum: 2))
+        XCTAssertEqual(config.notifications.webhooks.map(\.name), ["ops", "am"])
+        XCTAssertEqual(config.notifications.webhooks.map(\.format), [.slack, .alertmanager])
+        XCTAssertEqual(config.notifications.webhooks[0].severities, [.page])
+        XCTAssertEqual(config.notifications.webhooks[1].severities, [.page, .ticket])
+        XCTAssertEqual(config.notifications.webhooks[1].headers, ["authorization": "Bearer am-secret-token"])
+        XCTAssertTrue(config.secretValues.contains("https://hooks.example/T0/B0/secret"))
+        XCTAssertTrue(config.secretValues.contains("Bearer am-secret-token"))
+    }
+
+    func testNotificationErrorsNameTheirPathsAndNeverQuoteAURL() {
+        XCTAssertEqual(issues(Self.oneModel + """
+        notifications:
+          max_attempts: 0
+          webhooks:
+            - {name: a, format: teams, url: "https://example.com/secret-path"}
+            - {name: a, format: json, url: "not a url with secret"}
+            - {format: json}
+        """), [
+            "notifications.max_attempts: must be from 1 to 20, got 0",
+            "notifications.webhooks[0].format: must be slack, json or alertmanager, got 'teams'",
+            "notifications.webhooks[1].name: duplicate webhook name 'a'",
+            "notifications.webhooks[1].url: not a URL (expected http:// or https:// with a host)",
+            "notifications.webhooks[2].name: required",
+            "notifications.webhooks[2].url: required",
+        ])
     }
 }

@@ -254,16 +254,25 @@ class GatewayFactory:
         self.sim_a = sim_a
         self.sim_b = sim_b
 
-    def start(self, name: str = "gateway") -> LifelineProcess:
+    def start(
+        self,
+        name: str = "gateway",
+        extra_config: str = "",
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        config_text: str | None = None,
+    ) -> LifelineProcess:
+        """A gateway over simA and simB; `extra_config` is appended to the YAML (top-level
+        blocks such as `slos:`), `config_text` replaces it, `args` go after `serve`."""
         workdir = self.tmp.mktemp(name)
         config = workdir / "lifeline.yaml"
-        config.write_text(gateway_config(self.sim_a.port, self.sim_b.port))
+        config.write_text((config_text or gateway_config(self.sim_a.port, self.sim_b.port)) + extra_config)
         binary = self.binary
         p = LifelineProcess(
             name=name,
-            args_for_port=lambda port: [str(binary), "serve", "--config", str(config), "--port", str(port)],
+            args_for_port=lambda port: [str(binary), "serve", "--config", str(config), "--port", str(port), *args],
             workdir=workdir,
-            env=_process_env(SIM_KEY=SIM_KEY),
+            env=_process_env(SIM_KEY=SIM_KEY, **(env or {})),
         )
         try:
             return p.start()

@@ -41,6 +41,7 @@ struct AccessGate: Sendable {
             record.ticket = ticket
             return nil
         case .shed(let reason, let retryAfter):
+            record.shedByService = true
             return GatewayError(status: 503, message: "Lifeline is at capacity and is serving more important requests first (\(reason)); retry after \(retryAfter) s.",
                                 code: "overloaded", retryAfterSeconds: retryAfter)
         }

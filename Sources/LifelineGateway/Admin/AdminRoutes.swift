@@ -24,7 +24,7 @@ func adminError(_ status: Int, _ message: String, param: String? = nil) -> Respo
     jsonResponse(.init(code: status), ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param))
 }
 
-/// `/admin/v1/…`: deployments (list, drain, undrain), drill faults, config reload.
+/// `/admin/v1/…`: deployments (list, drain, undrain), drill faults, config reload, alerts, notification deliveries.
 enum AdminRoutes {
     static func add(to router: Router<GatewayRequestContext>, runtime: GatewayRuntime, token: AdminToken, reload: @escaping @Sendable () async -> Response) {
         let admin = router.group("/admin/v1").add(middleware: AdminAuthMiddleware(token: token))
@@ -62,6 +62,11 @@ enum AdminRoutes {
         }
         admin.post("/config/reload") { _, _ in await reload() }
         KeyRoutes.add(to: admin, runtime: runtime)
+
+        admin.get("/alerts") { _, _ in jsonResponse(.ok, runtime.slo.json) }
+        admin.get("/notifications") { _, _ in
+            jsonResponse(.ok, ["data": .array(runtime.notifier.deliveries.map(\.json))])
+        }
     }
 
     static func setDrained(_ drained: Bool, _ context: GatewayRequestContext, _ runtime: GatewayRuntime) -> Response {

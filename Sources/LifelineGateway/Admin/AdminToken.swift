@@ -22,6 +22,7 @@ public struct AdminToken: Sendable {
     public static func resolve(configured: String?, dataDirectory: String, logger: Logger) throws -> AdminToken {
         if let configured, !configured.isEmpty { return AdminToken(secret: configured) }
         if let fromEnvironment = ProcessInfo.processInfo.environment["LIFELINE_ADMIN_TOKEN"], !fromEnvironment.isEmpty {
+            SecretRedactor.shared.register([fromEnvironment])
             return AdminToken(secret: fromEnvironment)
         }
         let file = URL(fileURLWithPath: dataDirectory).appendingPathComponent("admin-token.sha256")

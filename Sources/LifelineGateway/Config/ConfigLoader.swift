@@ -1,4 +1,5 @@
 import Foundation
+import LifelineCore
 import LifelineWire
 import LifelineCore
 import Yams
@@ -132,7 +133,7 @@ struct ConfigReader {
 
     mutating func readConfig(_ tree: JSONValue) -> LifelineConfig {
         var config = LifelineConfig()
-        let root = object(tree, "", allowed: ["server", "routing", "admin", "auth", "admission", "models"])
+        let root = object(tree, "", allowed: ["server", "routing", "admin", "auth", "admission", "models", "slos", "alerting", "notifications"])
         let server = object(root["server"], "server", allowed: ["host", "port", "drain_timeout_s", "max_body_bytes", "data_dir"])
         if let host = string(server, "host", "server") { config.server.host = host }
         if let port = integer(server, "port", "server", in: 0...65535) { config.server.port = port }
@@ -145,6 +146,9 @@ struct ConfigReader {
         config.admin.token = string(admin, "token", "admin")
         readAuth(root["auth"], into: &config.auth)
         readAdmission(root["admission"], into: &config.admission)
+
+        readAlerting(root["alerting"], into: &config.alerting)
+        readNotifications(root["notifications"], into: &config.notifications)
 
         guard let models = root["models"]?.arrayValue else {
             if let value = root["models"] { fail("models", "expected a list, got \(value.typeName)") } else { fail("models", "at least one model is required") }
@@ -172,7 +176,118 @@ struct ConfigReader {
             }
             config.models.append(ModelConfig(name: name, deployments: deployments))
         }
+        if let slos = root["slos"], !slos.isNull { config.slos = readSLOs(slos, models: modelNames) }
         return config
+    }
+
+    /// `slos:` — one entry per public model, each with `availability` and/or `latency`.
+    mutating func readSLOs(_ raw: JSONValue?, models: Set<String>) -> [SLOConfig] {
+        guard let raw, !raw.isNull else { return [] }
+        guard let entries = raw.arrayValue else { fail("slos", "expected a list, got \(raw.typeName)"); return [] }
+        var seen: Set<String> = []
+        var slos: [SLOConfig] = []
+        for (index, entry) in entries.enumerated() {
+            let path = "slos[\(index)]"
+            let object = object(entry, path, allowed: ["model", "availability", "latency"])
+            let model = string(object, "model", path) ?? ""
+            if model.isEmpty {
+                fail(join(path, "model"), "required (a public model name)")
+            } else if !models.contains(model) {
+                fail(join(path, "model"), "no model is named '\(model)' (known: \(models.sorted().joined(separator: ", ")))")
+            } else if !seen.insert(model).inserted {
+                fail(join(path, "model"), "duplicate SLO entry for model '\(model)'")
+            }
+            var slo = SLOConfig(model: model)
+            if object["availability"] != nil {
+                let availabilityPath = join(path, "availability")
+                let fields = self.object(object["availability"], availabilityPath, allowed: ["target", "period_days"])
+                var availability = AvailabilitySLOConfig()
+                if let target = number(fields, "target", availabilityPath, in: 0.5...0.99999) { availability.target = target }
+                if let days = number(fields, "period_days", availabilityPath, in: 1...365) { availability.periodDays = days }
+                slo.availability = availability
+            }
+            if object["latency"] != nil {
+                let latencyPath = join(path, "latency")
+                let fields = self.object(object["latency"], latencyPath, allowed: ["target", "threshold_ms", "period_days"])
+                var latency = LatencySLOConfig()
+                if let target = number(fields, "target", latencyPath, in: 0.5...0.99999) { latency.target = target }
+                if let threshold = number(fields, "threshold_ms", latencyPath, in: 1...3_600_000) { latency.thresholdMilliseconds = threshold }
+                if let days = number(fields, "period_days", latencyPath, in: 1...365) { latency.periodDays = days }
+                slo.latency = latency
+            }
+            if slo.availability == nil, slo.latency == nil { fail(path, "needs availability, latency or both") }
+            slos.append(slo)
+        }
+        return slos
+    }
+
+    mutating func readAlerting(_ raw: JSONValue?, into alerting: inout AlertingConfig) {
+        let path = "alerting"
+        let object = object(raw, path, allowed: ["window_scale", "evaluation_interval_s", "external_url"])
+        if let scale = number(object, "window_scale", path, in: 0.0001...1) { alerting.windowScale = scale }
+        if let interval = number(object, "evaluation_interval_s", path, in: 0.05...300) { alerting.evaluationIntervalSeconds = interval }
+        if let url = string(object, "external_url", path) {
+            if isHTTPURL(url) { alerting.externalURL = url.hasSuffix("/") ? String(url.dropLast()) : url }
+            else { fail(join(path, "external_url"), "not a URL (expected http:// or https:// with a host), got '\(url)'") }
+        }
+    }
+
+    mutating func readNotifications(_ raw: JSONValue?, into notifications: inout NotificationsConfig) {
+        let path = "notifications"
+        let object = object(raw, path, allowed: ["webhooks", "max_attempts", "backoff"])
+        if let attempts = integer(object, "max_attempts", path, in: 1...20) { notifications.maxAttempts = attempts }
+        let backoffPath = join(path, "backoff")
+        let backoff = self.object(object["backoff"], backoffPath, allowed: ["base_ms", "max_ms"])
+        if let value = number(backoff, "base_ms", backoffPath, in: 0...600_000) { notifications.backoff.base = value / 1000 }
+        if let value = number(backoff, "max_ms", backoffPath, in: 0...3_600_000) { notifications.backoff.maximum = value / 1000 }
+        guard let rawWebhooks = object["webhooks"], !rawWebhooks.isNull else { return }
+        guard let webhooks = rawWebhooks.arrayValue else { fail(join(path, "webhooks"), "expected a list, got \(rawWebhooks.typeName)"); return }
+        var names: Set<String> = []
+        for (index, rawWebhook) in webhooks.enumerated() {
+            let webhookPath = "\(path).webhooks[\(index)]"
+            let fields = self.object(rawWebhook, webhookPath, allowed: ["name", "format", "url", "severities", "headers", "timeout_ms"])
+            let name = string(fields, "name", webhookPath) ?? ""
+            if name.isEmpty { fail(join(webhookPath, "name"), "required") }
+            else if !names.insert(name).inserted { fail(join(webhookPath, "name"), "duplicate webhook name '\(name)'") }
+            var format = WebhookConfig.Format.json
+            if let text = string(fields, "format", webhookPath) {
+                if let parsed = WebhookConfig.Format(rawValue: text) { format = parsed }
+                else { fail(join(webhookPath, "format"), "must be slack, json or alertmanager, got '\(text)'") }
+            } else {
+                fail(join(webhookPath, "format"), "required (slack, json or alertmanager)")
+            }
+            // The URL is often a credential (Slack's are): errors never quote it.
+            let url = string(fields, "url", webhookPath) ?? ""
+            if url.isEmpty { fail(join(webhookPath, "url"), "required") }
+            else if !isHTTPURL(url) { fail(join(webhookPath, "url"), "not a URL (expected http:// or https:// with a host)") }
+            var webhook = WebhookConfig(name: name, format: format, url: url.hasSuffix("/") ? String(url.dropLast()) : url)
+            if let rawSeverities = fields["severities"], !rawSeverities.isNull {
+                if let list = rawSeverities.arrayValue {
+                    var severities: Set<AlertSeverity> = []
+                    for (severityIndex, item) in list.enumerated() {
+                        if let text = item.stringValue, let severity = AlertSeverity(rawValue: text) { severities.insert(severity) }
+                        else { fail("\(webhookPath).severities[\(severityIndex)]", "must be page or ticket") }
+                    }
+                    webhook.severities = severities
+                } else {
+                    fail(join(webhookPath, "severities"), "expected a list, got \(rawSeverities.typeName)")
+                }
+            }
+            if fields["headers"] != nil {
+                let headersPath = join(webhookPath, "headers")
+                let headers = self.object(fields["headers"], headersPath, allowed: Set(fields["headers"]?.objectValue?.keys.map { $0 } ?? []))
+                for key in headers.keys.sorted() {
+                    if let value = string(headers, key, headersPath) { webhook.headers[key] = value }
+                }
+            }
+            if let timeout = integer(fields, "timeout_ms", webhookPath, in: 1...600_000) { webhook.timeoutMilliseconds = timeout }
+            notifications.webhooks.append(webhook)
+        }
+    }
+
+    func isHTTPURL(_ text: String) -> Bool {
+        guard let url = URL(string: text), let scheme = url.scheme else { return false }
+        return ["http", "https"].contains(scheme) && url.host != nil
     }
 
     mutating func readRouting(_ raw: JSONValue?, into routing: inout RoutingConfig) {

@@ -9,8 +9,41 @@ public struct LifelineConfig: Sendable, Equatable {
     public var auth = AuthConfig()
     public var admission = AdmissionConfig()
     public var models: [ModelConfig] = []
+    /// SLOs per public model; nil (no `slos:` block) gives every model the default pair.
+    public var slos: [SLOConfig]?
+    public var alerting = AlertingConfig()
+    public var notifications = NotificationsConfig()
 
     public init() {}
+
+    /// The SLOs tracked: those configured, else availability 99.9 % and latency 99 % under
+    /// 2000 ms over 30 days for every model.
+    public var objectives: [ServiceLevelObjective] {
+        let configured = slos ?? models.map { SLOConfig(model: $0.name, availability: .init(), latency: .init()) }
+        return configured.flatMap { slo -> [ServiceLevelObjective] in
+            var objectives: [ServiceLevelObjective] = []
+            if let availability = slo.availability {
+                objectives.append(ServiceLevelObjective(model: slo.model, kind: .availability, target: availability.target,
+                                                        periodDays: availability.periodDays))
+            }
+            if let latency = slo.latency {
+                objectives.append(ServiceLevelObjective(model: slo.model, kind: .latency(thresholdSeconds: latency.thresholdMilliseconds / 1000),
+                                                        target: latency.target, periodDays: latency.periodDays))
+            }
+            return objectives
+        }
+    }
+
+    /// Values that must never appear in a log: upstream keys and the admin token.
+    public var secretValues: [String] {
+        var values = models.flatMap { $0.deployments.compactMap(\.apiKey) }
+        if let token = admin.token { values.append(token) }
+        for webhook in notifications.webhooks {
+            values.append(webhook.url)
+            values.append(contentsOf: webhook.headers.values)
+        }
+        return values
+    }
 
     /// What `lifeline serve` runs with no config: two simulated upstreams behind one public model.
     public static var zeroConfig: LifelineConfig {
@@ -129,4 +162,75 @@ public struct HealthCheckConfig: Sendable, Equatable {
 public struct SimulatorConfig: Sendable, Equatable {
     public var ttftMilliseconds = 120
     public var tokensPerSecond = 60.0
+}
+
+/// The SLOs of one public model (`slos:` entries).
+public struct SLOConfig: Sendable, Equatable {
+    public var model: String
+    public var availability: AvailabilitySLOConfig?
+    public var latency: LatencySLOConfig?
+
+    public init(model: String, availability: AvailabilitySLOConfig? = nil, latency: LatencySLOConfig? = nil) {
+        self.model = model
+        self.availability = availability
+        self.latency = latency
+    }
+}
+
+/// Share of requests not failed by the service (client 4xx excluded; 5xx and shedding count as bad).
+public struct AvailabilitySLOConfig: Sendable, Equatable {
+    public var target = 0.999
+    public var periodDays = 30.0
+    public init() {}
+}
+
+/// Share of answered requests whose first token (or whole answer, not streamed) came within the threshold.
+public struct LatencySLOConfig: Sendable, Equatable {
+    public var target = 0.99
+    public var thresholdMilliseconds = 2000.0
+    public var periodDays = 30.0
+    public init() {}
+}
+
+public struct AlertingConfig: Sendable, Equatable {
+    /// Multiplies every alert window and the SLI bucket width (1 in production; tests use
+    /// 1/720 so that one hour lasts five seconds).
+    public var windowScale = 1.0
+    /// How often burn rates are computed and alerts advanced.
+    public var evaluationIntervalSeconds = 5.0
+    /// Base URL for links in notifications (default: the server's own address).
+    public var externalURL: String?
+}
+
+public struct NotificationsConfig: Sendable, Equatable {
+    public var webhooks: [WebhookConfig] = []
+    /// Attempts per delivery, the first included, with full-jitter exponential backoff between them.
+    public var maxAttempts = 5
+    public var backoff = Backoff(base: 0.5, maximum: 30)
+}
+
+public struct WebhookConfig: Sendable, Equatable {
+    public enum Format: String, Sendable, CaseIterable {
+        /// Slack incoming webhook: `{"text", "blocks"}`.
+        case slack
+        /// Lifeline's own JSON: alert, severity, state, SLO, burn rates, times, summary.
+        case json
+        /// Alertmanager's API: POST `url/api/v2/alerts`.
+        case alertmanager
+    }
+
+    public var name: String
+    public var format: Format
+    /// Kept secret: Slack webhook URLs are credentials.
+    public var url: String
+    /// Severities delivered to this target.
+    public var severities: Set<AlertSeverity> = Set(AlertSeverity.allCases)
+    public var headers: [String: String] = [:]
+    public var timeoutMilliseconds = 5_000
+
+    public init(name: String, format: Format, url: String) {
+        self.name = name
+        self.format = format
+        self.url = url
+    }
 }

@@ -7,7 +7,8 @@ public final class GatewayMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
 
     /// Seconds buckets for LLM work: answers take from tens of milliseconds to minutes.
-    static let latencyBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
+    /// 2 s is the default latency SLO threshold, so Prometheus can count requests under it exactly.
+    static let latencyBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10, 30, 60, 120, 300]
 
     public init() {
         gauge("lifeline_build_info", [("version", LifelineVersion.current)], help: "Build information; always 1.").set(1.0)
@@ -19,7 +20,7 @@ public final class GatewayMetrics: Sendable {
     }
 
     public func firstToken(model: String, seconds: Double) {
-        histogram("lifeline_time_to_first_token_seconds", [("model", model)], help: "Time from request to the first streamed token.").record(seconds)
+        histogram("lifeline_time_to_first_token_seconds", [("model", model)], help: "Time from request to the first token the client receives (for an answer not streamed, the whole answer).").record(seconds)
     }
 
     public func upstreamAttempt(deployment: String, outcome: String) {
@@ -48,6 +49,12 @@ public final class GatewayMetrics: Sendable {
         gauge("lifeline_circuit_state", [("deployment", deployment)], help: "Breaker state per deployment: 0 closed, 1 open (ejected), 2 half-open.").set(value)
     }
 
+    /// Which public model a deployment serves, for joins in alert rules (always 1).
+    public func deploymentInfo(deployment: String, model: String, protocol wireProtocol: String) {
+        gauge("lifeline_deployment_info", [("deployment", deployment), ("model", model), ("protocol", wireProtocol)],
+              help: "Deployments with their public model and protocol; always 1.").set(1.0)
+    }
+
     public func drained(deployment: String, _ drained: Bool) {
         gauge("lifeline_deployment_drained", [("deployment", deployment)], help: "1 while an operator has drained the deployment.").set(drained ? 1.0 : 0.0)
     }
@@ -68,6 +75,52 @@ public final class GatewayMetrics: Sendable {
     public func healthProbe(deployment: String, healthy: Bool) {
         counter("lifeline_health_probes_total", [("deployment", deployment), ("outcome", healthy ? "ok" : "failed")], help: "Active health probes by outcome; not user traffic.").increment()
     }
+
+    // MARK: SLOs and alerts
+
+    public func sloStatus(_ status: SLOEvaluator.Status) {
+        let slo = status.objective.name
+        for (window, burn) in status.burnRates {
+            gauge("lifeline_slo_burn_rate", [("slo", slo), ("window", window)], help: Self.burnRateHelp).set(burn)
+        }
+        gauge("lifeline_slo_error_budget_remaining", [("slo", slo)], help: Self.budgetHelp).set(status.budgetRemaining)
+        gauge("lifeline_slo_objective", [("slo", slo), ("model", status.objective.model), ("sli", status.objective.kind.name)],
+              help: Self.objectiveHelp).set(status.objective.target)
+        for alert in status.alerts {
+            gauge("lifeline_alerts_firing", [("alert", alert.id), ("severity", alert.rule.severity.rawValue)], help: Self.firingHelp)
+                .set(alert.state.isFiring ? 1.0 : 0.0)
+        }
+    }
+
+    /// Drops the series of an SLO that a reload removed, so no stale burn rate stays exported.
+    public func sloRemoved(_ status: SLOEvaluator.Status) {
+        let slo = status.objective.name
+        for window in status.burnRates.keys {
+            registry.unregisterGauge(gauge("lifeline_slo_burn_rate", [("slo", slo), ("window", window)], help: Self.burnRateHelp))
+        }
+        registry.unregisterGauge(gauge("lifeline_slo_error_budget_remaining", [("slo", slo)], help: Self.budgetHelp))
+        registry.unregisterGauge(gauge("lifeline_slo_objective", [("slo", slo), ("model", status.objective.model),
+                                                                  ("sli", status.objective.kind.name)], help: Self.objectiveHelp))
+        for alert in status.alerts {
+            registry.unregisterGauge(gauge("lifeline_alerts_firing", [("alert", alert.id), ("severity", alert.rule.severity.rawValue)],
+                                           help: Self.firingHelp))
+        }
+    }
+
+    public func alertTransition(alert: String, severity: String, state: String) {
+        counter("lifeline_alert_transitions_total", [("alert", alert), ("severity", severity), ("state", state)],
+                help: "Alert state changes: firing or resolved.").increment()
+    }
+
+    public func notificationDelivery(target: String, outcome: String) {
+        counter("lifeline_notifications_total", [("target", target), ("outcome", outcome)],
+                help: "Alert notifications by webhook target and outcome (delivered, failed, suppressed).").increment()
+    }
+
+    static let burnRateHelp = "Error-budget burn rate per SLO and window (1 spends the budget exactly over the SLO period)."
+    static let budgetHelp = "Share of the SLO period's error budget not yet spent (negative when overspent)."
+    static let objectiveHelp = "The SLO's target share of good requests."
+    static let firingHelp = "1 while the burn-rate alert fires."
 
     private func counter(_ name: String, _ labels: [(String, String)], help: String) -> Counter {
         registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)

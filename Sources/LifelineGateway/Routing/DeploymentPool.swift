@@ -20,6 +20,7 @@ public final class Deployment: Sendable {
         self.faults = faults
         self.metrics = metrics
         metrics.drained(deployment: config.name, false)
+        metrics.deploymentInfo(deployment: config.name, model: model, protocol: config.protocol.rawValue)
     }
 
     public var name: String { config.name }

@@ -10,7 +10,7 @@ struct ChatEndpoint: Sendable {
     let runtime: GatewayRuntime
 
     func handle(_ request: Request, context: GatewayRequestContext, api: WireProtocol) async -> Response {
-        var record = RequestRecord(route: api == .openai ? "chat_completions" : "messages", started: runtime.clock())
+        var record = RequestRecord(route: api == .openai ? "chat_completions" : "messages", requestID: context.requestID, started: runtime.clock())
         let config = runtime.config
         let gate = AccessGate(runtime: runtime)
         let caller: Caller

@@ -7,7 +7,7 @@ struct EmbeddingsEndpoint: Sendable {
     let runtime: GatewayRuntime
 
     func handle(_ request: Request, context: GatewayRequestContext) async -> Response {
-        var record = RequestRecord(route: "embeddings", started: runtime.clock())
+        var record = RequestRecord(route: "embeddings", requestID: context.requestID, started: runtime.clock())
         let config = runtime.config
         let gate = AccessGate(runtime: runtime)
         let caller: Caller
