@@ -383,7 +383,10 @@ async function generate(conversation) {
     return;
   }
   conversation.model = model;
-  const history = conversation.messages.map(({ role, content }) => ({ role, content }));
+  // An answer stopped before any text arrived has nothing to tell the model; leave it out.
+  const history = conversation.messages
+    .filter((m) => m.role === "user" || m.content)
+    .map(({ role, content }) => ({ role, content }));
   const message = { role: "assistant", content: "", state: "streaming", model, meta: {} };
   conversation.messages.push(message);
   const controller = new AbortController();
