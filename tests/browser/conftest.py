@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -258,6 +259,21 @@ def page(context: BrowserContext) -> Iterator[Page]:
 def open_chat(page: Page, stack: Stack) -> None:
     page.goto(stack.url + "/")
     page.wait_for_selector(f"#model option[value='{MODEL}']", state="attached")
+
+
+_AXE = Axe()
+
+
+def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now, one line each."""
+    results = _AXE.run(page, options={"resultTypes": ["violations"]})
+    found = []
+    for violation in results.response["violations"]:
+        if violation["impact"] not in ("serious", "critical"):
+            continue
+        for node in violation["nodes"]:
+            found.append(f"{violation['id']} at {node['target']}: {node.get('failureSummary', '').splitlines()[-1:]}")
+    return found
 
 
 def screenshot(page: Page, name: str) -> Path:

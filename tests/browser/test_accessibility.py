@@ -9,24 +9,9 @@ from typing import Iterator
 
 import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import ADMIN_TOKEN, DESKTOP, MODEL, PHONE, PageProblems, Stack, admin, open_chat, screenshot
-
-AXE = Axe()
-
-
-def serious_violations(page: Page) -> list[str]:
-    """axe-core's serious and critical findings, one line each (rule, target, summary)."""
-    results = AXE.run(page, options={"resultTypes": ["violations"]})
-    found = []
-    for violation in results.response["violations"]:
-        if violation["impact"] not in ("serious", "critical"):
-            continue
-        for node in violation["nodes"]:
-            found.append(f"{violation['id']} at {node['target']}: {node.get('failureSummary', '').splitlines()[-1:]}")
-    return found
+from conftest import ADMIN_TOKEN, DESKTOP, MODEL, PHONE, PageProblems, Stack, admin, open_chat, screenshot, serious_violations
 
 
 @pytest.fixture(params=[("desktop", DESKTOP), ("phone", PHONE)], ids=["desktop", "phone"])
@@ -69,9 +54,17 @@ def test_chat_page_is_accessible_and_fits_the_screen(sized_page: tuple[str, Page
         page.wait_for_timeout(250)  # the slide-in transition
         assert serious_violations(page) == []
         screenshot(page, "chat-phone-conversations")
+        for _ in range(10):  # the chat behind is out of reach while the list covers it
+            page.keyboard.press("Tab")
+            assert page.evaluate("""() => document.activeElement === document.body
+                || document.getElementById('sidebar').contains(document.activeElement)""")
         page.keyboard.press("Escape")
         expect(page.locator("#sidebar")).to_be_hidden()
         expect(page.get_by_role("button", name="Chats")).to_be_focused()
+        page.get_by_role("button", name="Chats").click()
+        expect(page.locator("#sidebar")).to_be_visible()
+        page.mouse.click(360, 400)  # a tap beside the list closes it
+        expect(page.locator("#sidebar")).to_be_hidden()
 
 
 def _streams(base: str, seconds: float) -> None:

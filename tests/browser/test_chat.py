@@ -8,7 +8,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from conftest import ADMIN_TOKEN, MODEL, SECOND_MODEL, Stack, admin, api_answer, open_chat
+from conftest import ADMIN_TOKEN, MODEL, SECOND_MODEL, Stack, admin, api_answer, open_chat, serious_violations
 
 STREAM_TIMEOUT_MS = 20_000
 
@@ -195,6 +195,7 @@ def test_failed_request_shows_the_api_error_a_countdown_and_retry_works(page: Pa
         expect(countdown).to_have_text(re.compile(r"wait \d+ s|try again now"))
         expect(page.locator(".message.assistant")).to_have_count(0)  # no empty answer left spinning
         expect(page.locator("#send")).to_be_visible()
+        assert serious_violations(page) == []
         expect(countdown).to_have_text("You can try again now.", timeout=int(retry_after) * 1000 + 3000)
 
         assert admin(gateway.url, "DELETE", "/faults").status_code == 200

@@ -13,6 +13,8 @@ const NARROW = window.matchMedia("(max-width: 760px)");
 const $ = (selector) => document.querySelector(selector);
 const ui = {
   sidebar: $("#sidebar"),
+  main: $(".chat-main"),
+  skipLink: $(".skip-link"),
   openSidebar: $("#open-sidebar"),
   closeSidebar: $("#close-sidebar"),
   newChat: $("#new-chat"),
@@ -432,6 +434,9 @@ async function generate(conversation) {
 function setSidebarOpen(open) {
   ui.sidebar.classList.toggle("open", open);
   ui.openSidebar.setAttribute("aria-expanded", String(open));
+  // On a phone the open list covers the chat: keep keyboard and taps inside it until it closes.
+  ui.main.inert = open && NARROW.matches;
+  ui.skipLink.inert = open && NARROW.matches;
   if (open) ui.newChat.focus();
   else if (ui.sidebar.contains(document.activeElement)) ui.openSidebar.focus();
 }
@@ -508,6 +513,12 @@ ui.closeSidebar.addEventListener("click", () => setSidebarOpen(false));
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && ui.sidebar.classList.contains("open")) setSidebarOpen(false);
 });
+document.addEventListener("click", (event) => {
+  if (ui.sidebar.classList.contains("open") && !ui.sidebar.contains(event.target) && !ui.openSidebar.contains(event.target)) {
+    setSidebarOpen(false);
+  }
+});
+NARROW.addEventListener("change", () => { if (!NARROW.matches) setSidebarOpen(false); });
 
 ui.keyInput.value = settings.apiKey;
 ui.keyForm.addEventListener("submit", (event) => {
