@@ -149,3 +149,29 @@ def test_server_text_in_the_console_is_shown_as_text(page: Page, stack: Stack) -
     expect(error).to_contain_text('No deployment is named \'<img src=x onerror="window.__pwned=1">\'')
     assert page.locator("#fault-error img").count() == 0
     assert page.evaluate("window.__pwned") is None
+
+
+def test_traffic_numbers_follow_prometheus_arithmetic(page: Page, stack: Stack) -> None:
+    page.goto(stack.url + "/console")
+    numbers = page.evaluate("""async () => {
+        const m = await import('/assets/metrics.js');
+        const scrape = (ok, failed, buckets) => m.parsePrometheus([
+            '# HELP lifeline_requests_total Client requests.',
+            '# TYPE lifeline_requests_total counter',
+            `lifeline_requests_total{route="chat_completions",model="a",status="200"} ${ok}`,
+            `lifeline_requests_total{route="chat_completions",model="a",status="503"} ${failed}`,
+            ...Object.entries(buckets).map(([le, n]) => `lifeline_time_to_first_token_seconds_bucket{model="a",le="${le}"} ${n}`),
+        ].join('\\n'));
+        const before = scrape(10, 2, { '0.1': 5, '0.5': 8, '+Inf': 8 });
+        const after = scrape(40, 12, { '0.1': 15, '0.5': 38, '+Inf': 40 });
+        const restarted = scrape(4, 0, { '0.1': 2, '0.5': 2, '+Inf': 2 });
+        return { window: m.trafficBetween(before, after, 2), reset: m.trafficBetween(after, restarted, 2),
+                 idle: m.trafficBetween(after, after, 2) };
+    }""")
+    window = numbers["window"]
+    assert window["requestsPerSecond"] == 20  # (30 + 10) requests in 2 s
+    assert window["errorRatio"] == 0.25  # 10 of the 40 were 5xx
+    assert abs(window["ttftP50"] - 0.22) < 1e-9  # rank 16 of 32: 0.1 + 0.4 × (16 − 10) / (30 − 10)
+    assert window["ttftP99"] == 0.5  # in the +Inf bucket: the highest finite bound
+    assert numbers["reset"]["requestsPerSecond"] == 2  # a restarted server counts from zero
+    assert numbers["idle"] == {"requestsPerSecond": 0, "errorRatio": None, "ttftP50": None, "ttftP99": None}
