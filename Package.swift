@@ -45,6 +45,9 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Crypto", package: "swift-crypto"),
+        ], resources: [
+            // Plain HTML/CSS/JS compiled into the binary; WebUI/WebAssets.swift says why not `.copy`.
+            .embedInCode("WebUI/Assets"),
         ]),
         .executableTarget(name: "lifeline", dependencies: [
             "LifelineGateway", "LifelineSimulator", "LifelineWire",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The single test command: build, Swift unit tests, then the end-to-end suite
-# that drives the built binary with the official OpenAI and Anthropic SDKs, and
-# promtool over the shipped Prometheus rules (and, in tests/sdk, a live /metrics).
+# The single test command: build, Swift unit tests, promtool over the shipped
+# Prometheus rules, then the end-to-end suites that drive the built binary: the
+# official OpenAI and Anthropic SDKs (with a live /metrics check), and the chat
+# page and operator console in headless Chromium (Playwright).
 # Exits non-zero if anything fails or if a suite runs no test at all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,38 +65,56 @@ else
 fi
 echo "promtool: $prom_passed passed, $prom_failed failed"
 
-echo "== SDK end-to-end tests"
+
+# Runs one pytest suite against the built binary. Sets suite_passed, suite_failed and
+# suite_skipped; marks the run failed if the suite failed, errored or ran no test.
+run_pytest_suite() {
+  local name=$1 dir=$2 log=$3 limit=$4
+  set +e
+  LIFELINE_BIN="$bin_dir/lifeline" timeout --kill-after=30 "$limit" \
+    .venv/bin/python -m pytest -q -rs -p no:cacheprovider "$dir" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  local summary
+  summary=$(grep -E '^=*\s*[0-9]+ (passed|failed|error|skipped)' "$log" | tail -n 1 || true)
+  summary=${summary:-$(tail -n 1 "$log")}
+  count() { grep -oE "[0-9]+ $1" <<<"$summary" | grep -oE '^[0-9]+' | head -n 1 || true; }
+  suite_passed=$(count passed); suite_failed=$(count failed); local errors; errors=$(count error)
+  suite_skipped=$(count skipped)
+  suite_passed=${suite_passed:-0}; suite_failed=${suite_failed:-0}; errors=${errors:-0}; suite_skipped=${suite_skipped:-0}
+  suite_failed=$((suite_failed + errors))
+  if [ "$rc" -eq 5 ]; then
+    echo "FAIL: $name collected no tests"
+    status=1
+  elif [ "$rc" -ne 0 ]; then
+    echo "FAIL: $name exited $rc"
+    status=1
+    if [ "$suite_failed" -eq 0 ]; then suite_failed=1; fi
+  fi
+  if [ "$suite_passed" -eq 0 ] && [ "$suite_failed" -eq 0 ]; then
+    echo "FAIL: $name ran no tests"
+    status=1
+    suite_failed=1
+  fi
+}
+
+echo "== Python tools"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check openai anthropic pytest httpx pyyaml
-
+.venv/bin/python -m pip install -q --disable-pip-version-check \
+  openai anthropic pytest httpx pyyaml playwright axe-playwright-python
 bin_dir=$(swift build --show-bin-path)
-set +e
-LIFELINE_BIN="$bin_dir/lifeline" timeout --kill-after=30 900 \
-  .venv/bin/python -m pytest -q -p no:cacheprovider tests/sdk 2>&1 | tee "$LOG_DIR/pytest.log"
-py_rc=${PIPESTATUS[0]}
-set -e
 
-py_summary=$(grep -E '^=*\s*[0-9]+ (passed|failed|error)' "$LOG_DIR/pytest.log" | tail -n 1 || true)
-py_summary=${py_summary:-$(tail -n 1 "$LOG_DIR/pytest.log")}
-count() { grep -oE "[0-9]+ $1" <<<"$py_summary" | grep -oE '^[0-9]+' | head -n 1 || true; }
-py_passed=$(count passed); py_failed=$(count failed); py_errors=$(count error)
-py_passed=${py_passed:-0}; py_failed=${py_failed:-0}; py_errors=${py_errors:-0}
-py_failed=$((py_failed + py_errors))
-if [ "$py_rc" -eq 5 ]; then
-  echo "FAIL: pytest collected no tests"
-  status=1
-elif [ "$py_rc" -ne 0 ]; then
-  echo "FAIL: pytest exited $py_rc"
-  status=1
-  if [ "$py_failed" -eq 0 ]; then py_failed=1; fi
-fi
-if [ "$py_passed" -eq 0 ] && [ "$py_failed" -eq 0 ]; then
-  echo "FAIL: pytest ran no tests"
-  status=1
-fi
+echo "== SDK end-to-end tests"
+run_pytest_suite "SDK tests" tests/sdk "$LOG_DIR/pytest.log" 900
+py_passed=$suite_passed; py_failed=$suite_failed; py_skipped=$suite_skipped
+
+# Chromium comes from the system (Debian's chromium package); Playwright never downloads one.
+echo "== Browser tests (chat page and operator console, headless Chromium)"
+run_pytest_suite "browser tests" tests/browser "$LOG_DIR/pytest-browser.log" 600
+py_passed=$((py_passed + suite_passed)); py_failed=$((py_failed + suite_failed)); py_skipped=$((py_skipped + suite_skipped))
 
 swift_passed=$((swift_total > swift_failed ? swift_total - swift_failed : 0))
-echo "$((swift_passed + py_passed + prom_passed)) passed, $((swift_failed + py_failed + prom_failed)) failed"
+echo "$((swift_passed + py_passed + prom_passed)) passed, $((swift_failed + py_failed + prom_failed)) failed, $py_skipped skipped"
 exit "$status"

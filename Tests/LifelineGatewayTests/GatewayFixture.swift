@@ -131,8 +131,10 @@ final class GatewayFixture: @unchecked Sendable {
         return Reply(status: Int(response.status.code), headers: [:], body: Array(bytes.readableBytesView))
     }
 
-    func get(_ path: String) async throws -> Reply {
-        let response = try await http.execute(HTTPClientRequest(url: baseURL + path), timeout: .seconds(10))
+    func get(_ path: String, headers: [String: String] = [:]) async throws -> Reply {
+        var request = HTTPClientRequest(url: baseURL + path)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        let response = try await http.execute(request, timeout: .seconds(10))
         let body = try await response.body.collect(upTo: 1024 * 1024)
         var collected: [String: String] = [:]
         for header in response.headers { collected[header.name.lowercased()] = header.value }

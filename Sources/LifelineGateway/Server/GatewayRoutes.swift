@@ -39,6 +39,7 @@ enum GatewayRoutes {
         }
         router.post("/v1/embeddings") { request, context in await embeddings.handle(request, context: context) }
         AdminRoutes.add(to: router, runtime: runtime, token: adminToken, reload: reload)
+        WebUIRoutes.add(to: router)
         return router
     }
 

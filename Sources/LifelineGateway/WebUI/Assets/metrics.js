@@ -1,0 +1,96 @@
+// Reading Prometheus text and turning two scrapes into rates and latency percentiles. Pure.
+
+/** Samples of a Prometheus text exposition: [{ name, labels, value }]. */
+export function parsePrometheus(text) {
+  const samples = [];
+  for (const raw of String(text).split("\n")) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const value = parseValue(match[3]);
+    if (Number.isNaN(value)) continue;
+    samples.push({ name: match[1], labels: parseLabels(match[2] ?? ""), value });
+  }
+  return samples;
+}
+
+function parseValue(text) {
+  if (text === "+Inf") return Infinity;
+  if (text === "-Inf") return -Infinity;
+  return Number(text);
+}
+
+function parseLabels(text) {
+  const labels = {};
+  const pattern = /([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?/g;
+  for (const match of text.matchAll(pattern)) {
+    labels[match[1]] = match[2].replace(/\\(.)/g, (_, c) => (c === "n" ? "\n" : c));
+  }
+  return labels;
+}
+
+/** Sum of a metric's samples whose labels pass `filter`. */
+export function sum(samples, name, filter = () => true) {
+  return samples.filter((s) => s.name === name && filter(s.labels)).reduce((total, s) => total + s.value, 0);
+}
+
+/** Cumulative histogram buckets summed over all label sets: [{ le, count }] sorted by `le`. */
+export function buckets(samples, name) {
+  const byBound = new Map();
+  for (const s of samples) {
+    if (s.name !== `${name}_bucket` || s.labels.le === undefined) continue;
+    const le = parseValue(s.labels.le);
+    byBound.set(le, (byBound.get(le) ?? 0) + s.value);
+  }
+  return [...byBound.entries()].map(([le, count]) => ({ le, count })).sort((a, b) => a.le - b.le);
+}
+
+/**
+ * The q-quantile of cumulative buckets, interpolating linearly inside a bucket as Prometheus's
+ * histogram_quantile does. Null when the buckets hold no observations.
+ */
+export function histogramQuantile(q, cumulative) {
+  if (!cumulative.length) return null;
+  const total = cumulative.at(-1).count;
+  if (!(total > 0)) return null;
+  const rank = q * total;
+  let previousBound = 0;
+  let previousCount = 0;
+  for (const { le, count } of cumulative) {
+    if (count >= rank) {
+      if (le === Infinity) return previousBound; // the highest finite bound is all that is known
+      const inBucket = count - previousCount;
+      if (inBucket <= 0) return le;
+      return previousBound + (le - previousBound) * ((rank - previousCount) / inBucket);
+    }
+    previousBound = le;
+    previousCount = count;
+  }
+  return previousBound;
+}
+
+/** Counter growth between two scrapes; a counter that went down was reset, so it counts from zero. */
+function growth(before, after) {
+  return after >= before ? after - before : after;
+}
+
+/**
+ * Traffic between two scrapes `seconds` apart: requests per second, the share of requests that
+ * failed with a server error (5xx), and time-to-first-token p50/p99 in seconds. Values are null
+ * where there was nothing to measure.
+ */
+export function trafficBetween(before, after, seconds) {
+  const requests = growth(sum(before, "lifeline_requests_total"), sum(after, "lifeline_requests_total"));
+  const isServerError = (labels) => /^5\d\d$/.test(labels.status ?? "");
+  const errors = growth(sum(before, "lifeline_requests_total", isServerError), sum(after, "lifeline_requests_total", isServerError));
+  const earlier = new Map(buckets(before, "lifeline_time_to_first_token_seconds").map((b) => [b.le, b.count]));
+  const window = buckets(after, "lifeline_time_to_first_token_seconds")
+    .map(({ le, count }) => ({ le, count: growth(earlier.get(le) ?? 0, count) }));
+  return {
+    requestsPerSecond: seconds > 0 ? requests / seconds : null,
+    errorRatio: requests > 0 ? Math.min(1, errors / requests) : null,
+    ttftP50: histogramQuantile(0.5, window),
+    ttftP99: histogramQuantile(0.99, window),
+  };
+}

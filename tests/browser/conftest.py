@@ -1,0 +1,293 @@
+"""Fixtures for the browser tests of the chat page and the operator console.
+
+Real processes from the built binary (env LIFELINE_BIN, default .build/debug/lifeline): two
+simulators started with `lifeline simulate`, and a gateway whose YAML config points at them,
+each on a free loopback port with its own temporary working directory. Pages are driven by
+Playwright with Debian's Chromium (env CHROMIUM, default /usr/bin/chromium); Playwright's own
+browser downloads are never used. Screenshots go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
+ADMIN_TOKEN = "browser-test-admin-token"
+MODEL = "chat-default"
+SECOND_MODEL = "chat-second"
+DEPLOYMENTS = ("sim-a", "sim-b", "sim-c")
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 812}
+READY_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+
+_PROCESSES: list["Process"] = []
+
+
+def lifeline_bin() -> Path:
+    path = Path(os.environ.get("LIFELINE_BIN", ".build/debug/lifeline"))
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Process:
+    """One lifeline process on a free port; started again on a new port if the port was taken."""
+
+    name: str
+    args: list[str]
+    workdir: Path
+    ready_path: str
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+    _log: Any = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Process":
+        env = dict(os.environ, LIFELINE_ADMIN_TOKEN=ADMIN_TOKEN)
+        env.pop("LIFELINE_CONFIG", None)
+        for attempt in range(3):
+            self.port = free_port()
+            self.log_path = self.workdir / f"{self.name}.{attempt}.log"
+            self._log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen(
+                [*self.args, "--port", str(self.port)], cwd=self.workdir, env=env,
+                stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            if not any(p is self for p in _PROCESSES):
+                _PROCESSES.append(self)
+            if self._wait_ready():
+                return self
+            exited = self.proc.poll() is not None
+            self.stop()
+            if not (exited and "in use" in self.log_tail().lower()):
+                break
+        pytest.fail(f"{self.name} did not become ready:\n{self.log_tail()}")
+
+    def _wait_ready(self) -> bool:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.proc is None or self.proc.poll() is not None:
+                    return False
+                try:
+                    if client.get(self.url + self.ready_path).status_code == 200:
+                        return True
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=STOP_TIMEOUT_S)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def gateway_config(sim_a: int, sim_b: int) -> str:
+    return f"""\
+server: {{host: 127.0.0.1, port: 0}}
+models:
+  - name: {MODEL}
+    deployments:
+      - {{name: sim-a, protocol: openai, base_url: "http://127.0.0.1:{sim_a}/v1", model: sim-model, priority: 1}}
+      - {{name: sim-b, protocol: anthropic, base_url: "http://127.0.0.1:{sim_b}", model: sim-model, priority: 2}}
+  - name: {SECOND_MODEL}
+    deployments:
+      - {{name: sim-c, protocol: openai, base_url: "http://127.0.0.1:{sim_b}/v1", model: sim-model}}
+"""
+
+
+class Stack:
+    """Two simulators and a gateway in front of them, with helpers for the APIs around the UI."""
+
+    def __init__(self, binary: Path, tmp: pytest.TempPathFactory):
+        self.binary = binary
+        self.tmp = tmp
+        self.sims = [self._simulator("sim-a"), self._simulator("sim-b")]
+        self.gateway = self.start_gateway("gateway")
+
+    def _simulator(self, name: str) -> Process:
+        workdir = self.tmp.mktemp(name)
+        return Process(name, [str(self.binary), "simulate", "--protocol", "both"], workdir, "/healthz").start()
+
+    def start_gateway(self, name: str) -> Process:
+        workdir = self.tmp.mktemp(name)
+        config = workdir / "lifeline.yaml"
+        config.write_text(gateway_config(self.sims[0].port, self.sims[1].port))
+        return Process(name, [str(self.binary), "serve", "--config", str(config)], workdir, "/readyz").start()
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+    def set_knobs(self, **knobs: Any) -> None:
+        for sim in self.sims:
+            r = httpx.post(sim.url + "/sim/control", json=knobs, timeout=5)
+            assert r.status_code in (200, 204), r.text
+
+    def reset(self) -> None:
+        for sim in self.sims:
+            httpx.delete(sim.url + "/sim/control", timeout=5)
+        admin(self.url, "DELETE", "/faults")
+        for name in DEPLOYMENTS:
+            admin(self.url, "POST", f"/deployments/{name}/undrain")
+
+
+def admin(base: str, method: str, path: str, body: Any = None) -> httpx.Response:
+    return httpx.request(method, base + "/admin/v1" + path, json=body, timeout=10,
+                         headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+
+
+def api_answer(base: str, prompt: str, model: str = MODEL) -> str:
+    """The gateway's whole (non-streamed) answer to one question: what the page must show."""
+    r = httpx.post(base + "/v1/chat/completions", timeout=30,
+                   json={"model": model, "messages": [{"role": "user", "content": prompt}]})
+    assert r.status_code == 200, r.text
+    return r.json()["choices"][0]["message"]["content"]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    binary = lifeline_bin()
+    if not binary.is_file() or not os.access(binary, os.X_OK):
+        pytest.fail(f"lifeline binary not found at {binary} (build it, or set LIFELINE_BIN)")
+    s = Stack(binary, tmp_path_factory)
+    yield s
+    for p in reversed(_PROCESSES):
+        p.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_stack(stack: Stack) -> None:
+    """Every test starts with default simulators, no faults and nothing drained."""
+    stack.reset()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not Path(executable).exists():
+        pytest.fail(f"Chromium not found at {executable}; install Debian's chromium package or set CHROMIUM")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+class PageProblems:
+    """What a page must never do: throw, log errors, or trip its Content-Security-Policy."""
+
+    EXPECTED = ("Failed to load resource",)  # a 404/503 the test provoked; checked by the tests themselves
+
+    def __init__(self, page: Page):
+        self.page = page
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+        page.on("console", self._console)
+        page.add_init_script(
+            "document.addEventListener('securitypolicyviolation', e =>"
+            " (window.__cspViolations = window.__cspViolations || []).push(e.violatedDirective + ' ' + e.blockedURI));"
+        )
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith(self.EXPECTED):
+            self.errors.append(f"console: {message.text}")
+
+    def check(self) -> None:
+        violations = []
+        if not self.page.is_closed():
+            try:
+                violations = self.page.evaluate("window.__cspViolations || []")
+            except Exception:  # a page mid-navigation has no context to ask
+                violations = []
+        assert not violations, f"Content-Security-Policy violations: {violations}"
+        assert not self.errors, f"page errors: {self.errors}"
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport=DESKTOP)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    p = context.new_page()
+    p.set_default_timeout(10_000)
+    problems = PageProblems(p)
+    yield p
+    problems.check()
+
+
+def open_chat(page: Page, stack: Stack) -> None:
+    page.goto(stack.url + "/")
+    page.wait_for_selector(f"#model option[value='{MODEL}']", state="attached")
+
+
+_AXE = Axe()
+
+
+def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now, one line each."""
+    results = _AXE.run(page, options={"resultTypes": ["violations"]})
+    found = []
+    for violation in results.response["violations"]:
+        if violation["impact"] not in ("serious", "critical"):
+            continue
+        for node in violation["nodes"]:
+            found.append(f"{violation['id']} at {node['target']}: {node.get('failureSummary', '').splitlines()[-1:]}")
+    return found
+
+
+def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and report.when in ("setup", "call"):
+        for p in _PROCESSES:
+            if p.proc is not None and p.proc.poll() is None and p.log_tail(15):
+                report.sections.append((f"log of {p.name}", p.log_tail(15)))
