@@ -117,6 +117,9 @@ public final class GatewayRuntime: Sendable {
 
     func shutdown() async {
         await usage.flush()
+        // One last evaluation saves the newest buckets before the writer drains.
+        evaluateAlerts()
+        await (slo.bucketStore as? StoredSLIBucketStore)?.finish()
         await pool.shutdownClients(notIn: nil)
         try? await store.close()
     }

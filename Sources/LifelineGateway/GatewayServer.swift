@@ -45,7 +45,8 @@ public enum GatewayServer {
             (or set auth.mode: optional in the config to allow anonymous callers).
             """)
         }
-        let runtime = GatewayRuntime(config: config, logger: logger, store: store, keys: keys, clock: clock)
+        let sliStore = await StoredSLIBucketStore(store: store, logger: logger)
+        let runtime = GatewayRuntime(config: config, logger: logger, store: store, keys: keys, clock: clock, sliStore: sliStore)
         logger.info("store opened", metadata: ["path": .string(storePath), "keys": .stringConvertible(keys.list().count),
                                                "auth": .string(keys.mode.rawValue)])
         let token = try AdminToken.resolve(configured: config.admin.token, dataDirectory: config.server.dataDirectory, logger: logger)

@@ -1,4 +1,5 @@
 import Foundation
+import LifelineCore
 import Logging
 import SQLiteNIO
 
@@ -20,6 +21,13 @@ public final class SQLiteStore: LifelineStore {
             CREATE TABLE usage_minutes (
                 key_id TEXT NOT NULL, minute INTEGER NOT NULL, requests INTEGER NOT NULL,
                 prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, PRIMARY KEY (key_id, minute))
+            """,
+        ],
+        [
+            """
+            CREATE TABLE sli_buckets (
+                slo TEXT NOT NULL, ring TEXT NOT NULL, width REAL NOT NULL, idx INTEGER NOT NULL,
+                good INTEGER NOT NULL, total INTEGER NOT NULL, PRIMARY KEY (slo, ring, idx))
             """,
         ],
     ]
@@ -149,6 +157,49 @@ public final class SQLiteStore: LifelineStore {
             totals[row.column("key_id")?.string ?? ""] = total
         }
         return totals
+    }
+
+    public func saveSLIBuckets(slo: String, _ snapshot: SLIBucketSnapshot) async throws {
+        _ = try await connection.query("BEGIN IMMEDIATE", [])
+        do {
+            for (ring, width, buckets) in [("minute", snapshot.minuteWidth, snapshot.minutes), ("hour", snapshot.hourWidth, snapshot.hours)] {
+                // A changed width (a new window scale) makes old buckets meaningless.
+                _ = try await connection.query("DELETE FROM sli_buckets WHERE slo = ? AND ring = ? AND width != ?",
+                                               [.text(slo), .text(ring), .float(width)])
+                for bucket in buckets {
+                    _ = try await connection.query(
+                        """
+                        INSERT INTO sli_buckets VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (slo, ring, idx) DO UPDATE SET width = excluded.width, good = excluded.good, total = excluded.total
+                        """,
+                        [.text(slo), .text(ring), .float(width), .integer(Int(bucket.index)), .integer(bucket.good), .integer(bucket.total)])
+                }
+            }
+            _ = try await connection.query("COMMIT", [])
+        } catch {
+            _ = try? await connection.query("ROLLBACK", [])
+            throw error
+        }
+    }
+
+    public func loadSLIBuckets() async throws -> [String: SLIBucketSnapshot] {
+        var snapshots: [String: SLIBucketSnapshot] = [:]
+        for row in try await connection.query("SELECT * FROM sli_buckets ORDER BY slo, ring, idx", []) {
+            let slo = row.column("slo")?.string ?? ""
+            let width = row.column("width")?.double ?? 60
+            let bucket = SLIBucket(index: Int64(row.column("idx")?.integer ?? 0), good: Int(row.column("good")?.integer ?? 0),
+                                   total: Int(row.column("total")?.integer ?? 0))
+            var snapshot = snapshots[slo] ?? SLIBucketSnapshot(minuteWidth: 60, minutes: [], hourWidth: 3600, hours: [])
+            if row.column("ring")?.string == "minute" {
+                snapshot.minuteWidth = width
+                snapshot.minutes.append(bucket)
+            } else {
+                snapshot.hourWidth = width
+                snapshot.hours.append(bucket)
+            }
+            snapshots[slo] = snapshot
+        }
+        return snapshots
     }
 
     public func close() async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import LifelineCore
 
 /// An API key as stored: never the secret, only its SHA-256 hash and a display prefix.
 public struct StoredKey: Sendable, Equatable {
@@ -98,5 +99,9 @@ public protocol LifelineStore: Sendable {
     func record(_ usage: [UsageRecord]) async throws
     /// Usage per key since `minute` (Unix seconds), or of one key.
     func usage(since minute: Int, keyID: String?) async throws -> [String: UsageTotals]
+    /// Upserts an SLO's buckets (same ring and index replace; others stay).
+    func saveSLIBuckets(slo: String, _ snapshot: SLIBucketSnapshot) async throws
+    /// Every SLO's saved buckets, for a restart to pick up its error budgets.
+    func loadSLIBuckets() async throws -> [String: SLIBucketSnapshot]
     func close() async throws
 }

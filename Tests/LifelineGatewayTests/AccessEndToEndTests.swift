@@ -167,3 +167,40 @@ final class AccessEndToEndTests: XCTestCase {
         XCTAssertEqual(listed.json?["data"]?.arrayValue?.count, 0)
     }
 }
+
+final class RestartTests: XCTestCase {
+    /// Keys, key usage and the SLO error budget live in the store: a restart forgets none of them.
+    func testARestartKeepsKeysUsageAndTheSpentErrorBudget() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lifeline-restart-\(UUID().uuidString)").path
+        let configure: (inout LifelineConfig) -> Void = { $0.server.dataDirectory = directory }
+        var fixture = try await GatewayFixture.start(configure: configure)
+        let created = try await fixture.admin("POST", "/keys", ["name": "survivor", "budget_tokens": 1_000_000])
+        let secret = try XCTUnwrap(created.json?["secret"]?.stringValue)
+        let id = try XCTUnwrap(created.json?["id"]?.stringValue)
+        _ = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "use some tokens"), headers: ["authorization": "Bearer \(secret)"])
+        var knobs = SimulatorKnobs()
+        knobs.errorRate = 1
+        fixture.simulatorA.setKnobs(knobs)
+        fixture.simulatorB.setKnobs(knobs)
+        for _ in 0..<5 { _ = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "fail")) }
+        fixture.runtime.evaluateAlerts()
+        let before = try await fixture.admin("GET", "/alerts")
+        let budgetBefore = try XCTUnwrap(before.json?["slos"]?.arrayValue?.first { $0["slo"] == "chat-openai:availability" }?["error_budget_remaining"]?.doubleValue)
+        XCTAssertLessThan(budgetBefore, 1)
+        let usedBefore = try await fixture.admin("GET", "/keys/\(id)").json?["usage"]?["tokens_used"]?.intValue ?? 0
+        XCTAssertGreaterThan(usedBefore, 0)
+        await fixture.stop()
+
+        let restarted = try await GatewayFixture.start(configure: configure)
+        defer { Task { await restarted.stop() } }
+        fixture = restarted
+        restarted.runtime.evaluateAlerts()
+        let after = try await fixture.admin("GET", "/alerts")
+        let budgetAfter = try XCTUnwrap(after.json?["slos"]?.arrayValue?.first { $0["slo"] == "chat-openai:availability" }?["error_budget_remaining"]?.doubleValue)
+        XCTAssertEqual(budgetAfter, budgetBefore, accuracy: 0.000001)
+        let key = try await fixture.admin("GET", "/keys/\(id)")
+        XCTAssertEqual(key.json?["usage"]?["tokens_used"]?.intValue, usedBefore)
+        let again = try await fixture.post("/v1/chat/completions", chatBody("chat-anthropic", "still valid"), headers: ["authorization": "Bearer \(secret)"])
+        XCTAssertEqual(again.status, 200)
+    }
+}

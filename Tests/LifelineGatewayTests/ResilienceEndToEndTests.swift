@@ -164,6 +164,18 @@ final class ResilienceEndToEndTests: XCTestCase {
         XCTAssertTrue(metrics.contains(#"lifeline_failovers_total{model="chat-anthropic",phase="mid_stream"} 1"#), metrics)
     }
 
+    func testADeploymentAtItsOwnRequestAllowanceIsAvoidedInsteadOfHit() async throws {
+        try await start { $0.models[0].deployments[0].requestsPerMinute = 2 }
+        var served: [String] = []
+        for _ in 0..<3 {
+            let reply = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "allowance"))
+            served.append(reply.headers["x-lifeline-deployment"] ?? "")
+            XCTAssertEqual(reply.headers["x-lifeline-attempts"], "1")
+        }
+        XCTAssertEqual(served, ["oa-1", "oa-1", "oa-2"])
+        XCTAssertEqual(fixture.simulatorA.requestsReceived, 2)
+    }
+
     func testAFaultExpiresByItself() async throws {
         try await start()
         let created = try await fixture.admin("POST", "/faults", ["deployment": "oa-1", "kind": "error", "duration_s": 1])

@@ -1,4 +1,5 @@
 import Foundation
+import LifelineCore
 import LifelineStore
 import SQLiteNIO
 import XCTest
@@ -55,6 +56,20 @@ enum StoreContract {
     }
 }
 
+extension StoreContract {
+    static func sliBucketsSurviveAndUpsert(_ store: any LifelineStore) async throws {
+        let first = SLIBucketSnapshot(minuteWidth: 60, minutes: [SLIBucket(index: 1, good: 9, total: 10), SLIBucket(index: 2, good: 5, total: 5)],
+                                      hourWidth: 3600, hours: [SLIBucket(index: 7, good: 14, total: 15)])
+        try await store.saveSLIBuckets(slo: "chat:availability", first)
+        try await store.saveSLIBuckets(slo: "chat:availability",
+                                       SLIBucketSnapshot(minuteWidth: 60, minutes: [SLIBucket(index: 2, good: 6, total: 8)], hourWidth: 3600, hours: []))
+        let loaded = try await store.loadSLIBuckets()["chat:availability"]
+        XCTAssertEqual(loaded?.minutes, [SLIBucket(index: 1, good: 9, total: 10), SLIBucket(index: 2, good: 6, total: 8)])
+        XCTAssertEqual(loaded?.hours, [SLIBucket(index: 7, good: 14, total: 15)])
+        try await store.close()
+    }
+}
+
 final class SQLiteStoreTests: XCTestCase {
     var directory: URL!
 
@@ -74,6 +89,7 @@ final class SQLiteStoreTests: XCTestCase {
     func testKeysRoundTripAndRevokeOnce() async throws { try await StoreContract.keysRoundTripAndRevokeOnce(try await makeStore()) }
     func testADuplicateSecretIsRefused() async throws { try await StoreContract.duplicateSecretIsRefused(try await makeStore()) }
     func testUsageOfTheSameMinuteAddsUp() async throws { try await StoreContract.usageOfTheSameMinuteAddsUp(try await makeStore()) }
+    func testSLIBucketsSurviveAndUpsert() async throws { try await StoreContract.sliBucketsSurviveAndUpsert(try await makeStore()) }
 
     func testDataSurvivesReopening() async throws {
         let path = directory.appendingPathComponent("reopen.sqlite").path
@@ -99,7 +115,7 @@ final class SQLiteStoreTests: XCTestCase {
             XCTAssertEqual(error as? StoreError, .newerSchema(found: 99, supported: SQLiteStore.schemaVersion, path: path))
             XCTAssertTrue("\(error)".contains("Nothing was changed"))
         }
-        try await runSQLite(path, "PRAGMA user_version = 1")
+        try await runSQLite(path, "PRAGMA user_version = \(SQLiteStore.schemaVersion)")
         let reopened = try await SQLiteStore.open(path: path)
         let keys = try await reopened.keys()
         XCTAssertEqual(keys.count, 1)

@@ -37,6 +37,7 @@ struct Failover {
                 if delay > 0 { try? await Task.sleep(for: .seconds(delay)) }
             }
             guard group.admit(deployment) else { continue }
+            deployment.spendAllowance(estimatedTokens: record.estimatedTokens ?? 0)
             tried += 1
             record.attempts += 1
             do {

@@ -12,15 +12,41 @@ public final class Deployment: Sendable {
     private let drained = Atomic<Bool>(false)
     private let faults: FaultInjector
     private let metrics: GatewayMetrics
+    private let clock: @Sendable () -> Double
+    /// The upstream's own per-minute allowances, when configured.
+    private let allowance: Mutex<(requests: TokenBucket?, tokens: TokenBucket?)>
 
-    init(config: DeploymentConfig, model: String, faults: FaultInjector, metrics: GatewayMetrics) {
+    init(config: DeploymentConfig, model: String, faults: FaultInjector, metrics: GatewayMetrics, clock: @escaping @Sendable () -> Double) {
         self.config = config
         self.model = model
         self.client = UpstreamClient(deployment: config)
         self.faults = faults
         self.metrics = metrics
+        self.clock = clock
+        let now = clock()
+        allowance = Mutex((config.requestsPerMinute.map { TokenBucket(capacity: Double($0), now: now) },
+                           config.tokensPerMinute.map { TokenBucket(capacity: Double($0), now: now) }))
         metrics.drained(deployment: config.name, false)
         metrics.deploymentInfo(deployment: config.name, model: model, protocol: config.protocol.rawValue)
+    }
+
+    /// Whether the upstream's configured allowance has room for a request of this size now.
+    func hasAllowance(estimatedTokens: Int) -> Bool {
+        let now = clock()
+        return allowance.withLock { allowance in
+            let requestsOK = allowance.requests.map { $0.available(at: now) >= 1 } ?? true
+            let tokensOK = allowance.tokens.map { $0.available(at: now) >= min(Double(estimatedTokens), $0.capacity) } ?? true
+            return requestsOK && tokensOK
+        }
+    }
+
+    /// Spends allowance for an attempt about to be sent.
+    func spendAllowance(estimatedTokens: Int) {
+        let now = clock()
+        allowance.withLock { allowance in
+            if allowance.requests != nil { _ = allowance.requests!.take(1, at: now) }
+            if allowance.tokens != nil { allowance.tokens!.adjust(by: -min(Double(estimatedTokens), allowance.tokens!.capacity), at: now) }
+        }
     }
 
     public var name: String { config.name }
@@ -96,14 +122,15 @@ public final class ModelGroup: Sendable {
 
     /// Deployments to try, in order, for a new request; `openAIOnly` when the request needs
     /// features only OpenAI-protocol upstreams have (several choices, logprobs).
-    public func attemptOrder(openAIOnly: Bool = false) -> [Deployment] {
+    public func attemptOrder(openAIOnly: Bool = false, estimatedTokens: Int = 0) -> [Deployment] {
         let now = clock()
         let healthy = detector.withLock { detector in deployments.indices.map { detector.isAvailable($0, at: now) } }
         let candidates = deployments.indices.map { index in
             let deployment = deployments[index]
             return RoutingCandidate(priority: deployment.config.priority, weight: deployment.config.weight,
                                     isAvailable: healthy[index] && !deployment.isDrained
-                                        && (!openAIOnly || deployment.config.protocol == .openai))
+                                        && (!openAIOnly || deployment.config.protocol == .openai)
+                                        && deployment.hasAllowance(estimatedTokens: estimatedTokens))
         }
         var random = SystemRandomNumberGenerator()
         return DeploymentSelector.attemptOrder(candidates, using: &random).map { deployments[$0] }
@@ -208,7 +235,7 @@ public final class DeploymentPool: Sendable {
             let deployments = model.deployments.map { settings in
                 // An unchanged deployment keeps its client (and connections) and its drained flag.
                 if let old = previous?.deployment(named: settings.name), old.config == settings, old.model == model.name { return old }
-                return Deployment(config: settings, model: model.name, faults: faults, metrics: metrics)
+                return Deployment(config: settings, model: model.name, faults: faults, metrics: metrics, clock: clock)
             }
             all += deployments
             models[model.name] = ModelGroup(name: model.name, deployments: deployments, routing: config.routing, clock: clock, metrics: metrics)

@@ -36,7 +36,7 @@ struct ChatEndpoint: Sendable {
         }
         group.recordRequest()
         let needsOpenAI = chat.choiceCount > 1 || chat.logprobs
-        let order = group.attemptOrder(openAIOnly: needsOpenAI)
+        let order = group.attemptOrder(openAIOnly: needsOpenAI, estimatedTokens: record.estimatedTokens ?? 0)
         if order.isEmpty, needsOpenAI, !group.deployments.contains(where: { $0.config.protocol == .openai }) {
             return refuse(GatewayError(status: 400, message: "'n' above 1 and 'logprobs' need an OpenAI-protocol deployment, and model '\(chat.model)' has none.",
                                        param: chat.choiceCount > 1 ? "n" : "logprobs"), api: api, record: &record)

@@ -31,6 +31,8 @@ public final class SLOMonitor: Sendable {
 
     private let state: Mutex<State>
     private let store: any SLIBucketStore
+    /// Where the buckets are kept (persistent when the gateway has a store).
+    var bucketStore: any SLIBucketStore { store }
     private let metrics: GatewayMetrics
 
     public init(config: LifelineConfig, store: any SLIBucketStore = InMemorySLIBucketStore(), metrics: GatewayMetrics, now: Double) {
