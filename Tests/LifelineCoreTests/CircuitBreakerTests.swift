@@ -139,3 +139,22 @@ final class RetryBudgetTests: XCTestCase {
         }
     }
 }
+
+final class HedgeDelayTests: XCTestCase {
+    func testTheDelayIsThePercentileOfRecentFirstTokensClamped() {
+        var hedge = HedgeDelay(percentile: 0.9, minimum: 0.05, maximum: 2)
+        XCTAssertEqual(hedge.delay, 2, "no hedge before enough samples")
+        for index in 1...100 { hedge.record(Double(index) / 100) }
+        XCTAssertEqual(hedge.delay, 0.9, accuracy: 1e-9)
+        var fast = HedgeDelay(percentile: 0.9, minimum: 0.05, maximum: 2)
+        for _ in 0..<50 { fast.record(0.001) }
+        XCTAssertEqual(fast.delay, 0.05)
+    }
+
+    func testOnlyRecentSamplesCount() {
+        var hedge = HedgeDelay(percentile: 0.5, minimum: 0, maximum: 10)
+        for _ in 0..<256 { hedge.record(5) }
+        for _ in 0..<256 { hedge.record(1) }
+        XCTAssertEqual(hedge.delay, 1)
+    }
+}

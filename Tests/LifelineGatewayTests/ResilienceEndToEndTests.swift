@@ -176,6 +176,63 @@ final class ResilienceEndToEndTests: XCTestCase {
         XCTAssertEqual(fixture.simulatorA.requestsReceived, 2)
     }
 
+    func testASlowStreamStartIsHedgedOnTheNextDeploymentAndTheLoserCancelled() async throws {
+        try await start { config in
+            var hedging = HedgingConfig()
+            hedging.minimumDelayMilliseconds = 50
+            hedging.maximumDelayMilliseconds = 100
+            config.models[0].hedging = hedging
+            config.models[0].deployments[0].timeouts.firstTokenMilliseconds = 5_000
+        }
+        var slow = SimulatorKnobs()
+        slow.ttftMilliseconds = 1_500
+        fixture.simulatorA.setKnobs(slow)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let reply = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "hedge me", stream: true))
+        XCTAssertLessThan(clock.now - started, .milliseconds(1_200))
+        XCTAssertEqual(reply.headers["x-lifeline-deployment"], "oa-2")
+        XCTAssertEqual(reply.headers["x-lifeline-attempts"], "2")
+        XCTAssertEqual(try StreamTranscript(reply.body).doneCount, 1)
+        for _ in 0..<100 where fixture.simulatorA.activeStreams > 0 { try await Task.sleep(for: .milliseconds(20)) }
+        XCTAssertEqual(fixture.simulatorA.activeStreams, 0, "the losing attempt was not cancelled")
+        let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
+        XCTAssertTrue(metrics.contains(#"lifeline_hedges_total{model="chat-openai"} 1"#), metrics)
+        // The slow deployment was not punished: a hedge is not a failure.
+        let state = try await deploymentState("oa-1")
+        XCTAssertEqual(state?["state"], "healthy")
+    }
+
+    func testAHealthProbeSuccessReturnsAnEjectedDeploymentEarly() async throws {
+        try await start { config in
+            config.routing.outlierDetection.consecutiveFailures = 1
+            config.routing.outlierDetection.baseEjectionTime = 60
+            var check = HealthCheckConfig()
+            check.intervalSeconds = 0.1
+            config.models[0].deployments[0].healthCheck = check
+        }
+        var knobs = SimulatorKnobs()
+        knobs.errorRate = 1
+        fixture.simulatorA.setKnobs(knobs)
+        _ = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "probe"))
+        // The probe (GET /models) still answers, so the next probe closes the breaker long before 60 s.
+        fixture.simulatorA.resetKnobs()
+        var state = try await deploymentState("oa-1")
+        for _ in 0..<50 where state?["state"] != "healthy" {
+            try await Task.sleep(for: .milliseconds(50))
+            state = try await deploymentState("oa-1")
+        }
+        XCTAssertEqual(state?["state"], "healthy")
+        XCTAssertEqual(state?["breaker"]?["ejections"], 1)
+        let back = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "probe"))
+        XCTAssertEqual(back.headers["x-lifeline-deployment"], "oa-1")
+        let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
+        XCTAssertTrue(metrics.contains(#"lifeline_health_probes_total{deployment="oa-1",outcome="ok"}"#))
+        // Probes are not user traffic.
+        XCTAssertFalse(metrics.contains(#"lifeline_upstream_requests_total{deployment="oa-1",outcome="ok"} 0"#))
+        XCTAssertTrue(metrics.contains(#"lifeline_upstream_requests_total{deployment="oa-1",outcome="ok"} 1"#), metrics)
+    }
+
     func testAFaultExpiresByItself() async throws {
         try await start()
         let created = try await fixture.admin("POST", "/faults", ["deployment": "oa-1", "kind": "error", "duration_s": 1])

@@ -159,7 +159,7 @@ struct ConfigReader {
         var deploymentNames: Set<String> = []
         for (modelIndex, rawModel) in models.enumerated() {
             let path = "models[\(modelIndex)]"
-            let model = object(rawModel, path, allowed: ["name", "deployments"])
+            let model = object(rawModel, path, allowed: ["name", "deployments", "hedging"])
             let name = string(model, "name", path) ?? ""
             if name.isEmpty { fail(join(path, "name"), "required") }
             else if !modelNames.insert(name).inserted { fail(join(path, "name"), "duplicate model name '\(name)'") }
@@ -174,7 +174,17 @@ struct ConfigReader {
                     deployments.append(deployment)
                 }
             }
-            config.models.append(ModelConfig(name: name, deployments: deployments))
+            var entry = ModelConfig(name: name, deployments: deployments)
+            if model["hedging"] != nil {
+                let hedgePath = join(path, "hedging")
+                let hedge = self.object(model["hedging"], hedgePath, allowed: ["percentile", "min_delay_ms", "max_delay_ms"])
+                var settings = HedgingConfig()
+                if let value = number(hedge, "percentile", hedgePath, in: 0.5...0.999) { settings.percentile = value }
+                if let value = integer(hedge, "min_delay_ms", hedgePath, in: 1...600_000) { settings.minimumDelayMilliseconds = value }
+                if let value = integer(hedge, "max_delay_ms", hedgePath, in: 1...600_000) { settings.maximumDelayMilliseconds = value }
+                entry.hedging = settings
+            }
+            config.models.append(entry)
         }
         if let slos = root["slos"], !slos.isNull { config.slos = readSLOs(slos, models: modelNames) }
         return config

@@ -110,6 +110,8 @@ public struct RoutingConfig: Sendable, Equatable {
 public struct ModelConfig: Sendable, Equatable {
     public var name: String
     public var deployments: [DeploymentConfig]
+    /// Off unless configured: a second attempt when the first is slow to start streaming.
+    public var hedging: HedgingConfig?
 
     public init(name: String, deployments: [DeploymentConfig]) {
         self.name = name
@@ -151,6 +153,15 @@ public struct TimeoutConfig: Sendable, Equatable {
     /// Longest silence between two chunks of a stream.
     public var idleMilliseconds = 30_000
     public var totalMilliseconds = 600_000
+}
+
+public struct HedgingConfig: Sendable, Equatable {
+    /// Hedge after this percentile of recent times to first token…
+    public var percentile = 0.95
+    /// …but never sooner or later than these.
+    public var minimumDelayMilliseconds = 100
+    public var maximumDelayMilliseconds = 5_000
+    public init() {}
 }
 
 public struct HealthCheckConfig: Sendable, Equatable {

@@ -107,10 +107,18 @@ public final class ModelGroup: Sendable {
     private let budget: Mutex<RetryBudget>
     private let clock: @Sendable () -> Double
     private let metrics: GatewayMetrics
+    /// Present when the model hedges slow stream starts.
+    private let hedge: Mutex<HedgeDelay>?
 
-    init(name: String, deployments: [Deployment], routing: RoutingConfig, clock: @escaping @Sendable () -> Double, metrics: GatewayMetrics) {
+    init(name: String, deployments: [Deployment], routing: RoutingConfig, hedging: HedgingConfig? = nil,
+         clock: @escaping @Sendable () -> Double, metrics: GatewayMetrics)
+    {
         self.name = name
         self.deployments = deployments
+        self.hedge = hedging.map {
+            Mutex(HedgeDelay(percentile: $0.percentile, minimum: Double($0.minimumDelayMilliseconds) / 1000,
+                             maximum: Double($0.maximumDelayMilliseconds) / 1000))
+        }
         self.detector = Mutex(OutlierDetector(count: deployments.count, policy: routing.outlierDetection))
         self.budget = Mutex(RetryBudget(policy: routing.retryBudget))
         self.clock = clock
@@ -135,6 +143,12 @@ public final class ModelGroup: Sendable {
         var random = SystemRandomNumberGenerator()
         return DeploymentSelector.attemptOrder(candidates, using: &random).map { deployments[$0] }
     }
+
+    /// Seconds to wait before hedging a stream start; nil when the model does not hedge.
+    var hedgeDelay: Double? { hedge?.withLock { $0.delay } }
+
+    /// A stream's time to first token, for the hedge percentile.
+    func recordFirstToken(seconds: Double) { hedge?.withLock { $0.record(seconds) } }
 
     /// Counts a new client request toward the retry budget.
     func recordRequest() { budget.withLock { $0.recordRequest(at: clock()) } }
@@ -238,7 +252,8 @@ public final class DeploymentPool: Sendable {
                 return Deployment(config: settings, model: model.name, faults: faults, metrics: metrics, clock: clock)
             }
             all += deployments
-            models[model.name] = ModelGroup(name: model.name, deployments: deployments, routing: config.routing, clock: clock, metrics: metrics)
+            models[model.name] = ModelGroup(name: model.name, deployments: deployments, routing: config.routing, hedging: model.hedging,
+                                         clock: clock, metrics: metrics)
         }
         self.models = models
         self.modelNames = config.models.map(\.name)

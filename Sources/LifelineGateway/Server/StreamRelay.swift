@@ -22,8 +22,21 @@ struct StreamRelay: Sendable {
 
     func response(record: RequestRecord, headers extra: HTTPFields) async -> Response {
         var record = record
-        let result = await failover.run(order, phase: .beforeFirstByte, record: &record, outcomeLater: true) { deployment throws(UpstreamFailure) in
-            try await Self.open(chat.upstreamRequest(for: deployment), on: deployment)
+        var result: Result<(value: OpenedStream, deployment: Deployment), GatewayError>
+        var remaining = order
+        if let delay = failover.group.hedgeDelay, order.count >= 2 {
+            if let hedged = await failover.hedgedOpen(chat, order: order, delay: delay, record: &record) {
+                result = .success(hedged)
+            } else {
+                remaining = Array(order.dropFirst(record.attempts))
+                result = await failover.run(remaining, phase: .beforeFirstByte, record: &record, outcomeLater: true) { deployment throws(UpstreamFailure) in
+                    try await Self.open(chat.upstreamRequest(for: deployment), on: deployment)
+                }
+            }
+        } else {
+            result = await failover.run(order, phase: .beforeFirstByte, record: &record, outcomeLater: true) { deployment throws(UpstreamFailure) in
+                try await Self.open(chat.upstreamRequest(for: deployment), on: deployment)
+            }
         }
         switch result {
         case .failure(let error):
@@ -35,6 +48,7 @@ struct StreamRelay: Sendable {
         case .success(let (opened, deployment)):
             record.deployment = deployment.name
             record.firstTokenAt = runtime.clock()
+            failover.group.recordFirstToken(seconds: runtime.clock() - record.started)
             var headers = extra
             headers[.contentType] = "text/event-stream"
             headers[.cacheControl] = "no-cache"

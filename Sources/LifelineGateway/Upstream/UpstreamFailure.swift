@@ -36,4 +36,7 @@ public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(kind): \(message)" }
+
+    /// The attempt was cancelled by Lifeline itself (a hedge that lost, a client that left).
+    public var isCancellation: Bool { kind == .disconnected && message == "cancelled" }
 }
