@@ -55,6 +55,7 @@ public enum GatewayServer {
         let settings = config
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(settings.server.idleTimeoutSeconds * 1000)))),
             configuration: .init(address: .hostname(settings.server.host, port: settings.server.port), serverName: nil, backlog: 4096),
             onServerRunning: { channel in
                 runtime.readiness.set(true)

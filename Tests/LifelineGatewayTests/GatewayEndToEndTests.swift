@@ -180,6 +180,24 @@ private extension JSONValue {
     }
 }
 
+final class SlowClientTests: XCTestCase {
+    func testAClientThatStallsMidRequestIsDisconnectedWithoutReachingAnUpstream() async throws {
+        let fixture = try await GatewayFixture.start { $0.server.idleTimeoutSeconds = 0.5 }
+        defer { Task { await fixture.stop() } }
+        let socket = try await RawHTTPConnection(port: fixture.gatewayPort)
+        // Headers promise a body that never comes.
+        try await socket.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mod")
+        let clock = ContinuousClock()
+        let started = clock.now
+        let answer = try await socket.receive()
+        // The connection is closed (no answer bytes, or an error status) within a few idle periods.
+        XCTAssertLessThan(clock.now - started, .seconds(3))
+        XCTAssertFalse(answer.contains("200 OK"))
+        try await socket.close()
+        XCTAssertEqual(fixture.simulatorA.requestsReceived + fixture.simulatorB.requestsReceived, 0)
+    }
+}
+
 final class ClientDisconnectTests: XCTestCase {
     func testAClientThatLeavesMidStreamCancelsTheUpstreamStream() async throws {
         let fixture = try await GatewayFixture.start()

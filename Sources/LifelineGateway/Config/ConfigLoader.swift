@@ -134,12 +134,13 @@ struct ConfigReader {
     mutating func readConfig(_ tree: JSONValue) -> LifelineConfig {
         var config = LifelineConfig()
         let root = object(tree, "", allowed: ["server", "routing", "admin", "auth", "admission", "models", "slos", "alerting", "notifications"])
-        let server = object(root["server"], "server", allowed: ["host", "port", "drain_timeout_s", "max_body_bytes", "data_dir"])
+        let server = object(root["server"], "server", allowed: ["host", "port", "drain_timeout_s", "max_body_bytes", "data_dir", "idle_timeout_s"])
         if let host = string(server, "host", "server") { config.server.host = host }
         if let port = integer(server, "port", "server", in: 0...65535) { config.server.port = port }
         if let drain = number(server, "drain_timeout_s", "server", in: 0...3600) { config.server.drainTimeoutSeconds = drain }
         if let limit = integer(server, "max_body_bytes", "server", in: 1024...1_073_741_824) { config.server.maxBodyBytes = limit }
         if let directory = string(server, "data_dir", "server") { config.server.dataDirectory = directory }
+        if let idle = number(server, "idle_timeout_s", "server", in: 0.1...3600) { config.server.idleTimeoutSeconds = idle }
 
         readRouting(root["routing"], into: &config.routing)
         let admin = object(root["admin"], "admin", allowed: ["token"])

@@ -65,6 +65,8 @@ public struct ServerConfig: Sendable, Equatable {
     /// Largest request body accepted.
     public var maxBodyBytes = 4 * 1024 * 1024
     public var dataDirectory = ".lifeline"
+    /// A connection that sends and receives nothing for this long is closed (slow or stalled clients).
+    public var idleTimeoutSeconds = 30.0
 }
 
 public struct AuthConfig: Sendable, Equatable {

@@ -108,17 +108,18 @@ public final class ModelGroup: Sendable {
     private let clock: @Sendable () -> Double
     private let metrics: GatewayMetrics
     /// Present when the model hedges slow stream starts.
-    private let hedge: Mutex<HedgeDelay>?
+    private let hedge: Mutex<HedgeDelay?>
 
     init(name: String, deployments: [Deployment], routing: RoutingConfig, hedging: HedgingConfig? = nil,
          clock: @escaping @Sendable () -> Double, metrics: GatewayMetrics)
     {
         self.name = name
         self.deployments = deployments
-        self.hedge = hedging.map {
-            Mutex(HedgeDelay(percentile: $0.percentile, minimum: Double($0.minimumDelayMilliseconds) / 1000,
-                             maximum: Double($0.maximumDelayMilliseconds) / 1000))
-        }
+        // The Mutex itself is never optional: a lock must keep one address for its whole life.
+        self.hedge = Mutex(hedging.map {
+            HedgeDelay(percentile: $0.percentile, minimum: Double($0.minimumDelayMilliseconds) / 1000,
+                       maximum: Double($0.maximumDelayMilliseconds) / 1000)
+        })
         self.detector = Mutex(OutlierDetector(count: deployments.count, policy: routing.outlierDetection))
         self.budget = Mutex(RetryBudget(policy: routing.retryBudget))
         self.clock = clock
@@ -145,10 +146,10 @@ public final class ModelGroup: Sendable {
     }
 
     /// Seconds to wait before hedging a stream start; nil when the model does not hedge.
-    var hedgeDelay: Double? { hedge?.withLock { $0.delay } }
+    var hedgeDelay: Double? { hedge.withLock { $0?.delay } }
 
     /// A stream's time to first token, for the hedge percentile.
-    func recordFirstToken(seconds: Double) { hedge?.withLock { $0.record(seconds) } }
+    func recordFirstToken(seconds: Double) { hedge.withLock { $0?.record(seconds) } }
 
     /// Counts a new client request toward the retry budget.
     func recordRequest() { budget.withLock { $0.recordRequest(at: clock()) } }
