@@ -233,6 +233,30 @@ final class ResilienceEndToEndTests: XCTestCase {
         XCTAssertTrue(metrics.contains(#"lifeline_upstream_requests_total{deployment="oa-1",outcome="ok"} 1"#), metrics)
     }
 
+    func testADeploymentAtItsConcurrencyLimitIsSkippedNotQueuedBehind() async throws {
+        try await start { config in
+            config.admission.deploymentConcurrency.initialLimit = 1
+            config.admission.deploymentConcurrency.minimumLimit = 1
+            config.admission.deploymentConcurrency.maximumLimit = 1
+        }
+        var slow = SimulatorKnobs()
+        slow.ttftMilliseconds = 250 // under the 300 ms first-token timeout these tests use
+        fixture.simulatorA.setKnobs(slow)
+        let fixture = self.fixture!
+        async let first = fixture.post("/v1/chat/completions", chatBody("chat-openai", "first"))
+        try await Task.sleep(for: .milliseconds(100))
+        let second = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "second"))
+        XCTAssertEqual(second.headers["x-lifeline-deployment"], "oa-2")
+        XCTAssertEqual(second.headers["x-lifeline-attempts"], "1")
+        let firstReply = try await first
+        XCTAssertEqual(firstReply.headers["x-lifeline-deployment"], "oa-1")
+        // Once the first finished, oa-1 has room again.
+        let third = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "third"))
+        XCTAssertEqual(third.headers["x-lifeline-deployment"], "oa-1")
+        let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
+        XCTAssertTrue(metrics.contains(#"lifeline_concurrency_limit{scope="oa-1"} 1"#), metrics)
+    }
+
     func testAFaultExpiresByItself() async throws {
         try await start()
         let created = try await fixture.admin("POST", "/faults", ["deployment": "oa-1", "kind": "error", "duration_s": 1])

@@ -350,16 +350,10 @@ struct ConfigReader {
     }
 
     mutating func readAdmission(_ raw: JSONValue?, into admission: inout AdmissionConfig) {
-        let object = object(raw, "admission", allowed: ["concurrency", "queue"])
-        let limitPath = "admission.concurrency"
-        let limit = self.object(object["concurrency"], limitPath, allowed: ["initial", "min", "max", "tolerance"])
-        if let value = number(limit, "initial", limitPath, in: 1...1_000_000) { admission.concurrency.initialLimit = value }
-        if let value = number(limit, "min", limitPath, in: 1...1_000_000) { admission.concurrency.minimumLimit = value }
-        if let value = number(limit, "max", limitPath, in: 1...1_000_000) { admission.concurrency.maximumLimit = value }
-        if let value = number(limit, "tolerance", limitPath, in: 1...100) { admission.concurrency.tolerance = value }
-        if admission.concurrency.minimumLimit > admission.concurrency.maximumLimit { fail(limitPath, "min must not exceed max") }
-        admission.concurrency.initialLimit = min(max(admission.concurrency.initialLimit, admission.concurrency.minimumLimit),
-                                                 admission.concurrency.maximumLimit)
+        let object = object(raw, "admission", allowed: ["concurrency", "deployment_concurrency", "queue"])
+        admission.concurrency = readLimit(object["concurrency"], "admission.concurrency", admission.concurrency)
+        admission.deploymentConcurrency = readLimit(object["deployment_concurrency"], "admission.deployment_concurrency",
+                                                    admission.deploymentConcurrency)
         let queuePath = "admission.queue"
         let queue = self.object(object["queue"], queuePath, allowed: ["max_length", "max_wait_ms", "target_ms", "interval_ms", "critical_reserve"])
         if let value = integer(queue, "max_length", queuePath, in: 0...1_000_000) { admission.queue.maximumLength = value }
@@ -367,6 +361,18 @@ struct ConfigReader {
         if let value = number(queue, "target_ms", queuePath, in: 1...600_000) { admission.queue.target = value / 1000 }
         if let value = number(queue, "interval_ms", queuePath, in: 1...600_000) { admission.queue.interval = value / 1000 }
         if let value = number(queue, "critical_reserve", queuePath, in: 0...10) { admission.queue.criticalReserve = value }
+    }
+
+    mutating func readLimit(_ raw: JSONValue?, _ path: String, _ defaults: ConcurrencyLimitPolicy) -> ConcurrencyLimitPolicy {
+        var policy = defaults
+        let limit = object(raw, path, allowed: ["initial", "min", "max", "tolerance"])
+        if let value = number(limit, "initial", path, in: 1...1_000_000) { policy.initialLimit = value }
+        if let value = number(limit, "min", path, in: 1...1_000_000) { policy.minimumLimit = value }
+        if let value = number(limit, "max", path, in: 1...1_000_000) { policy.maximumLimit = value }
+        if let value = number(limit, "tolerance", path, in: 1...100) { policy.tolerance = value }
+        if policy.minimumLimit > policy.maximumLimit { fail(path, "min must not exceed max") }
+        policy.initialLimit = min(max(policy.initialLimit, policy.minimumLimit), policy.maximumLimit)
+        return policy
     }
 
     mutating func readDeployment(_ raw: JSONValue, _ path: String) -> DeploymentConfig? {

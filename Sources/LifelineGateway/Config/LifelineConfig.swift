@@ -90,6 +90,8 @@ public struct AuthConfig: Sendable, Equatable {
 /// Gateway-wide admission: the adaptive concurrency limit and the priority queue in front of it.
 public struct AdmissionConfig: Sendable, Equatable {
     public var concurrency = ConcurrencyLimitPolicy()
+    /// Each deployment's own adaptive limit: routing skips a deployment at its limit.
+    public var deploymentConcurrency = ConcurrencyLimitPolicy()
     public var queue = AdmissionQueuePolicy()
 }
 

@@ -144,8 +144,9 @@ public final class GatewayMetrics: Sendable {
                 help: "Requests refused because their caller was over a limit (429), by limit and key tier.").increment()
     }
 
-    public func concurrencyLimit(_ value: Int) {
-        gauge("lifeline_concurrency_limit", [("scope", "gateway")], help: "The adaptive concurrency limit.").set(Double(value))
+    /// `scope` is `gateway` for the whole gateway, else a deployment's name.
+    public func concurrencyLimit(_ value: Int, scope: String = "gateway") {
+        gauge("lifeline_concurrency_limit", [("scope", scope)], help: "The adaptive concurrency limit, for the gateway and per deployment.").set(Double(value))
     }
 
     public func admission(inFlight: Int, queued: Int) {

@@ -40,8 +40,10 @@ struct Failover {
             deployment.spendAllowance(estimatedTokens: record.estimatedTokens ?? 0)
             tried += 1
             record.attempts += 1
+            let began = group.now
             do {
                 let value = try await attempt(deployment)
+                group.recordLatency(deployment, seconds: group.now - began)
                 if !outcomeLater { group.report(deployment, failure: nil) }
                 return .success((value, deployment))
             } catch {

@@ -107,14 +107,20 @@ public final class ModelGroup: Sendable {
     private let budget: Mutex<RetryBudget>
     private let clock: @Sendable () -> Double
     private let metrics: GatewayMetrics
+    /// Each deployment's adaptive concurrency limit and the attempts it has in flight.
+    private let load: Mutex<(limits: [GradientConcurrencyLimit], inFlight: [Int])>
     /// Present when the model hedges slow stream starts.
     private let hedge: Mutex<HedgeDelay?>
 
     init(name: String, deployments: [Deployment], routing: RoutingConfig, hedging: HedgingConfig? = nil,
+         deploymentConcurrency: ConcurrencyLimitPolicy = ConcurrencyLimitPolicy(),
          clock: @escaping @Sendable () -> Double, metrics: GatewayMetrics)
     {
         self.name = name
         self.deployments = deployments
+        let limits = Array(repeating: GradientConcurrencyLimit(policy: deploymentConcurrency), count: deployments.count)
+        self.load = Mutex((limits, Array(repeating: 0, count: deployments.count)))
+        for (deployment, limit) in zip(deployments, limits) { metrics.concurrencyLimit(limit.slots, scope: deployment.name) }
         // The Mutex itself is never optional: a lock must keep one address for its whole life.
         self.hedge = Mutex(hedging.map {
             HedgeDelay(percentile: $0.percentile, minimum: Double($0.minimumDelayMilliseconds) / 1000,
@@ -134,16 +140,20 @@ public final class ModelGroup: Sendable {
     public func attemptOrder(openAIOnly: Bool = false, estimatedTokens: Int = 0) -> [Deployment] {
         let now = clock()
         let healthy = detector.withLock { detector in deployments.indices.map { detector.isAvailable($0, at: now) } }
+        let roomy = load.withLock { load in deployments.indices.map { load.inFlight[$0] < load.limits[$0].slots } }
         let candidates = deployments.indices.map { index in
             let deployment = deployments[index]
             return RoutingCandidate(priority: deployment.config.priority, weight: deployment.config.weight,
-                                    isAvailable: healthy[index] && !deployment.isDrained
+                                    isAvailable: healthy[index] && roomy[index] && !deployment.isDrained
                                         && (!openAIOnly || deployment.config.protocol == .openai)
                                         && deployment.hasAllowance(estimatedTokens: estimatedTokens))
         }
         var random = SystemRandomNumberGenerator()
         return DeploymentSelector.attemptOrder(candidates, using: &random).map { deployments[$0] }
     }
+
+    /// The group's clock reading, in seconds.
+    var now: Double { clock() }
 
     /// Seconds to wait before hedging a stream start; nil when the model does not hedge.
     var hedgeDelay: Double? { hedge.withLock { $0?.delay } }
@@ -164,7 +174,24 @@ public final class ModelGroup: Sendable {
     /// Takes a slot at the deployment's breaker (a half-open breaker allows only a few trials).
     func admit(_ deployment: Deployment) -> Bool {
         let now = clock()
-        return detector.withLock { $0.admit(index(of: deployment), at: now) }
+        let position = index(of: deployment)
+        guard detector.withLock({ $0.admit(position, at: now) }) else { return false }
+        load.withLock { $0.inFlight[position] += 1 }
+        return true
+    }
+
+    /// An answer's latency (first token for streams) trains the deployment's concurrency limit.
+    func recordLatency(_ deployment: Deployment, seconds: Double) {
+        let position = index(of: deployment)
+        let slots = load.withLock { load -> Int in
+            load.limits[position].record(latency: seconds, inFlight: load.inFlight[position])
+            return load.limits[position].slots
+        }
+        metrics.concurrencyLimit(slots, scope: deployment.name)
+    }
+
+    private func attemptEnded(_ position: Int) {
+        load.withLock { $0.inFlight[position] = max(0, $0.inFlight[position] - 1) }
     }
 
     /// Feeds one attempt's outcome to outlier detection and the metrics.
@@ -172,6 +199,7 @@ public final class ModelGroup: Sendable {
         let now = clock()
         let position = index(of: deployment)
         let outcome = Self.outcome(failure)
+        attemptEnded(position)
         metrics.upstreamAttempt(deployment: deployment.name, outcome: outcome)
         let (ejected, state) = detector.withLock { detector -> (Bool, CircuitBreaker.State) in
             var ejected = false
@@ -196,6 +224,7 @@ public final class ModelGroup: Sendable {
     /// An attempt that ended without an outcome (the client left) frees its trial slot.
     func release(_ deployment: Deployment) {
         let position = index(of: deployment)
+        attemptEnded(position)
         detector.withLock { $0.releaseTrial(position) }
     }
 
@@ -254,7 +283,7 @@ public final class DeploymentPool: Sendable {
             }
             all += deployments
             models[model.name] = ModelGroup(name: model.name, deployments: deployments, routing: config.routing, hedging: model.hedging,
-                                         clock: clock, metrics: metrics)
+                                         deploymentConcurrency: config.admission.deploymentConcurrency, clock: clock, metrics: metrics)
         }
         self.models = models
         self.modelNames = config.models.map(\.name)
