@@ -146,10 +146,10 @@ class Stack:
         workdir = self.tmp.mktemp(name)
         return Process(name, [str(self.binary), "simulate", "--protocol", "both"], workdir, "/healthz").start()
 
-    def start_gateway(self, name: str) -> Process:
+    def start_gateway(self, name: str, extra_config: str = "") -> Process:
         workdir = self.tmp.mktemp(name)
         config = workdir / "lifeline.yaml"
-        config.write_text(gateway_config(self.sims[0].port, self.sims[1].port))
+        config.write_text(gateway_config(self.sims[0].port, self.sims[1].port) + extra_config)
         return Process(name, [str(self.binary), "serve", "--config", str(config)], workdir, "/readyz").start()
 
     @property

@@ -128,7 +128,7 @@ def test_optional_panels_appear_only_for_admin_apis_that_exist(page: Page, stack
         if exists:
             expect(locator).to_be_visible()
         else:
-            expect(locator).to_have_count(0)
+            expect(locator).to_be_hidden()
 
 
 def test_server_text_in_the_console_is_shown_as_text(page: Page, stack: Stack) -> None:

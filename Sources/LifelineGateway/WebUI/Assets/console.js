@@ -10,12 +10,13 @@ const HISTORY_POINTS = 60; // two minutes at one point per poll
 const PROBE_MS = 30_000;
 const TOKEN_KEY = "lifeline.console.adminToken";
 
-// Panels for admin APIs that may not exist on this server yet: each is shown only when a GET
-// of its path answers, and never with made-up data.
+// Panels for admin APIs that may not exist on this server: each is shown only when a GET of its
+// path answers, and never with made-up data. Alerts and keys have their own sections in the page
+// (`section`, drawn by `render`); any other list is drawn as a plain table.
 const OPTIONAL_PANELS = [
   { id: "incidents", title: "Incidents", path: "/admin/v1/incidents" },
-  { id: "alerts", title: "Alerts", path: "/admin/v1/alerts" },
-  { id: "keys", title: "API keys", path: "/admin/v1/keys" },
+  { id: "alerts", title: "Alerts", path: "/admin/v1/alerts", section: "#panel-alerts", render: (body) => renderAlerts(body) },
+  { id: "keys", title: "API keys", path: "/admin/v1/keys", section: "#panel-keys", render: (body) => renderKeys(body) },
   { id: "maintenances", title: "Maintenance", path: "/admin/v1/maintenances" },
 ];
 
@@ -37,6 +38,20 @@ const ui = {
   faultError: $("#fault-error"),
   faults: $("#faults"),
   optionalPanels: $("#optional-panels"),
+  alertsSummary: $("#alerts-summary"),
+  alertsFiring: $("#alerts-firing"),
+  alertsResolved: $("#alerts-resolved"),
+  slos: $("#slos"),
+  keys: $("#keys"),
+  keysRegion: $("#keys-region"),
+  keysStatus: $("#keys-status"),
+  keyError: $("#key-error"),
+  keyForm: $("#key-form"),
+  keyFormError: $("#key-form-error"),
+  secretBox: $("#key-secret-box"),
+  secretName: $("#key-secret-name"),
+  secret: $("#key-secret"),
+  secretCopied: $("#key-secret-copied"),
 };
 
 const state = {
@@ -46,6 +61,7 @@ const state = {
   lastScrape: null, // { samples, at }
   history: [],
   panels: new Map(), // id -> { available, body, error, checkedAt }
+  revoking: null, // id of the key whose revocation waits for confirmation
 };
 
 class SignedOut extends Error {}
@@ -120,6 +136,9 @@ function signOut(reason) {
   ui.signIn.hidden = false;
   ui.tokenInput.value = "";
   replaceChildren(ui.optionalPanels);
+  for (const panel of OPTIONAL_PANELS) if (panel.section) $(panel.section).hidden = true;
+  dismissSecret();
+  state.revoking = null;
   showFailure(ui.signInError, reason ? { message: reason } : null);
   ui.tokenInput.focus();
 }
@@ -360,6 +379,274 @@ async function clearFault(id, button) {
   schedulePoll(0);
 }
 
+// ---------------------------------------------------------------- alerts
+
+const NUMBER = new Intl.NumberFormat("en");
+
+const SEVERITY_WORDS = { page: "page", ticket: "ticket" };
+
+function severityBadge(severity) {
+  const name = String(severity ?? "unknown");
+  return h("span", { class: `severity severity-${name.replace(/[^a-z]/g, "")}` }, SEVERITY_WORDS[name] ?? name);
+}
+
+function percent(share, digits = 1) {
+  if (typeof share !== "number" || !Number.isFinite(share)) return "—";
+  const value = share * 100;
+  const text = value.toFixed(digits).replace(/\.0+$/, "").replace(/(\.\d*?)0+$/, "$1");
+  return `${text} %`;
+}
+
+function burn(value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "—";
+  return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
+}
+
+function burnRates(rates) {
+  return Object.entries(rates ?? {}).map(([window, value]) => `${window}: ${burn(value)}`).join(", ");
+}
+
+function sinceText(iso) {
+  const at = Date.parse(iso);
+  if (Number.isNaN(at)) return "";
+  return `since ${clock(new Date(at))} (${formatSeconds((Date.now() - at) / 1000)} ago)`;
+}
+
+function renderAlerts(body) {
+  const firing = Array.isArray(body.firing) ? body.firing : [];
+  const resolved = Array.isArray(body.resolved) ? body.resolved : [];
+  const slos = Array.isArray(body.slos) ? body.slos : [];
+  $("#panel-alerts").classList.toggle("alarming", firing.length > 0);
+
+  const summary = firing.length
+    ? `${firing.length} alert${firing.length === 1 ? "" : "s"} firing: ${firing.map((a) => `${a.alert} (${a.severity})`).join("; ")}`
+    : "No alerts firing.";
+  if (ui.alertsSummary.textContent !== summary) ui.alertsSummary.textContent = summary; // announced only when it changes
+
+  replaceChildren(ui.alertsFiring, firing.length
+    ? h("ul", { class: "alert-list", "aria-label": "Firing alerts" }, firing.map((alert) =>
+      h("li", { class: `alert-item alert-${String(alert.severity ?? "").replace(/[^a-z]/g, "")}`, "data-alert": String(alert.alert ?? "") },
+        h("p", { class: "alert-head" },
+          severityBadge(alert.severity),
+          h("span", { class: "alert-firing-word" }, "Firing"),
+          h("strong", { class: "alert-name" }, String(alert.alert ?? "")),
+          h("span", { class: "muted alert-since" }, sinceText(alert.since))),
+        h("p", { class: "alert-summary" }, String(alert.summary ?? "")),
+        h("p", { class: "detail" }, `Burn rates ${burnRates(alert.burn_rates)}; ${alert.severity ?? "alert"} at ${burn(alert.threshold)}.`))))
+    : h("p", { class: "all-clear" }, h("span", { class: "state state-healthy" }, "all clear"), " No alerts firing."));
+
+  replaceChildren(ui.slos, slos.length ? slos.map((slo) => {
+    const left = typeof slo.error_budget_remaining === "number" ? slo.error_budget_remaining : null;
+    const isFiring = Array.isArray(slo.firing) && slo.firing.length > 0;
+    const latency = typeof slo.threshold_ms === "number" ? `, first token within ${formatLatency(slo.threshold_ms / 1000)}` : "";
+    const promise = `${percent(slo.target, 3)} over ${slo.period_days ?? "?"} days${latency}`;
+    return h("tr", { "data-slo": String(slo.slo ?? ""), "data-budget": left === null ? "" : String(left) },
+      h("th", { scope: "row" }, h("span", { class: "deployment-name" }, String(slo.slo ?? "")),
+        isFiring ? h("span", { class: "detail detail-alarm" }, "burning: alert firing") : null,
+        h("span", { class: "detail narrow-detail" }, promise)),
+      h("td", { class: "wide-only" }, promise),
+      h("td", { class: "budget" },
+        h("meter", { min: 0, max: 1, low: 0.25, high: 0.5, optimum: 1, value: left === null ? 0 : Math.max(0, Math.min(1, left)),
+          "aria-label": `${slo.slo} error budget left` }),
+        h("span", { class: left !== null && left <= 0 ? "budget-text budget-spent" : "budget-text" },
+          left === null ? "—" : left <= 0 ? `spent: ${burn(1 - left)}× the budget used` : percent(left))),
+      h("td", { class: "wide-only" }, `${burn(slo.burn_rates?.["1h"])} / ${burn(slo.burn_rates?.["6h"])}`));
+  }) : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No SLOs are tracked.")));
+
+  const recent = resolved.slice(0, 10);
+  replaceChildren(ui.alertsResolved, recent.length ? recent.map((alert) => {
+    const started = Date.parse(alert.since);
+    const ended = Date.parse(alert.until);
+    const lasted = Number.isNaN(started) || Number.isNaN(ended) ? "" : formatSeconds((ended - started) / 1000);
+    return h("tr", { "data-resolved": String(alert.id ?? alert.alert ?? "") },
+      h("th", { scope: "row" }, h("span", { class: "deployment-name" }, String(alert.alert ?? "")),
+        h("span", { class: "detail" }, Number.isNaN(ended) ? "" : `resolved ${clock(new Date(ended))}${lasted ? ` after ${lasted}` : ""}`)),
+      h("td", {}, severityBadge(alert.severity)),
+      h("td", { class: "wide-only" }, burn(alert.peak_burn_rate)));
+  }) : h("tr", {}, h("td", { colspan: 3, class: "muted" }, "Nothing resolved recently.")));
+}
+
+// ---------------------------------------------------------------- keys
+
+
+function keyLimits(key) {
+  return [
+    key.rpm ? `${NUMBER.format(key.rpm)} requests/min` : null,
+    key.tpm ? `${NUMBER.format(key.tpm)} tokens/min` : null,
+    key.max_concurrency ? `${NUMBER.format(key.max_concurrency)} at once` : null,
+    key.budget_tokens ? `budget ${NUMBER.format(key.budget_tokens)} tokens/${key.budget_period ?? "month"}` : null,
+    Array.isArray(key.models) && key.models.length ? `models ${key.models.join(", ")}` : null,
+    key.expires_at ? `expires ${String(key.expires_at).slice(0, 10)}` : null,
+  ].filter(Boolean).join(" · ") || "no limits";
+}
+
+function renderKeys(body) {
+  const keys = Array.isArray(body.data) ? body.data : [];
+  if (state.revoking && !keys.some((k) => k.id === state.revoking && k.status === "active")) state.revoking = null;
+  replaceChildren(ui.keys, keys.length ? keys.map((key) => {
+    const id = String(key.id ?? "");
+    const name = String(key.name ?? "");
+    const status = String(key.status ?? "unknown");
+    const used = Number(key.usage?.tokens_used ?? 0);
+    const usedText = key.budget_tokens
+      ? `${NUMBER.format(used)} of ${NUMBER.format(key.budget_tokens)}`
+      : NUMBER.format(used);
+    return h("tr", { "data-key": id, "data-status": status },
+      h("th", { scope: "row" }, h("span", { class: "deployment-name" }, name),
+        h("span", { class: "detail" }, h("code", {}, `${key.prefix ?? ""}…`)),
+        h("span", { class: "detail narrow-detail" }, `${key.tier ?? ""} · ${keyLimits(key)} · ${usedText} tokens used this ${key.budget_period ?? "month"}`)),
+      h("td", { class: "wide-only" }, String(key.tier ?? "")),
+      h("td", {}, h("span", { class: `state key-${status.replace(/[^a-z]/g, "")}` }, status)),
+      h("td", { class: "wide-only" }, keyLimits(key)),
+      h("td", { class: "wide-only" }, usedText, h("span", { class: "detail" }, `this ${key.budget_period ?? "month"}`)),
+      h("td", { class: "actions" }, keyActions(id, name, status)));
+  }) : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No keys yet.")));
+}
+
+function keyActions(id, name, status) {
+  if (status !== "active") return null;
+  if (state.revoking !== id) {
+    return h("button", { type: "button", class: "small", "data-focus-key": `revoke:${id}`, "aria-label": `Revoke ${name}`,
+      onclick: () => askToRevoke(id) }, "Revoke");
+  }
+  return h("span", { class: "confirm-revoke", role: "group", "aria-label": `Confirm revoking ${name}` },
+    h("span", { class: "confirm-text" }, `Revoke ${name}? Requests with it fail at once.`),
+    h("button", { type: "button", class: "small danger", "data-focus-key": `revoke-confirm:${id}`, "aria-label": `Yes, revoke ${name}`,
+      onclick: (event) => revokeKey(id, name, event.currentTarget) }, "Yes, revoke"),
+    h("button", { type: "button", class: "small", "data-focus-key": `revoke-cancel:${id}`, "aria-label": `Keep ${name}`,
+      onclick: () => cancelRevoke(id) }, "Keep"));
+}
+
+function redrawKeys() {
+  const known = state.panels.get("keys");
+  if (known?.body) renderKeys(known.body);
+}
+
+function askToRevoke(id) {
+  state.revoking = id;
+  redrawKeys();
+  document.querySelector(`[data-focus-key="${CSS.escape(`revoke-cancel:${id}`)}"]`)?.focus();
+}
+
+function cancelRevoke(id) {
+  state.revoking = null;
+  redrawKeys();
+  document.querySelector(`[data-focus-key="${CSS.escape(`revoke:${id}`)}"]`)?.focus();
+}
+
+async function revokeKey(id, name, button) {
+  button.disabled = true;
+  try {
+    await adminRequest("DELETE", `/admin/v1/keys/${encodeURIComponent(id)}`);
+    showFailure(ui.keyError, null);
+    ui.keysStatus.textContent = `${name} is revoked; requests with it are refused.`;
+  } catch (error) {
+    if (error instanceof SignedOut) return;
+    showFailure(ui.keyError, error, `Could not revoke ${name}: `);
+  }
+  state.revoking = null;
+  await refreshKeys();
+  ui.keysRegion.focus({ preventScroll: true });
+}
+
+async function refreshKeys() {
+  const generation = state.generation;
+  try {
+    const body = await adminRequest("GET", "/admin/v1/keys");
+    if (generation !== state.generation) return;
+    state.panels.set("keys", { available: true, body, error: null, checkedAt: performance.now() });
+    preservingFocus(() => renderKeys(body));
+  } catch {
+    // the next poll shows what went wrong
+  }
+}
+
+/** The create form as the API's body: empty fields are left out, so the server's defaults apply. */
+function keyRequest() {
+  const value = (id) => $(id).value.trim();
+  const whole = (id) => (value(id) === "" ? undefined : Number(value(id)));
+  const models = value("#key-models").split(",").map((m) => m.trim()).filter(Boolean);
+  return {
+    name: value("#key-name"),
+    tier: $("#key-tier").value,
+    rpm: whole("#key-rpm"),
+    tpm: whole("#key-tpm"),
+    max_concurrency: whole("#key-max-concurrency"),
+    budget_tokens: whole("#key-budget-tokens"),
+    budget_period: $("#key-budget-period").value,
+    models: models.length ? models : undefined,
+    expires_in_days: whole("#key-expires"),
+  };
+}
+
+function clearFieldErrors() {
+  for (const field of ui.keyForm.querySelectorAll("[aria-invalid]")) {
+    field.removeAttribute("aria-invalid");
+    const described = (field.getAttribute("aria-describedby") ?? "").split(" ").filter((d) => d && d !== "key-form-error");
+    if (described.length) field.setAttribute("aria-describedby", described.join(" "));
+    else field.removeAttribute("aria-describedby");
+  }
+}
+
+async function createKey(event) {
+  event.preventDefault();
+  clearFieldErrors();
+  showFailure(ui.keyFormError, null);
+  const body = keyRequest();
+  const submit = ui.keyForm.querySelector("button[type=submit]");
+  submit.disabled = true;
+  try {
+    const created = await adminRequest("POST", "/admin/v1/keys", body);
+    ui.keyForm.reset();
+    showSecret(String(created.name ?? body.name), String(created.secret ?? ""));
+    ui.keysStatus.textContent = `Key ${created.name ?? body.name} created.`;
+    await refreshKeys();
+  } catch (error) {
+    if (error instanceof SignedOut) return;
+    const field = error.param ? ui.keyForm.querySelector(`[name="${CSS.escape(error.param)}"]`) : null;
+    showFailure(ui.keyFormError, error, field ? `${field.labels?.[0]?.textContent ?? error.param}: ` : "The key was not created: ");
+    if (field) {
+      field.setAttribute("aria-invalid", "true");
+      field.setAttribute("aria-describedby", [field.getAttribute("aria-describedby"), "key-form-error"].filter(Boolean).join(" "));
+      field.focus();
+    }
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+/** The new secret, in the page only (never in storage or state), until it is dismissed. */
+function showSecret(name, secret) {
+  ui.secretName.textContent = name;
+  ui.secret.textContent = secret;
+  ui.secretCopied.textContent = "";
+  ui.secretBox.hidden = false;
+  ui.secretBox.focus();
+}
+
+function dismissSecret() {
+  ui.secret.textContent = "";
+  ui.secretName.textContent = "";
+  ui.secretCopied.textContent = "";
+  ui.secretBox.hidden = true;
+}
+
+async function copySecret() {
+  const text = ui.secret.textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+    ui.secretCopied.textContent = "Copied.";
+  } catch {
+    // No clipboard access (an insecure origin or a refused permission): select it for Ctrl+C.
+    const range = document.createRange();
+    range.selectNodeContents(ui.secret);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    ui.secretCopied.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
+  }
+}
+
 // ---------------------------------------------------------------- optional panels
 
 /** Checks which optional admin APIs answer; present ones are read every poll, absent ones now and then. */
@@ -380,7 +667,15 @@ async function probePanels() {
 }
 
 function renderPanels() {
-  replaceChildren(ui.optionalPanels, OPTIONAL_PANELS.flatMap((panel) => {
+  for (const panel of OPTIONAL_PANELS.filter((p) => p.section)) {
+    const known = state.panels.get(panel.id);
+    const section = $(panel.section);
+    section.hidden = !known?.available;
+    if (!known?.available) continue;
+    showFailure($(`#${panel.id}-refresh-error`), known.error, "Refresh failed: ");
+    if (known.body) panel.render(known.body);
+  }
+  replaceChildren(ui.optionalPanels, OPTIONAL_PANELS.filter((p) => !p.section).flatMap((panel) => {
     const known = state.panels.get(panel.id);
     if (!known?.available) return [];
     const titleId = `panel-${panel.id}-title`;
@@ -417,6 +712,12 @@ ui.tokenForm.addEventListener("submit", (event) => {
 });
 ui.signOut.addEventListener("click", () => signOut(null));
 ui.faultForm.addEventListener("submit", injectFault);
+ui.keyForm.addEventListener("submit", createKey);
+$("#key-secret-copy").addEventListener("click", copySecret);
+$("#key-secret-dismiss").addEventListener("click", () => {
+  dismissSecret();
+  ui.keysRegion.focus({ preventScroll: true });
+});
 $("#fault-kind").addEventListener("change", showFieldsForKind);
 showFieldsForKind();
 
