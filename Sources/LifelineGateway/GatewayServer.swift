@@ -46,6 +46,7 @@ public enum GatewayServer {
             """)
         }
         let runtime = GatewayRuntime(config: config, logger: logger, store: store, keys: keys, clock: clock)
+        await runtime.status.load(pool: runtime.pool, at: runtime.wallClock())
         logger.info("store opened", metadata: ["path": .string(storePath), "keys": .stringConvertible(keys.list().count),
                                                "auth": .string(keys.mode.rawValue)])
         let token = try AdminToken.resolve(configured: config.admin.token, dataDirectory: config.server.dataDirectory, logger: logger)
@@ -68,6 +69,7 @@ public enum GatewayServer {
         services.append(runtime.usage)
         services.append(AdmissionTicker(admission: runtime.admission))
         services.append(AlertEvaluator(runtime: runtime))
+        services.append(StatusEvaluator(runtime: runtime))
         services.append(runtime.notifier)
         services.append(ReloadOnHangup(reload: reload))
         services.append(ReadinessService(readiness: runtime.readiness))
