@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "LifelineCoreTests", dependencies: ["LifelineCore"]),
         .testTarget(name: "LifelineWireTests", dependencies: ["LifelineWire"]),
         .testTarget(name: "LifelineStoreTests", dependencies: [
-            "LifelineStore", .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            "LifelineStore", "LifelineCore", .product(name: "SQLiteNIO", package: "sqlite-nio"),
         ]),
         .testTarget(name: "LifelineGatewayTests", dependencies: [
             "LifelineGateway", "LifelineSimulator",

@@ -103,7 +103,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check \
-  openai anthropic pytest httpx pyyaml playwright axe-playwright-python
+  openai anthropic pytest httpx pyyaml playwright axe-playwright-python feedparser
 bin_dir=$(swift build --show-bin-path)
 
 echo "== SDK end-to-end tests"

@@ -16,6 +16,8 @@ public final class GatewayRuntime: Sendable {
     public let slo: SLOMonitor
     /// Alert notifications to webhooks.
     public let notifier: Notifier
+    /// Component statuses, incidents, maintenances and uptime for the status page.
+    public let status: StatusCenter
     let clock: @Sendable () -> Double
     let store: any LifelineStore
     let keys: KeyRegistry
@@ -33,7 +35,7 @@ public final class GatewayRuntime: Sendable {
     }
 
     init(config: LifelineConfig, logger: Logger, store: any LifelineStore, keys: KeyRegistry, clock: @escaping @Sendable () -> Double,
-         sliStore: any SLIBucketStore = InMemorySLIBucketStore(), suppression: any SuppressionPolicy = NoSuppression())
+         sliStore: any SLIBucketStore = InMemorySLIBucketStore(), suppression: (any SuppressionPolicy)? = nil)
     {
         let metrics = GatewayMetrics()
         self.metrics = metrics
@@ -46,7 +48,11 @@ public final class GatewayRuntime: Sendable {
         let faults = FaultInjector(clock: clock)
         self.faults = faults
         slo = SLOMonitor(config: config, store: sliStore, metrics: metrics, now: Date().timeIntervalSince1970)
-        notifier = Notifier(metrics: metrics, logger: logger, suppression: suppression, clock: wallClock)
+        let status = StatusCenter(config: config, store: store, metrics: metrics, logger: logger, now: Date().timeIntervalSince1970)
+        self.status = status
+        // Planned maintenance holds back alerts about the deployments it covers.
+        notifier = Notifier(metrics: metrics, logger: logger, suppression: suppression ?? (MaintenanceSuppression(center: status) as any SuppressionPolicy),
+                            clock: wallClock)
         state = Mutex((config, DeploymentPool(config: config, faults: faults, metrics: metrics, clock: clock)))
     }
 
@@ -57,6 +63,21 @@ public final class GatewayRuntime: Sendable {
     }
 
     func serverStarted(url: String) { listeningURL.withLock { $0 = url } }
+
+    /// The status page's public address: `status.page_url`, else this server's.
+    var statusPageURL: String {
+        config.status.pageURL ?? listeningURL.withLock { $0 } ?? "http://\(config.server.host):\(config.server.port)"
+    }
+
+    /// Everything the public status routes show, now.
+    func statusSnapshot() -> StatusCenter.Snapshot {
+        status.snapshot(pageName: config.status.pageName, pageURL: statusPageURL, now: wallClock())
+    }
+
+    /// Advances component statuses, the automatic incident and maintenances now.
+    public func evaluateStatus() {
+        status.evaluate(pool: pool, at: wallClock())
+    }
 
     /// Evaluates SLOs now and hands what fired or resolved to the notifier.
     public func evaluateAlerts() {
@@ -108,6 +129,7 @@ public final class GatewayRuntime: Sendable {
         state.withLock { $0 = (next, nextPool) }
         logger.notice("configuration reloaded", metadata: ["models": .stringConvertible(next.models.count)])
         deliver(slo.reload(next, at: wallClock()))
+        status.reload(next)
         let drain = next.server.drainTimeoutSeconds
         Task {
             try? await Task.sleep(for: .seconds(drain))
@@ -117,6 +139,7 @@ public final class GatewayRuntime: Sendable {
 
     func shutdown() async {
         await usage.flush()
+        await status.flush()
         // One last evaluation saves the newest buckets before the writer drains.
         evaluateAlerts()
         await (slo.bucketStore as? StoredSLIBucketStore)?.finish()
@@ -193,9 +216,11 @@ extension GatewayRuntime {
         // For an answer not streamed, the first token reaches the client with the whole answer.
         let firstToken = record.firstTokenAt ?? (record.status < 400 && !record.stream ? now : nil)
         if let firstToken { metrics.firstToken(model: record.model, seconds: firstToken - record.started) }
-        slo.record(model: record.model, outcome: RequestOutcome(status: record.status, shedByService: record.shedByService,
-                                                                latencySeconds: (firstToken ?? now) - record.started),
-                   at: wallClock())
+        // One outcome, as the client saw it (failover already hidden), feeds the SLOs and the status page.
+        let outcome = RequestOutcome(status: record.status, shedByService: record.shedByService, latencySeconds: (firstToken ?? now) - record.started)
+        let wallNow = wallClock()
+        slo.record(model: record.model, outcome: outcome, at: wallNow)
+        status.record(route: record.route, model: record.model, outcome: outcome, at: wallNow)
         if let usage = record.usage { metrics.tokens(model: record.model, prompt: usage.promptTokens, completion: usage.completionTokens) }
     }
 }

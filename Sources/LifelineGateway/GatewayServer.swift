@@ -47,6 +47,7 @@ public enum GatewayServer {
         }
         let sliStore = await StoredSLIBucketStore(store: store, logger: logger)
         let runtime = GatewayRuntime(config: config, logger: logger, store: store, keys: keys, clock: clock, sliStore: sliStore)
+        await runtime.status.load(pool: runtime.pool, at: runtime.wallClock())
         logger.info("store opened", metadata: ["path": .string(storePath), "keys": .stringConvertible(keys.list().count),
                                                "auth": .string(keys.mode.rawValue)])
         let token = try AdminToken.resolve(configured: config.admin.token, dataDirectory: config.server.dataDirectory, logger: logger)
@@ -70,6 +71,7 @@ public enum GatewayServer {
         services.append(runtime.usage)
         services.append(AdmissionTicker(admission: runtime.admission))
         services.append(AlertEvaluator(runtime: runtime))
+        services.append(StatusEvaluator(runtime: runtime))
         services.append(runtime.notifier)
         services.append(ReloadOnHangup(reload: reload))
         services.append(ReadinessService(readiness: runtime.readiness))

@@ -25,6 +25,36 @@ public final class SQLiteStore: LifelineStore {
         ],
         [
             """
+            CREATE TABLE incidents (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, impact TEXT NOT NULL, created_at REAL NOT NULL,
+                updated_at REAL NOT NULL, started_at REAL NOT NULL, monitoring_at REAL, resolved_at REAL, components TEXT NOT NULL,
+                automatic INTEGER NOT NULL, published INTEGER NOT NULL)
+            """,
+            """
+            CREATE TABLE incident_updates (
+                id TEXT PRIMARY KEY, incident_id TEXT NOT NULL REFERENCES incidents(id), position INTEGER NOT NULL, status TEXT NOT NULL,
+                body TEXT NOT NULL, created_at REAL NOT NULL, affected TEXT NOT NULL)
+            """,
+            "CREATE INDEX incident_updates_by_incident ON incident_updates (incident_id, position)",
+            """
+            CREATE TABLE maintenances (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, message TEXT NOT NULL, deployments TEXT NOT NULL, components TEXT NOT NULL,
+                scheduled_for REAL NOT NULL, scheduled_until REAL NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL,
+                updated_at REAL NOT NULL, started_at REAL, completed_at REAL)
+            """,
+            """
+            CREATE TABLE maintenance_updates (
+                id TEXT PRIMARY KEY, maintenance_id TEXT NOT NULL REFERENCES maintenances(id), position INTEGER NOT NULL,
+                status TEXT NOT NULL, body TEXT NOT NULL, created_at REAL NOT NULL)
+            """,
+            """
+            CREATE TABLE uptime_days (
+                component TEXT NOT NULL, day INTEGER NOT NULL, observed_s REAL NOT NULL, degraded_s REAL NOT NULL,
+                partial_s REAL NOT NULL, major_s REAL NOT NULL, maintenance_s REAL NOT NULL, PRIMARY KEY (component, day))
+            """,
+        ],
+        [
+            """
             CREATE TABLE sli_buckets (
                 slo TEXT NOT NULL, ring TEXT NOT NULL, width REAL NOT NULL, idx INTEGER NOT NULL,
                 good INTEGER NOT NULL, total INTEGER NOT NULL, PRIMARY KEY (slo, ring, idx))
@@ -157,6 +187,145 @@ public final class SQLiteStore: LifelineStore {
             totals[row.column("key_id")?.string ?? ""] = total
         }
         return totals
+    }
+
+    // MARK: Status
+
+    /// Lists are stored one name a line: names never contain a newline.
+    private static func list(_ names: [String]) -> SQLiteData { .text(names.joined(separator: "\n")) }
+    private static func list(_ row: SQLiteRow, _ column: String) -> [String] {
+        (row.column(column)?.string ?? "").split(separator: "\n").map(String.init)
+    }
+    private static func optional(_ value: Double?) -> SQLiteData { value.map { .float($0) } ?? .null }
+
+    /// Runs `body` in one transaction.
+    private func transaction(_ body: () async throws -> Void) async throws {
+        _ = try await connection.query("BEGIN IMMEDIATE", [])
+        do {
+            try await body()
+            _ = try await connection.query("COMMIT", [])
+        } catch {
+            _ = try? await connection.query("ROLLBACK", [])
+            throw error
+        }
+    }
+
+    public func incidents() async throws -> [Incident] {
+        var updates: [String: [IncidentUpdate]] = [:]
+        for row in try await connection.query("SELECT * FROM incident_updates ORDER BY incident_id, position", []) {
+            let incidentID = row.column("incident_id")?.string ?? ""
+            var affected: [String: ComponentStatus] = [:]
+            for line in Self.list(row, "affected") {
+                let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+                if parts.count == 2, let status = ComponentStatus(rawValue: parts[1]) { affected[parts[0]] = status }
+            }
+            updates[incidentID, default: []].append(IncidentUpdate(
+                id: row.column("id")?.string ?? "", incidentID: incidentID,
+                status: IncidentStatus(rawValue: row.column("status")?.string ?? "") ?? .investigating,
+                body: row.column("body")?.string ?? "", createdAt: row.column("created_at")?.double ?? 0, affected: affected))
+        }
+        return try await connection.query("SELECT * FROM incidents ORDER BY created_at, id", []).map { row in
+            let id = row.column("id")?.string ?? ""
+            var incident = Incident(
+                id: id, name: row.column("name")?.string ?? "",
+                status: IncidentStatus(rawValue: row.column("status")?.string ?? "") ?? .investigating,
+                impact: IncidentImpact(rawValue: row.column("impact")?.string ?? "") ?? .none,
+                createdAt: row.column("created_at")?.double ?? 0, components: Self.list(row, "components"),
+                automatic: row.column("automatic")?.integer == 1, published: row.column("published")?.integer == 1,
+                updates: updates[id] ?? [])
+            incident.updatedAt = row.column("updated_at")?.double ?? incident.createdAt
+            incident.startedAt = row.column("started_at")?.double ?? incident.createdAt
+            incident.monitoringAt = row.column("monitoring_at")?.double
+            incident.resolvedAt = row.column("resolved_at")?.double
+            return incident
+        }
+    }
+
+    public func save(_ incident: Incident) async throws {
+        try await transaction {
+            _ = try await connection.query(
+                "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [.text(incident.id), .text(incident.name), .text(incident.status.rawValue), .text(incident.impact.rawValue),
+                 .float(incident.createdAt), .float(incident.updatedAt), .float(incident.startedAt), Self.optional(incident.monitoringAt),
+                 Self.optional(incident.resolvedAt), Self.list(incident.components), .integer(incident.automatic ? 1 : 0),
+                 .integer(incident.published ? 1 : 0)])
+            _ = try await connection.query("DELETE FROM incident_updates WHERE incident_id = ?", [.text(incident.id)])
+            for (position, update) in incident.updates.enumerated() {
+                let affected = update.affected.keys.sorted().map { "\($0)=\(update.affected[$0]!.rawValue)" }
+                _ = try await connection.query(
+                    "INSERT INTO incident_updates VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [.text(update.id), .text(incident.id), .integer(position), .text(update.status.rawValue), .text(update.body),
+                     .float(update.createdAt), Self.list(affected)])
+            }
+        }
+    }
+
+    public func maintenances() async throws -> [Maintenance] {
+        var updates: [String: [MaintenanceUpdate]] = [:]
+        for row in try await connection.query("SELECT * FROM maintenance_updates ORDER BY maintenance_id, position", []) {
+            updates[row.column("maintenance_id")?.string ?? "", default: []].append(MaintenanceUpdate(
+                id: row.column("id")?.string ?? "",
+                status: MaintenanceStatus(rawValue: row.column("status")?.string ?? "") ?? .scheduled,
+                body: row.column("body")?.string ?? "", createdAt: row.column("created_at")?.double ?? 0))
+        }
+        return try await connection.query("SELECT * FROM maintenances ORDER BY scheduled_for, id", []).map { row in
+            let id = row.column("id")?.string ?? ""
+            var maintenance = Maintenance(
+                id: id, name: row.column("name")?.string ?? "", message: row.column("message")?.string ?? "",
+                deployments: Self.list(row, "deployments"), components: Self.list(row, "components"),
+                scheduledFor: row.column("scheduled_for")?.double ?? 0, scheduledUntil: row.column("scheduled_until")?.double ?? 0,
+                createdAt: row.column("created_at")?.double ?? 0)
+            maintenance.status = MaintenanceStatus(rawValue: row.column("status")?.string ?? "") ?? .scheduled
+            maintenance.updatedAt = row.column("updated_at")?.double ?? maintenance.createdAt
+            maintenance.startedAt = row.column("started_at")?.double
+            maintenance.completedAt = row.column("completed_at")?.double
+            maintenance.updates = updates[id] ?? []
+            return maintenance
+        }
+    }
+
+    public func save(_ maintenance: Maintenance) async throws {
+        try await transaction {
+            _ = try await connection.query(
+                "INSERT OR REPLACE INTO maintenances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [.text(maintenance.id), .text(maintenance.name), .text(maintenance.message), Self.list(maintenance.deployments),
+                 Self.list(maintenance.components), .float(maintenance.scheduledFor), .float(maintenance.scheduledUntil),
+                 .text(maintenance.status.rawValue), .float(maintenance.createdAt), .float(maintenance.updatedAt),
+                 Self.optional(maintenance.startedAt), Self.optional(maintenance.completedAt)])
+            _ = try await connection.query("DELETE FROM maintenance_updates WHERE maintenance_id = ?", [.text(maintenance.id)])
+            for (position, update) in maintenance.updates.enumerated() {
+                _ = try await connection.query(
+                    "INSERT INTO maintenance_updates VALUES (?, ?, ?, ?, ?, ?)",
+                    [.text(update.id), .text(maintenance.id), .integer(position), .text(update.status.rawValue), .text(update.body),
+                     .float(update.createdAt)])
+            }
+        }
+    }
+
+    public func addUptime(_ records: [UptimeRecord]) async throws {
+        guard !records.isEmpty else { return }
+        try await transaction {
+            for record in records {
+                _ = try await connection.query(
+                    """
+                    INSERT INTO uptime_days VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (component, day) DO UPDATE SET observed_s = observed_s + excluded.observed_s,
+                        degraded_s = degraded_s + excluded.degraded_s, partial_s = partial_s + excluded.partial_s,
+                        major_s = major_s + excluded.major_s, maintenance_s = maintenance_s + excluded.maintenance_s
+                    """,
+                    [.text(record.component), .integer(record.day), .float(record.observedSeconds), .float(record.degradedSeconds),
+                     .float(record.partialOutageSeconds), .float(record.majorOutageSeconds), .float(record.maintenanceSeconds)])
+            }
+        }
+    }
+
+    public func uptime(since day: Int) async throws -> [UptimeRecord] {
+        try await connection.query("SELECT * FROM uptime_days WHERE day >= ? ORDER BY component, day", [.integer(day)]).map { row in
+            UptimeRecord(component: row.column("component")?.string ?? "", day: Int(row.column("day")?.integer ?? 0),
+                         observedSeconds: row.column("observed_s")?.double ?? 0, degradedSeconds: row.column("degraded_s")?.double ?? 0,
+                         partialOutageSeconds: row.column("partial_s")?.double ?? 0, majorOutageSeconds: row.column("major_s")?.double ?? 0,
+                         maintenanceSeconds: row.column("maintenance_s")?.double ?? 0)
+        }
     }
 
     public func saveSLIBuckets(slo: String, _ snapshot: SLIBucketSnapshot) async throws {

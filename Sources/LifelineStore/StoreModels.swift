@@ -103,5 +103,48 @@ public protocol LifelineStore: Sendable {
     func saveSLIBuckets(slo: String, _ snapshot: SLIBucketSnapshot) async throws
     /// Every SLO's saved buckets, for a restart to pick up its error budgets.
     func loadSLIBuckets() async throws -> [String: SLIBucketSnapshot]
+    /// Every incident with its updates, oldest first.
+    func incidents() async throws -> [Incident]
+    /// Inserts or replaces an incident and its updates.
+    func save(_ incident: Incident) async throws
+    /// Every maintenance with its updates, by start time.
+    func maintenances() async throws -> [Maintenance]
+    /// Inserts or replaces a maintenance and its updates.
+    func save(_ maintenance: Maintenance) async throws
+    /// Adds seconds to each component's day (same component and day add up).
+    func addUptime(_ records: [UptimeRecord]) async throws
+    /// Days from `day` on, every component.
+    func uptime(since day: Int) async throws -> [UptimeRecord]
     func close() async throws
+}
+
+/// Seconds one component spent in each state on one UTC day; rows for the same day add up.
+/// Uptime follows Statuspage: a major outage counts fully, a partial outage for 30 %.
+public struct UptimeRecord: Sendable, Equatable {
+    public var component: String
+    /// Days since 1970-01-01 (UTC).
+    public var day: Int
+    public var observedSeconds: Double
+    public var degradedSeconds: Double
+    public var partialOutageSeconds: Double
+    public var majorOutageSeconds: Double
+    public var maintenanceSeconds: Double
+
+    public init(component: String, day: Int, observedSeconds: Double = 0, degradedSeconds: Double = 0, partialOutageSeconds: Double = 0,
+                majorOutageSeconds: Double = 0, maintenanceSeconds: Double = 0)
+    {
+        self.component = component
+        self.day = day
+        self.observedSeconds = observedSeconds
+        self.degradedSeconds = degradedSeconds
+        self.partialOutageSeconds = partialOutageSeconds
+        self.majorOutageSeconds = majorOutageSeconds
+        self.maintenanceSeconds = maintenanceSeconds
+    }
+
+    /// Share of the observed time the component was up; nil for a day with nothing observed.
+    public var uptime: Double? {
+        guard observedSeconds > 0 else { return nil }
+        return max(0, 1 - (majorOutageSeconds + 0.3 * partialOutageSeconds) / observedSeconds)
+    }
 }

@@ -138,6 +138,30 @@ final class ConfigLoaderTests: XCTestCase {
         ])
     }
 
+    func testTheStatusBlockIsReadAndItsErrorsNameTheirPaths() throws {
+        let config = try ConfigLoader.parse(Self.oneModel + """
+        status: {page_name: Acme, page_url: "https://status.acme.example/", window_s: 30, open_after_s: 1, resolve_after_s: 2,
+                 latency_threshold_ms: 1500, require_approval: true}
+        """, environment: [:])
+        XCTAssertEqual(config.status.pageName, "Acme")
+        XCTAssertEqual(config.status.pageURL, "https://status.acme.example")
+        XCTAssertEqual(config.status.thresholds.windowSeconds, 30)
+        XCTAssertEqual(config.status.thresholds.latencyThresholdSeconds, 1.5)
+        XCTAssertEqual(config.status.policy.openAfterSeconds, 1)
+        XCTAssertEqual(config.status.policy.resolveAfterSeconds, 2)
+        XCTAssertTrue(config.status.policy.requireApproval)
+        XCTAssertEqual(issues(Self.oneModel + """
+        status: {open_after_s: -1, require_approval: maybe, degraded_error_share: 0.5, partial_outage_error_share: 0.2, colour: red}
+        """), [
+            "status.colour: unknown key (known: degraded_error_share, evaluation_interval_s, latency_quantile, latency_threshold_ms, "
+                + "major_outage_error_share, minimum_requests, monitor_after_s, open_after_s, page_name, page_url, "
+                + "partial_outage_error_share, require_approval, resolve_after_s, update_interval_s, window_s)",
+            "status.open_after_s: must be from 0 to 86400, got -1",
+            "status.require_approval: expected true or false",
+            "status: error shares must rise: degraded_error_share ≤ partial_outage_error_share ≤ major_outage_error_share",
+        ])
+    }
+
     func testWebhooksAreReadAndTheirURLsAndHeadersAreSecrets() throws {
         let config = try ConfigLoader.parse(Self.oneModel + """
         notifications:

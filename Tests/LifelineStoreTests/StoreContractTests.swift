@@ -54,6 +54,54 @@ enum StoreContract {
         XCTAssertEqual(recent["k1"]?.promptTokens, 100)
         try await store.close()
     }
+
+    static func sampleIncident() -> Incident {
+        var incident = Incident(id: "inc1", name: "Elevated errors on chat-a", status: .investigating, impact: .critical, createdAt: 1_000,
+                                components: ["chat-a"], automatic: true, published: false)
+        incident.startedAt = 940
+        incident.add(status: .investigating, body: "We are investigating.", at: 1_000, affected: ["chat-a": .majorOutage, "API": .partialOutage])
+        incident.add(status: .monitoring, body: "Back to normal.", at: 1_100)
+        return incident
+    }
+
+    static func incidentsRoundTripWithTheirUpdates(_ store: any LifelineStore) async throws {
+        var incident = sampleIncident()
+        try await store.save(incident)
+        let loaded = try await store.incidents()
+        XCTAssertEqual(loaded, [incident])
+        incident.add(status: .resolved, body: "Resolved.", at: 1_400)
+        incident.published = true
+        try await store.save(incident)
+        let again = try await store.incidents()
+        XCTAssertEqual(again, [incident])
+        XCTAssertEqual(again[0].updates.map(\.status), [.investigating, .monitoring, .resolved])
+        XCTAssertEqual(again[0].resolvedAt, 1_400)
+        try await store.close()
+    }
+
+    static func maintenancesRoundTripWithTheirUpdates(_ store: any LifelineStore) async throws {
+        var maintenance = Maintenance(id: "m1", name: "Upgrade", message: "Upgrading a", deployments: ["a", "b"], components: ["chat-a"],
+                                      scheduledFor: 2_000, scheduledUntil: 3_000, createdAt: 1_000)
+        try await store.save(maintenance)
+        maintenance.move(to: .inProgress, body: "Started", at: 2_000)
+        try await store.save(maintenance)
+        let loaded = try await store.maintenances()
+        XCTAssertEqual(loaded, [maintenance])
+        try await store.close()
+    }
+
+    static func uptimeOfTheSameDayAddsUp(_ store: any LifelineStore) async throws {
+        try await store.addUptime([UptimeRecord(component: "API", day: 100, observedSeconds: 60, majorOutageSeconds: 6),
+                                   UptimeRecord(component: "API", day: 100, observedSeconds: 40, partialOutageSeconds: 10),
+                                   UptimeRecord(component: "API", day: 101, observedSeconds: 10)])
+        let rows = try await store.uptime(since: 100)
+        XCTAssertEqual(rows.count, 2)
+        XCTAssertEqual(rows[0].observedSeconds, 100)
+        XCTAssertEqual(rows[0].uptime!, 1 - (6 + 3) / 100.0, accuracy: 1e-9)
+        let recent = try await store.uptime(since: 101)
+        XCTAssertEqual(recent.map(\.day), [101])
+        try await store.close()
+    }
 }
 
 extension StoreContract {
@@ -90,6 +138,34 @@ final class SQLiteStoreTests: XCTestCase {
     func testADuplicateSecretIsRefused() async throws { try await StoreContract.duplicateSecretIsRefused(try await makeStore()) }
     func testUsageOfTheSameMinuteAddsUp() async throws { try await StoreContract.usageOfTheSameMinuteAddsUp(try await makeStore()) }
     func testSLIBucketsSurviveAndUpsert() async throws { try await StoreContract.sliBucketsSurviveAndUpsert(try await makeStore()) }
+    func testIncidentsRoundTripWithTheirUpdates() async throws {
+        try await StoreContract.incidentsRoundTripWithTheirUpdates(try await makeStore())
+    }
+    func testMaintenancesRoundTripWithTheirUpdates() async throws {
+        try await StoreContract.maintenancesRoundTripWithTheirUpdates(try await makeStore())
+    }
+    func testUptimeOfTheSameDayAddsUp() async throws { try await StoreContract.uptimeOfTheSameDayAddsUp(try await makeStore()) }
+
+    func testIncidentsSurviveReopeningAndAVersionOneFileIsMigrated() async throws {
+        let path = directory.appendingPathComponent("upgrade.sqlite").path
+        let first = try await SQLiteStore.open(path: path)
+        try await first.insert(StoreContract.sampleKey("k1"))
+        try await first.close()
+        // As a file written before the status and SLI tables existed.
+        for table in ["incident_updates", "incidents", "maintenance_updates", "maintenances", "uptime_days", "sli_buckets"] {
+            try await runSQLite(path, "DROP TABLE \(table)")
+        }
+        try await runSQLite(path, "PRAGMA user_version = 1")
+        let second = try await SQLiteStore.open(path: path)
+        try await second.save(StoreContract.sampleIncident())
+        try await second.close()
+        let third = try await SQLiteStore.open(path: path)
+        let incidents = try await third.incidents()
+        let keys = try await third.keys()
+        XCTAssertEqual(incidents, [StoreContract.sampleIncident()])
+        XCTAssertEqual(keys.map(\.id), ["k1"])
+        try await third.close()
+    }
 
     func testDataSurvivesReopening() async throws {
         let path = directory.appendingPathComponent("reopen.sqlite").path

@@ -62,6 +62,7 @@ enum AdminRoutes {
         }
         admin.post("/config/reload") { _, _ in await reload() }
         KeyRoutes.add(to: admin, runtime: runtime)
+        StatusAdminRoutes.add(to: admin, runtime: runtime)
 
         admin.get("/alerts") { _, _ in jsonResponse(.ok, runtime.slo.json) }
         admin.get("/notifications") { _, _ in

@@ -133,7 +133,7 @@ struct ConfigReader {
 
     mutating func readConfig(_ tree: JSONValue) -> LifelineConfig {
         var config = LifelineConfig()
-        let root = object(tree, "", allowed: ["server", "routing", "admin", "auth", "admission", "models", "slos", "alerting", "notifications"])
+        let root = object(tree, "", allowed: ["server", "routing", "admin", "auth", "admission", "models", "slos", "alerting", "notifications", "status"])
         let server = object(root["server"], "server", allowed: ["host", "port", "drain_timeout_s", "max_body_bytes", "data_dir", "idle_timeout_s"])
         if let host = string(server, "host", "server") { config.server.host = host }
         if let port = integer(server, "port", "server", in: 0...65535) { config.server.port = port }
@@ -150,6 +150,7 @@ struct ConfigReader {
 
         readAlerting(root["alerting"], into: &config.alerting)
         readNotifications(root["notifications"], into: &config.notifications)
+        readStatus(root["status"], into: &config.status)
 
         guard let models = root["models"]?.arrayValue else {
             if let value = root["models"] { fail("models", "expected a list, got \(value.typeName)") } else { fail("models", "at least one model is required") }
@@ -240,6 +241,37 @@ struct ConfigReader {
         if let url = string(object, "external_url", path) {
             if isHTTPURL(url) { alerting.externalURL = url.hasSuffix("/") ? String(url.dropLast()) : url }
             else { fail(join(path, "external_url"), "not a URL (expected http:// or https:// with a host), got '\(url)'") }
+        }
+    }
+
+    mutating func readStatus(_ raw: JSONValue?, into status: inout StatusConfig) {
+        let path = "status"
+        let object = object(raw, path, allowed: [
+            "page_name", "page_url", "evaluation_interval_s", "window_s", "minimum_requests", "degraded_error_share",
+            "partial_outage_error_share", "major_outage_error_share", "latency_quantile", "latency_threshold_ms", "open_after_s",
+            "monitor_after_s", "resolve_after_s", "update_interval_s", "require_approval"])
+        if let name = string(object, "page_name", path) { status.pageName = name }
+        if let url = string(object, "page_url", path) {
+            if isHTTPURL(url) { status.pageURL = url.hasSuffix("/") ? String(url.dropLast()) : url } else { fail(join(path, "page_url"), "not an http(s) URL") }
+        }
+        if let value = number(object, "evaluation_interval_s", path, in: 0.05...300) { status.evaluationIntervalSeconds = value }
+        if let value = number(object, "window_s", path, in: 0.5...3600) { status.thresholds.windowSeconds = value }
+        if let value = integer(object, "minimum_requests", path, in: 1...1_000_000) { status.thresholds.minimumRequests = value }
+        if let value = number(object, "degraded_error_share", path, in: 0.0001...1) { status.thresholds.degradedErrorShare = value }
+        if let value = number(object, "partial_outage_error_share", path, in: 0.0001...1) { status.thresholds.partialOutageErrorShare = value }
+        if let value = number(object, "major_outage_error_share", path, in: 0.0001...1) { status.thresholds.majorOutageErrorShare = value }
+        if let value = number(object, "latency_quantile", path, in: 0.5...0.9999) { status.thresholds.latencyQuantile = value }
+        if let value = number(object, "latency_threshold_ms", path, in: 1...600_000) { status.thresholds.latencyThresholdSeconds = value / 1000 }
+        if let value = number(object, "open_after_s", path, in: 0...86_400) { status.policy.openAfterSeconds = value }
+        if let value = number(object, "monitor_after_s", path, in: 0...86_400) { status.policy.monitorAfterSeconds = value }
+        if let value = number(object, "resolve_after_s", path, in: 0...86_400) { status.policy.resolveAfterSeconds = value }
+        if let value = number(object, "update_interval_s", path, in: 1...86_400) { status.policy.updateIntervalSeconds = value }
+        if let value = object["require_approval"] {
+            if let flag = value.boolValue { status.policy.requireApproval = flag } else { fail(join(path, "require_approval"), "expected true or false") }
+        }
+        let shares = status.thresholds
+        if !(shares.degradedErrorShare <= shares.partialOutageErrorShare && shares.partialOutageErrorShare <= shares.majorOutageErrorShare) {
+            fail(path, "error shares must rise: degraded_error_share ≤ partial_outage_error_share ≤ major_outage_error_share")
         }
     }
 

@@ -13,6 +13,7 @@ public struct LifelineConfig: Sendable, Equatable {
     public var slos: [SLOConfig]?
     public var alerting = AlertingConfig()
     public var notifications = NotificationsConfig()
+    public var status = StatusConfig()
 
     public init() {}
 
@@ -248,4 +249,16 @@ public struct WebhookConfig: Sendable, Equatable {
         self.format = format
         self.url = url
     }
+}
+
+/// The public status page and automatic incidents.
+public struct StatusConfig: Sendable, Equatable {
+    public var pageName = "Lifeline"
+    /// The page's public address (default: the server's own).
+    public var pageURL: String?
+    /// How often component statuses, incidents and maintenances are advanced.
+    public var evaluationIntervalSeconds = 5.0
+    public var thresholds = StatusThresholds()
+    public var policy = IncidentPolicy()
+    public init() {}
 }

@@ -112,6 +112,11 @@ public final class GatewayMetrics: Sendable {
                 help: "Alert state changes: firing or resolved.").increment()
     }
 
+    public func statusIncidentChanged(status: String) {
+        counter("lifeline_status_incident_changes_total", [("status", status)],
+                help: "Automatic incident changes: opened or updated (investigating), monitoring, resolved.").increment()
+    }
+
     public func notificationDelivery(target: String, outcome: String) {
         counter("lifeline_notifications_total", [("target", target), ("outcome", outcome)],
                 help: "Alert notifications by webhook target and outcome (delivered, failed, suppressed).").increment()

@@ -40,6 +40,7 @@ enum GatewayRoutes {
         router.post("/v1/embeddings") { request, context in await embeddings.handle(request, context: context) }
         AdminRoutes.add(to: router, runtime: runtime, token: adminToken, reload: reload)
         WebUIRoutes.add(to: router)
+        StatusRoutes.add(to: router, runtime: runtime)
         return router
     }
 

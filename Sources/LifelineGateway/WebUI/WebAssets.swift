@@ -29,6 +29,7 @@ enum WebAssets {
     /// Everything served under `/assets/`, by file name. Only names listed here are ever served.
     static let files: [String: WebAsset] = [
         "app.css": WebAsset(PackageResources.app_css, contentType: "text/css; charset=utf-8"),
+        "status.css": WebAsset(PackageResources.status_css, contentType: "text/css; charset=utf-8"),
         "icon.svg": WebAsset(PackageResources.icon_svg, contentType: "image/svg+xml"),
         "dom.js": javaScript(PackageResources.dom_js),
         "api.js": javaScript(PackageResources.api_js),

@@ -1,0 +1,325 @@
+import Foundation
+import LifelineCore
+import LifelineStore
+import Logging
+import Synchronization
+
+/// The status page's live state: component statuses from real traffic, incidents (automatic and
+/// by hand), maintenances and daily uptime. Pure decisions live in `LifelineCore/Status`; this
+/// class feeds them, applies what they decide (drains, saves) and answers the routes.
+/// Times are wall-clock seconds: incidents and uptime are read by people and outlive restarts.
+public final class StatusCenter: Sendable {
+    /// What the routes render: everything public at one instant.
+    public struct Snapshot: Sendable {
+        public var pageName: String
+        public var pageURL: String
+        public var updatedAt: Double
+        public var components: [(component: StatusComponent, status: ComponentStatus, updatedAt: Double)]
+        /// Published incidents, newest first.
+        public var incidents: [Incident]
+        /// Newest first by start.
+        public var maintenances: [Maintenance]
+        /// Component name → day → record.
+        public var uptime: [String: [Int: UptimeRecord]]
+        public var now: Double
+    }
+
+    private struct State {
+        var board: StatusBoard
+        var tracker: IncidentTracker
+        var incidents: [Incident] = []
+        var maintenances: [Maintenance] = []
+        var statuses: [String: ComponentStatus] = [:]
+        var statusSince: [String: Double] = [:]
+        var uptime: [String: [Int: UptimeRecord]] = [:]
+        var lastEvaluatedAt: Double?
+        var createdAt: Double
+    }
+
+    private let state: Mutex<State>
+    private let store: any LifelineStore
+    private let logger: Logger
+    private let metrics: GatewayMetrics
+    /// Keeps saves in order: the tick and admin calls never interleave their writes.
+    private let saving = Mutex<Task<Void, Never>?>(nil)
+
+    init(config: LifelineConfig, store: any LifelineStore, metrics: GatewayMetrics, logger: Logger, now: Double) {
+        self.store = store
+        self.logger = logger
+        self.metrics = metrics
+        let board = StatusBoard(models: config.models.map(\.name), thresholds: config.status.thresholds)
+        state = Mutex(State(board: board, tracker: IncidentTracker(policy: config.status.policy, windowSeconds: config.status.thresholds.windowSeconds),
+                            createdAt: now))
+    }
+
+    /// Loads incidents, maintenances and 90 days of uptime; adopts an open automatic incident
+    /// (it resolves as usual) and re-drains deployments of a maintenance still in progress.
+    func load(pool: DeploymentPool, at now: Double) async {
+        do {
+            let incidents = try await store.incidents()
+            let maintenances = try await store.maintenances()
+            let uptime = try await store.uptime(since: Self.day(now) - 90)
+            state.withLock { state in
+                state.incidents = incidents
+                state.maintenances = maintenances
+                for record in uptime { state.uptime[record.component, default: [:]][record.day] = record }
+                if let open = incidents.last(where: { $0.automatic && !$0.isResolved }) { state.tracker.adopt(open, at: now) }
+            }
+            for maintenance in maintenances where maintenance.isActive { setDrained(true, maintenance, pool: pool) }
+        } catch {
+            logger.error("status history could not be loaded", metadata: ["error": .string("\(error)")])
+        }
+    }
+
+    /// Takes a reloaded configuration: thresholds, policy and the model list.
+    func reload(_ config: LifelineConfig) {
+        state.withLock { state in
+            state.board = StatusBoard(models: config.models.map(\.name), thresholds: config.status.thresholds)
+            state.tracker.policy = config.status.policy
+        }
+    }
+
+    /// Counts one finished request as its client saw it.
+    func record(route: String, model: String, outcome: RequestOutcome, at now: Double) {
+        state.withLock { $0.board.record(route: route, model: model, outcome: outcome, at: now) }
+    }
+
+    static func day(_ seconds: Double) -> Int { Int((seconds / 86_400).rounded(.down)) }
+
+    // MARK: Evaluation
+
+    /// Advances statuses, the automatic incident, maintenances and uptime; saves what changed.
+    func evaluate(pool: DeploymentPool, at now: Double) {
+        var changedIncidents: [Incident] = []
+        var startedOrEnded: [(Maintenance, Bool)] = []
+        var uptimeRows: [UptimeRecord] = []
+        state.withLock { state in
+            // Maintenances first: a component in maintenance shows that and opens no incident.
+            for index in state.maintenances.indices {
+                guard let next = state.maintenances[index].transition(at: now) else { continue }
+                let body = next == .inProgress ? "Maintenance is in progress." : "Maintenance has been completed."
+                state.maintenances[index].move(to: next, body: body, at: now)
+                if next == .inProgress { startedOrEnded.append((state.maintenances[index], true)) }
+                if next == .completed { startedOrEnded.append((state.maintenances[index], false)) }
+            }
+            let inMaintenance = Set(state.maintenances.filter(\.isActive).flatMap(\.components))
+            var traffic: [String: ComponentStatus] = [:]
+            var figures: [String: ComponentFigures] = [:]
+            for component in state.board.components {
+                figures[component.name] = state.board.figures(of: component.name, at: now)
+                traffic[component.name] = inMaintenance.contains(component.name) ? .operational : state.board.status(of: component.name, at: now)
+            }
+            if let change = state.tracker.evaluate(statuses: traffic, figures: figures, at: now) {
+                Self.upsert(change, into: &state.incidents)
+                changedIncidents.append(change)
+            }
+            // What the page shows: traffic, raised by open incidents' declared statuses, or maintenance.
+            var shown = traffic
+            for incident in state.incidents where !incident.isResolved && incident.published && !incident.automatic {
+                for (name, status) in incident.updates.last(where: { !$0.affected.isEmpty })?.affected ?? [:] where shown[name] != nil {
+                    shown[name] = max(shown[name]!, status)
+                }
+            }
+            for name in inMaintenance where shown[name] != nil { shown[name] = .underMaintenance }
+            for (name, status) in shown where state.statuses[name] != status {
+                state.statuses[name] = status
+                state.statusSince[name] = now
+            }
+            // Uptime: the time since the last evaluation, in the status seen now. A gap longer than a
+            // minute (the process was stopped) is not counted at all rather than guessed.
+            if let last = state.lastEvaluatedAt, now > last, now - last <= 60 {
+                let elapsed = now - last
+                let day = Self.day(now)
+                for (name, status) in shown {
+                    var row = UptimeRecord(component: name, day: day, observedSeconds: elapsed)
+                    switch status {
+                    case .degradedPerformance: row.degradedSeconds = elapsed
+                    case .partialOutage: row.partialOutageSeconds = elapsed
+                    case .majorOutage: row.majorOutageSeconds = elapsed
+                    case .underMaintenance: row.maintenanceSeconds = elapsed
+                    case .operational: break
+                    }
+                    uptimeRows.append(row)
+                    var total = state.uptime[name]?[day] ?? UptimeRecord(component: name, day: day)
+                    total.observedSeconds += row.observedSeconds
+                    total.degradedSeconds += row.degradedSeconds
+                    total.partialOutageSeconds += row.partialOutageSeconds
+                    total.majorOutageSeconds += row.majorOutageSeconds
+                    total.maintenanceSeconds += row.maintenanceSeconds
+                    state.uptime[name, default: [:]][day] = total
+                }
+            }
+            state.lastEvaluatedAt = now
+        }
+        for (maintenance, started) in startedOrEnded {
+            setDrained(started, maintenance, pool: pool)
+            logger.notice(started ? "maintenance started" : "maintenance completed", metadata: [
+                "id": .string(maintenance.id), "deployments": .string(maintenance.deployments.joined(separator: ","))])
+        }
+        for incident in changedIncidents {
+            metrics.statusIncidentChanged(status: incident.status.rawValue)
+            logger.notice("incident \(incident.status.rawValue)", metadata: [
+                "id": .string(incident.id), "impact": .string(incident.impact.rawValue), "name": .string(incident.name)])
+        }
+        save(incidents: changedIncidents, maintenances: startedOrEnded.map(\.0), uptime: uptimeRows)
+    }
+
+    private func setDrained(_ drained: Bool, _ maintenance: Maintenance, pool: DeploymentPool) {
+        for name in maintenance.deployments { pool.deployment(named: name)?.setDrained(drained) }
+    }
+
+    private static func upsert(_ incident: Incident, into incidents: inout [Incident]) {
+        if let index = incidents.firstIndex(where: { $0.id == incident.id }) { incidents[index] = incident } else { incidents.append(incident) }
+    }
+
+    /// Queues writes behind earlier ones so the store sees them in order.
+    private func save(incidents: [Incident] = [], maintenances: [Maintenance] = [], uptime: [UptimeRecord] = []) {
+        guard !incidents.isEmpty || !maintenances.isEmpty || !uptime.isEmpty else { return }
+        let store = store
+        let logger = logger
+        saving.withLock { previous in
+            let before = previous
+            previous = Task {
+                await before?.value
+                do {
+                    for incident in incidents { try await store.save(incident) }
+                    for maintenance in maintenances { try await store.save(maintenance) }
+                    try await store.addUptime(uptime)
+                } catch {
+                    logger.error("status could not be saved", metadata: ["error": .string("\(error)")])
+                }
+            }
+        }
+    }
+
+    /// Waits for queued writes (at shutdown, and in tests).
+    func flush() async {
+        let pending = saving.withLock { $0 }
+        await pending?.value
+    }
+
+    // MARK: Operators
+
+    enum Failure: Error {
+        case notFound(String)
+        case invalid(String, param: String)
+    }
+
+    /// Opens an incident by hand; `components` maps names to the status they should show.
+    func createIncident(name: String, body: String, status: IncidentStatus, impact: IncidentImpact?, components: [String: ComponentStatus],
+                        published: Bool, at now: Double) throws(Failure) -> Incident
+    {
+        try checkComponents(components)
+        let id = StableID.make("incident:manual:\(now):\(UUID().uuidString)")
+        let worst = components.values.max() ?? .operational
+        var incident = Incident(id: id, name: name, status: status, impact: impact ?? worst.impact, createdAt: now,
+                                components: components.keys.sorted(), automatic: false, published: published)
+        incident.add(status: status, body: body, at: now, affected: components)
+        state.withLock { Self.upsert(incident, into: &$0.incidents) }
+        save(incidents: [incident])
+        return incident
+    }
+
+    /// Adds an update (and optionally renames, re-rates or publishes); resolving is an update with status resolved.
+    func updateIncident(id: String, status: IncidentStatus?, body: String?, name: String?, impact: IncidentImpact?,
+                        components: [String: ComponentStatus]?, publish: Bool?, at now: Double) throws(Failure) -> Incident
+    {
+        if let components { try checkComponents(components) }
+        let result: Result<Incident, Failure> = state.withLock { state in
+            guard let index = state.incidents.firstIndex(where: { $0.id == id }) else { return .failure(.notFound(id)) }
+            var incident = state.incidents[index]
+            if let name { incident.name = name }
+            if let impact { incident.impact = impact }
+            if let publish { incident.published = publish; incident.updatedAt = now }
+            if status != nil || body != nil {
+                let next = status ?? incident.status
+                incident.add(status: next, body: body ?? Self.defaultBody(next), at: now, affected: components ?? [:])
+            }
+            state.incidents[index] = incident
+            state.tracker.operatorChanged(incident, at: now)
+            return .success(incident)
+        }
+        let incident = try result.get()
+        save(incidents: [incident])
+        return incident
+    }
+
+    static func defaultBody(_ status: IncidentStatus) -> String {
+        switch status {
+        case .investigating: "We are investigating."
+        case .identified: "The cause has been identified and a fix is under way."
+        case .monitoring: "A fix is in place; we are monitoring."
+        case .resolved: "This incident has been resolved."
+        }
+    }
+
+    private func checkComponents(_ components: [String: ComponentStatus]) throws(Failure) {
+        let known = Set(state.withLock { $0.board.components.map(\.name) })
+        if let unknown = components.keys.sorted().first(where: { !known.contains($0) }) {
+            throw .invalid("No component is named '\(unknown)' (known: \(known.sorted().joined(separator: ", "))).", param: "components")
+        }
+    }
+
+    /// All incidents, drafts included, newest first (the admin list).
+    var allIncidents: [Incident] { state.withLock { $0.incidents }.sorted { $0.createdAt > $1.createdAt } }
+    var allMaintenances: [Maintenance] { state.withLock { $0.maintenances }.sorted { $0.scheduledFor > $1.scheduledFor } }
+    var componentNames: [String] { state.withLock { $0.board.components.map(\.name) } }
+
+    /// Schedules maintenance of deployments; their models are the components shown under maintenance.
+    func scheduleMaintenance(name: String, message: String, deployments: [String], from: Double, until: Double, pool: DeploymentPool,
+                             at now: Double) throws(Failure) -> Maintenance
+    {
+        guard !deployments.isEmpty else { throw .invalid("'deployments' must name at least one deployment.", param: "deployments") }
+        if let unknown = deployments.first(where: { pool.deployment(named: $0) == nil }) {
+            throw .invalid("No deployment is named '\(unknown)'.", param: "deployments")
+        }
+        guard until > from else { throw .invalid("'scheduled_until' must be after 'scheduled_for'.", param: "scheduled_until") }
+        guard until > now else { throw .invalid("'scheduled_until' is in the past.", param: "scheduled_until") }
+        let components = Array(Set(deployments.compactMap { pool.deployment(named: $0)?.model })).sorted()
+        let maintenance = Maintenance(id: StableID.make("maintenance:\(now):\(UUID().uuidString)"), name: name, message: message,
+                                      deployments: deployments, components: components, scheduledFor: from, scheduledUntil: until,
+                                      createdAt: now)
+        state.withLock { $0.maintenances.append(maintenance) }
+        save(maintenances: [maintenance])
+        return maintenance
+    }
+
+    /// Ends a maintenance now (completes it, or cancels one not yet started); deployments come back at the next evaluation.
+    func completeMaintenance(id: String, at now: Double) throws(Failure) -> Maintenance {
+        let result: Result<Maintenance, Failure> = state.withLock { state in
+            guard let index = state.maintenances.firstIndex(where: { $0.id == id }) else { return .failure(.notFound(id)) }
+            if state.maintenances[index].status != .completed { state.maintenances[index].scheduledUntil = min(state.maintenances[index].scheduledUntil, now) }
+            return .success(state.maintenances[index])
+        }
+        return try result.get()
+    }
+
+    /// Whether any of `deployments` is in a maintenance in progress (alerts about them are held back).
+    func inMaintenance(deployments: [String]) -> Bool {
+        let active = Set(state.withLock { $0.maintenances.filter(\.isActive).flatMap(\.deployments) })
+        return deployments.contains { active.contains($0) }
+    }
+
+    // MARK: Reading
+
+    func snapshot(pageName: String, pageURL: String, now: Double) -> Snapshot {
+        state.withLock { state in
+            let components = state.board.components.map { component in
+                (component: component, status: state.statuses[component.name] ?? .operational,
+                 updatedAt: state.statusSince[component.name] ?? state.createdAt)
+            }
+            let incidents = state.incidents.filter(\.published).sorted { $0.createdAt > $1.createdAt }
+            let updated = ([state.createdAt] + components.map { $0.updatedAt } + incidents.map(\.updatedAt) + state.maintenances.map(\.updatedAt)).max()!
+            return Snapshot(pageName: pageName, pageURL: pageURL, updatedAt: updated, components: components, incidents: incidents,
+                            maintenances: state.maintenances.sorted { $0.scheduledFor > $1.scheduledFor }, uptime: state.uptime, now: now)
+        }
+    }
+}
+
+/// Holds back alert notifications while a deployment behind the alert's model is in planned maintenance.
+struct MaintenanceSuppression: SuppressionPolicy {
+    let center: StatusCenter
+    func suppresses(_ alert: AlertRecord, deployments: [String], at now: Double) -> Bool {
+        center.inMaintenance(deployments: deployments)
+    }
+}
