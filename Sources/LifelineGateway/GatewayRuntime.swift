@@ -168,6 +168,8 @@ struct RequestRecord {
     /// Tokens reserved at admission, reconciled at the end.
     var estimatedTokens: Int?
     var ticket: AdmissionController.Ticket?
+    /// When admission granted a slot: the limit learns from latency after it, not from queueing before it.
+    var admittedAt: Double?
     /// Set when the service refused the request to protect itself (load shedding): it counts
     /// against availability whatever its status, unlike a caller over its own limit.
     var shedByService = false
@@ -206,7 +208,7 @@ extension GatewayRuntime {
         }
         if let ticket = record.ticket {
             // Only answers train the limit: a failed request says nothing about healthy latency.
-            let latency = record.status < 400 ? (record.firstTokenAt ?? now) - record.started : nil
+            let latency = record.status < 400 ? (record.firstTokenAt ?? now) - (record.admittedAt ?? record.started) : nil
             admission.release(ticket, latency: latency)
         }
         // Building the line costs more than the check: skip it when info is filtered out.

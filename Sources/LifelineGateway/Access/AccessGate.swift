@@ -39,6 +39,7 @@ struct AccessGate: Sendable {
         switch await runtime.admission.acquire(priority: priority) {
         case .admitted(let ticket):
             record.ticket = ticket
+            record.admittedAt = runtime.clock()
             return nil
         case .shed(let reason, let retryAfter):
             record.shedByService = true

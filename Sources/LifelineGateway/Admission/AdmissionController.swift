@@ -26,9 +26,8 @@ final class AdmissionController: Sendable {
         /// Decided before the waiter began to wait (admitted or shed in between).
         var earlyAnswers: [UInt64: Bool] = [:]
         var nextID: UInt64 = 0
-        /// Smoothed rate of finished requests per second, for Retry-After.
-        var completionRate = 0.0
-        var lastCompletion: Double?
+        /// When the most recent requests finished, for the drain rate behind Retry-After.
+        var recentCompletions: [Double] = []
     }
 
     private let state: Mutex<State>
@@ -81,11 +80,8 @@ final class AdmissionController: Sendable {
         let now = clock()
         let admitted = state.withLock { state -> [UInt64] in
             if let latency { state.limit.record(latency: latency, inFlight: ticket.inFlightAtStart) }
-            if let last = state.lastCompletion, now > last {
-                let instant = 1 / (now - last)
-                state.completionRate = state.completionRate == 0 ? instant : state.completionRate * 0.9 + instant * 0.1
-            }
-            state.lastCompletion = now
+            state.recentCompletions.append(now)
+            if state.recentCompletions.count > 64 { state.recentCompletions.removeFirst() }
             state.queue.limit = state.limit.slots
             return state.queue.finish()
         }
@@ -117,7 +113,15 @@ final class AdmissionController: Sendable {
 
     private func shed(priority: Priority, reason: String) -> Decision {
         metrics.shed(reason: reason, priority: priority.description)
-        let (waiting, rate) = state.withLock { ($0.queue.waiting.count, $0.completionRate) }
+        let now = clock()
+        let (waiting, rate) = state.withLock { state -> (Int, Double) in
+            // Completions per second over the recent ones: a count over a span, not an average of
+            // instantaneous rates (which close pairs of completions would inflate).
+            guard let oldest = state.recentCompletions.first, state.recentCompletions.count >= 2, now > oldest else {
+                return (state.queue.waiting.count, 0)
+            }
+            return (state.queue.waiting.count, Double(state.recentCompletions.count - 1) / (now - oldest))
+        }
         let seconds = rate > 0 ? Double(waiting + 1) / rate : 1
         return .shed(reason: reason, retryAfterSeconds: max(1, min(60, Int(seconds.rounded(.up)))))
     }
