@@ -70,8 +70,10 @@ public enum GatewayServer {
         services.append(HealthProber(runtime: runtime))
         services.append(runtime.usage)
         services.append(AdmissionTicker(admission: runtime.admission))
-        services.append(AlertEvaluator(runtime: runtime))
-        services.append(StatusEvaluator(runtime: runtime))
+        services.append(PeriodicEvaluator(clock: runtime.clock, interval: { runtime.config.alerting.evaluationIntervalSeconds },
+                                          evaluate: { runtime.evaluateAlerts() }))
+        services.append(PeriodicEvaluator(clock: runtime.clock, interval: { runtime.config.status.evaluationIntervalSeconds },
+                                          evaluate: { runtime.evaluateStatus() }))
         services.append(runtime.notifier)
         services.append(ReloadOnHangup(reload: reload))
         services.append(ReadinessService(readiness: runtime.readiness))
