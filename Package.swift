@@ -29,7 +29,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "LifelineSimulator", dependencies: [
-            "LifelineWire",
+            "LifelineCore", "LifelineWire",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),

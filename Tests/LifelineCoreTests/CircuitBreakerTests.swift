@@ -127,7 +127,7 @@ final class RetryBudgetTests: XCTestCase {
     }
 
     func testBackoffStaysWithinItsGrowingCap() {
-        var random = FixedSeedGenerator(state: 9)
+        var random = SeededGenerator(seed: 9)
         let backoff = Backoff(base: 0.1, maximum: 0.5)
         for retry in 1...6 {
             let cap = min(0.5, 0.1 * Double(1 << (retry - 1)))

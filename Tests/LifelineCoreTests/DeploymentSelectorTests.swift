@@ -1,21 +1,9 @@
 import LifelineCore
 import XCTest
 
-/// A fixed generator so weighted choices are reproducible.
-struct FixedSeedGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 final class DeploymentSelectorTests: XCTestCase {
     func testLowerPriorityNumberIsAlwaysTriedFirst() {
-        var random = FixedSeedGenerator(state: 1)
+        var random = SeededGenerator(seed: 1)
         let candidates = [RoutingCandidate(priority: 2, weight: 100), RoutingCandidate(priority: 1, weight: 1),
                           RoutingCandidate(priority: 3, weight: 1)]
         for _ in 0..<100 {
@@ -24,13 +12,13 @@ final class DeploymentSelectorTests: XCTestCase {
     }
 
     func testUnavailableDeploymentsAreNeverChosen() {
-        var random = FixedSeedGenerator(state: 2)
+        var random = SeededGenerator(seed: 2)
         let candidates = [RoutingCandidate(priority: 1, weight: 1, isAvailable: false), RoutingCandidate(priority: 1, weight: 1)]
         XCTAssertEqual(DeploymentSelector.attemptOrder(candidates, using: &random), [1])
     }
 
     func testTrafficWithinAPrioritySplitsByWeight() {
-        var random = FixedSeedGenerator(state: 3)
+        var random = SeededGenerator(seed: 3)
         let candidates = [RoutingCandidate(priority: 1, weight: 3), RoutingCandidate(priority: 1, weight: 1)]
         var firstChoices = [0, 0]
         for _ in 0..<4000 { firstChoices[DeploymentSelector.attemptOrder(candidates, using: &random)[0]] += 1 }
@@ -38,7 +26,7 @@ final class DeploymentSelectorTests: XCTestCase {
     }
 
     func testEveryAvailableDeploymentAppearsOnceSoRetriesNeverRepeat() {
-        var random = FixedSeedGenerator(state: 4)
+        var random = SeededGenerator(seed: 4)
         let candidates = (0..<6).map { RoutingCandidate(priority: $0 % 2, weight: Double($0 + 1)) }
         for _ in 0..<200 {
             XCTAssertEqual(DeploymentSelector.attemptOrder(candidates, using: &random).sorted(), [0, 1, 2, 3, 4, 5])
@@ -46,7 +34,7 @@ final class DeploymentSelectorTests: XCTestCase {
     }
 
     func testZeroWeightDeploymentsStillServeAsLastResort() {
-        var random = FixedSeedGenerator(state: 5)
+        var random = SeededGenerator(seed: 5)
         let candidates = [RoutingCandidate(priority: 1, weight: 0), RoutingCandidate(priority: 1, weight: 1)]
         for _ in 0..<50 {
             XCTAssertEqual(DeploymentSelector.attemptOrder(candidates, using: &random), [1, 0])

@@ -1,3 +1,4 @@
+import LifelineCore
 import LifelineWire
 
 /// A 64-bit FNV-1a hash: stable across runs and machines, unlike `Hasher`.
@@ -10,20 +11,6 @@ struct StableHash {
     }
 
     mutating func combine(_ int: Int) { combine(String(int)) }
-}
-
-/// SplitMix64: a tiny, well-known generator, seeded from the request so answers repeat exactly.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// The simulator's answer as tokens; a token is a word with its leading space.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import LifelineCore
 import LifelineWire
 import Logging
 import NIOCore
@@ -92,6 +93,23 @@ public final class Simulator: Sendable {
         return .none
     }
 
+    /// The answer a drawn fault gives instead of the real one, if any (hang waits first).
+    private func faultResponse(api: WireProtocol) async throws -> Response? {
+        switch drawFault() {
+        case .none:
+            return nil
+        case .hang:
+            try await Task.sleep(for: .seconds(3600))
+            return errorResponse(504, "hung", api: api)
+        case .error(let status):
+            return errorResponse(status, "The simulator was told to fail (status \(status)).", api: api)
+        case .rateLimited(let seconds):
+            var response = errorResponse(429, "Rate limit reached; the simulator was told to refuse.", api: api)
+            response.headers[.retryAfter] = String(seconds)
+            return response
+        }
+    }
+
     private func chatCompletions(_ request: Request) async throws -> Response {
         try await complete(request, api: .openai)
     }
@@ -119,18 +137,7 @@ public final class Simulator: Sendable {
         } catch {
             return errorResponse(400, "We could not parse the JSON body of your request. (\(error))", api: api)
         }
-        switch drawFault() {
-        case .none: break
-        case .hang:
-            try await Task.sleep(for: .seconds(3600))
-            return errorResponse(504, "hung", api: api)
-        case .error(let status):
-            return errorResponse(status, "The simulator was told to fail (status \(status)).", api: api)
-        case .rateLimited(let seconds):
-            var response = errorResponse(429, "Rate limit reached; the simulator was told to refuse.", api: api)
-            response.headers[.retryAfter] = String(seconds)
-            return response
-        }
+        if let refusal = try await faultResponse(api: api) { return refusal }
         let knobs = currentKnobs
         let plans = (0..<chat.choiceCount).map { CompletionPlan.make(for: chat, choice: $0) }
         let promptTokens = DeterministicText.promptTokens(for: chat)
@@ -246,17 +253,7 @@ public final class Simulator: Sendable {
         } catch {
             return errorResponse(400, "We could not parse the JSON body of your request. (\(error))", api: .openai)
         }
-        switch drawFault() {
-        case .error(let status): return errorResponse(status, "The simulator was told to fail (status \(status)).", api: .openai)
-        case .rateLimited(let seconds):
-            var response = errorResponse(429, "Rate limit reached.", api: .openai)
-            response.headers[.retryAfter] = String(seconds)
-            return response
-        case .hang:
-            try await Task.sleep(for: .seconds(3600))
-            return errorResponse(504, "hung", api: .openai)
-        case .none: break
-        }
+        if let refusal = try await faultResponse(api: .openai) { return refusal }
         let model = object["model"]?.stringValue ?? "lifeline-sim"
         let inputs: [String]
         switch object["input"] {
