@@ -18,6 +18,8 @@ public final class GatewayRuntime: Sendable {
     public let notifier: Notifier
     /// Component statuses, incidents, maintenances and uptime for the status page.
     public let status: StatusCenter
+    /// Webhooks that hear about incidents and maintenance.
+    let subscribers: SubscriberRegistry
     let clock: @Sendable () -> Double
     let store: any LifelineStore
     let keys: KeyRegistry
@@ -52,7 +54,9 @@ public final class GatewayRuntime: Sendable {
         self.status = status
         // Planned maintenance holds back alerts about the deployments it covers.
         notifier = Notifier(metrics: metrics, logger: logger, suppression: suppression ?? (MaintenanceSuppression(center: status) as any SuppressionPolicy),
-                            clock: wallClock)
+                            store: store, clock: wallClock)
+        subscribers = SubscriberRegistry(store: store)
+        metrics.observe { decision in status.record(decision, at: Date().timeIntervalSince1970) }
         state = Mutex((config, DeploymentPool(config: config, faults: faults, metrics: metrics, clock: clock)))
     }
 
@@ -74,9 +78,34 @@ public final class GatewayRuntime: Sendable {
         status.snapshot(pageName: config.status.pageName, pageURL: statusPageURL, now: wallClock())
     }
 
-    /// Advances component statuses, the automatic incident and maintenances now.
+    /// Advances component statuses, the automatic incident and maintenances now, and sends
+    /// subscribers what changed.
     public func evaluateStatus() {
-        status.evaluate(pool: pool, at: wallClock())
+        let now = wallClock()
+        status.evaluate(pool: pool, at: now)
+        SubscriberNotifications.dispatch(subscribers: subscribers, notifier: notifier, documents: StatuspageDocuments(snapshot: statusSnapshot()),
+                                         notifications: config.notifications, now: now)
+    }
+
+    /// Loads subscribers and the delivery log; deliveries queued before a restart go out now.
+    func restoreDeliveries() async {
+        do {
+            try await subscribers.load()
+        } catch {
+            logger.error("subscribers could not be loaded", metadata: ["error": .string("\(error)")])
+        }
+        let config = config
+        await notifier.restore { [subscribers] delivery in
+            switch delivery.kind {
+            case .alert:
+                guard let webhook = config.notifications.webhooks.first(where: { $0.name == delivery.target }) else { return nil }
+                let url = webhook.format == .alertmanager ? webhook.url + "/api/v2/alerts" : webhook.url
+                return WebhookTarget(url: url, headers: webhook.headers, timeoutMilliseconds: webhook.timeoutMilliseconds,
+                                     maxAttempts: config.notifications.maxAttempts, backoff: config.notifications.backoff)
+            case .subscriber:
+                return subscribers.subscriber(id: delivery.target).map { SubscriberNotifications.target($0, config.notifications) }
+            }
+        }
     }
 
     /// Evaluates SLOs now and hands what fired or resolved to the notifier.
@@ -222,7 +251,9 @@ extension GatewayRuntime {
         let outcome = RequestOutcome(status: record.status, shedByService: record.shedByService, latencySeconds: (firstToken ?? now) - record.started)
         let wallNow = wallClock()
         slo.record(model: record.model, outcome: outcome, at: wallNow)
-        status.record(route: record.route, model: record.model, outcome: outcome, at: wallNow)
+        let observed = ObservedRequest(at: wallNow, available: nil, caller: record.caller?.id ?? Caller.anonymousID, deployment: record.deployment,
+                                       failoverPhase: record.failoverPhase, completionTokens: record.usage?.completionTokens ?? 0)
+        status.record(route: record.route, model: record.model, outcome: outcome, observed: observed, at: wallNow)
         if let usage = record.usage { metrics.tokens(model: record.model, prompt: usage.promptTokens, completion: usage.completionTokens) }
     }
 }

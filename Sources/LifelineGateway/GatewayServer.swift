@@ -48,6 +48,7 @@ public enum GatewayServer {
         let sliStore = await StoredSLIBucketStore(store: store, logger: logger)
         let runtime = GatewayRuntime(config: config, logger: logger, store: store, keys: keys, clock: clock, sliStore: sliStore)
         await runtime.status.load(pool: runtime.pool, at: runtime.wallClock())
+        await runtime.restoreDeliveries()
         logger.info("store opened", metadata: ["path": .string(storePath), "keys": .stringConvertible(keys.list().count),
                                                "auth": .string(keys.mode.rawValue)])
         let token = try AdminToken.resolve(configured: config.admin.token, dataDirectory: config.server.dataDirectory, logger: logger)

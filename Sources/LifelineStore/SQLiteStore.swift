@@ -6,6 +6,9 @@ import SQLiteNIO
 /// The embedded store: one SQLite file under the data directory, migrated at open.
 public final class SQLiteStore: LifelineStore {
     private let connection: SQLiteConnection
+    /// One operation at a time: the connection is shared, and a transaction must not take in
+    /// another caller's statements (nor `changes()` count them).
+    private let serial = SerialExecutor()
     public let path: String
 
     /// Versioned schema steps; `PRAGMA user_version` records how many were applied.
@@ -60,7 +63,29 @@ public final class SQLiteStore: LifelineStore {
                 good INTEGER NOT NULL, total INTEGER NOT NULL, PRIMARY KEY (slo, ring, idx))
             """,
         ],
+        [
+            "CREATE TABLE alert_states (alert TEXT PRIMARY KEY, firing_since REAL, quiet_since REAL, peak_burn REAL NOT NULL)",
+            """
+            CREATE TABLE deliveries (
+                id TEXT PRIMARY KEY, key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, target TEXT NOT NULL, format TEXT NOT NULL,
+                subject_id TEXT NOT NULL, subject TEXT NOT NULL, event TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+                response_status INTEGER, error TEXT, body TEXT NOT NULL, created_at REAL NOT NULL, finished_at REAL)
+            """,
+            "CREATE INDEX deliveries_by_time ON deliveries (created_at)",
+            """
+            CREATE TABLE subscribers (
+                id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, token_hash TEXT NOT NULL, state TEXT NOT NULL, components TEXT NOT NULL,
+                created_at REAL NOT NULL, approved_at REAL)
+            """,
+            "ALTER TABLE incidents ADD COLUMN evidence TEXT",
+            "ALTER TABLE incidents ADD COLUMN postmortem_body TEXT",
+            "ALTER TABLE incidents ADD COLUMN postmortem_updated_at REAL",
+            "ALTER TABLE incidents ADD COLUMN postmortem_published_at REAL",
+        ],
     ]
+
+    /// Deliveries kept in the log; older ones are pruned as new ones arrive.
+    public static let deliveriesKept = 50_000
 
     public static var schemaVersion: Int { migrations.count }
 
@@ -115,7 +140,9 @@ public final class SQLiteStore: LifelineStore {
     }
 
     public func keys() async throws -> [StoredKey] {
-        try await connection.query("SELECT * FROM keys ORDER BY created_at", []).map(Self.key(from:))
+        try await serial.run { [self] in
+            try await connection.query("SELECT * FROM keys ORDER BY created_at", []).map(Self.key(from:))
+        }
     }
 
     private static func key(from row: SQLiteRow) -> StoredKey {
@@ -131,62 +158,70 @@ public final class SQLiteStore: LifelineStore {
     }
 
     public func insert(_ key: StoredKey) async throws {
-        func optional(_ value: Int?) -> SQLiteData { value.map { .integer($0) } ?? .null }
-        do {
-            _ = try await connection.query(
-                "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [.text(key.id), .text(key.name), .text(key.secretHash), .text(key.prefix), .text(key.tier),
-                 optional(key.requestsPerMinute), optional(key.tokensPerMinute), optional(key.maxConcurrency), optional(key.budgetTokens),
-                 .text(key.budgetPeriod), .text(key.models.joined(separator: ",")),
-                 key.expiresAt.map { .float($0.timeIntervalSince1970) } ?? .null, .float(key.createdAt.timeIntervalSince1970),
-                 key.revokedAt.map { .float($0.timeIntervalSince1970) } ?? .null])
-        } catch let error as SQLiteError where [.constraint, .constraintUniqueFailed, .constraintPrimaryKeyFailed].contains(error.reason) {
-            throw StoreError.duplicate("key \(key.id)")
+        try await serial.run { [self] in
+            func optional(_ value: Int?) -> SQLiteData { value.map { .integer($0) } ?? .null }
+            do {
+                _ = try await connection.query(
+                    "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [.text(key.id), .text(key.name), .text(key.secretHash), .text(key.prefix), .text(key.tier),
+                     optional(key.requestsPerMinute), optional(key.tokensPerMinute), optional(key.maxConcurrency), optional(key.budgetTokens),
+                     .text(key.budgetPeriod), .text(key.models.joined(separator: ",")),
+                     key.expiresAt.map { .float($0.timeIntervalSince1970) } ?? .null, .float(key.createdAt.timeIntervalSince1970),
+                     key.revokedAt.map { .float($0.timeIntervalSince1970) } ?? .null])
+            } catch let error as SQLiteError where [.constraint, .constraintUniqueFailed, .constraintPrimaryKeyFailed].contains(error.reason) {
+                throw StoreError.duplicate("key \(key.id)")
+            }
         }
     }
 
     public func revokeKey(id: String, at date: Date) async throws -> Bool {
-        _ = try await connection.query("UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                                       [.float(date.timeIntervalSince1970), .text(id)])
-        let changed = try await connection.query("SELECT changes() AS n", []).first?.column("n")?.integer ?? 0
-        return changed > 0
+        try await serial.run { [self] in
+            _ = try await connection.query("UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                                           [.float(date.timeIntervalSince1970), .text(id)])
+            let changed = try await connection.query("SELECT changes() AS n", []).first?.column("n")?.integer ?? 0
+            return changed > 0
+        }
     }
 
     public func record(_ usage: [UsageRecord]) async throws {
-        guard !usage.isEmpty else { return }
-        _ = try await connection.query("BEGIN IMMEDIATE", [])
-        do {
-            for row in usage {
-                _ = try await connection.query(
-                    """
-                    INSERT INTO usage_minutes VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (key_id, minute) DO UPDATE SET requests = requests + excluded.requests,
-                        prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-                        completion_tokens = completion_tokens + excluded.completion_tokens
-                    """,
-                    [.text(row.keyID), .integer(row.minute), .integer(row.requests), .integer(row.promptTokens), .integer(row.completionTokens)])
+        try await serial.run { [self] in
+            guard !usage.isEmpty else { return }
+            _ = try await connection.query("BEGIN IMMEDIATE", [])
+            do {
+                for row in usage {
+                    _ = try await connection.query(
+                        """
+                        INSERT INTO usage_minutes VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT (key_id, minute) DO UPDATE SET requests = requests + excluded.requests,
+                            prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+                            completion_tokens = completion_tokens + excluded.completion_tokens
+                        """,
+                        [.text(row.keyID), .integer(row.minute), .integer(row.requests), .integer(row.promptTokens), .integer(row.completionTokens)])
+                }
+                _ = try await connection.query("COMMIT", [])
+            } catch {
+                _ = try? await connection.query("ROLLBACK", [])
+                throw error
             }
-            _ = try await connection.query("COMMIT", [])
-        } catch {
-            _ = try? await connection.query("ROLLBACK", [])
-            throw error
         }
     }
 
     public func usage(since minute: Int, keyID: String?) async throws -> [String: UsageTotals] {
-        var sql = "SELECT key_id, sum(requests) AS r, sum(prompt_tokens) AS p, sum(completion_tokens) AS c FROM usage_minutes WHERE minute >= ?"
-        var binds: [SQLiteData] = [.integer(minute)]
-        if let keyID { sql += " AND key_id = ?"; binds.append(.text(keyID)) }
-        sql += " GROUP BY key_id"
-        var totals: [String: UsageTotals] = [:]
-        for row in try await connection.query(sql, binds) {
-            var total = UsageTotals()
-            total.requests = Int(row.column("r")?.integer ?? 0)
-            total.promptTokens = Int(row.column("p")?.integer ?? 0)
-            total.completionTokens = Int(row.column("c")?.integer ?? 0)
-            totals[row.column("key_id")?.string ?? ""] = total
+        try await serial.run { [self] in
+            var sql = "SELECT key_id, sum(requests) AS r, sum(prompt_tokens) AS p, sum(completion_tokens) AS c FROM usage_minutes WHERE minute >= ?"
+            var binds: [SQLiteData] = [.integer(minute)]
+            if let keyID { sql += " AND key_id = ?"; binds.append(.text(keyID)) }
+            sql += " GROUP BY key_id"
+            var totals: [String: UsageTotals] = [:]
+            for row in try await connection.query(sql, binds) {
+                var total = UsageTotals()
+                total.requests = Int(row.column("r")?.integer ?? 0)
+                total.promptTokens = Int(row.column("p")?.integer ?? 0)
+                total.completionTokens = Int(row.column("c")?.integer ?? 0)
+                totals[row.column("key_id")?.string ?? ""] = total
+            }
+            return totals
         }
-        return totals
     }
 
     // MARK: Status
@@ -211,167 +246,327 @@ public final class SQLiteStore: LifelineStore {
     }
 
     public func incidents() async throws -> [Incident] {
-        var updates: [String: [IncidentUpdate]] = [:]
-        for row in try await connection.query("SELECT * FROM incident_updates ORDER BY incident_id, position", []) {
-            let incidentID = row.column("incident_id")?.string ?? ""
-            var affected: [String: ComponentStatus] = [:]
-            for line in Self.list(row, "affected") {
-                let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
-                if parts.count == 2, let status = ComponentStatus(rawValue: parts[1]) { affected[parts[0]] = status }
+        try await serial.run { [self] in
+            var updates: [String: [IncidentUpdate]] = [:]
+            for row in try await connection.query("SELECT * FROM incident_updates ORDER BY incident_id, position", []) {
+                let incidentID = row.column("incident_id")?.string ?? ""
+                var affected: [String: ComponentStatus] = [:]
+                for line in Self.list(row, "affected") {
+                    let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+                    if parts.count == 2, let status = ComponentStatus(rawValue: parts[1]) { affected[parts[0]] = status }
+                }
+                updates[incidentID, default: []].append(IncidentUpdate(
+                    id: row.column("id")?.string ?? "", incidentID: incidentID,
+                    status: IncidentStatus(rawValue: row.column("status")?.string ?? "") ?? .investigating,
+                    body: row.column("body")?.string ?? "", createdAt: row.column("created_at")?.double ?? 0, affected: affected))
             }
-            updates[incidentID, default: []].append(IncidentUpdate(
-                id: row.column("id")?.string ?? "", incidentID: incidentID,
-                status: IncidentStatus(rawValue: row.column("status")?.string ?? "") ?? .investigating,
-                body: row.column("body")?.string ?? "", createdAt: row.column("created_at")?.double ?? 0, affected: affected))
-        }
-        return try await connection.query("SELECT * FROM incidents ORDER BY created_at, id", []).map { row in
-            let id = row.column("id")?.string ?? ""
-            var incident = Incident(
-                id: id, name: row.column("name")?.string ?? "",
-                status: IncidentStatus(rawValue: row.column("status")?.string ?? "") ?? .investigating,
-                impact: IncidentImpact(rawValue: row.column("impact")?.string ?? "") ?? .none,
-                createdAt: row.column("created_at")?.double ?? 0, components: Self.list(row, "components"),
-                automatic: row.column("automatic")?.integer == 1, published: row.column("published")?.integer == 1,
-                updates: updates[id] ?? [])
-            incident.updatedAt = row.column("updated_at")?.double ?? incident.createdAt
-            incident.startedAt = row.column("started_at")?.double ?? incident.createdAt
-            incident.monitoringAt = row.column("monitoring_at")?.double
-            incident.resolvedAt = row.column("resolved_at")?.double
-            return incident
+            return try await connection.query("SELECT * FROM incidents ORDER BY created_at, id", []).map { row in
+                let id = row.column("id")?.string ?? ""
+                var incident = Incident(
+                    id: id, name: row.column("name")?.string ?? "",
+                    status: IncidentStatus(rawValue: row.column("status")?.string ?? "") ?? .investigating,
+                    impact: IncidentImpact(rawValue: row.column("impact")?.string ?? "") ?? .none,
+                    createdAt: row.column("created_at")?.double ?? 0, components: Self.list(row, "components"),
+                    automatic: row.column("automatic")?.integer == 1, published: row.column("published")?.integer == 1,
+                    updates: updates[id] ?? [])
+                incident.updatedAt = row.column("updated_at")?.double ?? incident.createdAt
+                incident.startedAt = row.column("started_at")?.double ?? incident.createdAt
+                incident.monitoringAt = row.column("monitoring_at")?.double
+                incident.resolvedAt = row.column("resolved_at")?.double
+                if let evidence = row.column("evidence")?.string, let data = evidence.data(using: .utf8),
+                   let decoded = try? JSONDecoder().decode(IncidentEvidence.self, from: data)
+                {
+                    incident.evidence = decoded
+                }
+                incident.postmortemBody = row.column("postmortem_body")?.string
+                incident.postmortemUpdatedAt = row.column("postmortem_updated_at")?.double
+                incident.postmortemPublishedAt = row.column("postmortem_published_at")?.double
+                return incident
+            }
         }
     }
 
     public func save(_ incident: Incident) async throws {
-        try await transaction {
-            _ = try await connection.query(
-                "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [.text(incident.id), .text(incident.name), .text(incident.status.rawValue), .text(incident.impact.rawValue),
-                 .float(incident.createdAt), .float(incident.updatedAt), .float(incident.startedAt), Self.optional(incident.monitoringAt),
-                 Self.optional(incident.resolvedAt), Self.list(incident.components), .integer(incident.automatic ? 1 : 0),
-                 .integer(incident.published ? 1 : 0)])
-            _ = try await connection.query("DELETE FROM incident_updates WHERE incident_id = ?", [.text(incident.id)])
-            for (position, update) in incident.updates.enumerated() {
-                let affected = update.affected.keys.sorted().map { "\($0)=\(update.affected[$0]!.rawValue)" }
+        try await serial.run { [self] in
+            try await transaction {
                 _ = try await connection.query(
-                    "INSERT INTO incident_updates VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [.text(update.id), .text(incident.id), .integer(position), .text(update.status.rawValue), .text(update.body),
-                     .float(update.createdAt), Self.list(affected)])
+                    """
+                    INSERT OR REPLACE INTO incidents (id, name, status, impact, created_at, updated_at, started_at, monitoring_at, resolved_at,
+                        components, automatic, published, evidence, postmortem_body, postmortem_updated_at, postmortem_published_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                    [.text(incident.id), .text(incident.name), .text(incident.status.rawValue), .text(incident.impact.rawValue),
+                     .float(incident.createdAt), .float(incident.updatedAt), .float(incident.startedAt), Self.optional(incident.monitoringAt),
+                     Self.optional(incident.resolvedAt), Self.list(incident.components), .integer(incident.automatic ? 1 : 0),
+                     .integer(incident.published ? 1 : 0),
+                     .text(String(decoding: try JSONEncoder().encode(incident.evidence), as: UTF8.self)),
+                     incident.postmortemBody.map { .text($0) } ?? .null, Self.optional(incident.postmortemUpdatedAt),
+                     Self.optional(incident.postmortemPublishedAt)])
+                _ = try await connection.query("DELETE FROM incident_updates WHERE incident_id = ?", [.text(incident.id)])
+                for (position, update) in incident.updates.enumerated() {
+                    let affected = update.affected.keys.sorted().map { "\($0)=\(update.affected[$0]!.rawValue)" }
+                    _ = try await connection.query(
+                        "INSERT INTO incident_updates VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [.text(update.id), .text(incident.id), .integer(position), .text(update.status.rawValue), .text(update.body),
+                         .float(update.createdAt), Self.list(affected)])
+                }
             }
         }
     }
 
     public func maintenances() async throws -> [Maintenance] {
-        var updates: [String: [MaintenanceUpdate]] = [:]
-        for row in try await connection.query("SELECT * FROM maintenance_updates ORDER BY maintenance_id, position", []) {
-            updates[row.column("maintenance_id")?.string ?? "", default: []].append(MaintenanceUpdate(
-                id: row.column("id")?.string ?? "",
-                status: MaintenanceStatus(rawValue: row.column("status")?.string ?? "") ?? .scheduled,
-                body: row.column("body")?.string ?? "", createdAt: row.column("created_at")?.double ?? 0))
-        }
-        return try await connection.query("SELECT * FROM maintenances ORDER BY scheduled_for, id", []).map { row in
-            let id = row.column("id")?.string ?? ""
-            var maintenance = Maintenance(
-                id: id, name: row.column("name")?.string ?? "", message: row.column("message")?.string ?? "",
-                deployments: Self.list(row, "deployments"), components: Self.list(row, "components"),
-                scheduledFor: row.column("scheduled_for")?.double ?? 0, scheduledUntil: row.column("scheduled_until")?.double ?? 0,
-                createdAt: row.column("created_at")?.double ?? 0)
-            maintenance.status = MaintenanceStatus(rawValue: row.column("status")?.string ?? "") ?? .scheduled
-            maintenance.updatedAt = row.column("updated_at")?.double ?? maintenance.createdAt
-            maintenance.startedAt = row.column("started_at")?.double
-            maintenance.completedAt = row.column("completed_at")?.double
-            maintenance.updates = updates[id] ?? []
-            return maintenance
+        try await serial.run { [self] in
+            var updates: [String: [MaintenanceUpdate]] = [:]
+            for row in try await connection.query("SELECT * FROM maintenance_updates ORDER BY maintenance_id, position", []) {
+                updates[row.column("maintenance_id")?.string ?? "", default: []].append(MaintenanceUpdate(
+                    id: row.column("id")?.string ?? "",
+                    status: MaintenanceStatus(rawValue: row.column("status")?.string ?? "") ?? .scheduled,
+                    body: row.column("body")?.string ?? "", createdAt: row.column("created_at")?.double ?? 0))
+            }
+            return try await connection.query("SELECT * FROM maintenances ORDER BY scheduled_for, id", []).map { row in
+                let id = row.column("id")?.string ?? ""
+                var maintenance = Maintenance(
+                    id: id, name: row.column("name")?.string ?? "", message: row.column("message")?.string ?? "",
+                    deployments: Self.list(row, "deployments"), components: Self.list(row, "components"),
+                    scheduledFor: row.column("scheduled_for")?.double ?? 0, scheduledUntil: row.column("scheduled_until")?.double ?? 0,
+                    createdAt: row.column("created_at")?.double ?? 0)
+                maintenance.status = MaintenanceStatus(rawValue: row.column("status")?.string ?? "") ?? .scheduled
+                maintenance.updatedAt = row.column("updated_at")?.double ?? maintenance.createdAt
+                maintenance.startedAt = row.column("started_at")?.double
+                maintenance.completedAt = row.column("completed_at")?.double
+                maintenance.updates = updates[id] ?? []
+                return maintenance
+            }
         }
     }
 
     public func save(_ maintenance: Maintenance) async throws {
-        try await transaction {
-            _ = try await connection.query(
-                "INSERT OR REPLACE INTO maintenances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [.text(maintenance.id), .text(maintenance.name), .text(maintenance.message), Self.list(maintenance.deployments),
-                 Self.list(maintenance.components), .float(maintenance.scheduledFor), .float(maintenance.scheduledUntil),
-                 .text(maintenance.status.rawValue), .float(maintenance.createdAt), .float(maintenance.updatedAt),
-                 Self.optional(maintenance.startedAt), Self.optional(maintenance.completedAt)])
-            _ = try await connection.query("DELETE FROM maintenance_updates WHERE maintenance_id = ?", [.text(maintenance.id)])
-            for (position, update) in maintenance.updates.enumerated() {
+        try await serial.run { [self] in
+            try await transaction {
                 _ = try await connection.query(
-                    "INSERT INTO maintenance_updates VALUES (?, ?, ?, ?, ?, ?)",
-                    [.text(update.id), .text(maintenance.id), .integer(position), .text(update.status.rawValue), .text(update.body),
-                     .float(update.createdAt)])
+                    "INSERT OR REPLACE INTO maintenances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [.text(maintenance.id), .text(maintenance.name), .text(maintenance.message), Self.list(maintenance.deployments),
+                     Self.list(maintenance.components), .float(maintenance.scheduledFor), .float(maintenance.scheduledUntil),
+                     .text(maintenance.status.rawValue), .float(maintenance.createdAt), .float(maintenance.updatedAt),
+                     Self.optional(maintenance.startedAt), Self.optional(maintenance.completedAt)])
+                _ = try await connection.query("DELETE FROM maintenance_updates WHERE maintenance_id = ?", [.text(maintenance.id)])
+                for (position, update) in maintenance.updates.enumerated() {
+                    _ = try await connection.query(
+                        "INSERT INTO maintenance_updates VALUES (?, ?, ?, ?, ?, ?)",
+                        [.text(update.id), .text(maintenance.id), .integer(position), .text(update.status.rawValue), .text(update.body),
+                         .float(update.createdAt)])
+                }
             }
         }
     }
 
     public func addUptime(_ records: [UptimeRecord]) async throws {
-        guard !records.isEmpty else { return }
-        try await transaction {
-            for record in records {
-                _ = try await connection.query(
-                    """
-                    INSERT INTO uptime_days VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (component, day) DO UPDATE SET observed_s = observed_s + excluded.observed_s,
-                        degraded_s = degraded_s + excluded.degraded_s, partial_s = partial_s + excluded.partial_s,
-                        major_s = major_s + excluded.major_s, maintenance_s = maintenance_s + excluded.maintenance_s
-                    """,
-                    [.text(record.component), .integer(record.day), .float(record.observedSeconds), .float(record.degradedSeconds),
-                     .float(record.partialOutageSeconds), .float(record.majorOutageSeconds), .float(record.maintenanceSeconds)])
+        try await serial.run { [self] in
+            guard !records.isEmpty else { return }
+            try await transaction {
+                for record in records {
+                    _ = try await connection.query(
+                        """
+                        INSERT INTO uptime_days VALUES (?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (component, day) DO UPDATE SET observed_s = observed_s + excluded.observed_s,
+                            degraded_s = degraded_s + excluded.degraded_s, partial_s = partial_s + excluded.partial_s,
+                            major_s = major_s + excluded.major_s, maintenance_s = maintenance_s + excluded.maintenance_s
+                        """,
+                        [.text(record.component), .integer(record.day), .float(record.observedSeconds), .float(record.degradedSeconds),
+                         .float(record.partialOutageSeconds), .float(record.majorOutageSeconds), .float(record.maintenanceSeconds)])
+                }
             }
         }
     }
 
     public func uptime(since day: Int) async throws -> [UptimeRecord] {
-        try await connection.query("SELECT * FROM uptime_days WHERE day >= ? ORDER BY component, day", [.integer(day)]).map { row in
-            UptimeRecord(component: row.column("component")?.string ?? "", day: Int(row.column("day")?.integer ?? 0),
-                         observedSeconds: row.column("observed_s")?.double ?? 0, degradedSeconds: row.column("degraded_s")?.double ?? 0,
-                         partialOutageSeconds: row.column("partial_s")?.double ?? 0, majorOutageSeconds: row.column("major_s")?.double ?? 0,
-                         maintenanceSeconds: row.column("maintenance_s")?.double ?? 0)
+        try await serial.run { [self] in
+            try await connection.query("SELECT * FROM uptime_days WHERE day >= ? ORDER BY component, day", [.integer(day)]).map { row in
+                UptimeRecord(component: row.column("component")?.string ?? "", day: Int(row.column("day")?.integer ?? 0),
+                             observedSeconds: row.column("observed_s")?.double ?? 0, degradedSeconds: row.column("degraded_s")?.double ?? 0,
+                             partialOutageSeconds: row.column("partial_s")?.double ?? 0, majorOutageSeconds: row.column("major_s")?.double ?? 0,
+                             maintenanceSeconds: row.column("maintenance_s")?.double ?? 0)
+            }
         }
     }
 
     public func saveSLIBuckets(slo: String, _ snapshot: SLIBucketSnapshot) async throws {
-        _ = try await connection.query("BEGIN IMMEDIATE", [])
-        do {
-            for (ring, width, buckets) in [("minute", snapshot.minuteWidth, snapshot.minutes), ("hour", snapshot.hourWidth, snapshot.hours)] {
-                // A changed width (a new window scale) makes old buckets meaningless.
-                _ = try await connection.query("DELETE FROM sli_buckets WHERE slo = ? AND ring = ? AND width != ?",
-                                               [.text(slo), .text(ring), .float(width)])
-                for bucket in buckets {
-                    _ = try await connection.query(
-                        """
-                        INSERT INTO sli_buckets VALUES (?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (slo, ring, idx) DO UPDATE SET width = excluded.width, good = excluded.good, total = excluded.total
-                        """,
-                        [.text(slo), .text(ring), .float(width), .integer(Int(bucket.index)), .integer(bucket.good), .integer(bucket.total)])
+        try await serial.run { [self] in
+            _ = try await connection.query("BEGIN IMMEDIATE", [])
+            do {
+                for (ring, width, buckets) in [("minute", snapshot.minuteWidth, snapshot.minutes), ("hour", snapshot.hourWidth, snapshot.hours)] {
+                    // A changed width (a new window scale) makes old buckets meaningless.
+                    _ = try await connection.query("DELETE FROM sli_buckets WHERE slo = ? AND ring = ? AND width != ?",
+                                                   [.text(slo), .text(ring), .float(width)])
+                    for bucket in buckets {
+                        _ = try await connection.query(
+                            """
+                            INSERT INTO sli_buckets VALUES (?, ?, ?, ?, ?, ?)
+                            ON CONFLICT (slo, ring, idx) DO UPDATE SET width = excluded.width, good = excluded.good, total = excluded.total
+                            """,
+                            [.text(slo), .text(ring), .float(width), .integer(Int(bucket.index)), .integer(bucket.good), .integer(bucket.total)])
+                    }
                 }
+                _ = try await connection.query("COMMIT", [])
+            } catch {
+                _ = try? await connection.query("ROLLBACK", [])
+                throw error
             }
-            _ = try await connection.query("COMMIT", [])
-        } catch {
-            _ = try? await connection.query("ROLLBACK", [])
-            throw error
         }
     }
 
     public func loadSLIBuckets() async throws -> [String: SLIBucketSnapshot] {
-        var snapshots: [String: SLIBucketSnapshot] = [:]
-        for row in try await connection.query("SELECT * FROM sli_buckets ORDER BY slo, ring, idx", []) {
-            let slo = row.column("slo")?.string ?? ""
-            let width = row.column("width")?.double ?? 60
-            let bucket = SLIBucket(index: Int64(row.column("idx")?.integer ?? 0), good: Int(row.column("good")?.integer ?? 0),
-                                   total: Int(row.column("total")?.integer ?? 0))
-            var snapshot = snapshots[slo] ?? SLIBucketSnapshot(minuteWidth: 60, minutes: [], hourWidth: 3600, hours: [])
-            if row.column("ring")?.string == "minute" {
-                snapshot.minuteWidth = width
-                snapshot.minutes.append(bucket)
-            } else {
-                snapshot.hourWidth = width
-                snapshot.hours.append(bucket)
+        try await serial.run { [self] in
+            var snapshots: [String: SLIBucketSnapshot] = [:]
+            for row in try await connection.query("SELECT * FROM sli_buckets ORDER BY slo, ring, idx", []) {
+                let slo = row.column("slo")?.string ?? ""
+                let width = row.column("width")?.double ?? 60
+                let bucket = SLIBucket(index: Int64(row.column("idx")?.integer ?? 0), good: Int(row.column("good")?.integer ?? 0),
+                                       total: Int(row.column("total")?.integer ?? 0))
+                var snapshot = snapshots[slo] ?? SLIBucketSnapshot(minuteWidth: 60, minutes: [], hourWidth: 3600, hours: [])
+                if row.column("ring")?.string == "minute" {
+                    snapshot.minuteWidth = width
+                    snapshot.minutes.append(bucket)
+                } else {
+                    snapshot.hourWidth = width
+                    snapshot.hours.append(bucket)
+                }
+                snapshots[slo] = snapshot
             }
-            snapshots[slo] = snapshot
+            return snapshots
         }
-        return snapshots
+    }
+
+    // MARK: Alerts, deliveries, subscribers
+
+    public func loadAlerts() async throws -> [String: SavedAlert] {
+        try await serial.run { [self] in
+            var alerts: [String: SavedAlert] = [:]
+            for row in try await connection.query("SELECT * FROM alert_states", []) {
+                let state = BurnRateAlertState(firingSince: row.column("firing_since")?.double, quietSince: row.column("quiet_since")?.double)
+                alerts[row.column("alert")?.string ?? ""] = SavedAlert(state: state, peakBurn: row.column("peak_burn")?.double ?? 0)
+            }
+            return alerts
+        }
+    }
+
+    public func saveAlerts(_ alerts: [String: SavedAlert]) async throws {
+        try await serial.run { [self] in
+            try await transaction {
+                _ = try await connection.query("DELETE FROM alert_states", [])
+                for (alert, saved) in alerts {
+                    _ = try await connection.query("INSERT INTO alert_states VALUES (?, ?, ?, ?)",
+                                                   [.text(alert), Self.optional(saved.state.firingSince), Self.optional(saved.state.quietSince),
+                                                    .float(saved.peakBurn)])
+                }
+            }
+        }
+    }
+
+    public func insert(_ delivery: StoredDelivery) async throws -> Bool {
+        try await serial.run { [self] in
+            _ = try await connection.query(
+                "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [.text(delivery.id), .text(delivery.key), .text(delivery.kind), .text(delivery.target), .text(delivery.format),
+                 .text(delivery.subjectID), .text(delivery.subject), .text(delivery.event), .text(delivery.status), .integer(delivery.attempts),
+                 delivery.responseStatus.map { .integer($0) } ?? .null, delivery.error.map { .text($0) } ?? .null, .text(delivery.body),
+                 .float(delivery.createdAt), Self.optional(delivery.finishedAt)])
+            let inserted = (try await connection.query("SELECT changes() AS n", []).first?.column("n")?.integer ?? 0) > 0
+            if inserted {
+                _ = try await connection.query(
+                    "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
+                    [.integer(Self.deliveriesKept)])
+            }
+            return inserted
+        }
+    }
+
+    public func update(_ delivery: StoredDelivery) async throws {
+        try await serial.run { [self] in
+            _ = try await connection.query(
+                "UPDATE deliveries SET status = ?, attempts = ?, response_status = ?, error = ?, finished_at = ? WHERE id = ?",
+                [.text(delivery.status), .integer(delivery.attempts), delivery.responseStatus.map { .integer($0) } ?? .null,
+                 delivery.error.map { .text($0) } ?? .null, Self.optional(delivery.finishedAt), .text(delivery.id)])
+        }
+    }
+
+    public func deliveries(limit: Int) async throws -> [StoredDelivery] {
+        try await serial.run { [self] in
+            try await connection.query("SELECT * FROM deliveries ORDER BY created_at DESC, id DESC LIMIT ?", [.integer(limit)])
+                .map(Self.delivery(from:))
+        }
+    }
+
+    public func deliveryKeys(limit: Int) async throws -> [String] {
+        try await serial.run { [self] in
+            try await connection.query("SELECT key FROM deliveries ORDER BY created_at DESC LIMIT ?", [.integer(limit)])
+                .compactMap { $0.column("key")?.string }
+        }
+    }
+
+    public func pendingDeliveries() async throws -> [StoredDelivery] {
+        try await serial.run { [self] in
+            try await connection.query("SELECT * FROM deliveries WHERE status = 'pending' ORDER BY created_at, id", [])
+                .map(Self.delivery(from:))
+        }
+    }
+
+    private static func delivery(from row: SQLiteRow) -> StoredDelivery {
+        func text(_ name: String) -> String { row.column(name)?.string ?? "" }
+        return StoredDelivery(
+            id: text("id"), key: text("key"), kind: text("kind"), target: text("target"), format: text("format"),
+            subjectID: text("subject_id"), subject: text("subject"), event: text("event"), status: text("status"),
+            attempts: Int(row.column("attempts")?.integer ?? 0), responseStatus: row.column("response_status")?.integer.map { Int($0) },
+            error: row.column("error")?.string, body: text("body"), createdAt: row.column("created_at")?.double ?? 0,
+            finishedAt: row.column("finished_at")?.double)
+    }
+
+    public func subscribers() async throws -> [Subscriber] {
+        try await serial.run { [self] in
+            try await connection.query("SELECT * FROM subscribers ORDER BY created_at, id", []).map { row in
+                Subscriber(id: row.column("id")?.string ?? "", endpoint: row.column("endpoint")?.string ?? "",
+                           tokenHash: row.column("token_hash")?.string ?? "",
+                           state: Subscriber.State(rawValue: row.column("state")?.string ?? "") ?? .pending,
+                           components: Self.list(row, "components"), createdAt: row.column("created_at")?.double ?? 0,
+                           approvedAt: row.column("approved_at")?.double)
+            }
+        }
+    }
+
+    public func save(_ subscriber: Subscriber) async throws {
+        try await serial.run { [self] in
+            _ = try await connection.query(
+                "INSERT OR REPLACE INTO subscribers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [.text(subscriber.id), .text(subscriber.endpoint), .text(subscriber.tokenHash), .text(subscriber.state.rawValue),
+                 Self.list(subscriber.components), .float(subscriber.createdAt), Self.optional(subscriber.approvedAt)])
+        }
+    }
+
+    public func removeSubscriber(id: String) async throws -> Bool {
+        try await serial.run { [self] in
+            _ = try await connection.query("DELETE FROM subscribers WHERE id = ?", [.text(id)])
+            return (try await connection.query("SELECT changes() AS n", []).first?.column("n")?.integer ?? 0) > 0
+        }
     }
 
     public func close() async throws {
-        try await connection.close()
+        try await serial.run { [self] in
+            try await connection.close()
+        }
+    }
+}
+
+/// Runs async operations one after another, in the order they were asked for.
+actor SerialExecutor {
+    private var tail: Task<Void, Never>?
+
+    func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let previous = tail
+        let task = Task {
+            await previous?.value
+            return try await body()
+        }
+        tail = Task { _ = try? await task.value }
+        return try await task.value
     }
 }

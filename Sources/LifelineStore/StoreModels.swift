@@ -115,7 +115,75 @@ public protocol LifelineStore: Sendable {
     func addUptime(_ records: [UptimeRecord]) async throws
     /// Days from `day` on, every component.
     func uptime(since day: Int) async throws -> [UptimeRecord]
+    /// Firing alerts' states by `slo:rule`.
+    func loadAlerts() async throws -> [String: SavedAlert]
+    /// Replaces every saved alert state.
+    func saveAlerts(_ alerts: [String: SavedAlert]) async throws
+    /// Adds a delivery; false (and nothing written) when one with the same key exists.
+    func insert(_ delivery: StoredDelivery) async throws -> Bool
+    /// Replaces a delivery's status, attempts and outcome.
+    func update(_ delivery: StoredDelivery) async throws
+    /// The newest deliveries first, at most `limit`.
+    func deliveries(limit: Int) async throws -> [StoredDelivery]
+    /// The keys of the newest deliveries, at most `limit`: what must not be sent again.
+    func deliveryKeys(limit: Int) async throws -> [String]
+    /// Deliveries still pending (queued or in flight when the process stopped).
+    func pendingDeliveries() async throws -> [StoredDelivery]
+    /// Every subscriber, oldest first.
+    func subscribers() async throws -> [Subscriber]
+    /// Inserts or replaces a subscriber.
+    func save(_ subscriber: Subscriber) async throws
+    /// Removes a subscriber; false if there was none.
+    func removeSubscriber(id: String) async throws -> Bool
     func close() async throws
+}
+
+/// One webhook delivery (an alert notification or a subscriber update) as the log keeps it.
+/// `key` is unique: the same alert transition, or the same update, is never sent twice to a target.
+public struct StoredDelivery: Sendable, Equatable {
+    public var id: String
+    public var key: String
+    /// `alert` or `subscriber`.
+    public var kind: String
+    /// The webhook's name, or the subscriber's id.
+    public var target: String
+    public var format: String
+    /// The alert episode, incident or maintenance id.
+    public var subjectID: String
+    /// The alert's name, or the incident's or maintenance's.
+    public var subject: String
+    /// `firing`/`resolved`, or the update's id.
+    public var event: String
+    /// `pending`, `delivered`, `failed` or `suppressed`.
+    public var status: String
+    public var attempts: Int
+    public var responseStatus: Int?
+    public var error: String?
+    /// The JSON sent: kept so a delivery queued before a restart can still go out.
+    public var body: String
+    public var createdAt: Double
+    public var finishedAt: Double?
+
+    public init(id: String, key: String, kind: String, target: String, format: String, subjectID: String, subject: String, event: String,
+                status: String, attempts: Int = 0, responseStatus: Int? = nil, error: String? = nil, body: String, createdAt: Double,
+                finishedAt: Double? = nil)
+    {
+        self.id = id
+        self.key = key
+        self.kind = kind
+        self.target = target
+        self.format = format
+        self.subjectID = subjectID
+        self.subject = subject
+        self.event = event
+        self.status = status
+        self.attempts = attempts
+        self.responseStatus = responseStatus
+        self.error = error
+        self.body = body
+        self.createdAt = createdAt
+        self.finishedAt = finishedAt
+    }
 }
 
 /// Seconds one component spent in each state on one UTC day; rows for the same day add up.

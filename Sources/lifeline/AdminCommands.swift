@@ -21,7 +21,7 @@ struct AdminConnection: ParsableArguments {
     struct Failure: Error, CustomStringConvertible { var description: String }
 
     /// Calls the admin API; a non-2xx answer becomes an error carrying the server's message.
-    enum Method { case get, post, delete }
+    enum Method { case get, post, put, delete }
 
     func call(_ method: Method, _ path: String, body: JSONValue? = nil) async throws -> JSONValue {
         guard let token = token ?? ProcessInfo.processInfo.environment["LIFELINE_ADMIN_TOKEN"], !token.isEmpty else {
@@ -31,6 +31,7 @@ struct AdminConnection: ParsableArguments {
         switch method {
         case .get: request.method = .GET
         case .post: request.method = .POST
+        case .put: request.method = .PUT
         case .delete: request.method = .DELETE
         }
         request.headers.add(name: "authorization", value: "Bearer \(token)")

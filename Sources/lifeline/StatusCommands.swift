@@ -21,7 +21,7 @@ private func printIncident(_ incident: JSONValue) {
 struct Incidents: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Incidents on the status page: list, create, update, resolve, publish a draft.",
-        subcommands: [List.self, Create.self, Update.self, Resolve.self, Publish.self], defaultSubcommand: List.self)
+        subcommands: [List.self, Create.self, Update.self, Resolve.self, Publish.self, Postmortem.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Incidents, newest first (drafts included).")
@@ -99,6 +99,81 @@ struct Incidents: AsyncParsableCommand {
             let answer = try await connection.call(.post, "/incidents/\(id)/publish")
             if connection.json { return connection.printJSON(answer) }
             printIncident(answer)
+        }
+    }
+}
+
+extension Incidents {
+    struct Postmortem: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show an incident's postmortem (drafted when it resolves); edit, redraft or publish it.")
+        @Argument(help: "Incident id.") var id: String
+        @Option(help: "Replace the text with this file's contents (Markdown).") var bodyFile: String?
+        @Flag(help: "Write the draft anew from what was recorded.") var redraft = false
+        @Flag(help: "Publish it on the status page, in the feeds and the API.") var publish = false
+        @OptionGroup var connection: AdminConnection
+
+        func run() async throws {
+            var body: [String: JSONValue] = [:]
+            if let bodyFile {
+                guard let text = try? String(contentsOfFile: bodyFile, encoding: .utf8) else {
+                    throw ValidationError("--body-file: cannot read \(bodyFile)")
+                }
+                body["body"] = .string(text)
+            }
+            if redraft { body["redraft"] = true }
+            if publish { body["publish"] = true }
+            let path = "/incidents/\(id)/postmortem"
+            let answer = body.isEmpty ? try await connection.call(.get, path) : try await connection.call(.put, path, body: .object(body))
+            if connection.json { return connection.printJSON(answer) }
+            let state = answer["published_at"]?.stringValue.map { "published \($0)" } ?? "draft, not published"
+            print("\(text(answer["incident"])) — postmortem, \(state)\n")
+            print(answer["body"]?.stringValue ?? "(no postmortem yet: it is drafted when the incident resolves)")
+        }
+    }
+}
+
+struct Subscribers: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Webhook subscribers of the status page: list, approve, remove.",
+        subcommands: [List.self, Approve.self, Remove.self], defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every subscriber, pending ones included.")
+        @OptionGroup var connection: AdminConnection
+
+        func run() async throws {
+            let answer = try await connection.call(.get, "/subscribers")
+            if connection.json { return connection.printJSON(answer) }
+            let rows: [[String]] = (answer["data"]?.arrayValue ?? []).map { row in
+                ["id", "state", "created_at", "endpoint"].map { text(row[$0]) }
+                    + [(row["components"]?.arrayValue ?? []).map { text($0) }.joined(separator: ",")]
+            }
+            printTable(["ID", "STATE", "CREATED", "ENDPOINT", "COMPONENTS"], rows)
+        }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Approve a pending subscriber: updates from now on are sent to it.")
+        @Argument(help: "Subscriber id.") var id: String
+        @OptionGroup var connection: AdminConnection
+
+        func run() async throws {
+            let answer = try await connection.call(.post, "/subscribers/\(id)/approve")
+            if connection.json { return connection.printJSON(answer) }
+            print("\(id): \(text(answer["state"]))")
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a subscriber.")
+        @Argument(help: "Subscriber id.") var id: String
+        @OptionGroup var connection: AdminConnection
+
+        func run() async throws {
+            let answer = try await connection.call(.delete, "/subscribers/\(id)")
+            if connection.json { return connection.printJSON(answer) }
+            print("\(id): removed")
         }
     }
 }

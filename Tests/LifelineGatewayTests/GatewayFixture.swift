@@ -22,7 +22,8 @@ final class GatewayFixture: @unchecked Sendable {
     private var tasks: [Task<Void, any Error>] = []
     let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
 
-    static func start(configure: (inout LifelineConfig) -> Void = { _ in }) async throws -> GatewayFixture {
+    /// - Parameter dataDirectory: reuse one to restart a gateway on the data a previous one kept.
+    static func start(dataDirectory: String? = nil, configure: (inout LifelineConfig) -> Void = { _ in }) async throws -> GatewayFixture {
         let fixture = GatewayFixture()
         var logger = Logger(label: "test")
         logger.logLevel = .critical
@@ -30,7 +31,7 @@ final class GatewayFixture: @unchecked Sendable {
         let portB = try await fixture.run(fixture.simulatorB, logger: logger)
         var config = LifelineConfig()
         config.server.port = 0
-        config.server.dataDirectory = FileManager.default.temporaryDirectory
+        config.server.dataDirectory = dataDirectory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("lifeline-test-\(UUID().uuidString)").path
         func deployment(_ name: String, _ wire: WireProtocol, port: Int, priority: Int) -> DeploymentConfig {
             var deployment = DeploymentConfig(name: name, protocol: wire, model: "sim-model")
@@ -104,12 +105,12 @@ final class GatewayFixture: @unchecked Sendable {
     }
 
     func post(_ path: String, raw: [UInt8], headers: [String: String] = [:]) async throws -> Reply {
-        try await send(path, raw: raw, headers: headers)
+        try await send("POST", path, raw: raw, headers: headers)
     }
 
-    private func send(_ path: String, raw: [UInt8], headers: [String: String]) async throws -> Reply {
+    func send(_ method: String, _ path: String, raw: [UInt8] = [], headers: [String: String] = [:]) async throws -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
-        request.method = .POST
+        request.method = .init(rawValue: method)
         request.headers.add(name: "content-type", value: "application/json")
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         request.body = .bytes(ByteBuffer(bytes: raw))

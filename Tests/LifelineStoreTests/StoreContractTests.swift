@@ -118,6 +118,72 @@ extension StoreContract {
     }
 }
 
+extension StoreContract {
+    static func alertStatesAreReplacedWhole(_ store: any LifelineStore) async throws {
+        let firing = SavedAlert(state: BurnRateAlertState(firingSince: 100, quietSince: 130), peakBurn: 20)
+        try await store.saveAlerts(["chat:availability:burn-1h": firing, "chat:latency:burn-6h": SavedAlert(state: BurnRateAlertState(firingSince: 5, quietSince: nil), peakBurn: 7)])
+        try await store.saveAlerts(["chat:availability:burn-1h": firing])
+        let loaded = try await store.loadAlerts()
+        XCTAssertEqual(loaded, ["chat:availability:burn-1h": firing])
+        try await store.close()
+    }
+
+    static func deliveriesAreKeyedOnceAndUpdated(_ store: any LifelineStore) async throws {
+        func delivery(_ id: String, key: String, at: Double) -> StoredDelivery {
+            StoredDelivery(id: id, key: key, kind: "subscriber", target: "sub1", format: "statuspage", subjectID: "inc1", subject: "Errors",
+                           event: "upd1", status: "pending", body: #"{"a":1}"#, createdAt: at)
+        }
+        let first = try await store.insert(delivery("d1", key: "k1", at: 10))
+        let again = try await store.insert(delivery("d2", key: "k1", at: 11))
+        _ = try await store.insert(delivery("d3", key: "k2", at: 12))
+        XCTAssertEqual([first, again], [true, false])
+        var sent = delivery("d1", key: "k1", at: 10)
+        sent.status = "delivered"
+        sent.attempts = 2
+        sent.responseStatus = 204
+        sent.finishedAt = 15
+        try await store.update(sent)
+        let newest = try await store.deliveries(limit: 10)
+        XCTAssertEqual(newest.map(\.id), ["d3", "d1"])
+        XCTAssertEqual(newest.last, sent)
+        let pending = try await store.pendingDeliveries()
+        let keys = try await store.deliveryKeys(limit: 10)
+        XCTAssertEqual(pending.map(\.id), ["d3"])
+        XCTAssertEqual(keys, ["k2", "k1"])
+        try await store.close()
+    }
+
+    static func subscribersRoundTripAndRemove(_ store: any LifelineStore) async throws {
+        var subscriber = Subscriber(id: "s1", endpoint: "https://hooks.example.test/x?token=1", tokenHash: "abc", state: .pending,
+                                    components: ["API", "chat-a"], createdAt: 100)
+        try await store.save(subscriber)
+        subscriber.state = .active
+        subscriber.approvedAt = 200
+        try await store.save(subscriber)
+        let saved = try await store.subscribers()
+        let first = try await store.removeSubscriber(id: "s1")
+        let second = try await store.removeSubscriber(id: "s1")
+        let remaining = try await store.subscribers()
+        XCTAssertEqual(saved, [subscriber])
+        XCTAssertEqual([first, second], [true, false])
+        XCTAssertEqual(remaining, [])
+        try await store.close()
+    }
+
+    static func incidentEvidenceAndPostmortemRoundTrip(_ store: any LifelineStore) async throws {
+        var incident = sampleIncident()
+        incident.evidence.record(ObservedRequest(at: 1_010, available: false, caller: "k1", deployment: "a", completionTokens: 7))
+        incident.evidence.recordEjection(deployment: "a", at: 1_011)
+        incident.postmortemBody = "## Summary\nIt broke."
+        incident.postmortemUpdatedAt = 1_100
+        incident.postmortemPublishedAt = 1_200
+        try await store.save(incident)
+        let loaded = try await store.incidents()
+        XCTAssertEqual(loaded, [incident])
+        try await store.close()
+    }
+}
+
 final class SQLiteStoreTests: XCTestCase {
     var directory: URL!
 
@@ -145,6 +211,12 @@ final class SQLiteStoreTests: XCTestCase {
         try await StoreContract.maintenancesRoundTripWithTheirUpdates(try await makeStore())
     }
     func testUptimeOfTheSameDayAddsUp() async throws { try await StoreContract.uptimeOfTheSameDayAddsUp(try await makeStore()) }
+    func testAlertStatesAreReplacedWhole() async throws { try await StoreContract.alertStatesAreReplacedWhole(try await makeStore()) }
+    func testDeliveriesAreKeyedOnceAndUpdated() async throws { try await StoreContract.deliveriesAreKeyedOnceAndUpdated(try await makeStore()) }
+    func testSubscribersRoundTripAndRemove() async throws { try await StoreContract.subscribersRoundTripAndRemove(try await makeStore()) }
+    func testIncidentEvidenceAndPostmortemRoundTrip() async throws {
+        try await StoreContract.incidentEvidenceAndPostmortemRoundTrip(try await makeStore())
+    }
 
     func testIncidentsSurviveReopeningAndAVersionOneFileIsMigrated() async throws {
         let path = directory.appendingPathComponent("upgrade.sqlite").path
@@ -152,7 +224,8 @@ final class SQLiteStoreTests: XCTestCase {
         try await first.insert(StoreContract.sampleKey("k1"))
         try await first.close()
         // As a file written before the status and SLI tables existed.
-        for table in ["incident_updates", "incidents", "maintenance_updates", "maintenances", "uptime_days", "sli_buckets"] {
+        for table in ["incident_updates", "incidents", "maintenance_updates", "maintenances", "uptime_days", "sli_buckets", "alert_states",
+                      "deliveries", "subscribers"] {
             try await runSQLite(path, "DROP TABLE \(table)")
         }
         try await runSQLite(path, "PRAGMA user_version = 1")

@@ -61,6 +61,12 @@ public struct BurnRateAlertState: Sendable, Equatable {
 
     public init() {}
 
+    /// A state saved before a restart: an alert still firing keeps its episode instead of firing anew.
+    public init(firingSince: Double?, quietSince: Double?) {
+        self.firingSince = firingSince
+        self.quietSince = firingSince == nil ? nil : quietSince
+    }
+
     public var isFiring: Bool { firingSince != nil }
 
     public enum Transition: Sendable, Equatable {

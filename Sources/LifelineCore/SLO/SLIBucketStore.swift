@@ -22,6 +22,21 @@ public struct SLIBucketSnapshot: Sendable, Equatable {
 public protocol SLIBucketStore: Sendable {
     func load(slo: String) -> SLIBucketSnapshot?
     func save(slo: String, _ snapshot: SLIBucketSnapshot)
+    /// Alert states by `slo:rule`, so a restart neither re-fires a firing alert nor forgets to resolve it.
+    func loadAlerts() -> [String: SavedAlert]
+    /// Replaces the saved alert states.
+    func saveAlerts(_ alerts: [String: SavedAlert])
+}
+
+/// One alert's state as a store keeps it: the rule's state and the peak burn of its episode.
+public struct SavedAlert: Sendable, Equatable {
+    public var state: BurnRateAlertState
+    public var peakBurn: Double
+
+    public init(state: BurnRateAlertState, peakBurn: Double) {
+        self.state = state
+        self.peakBurn = peakBurn
+    }
 }
 
 /// Keeps buckets in memory: they survive reloads, not restarts.
@@ -29,8 +44,12 @@ public final class InMemorySLIBucketStore: SLIBucketStore {
     /// Per series; enough for the minute ring (3 days) and the hour ring of a year-long period.
     public static let bucketsPerSeries = 10_000
     private let saved = Mutex<[String: SLIBucketSnapshot]>([:])
+    private let alerts = Mutex<[String: SavedAlert]>([:])
 
     public init() {}
+
+    public func loadAlerts() -> [String: SavedAlert] { alerts.withLock { $0 } }
+    public func saveAlerts(_ alerts: [String: SavedAlert]) { self.alerts.withLock { $0 = alerts } }
 
     public func load(slo: String) -> SLIBucketSnapshot? { saved.withLock { $0[slo] } }
 

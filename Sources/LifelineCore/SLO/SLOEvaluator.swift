@@ -126,6 +126,24 @@ public struct SLOEvaluator: Sendable {
         }
     }
 
+    /// Every alert's state by `slo:rule`, for a store to keep across restarts.
+    public var alertStates: [String: BurnRateAlertState] {
+        var states: [String: BurnRateAlertState] = [:]
+        for item in tracked {
+            for (ruleIndex, rule) in item.rules.enumerated() { states["\(item.objective.name):\(rule.name)"] = item.alerts[ruleIndex] }
+        }
+        return states
+    }
+
+    /// Puts saved alert states back after a restart; ids of SLOs or rules that no longer exist are ignored.
+    public mutating func restoreAlertStates(_ states: [String: BurnRateAlertState]) {
+        for index in tracked.indices {
+            for (ruleIndex, rule) in tracked[index].rules.enumerated() {
+                if let saved = states["\(tracked[index].objective.name):\(rule.name)"] { tracked[index].alerts[ruleIndex] = saved }
+            }
+        }
+    }
+
     /// Whether the alert `slo:rule` is firing.
     public func isFiring(alert id: String) -> Bool {
         for item in tracked {

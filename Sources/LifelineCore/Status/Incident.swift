@@ -54,6 +54,12 @@ public struct Incident: Sendable, Equatable {
     public var published: Bool
     /// Newest last.
     public var updates: [IncidentUpdate]
+    /// What Lifeline measured while the incident lasted, for its postmortem.
+    public var evidence = IncidentEvidence()
+    /// The postmortem: drafted when the incident resolves, edited by operators, public once published.
+    public var postmortemBody: String?
+    public var postmortemUpdatedAt: Double?
+    public var postmortemPublishedAt: Double?
 
     public init(id: String, name: String, status: IncidentStatus, impact: IncidentImpact, createdAt: Double,
                 components: [String], automatic: Bool, published: Bool, updates: [IncidentUpdate] = [])

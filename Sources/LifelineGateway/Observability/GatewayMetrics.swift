@@ -1,10 +1,12 @@
 import LifelineCore
 import Prometheus
+import Synchronization
 
 /// Every decision the gateway makes, as Prometheus metrics with bounded labels (model,
 /// deployment, route, status class, phase; never request ids or keys).
 public final class GatewayMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
+    private let observers = Mutex<[@Sendable (Decision) -> Void]>([])
 
     /// Seconds buckets for LLM work: answers take from tens of milliseconds to minutes.
     /// 2 s is the default latency SLO threshold, so Prometheus can count requests under it exactly.
@@ -23,7 +25,8 @@ public final class GatewayMetrics: Sendable {
         histogram("lifeline_time_to_first_token_seconds", [("model", model)], help: "Time from request to the first token the client receives (for an answer not streamed, the whole answer).").record(seconds)
     }
 
-    public func upstreamAttempt(deployment: String, outcome: String) {
+    public func upstreamAttempt(deployment: String, model: String, outcome: String) {
+        if outcome != "ok" { for observer in observers.withLock({ $0 }) { observer(.upstreamFailure(deployment: deployment, model: model, outcome: outcome)) } }
         counter("lifeline_upstream_requests_total", [("deployment", deployment), ("outcome", outcome)], help: "Attempts at upstream deployments by outcome (ok, error_5xx, rate_limited, timeout, connect, disconnected, client_error, fault).").increment()
     }
 
@@ -35,8 +38,21 @@ public final class GatewayMetrics: Sendable {
         counter("lifeline_retry_budget_exhausted_total", [("model", model)], help: "Retries refused because the model's retry budget was spent.").increment()
     }
 
-    public func ejection(deployment: String) {
+    public func ejection(deployment: String, model: String) {
         counter("lifeline_ejections_total", [("deployment", deployment)], help: "Times a deployment was ejected by outlier detection.").increment()
+        for observer in observers.withLock({ $0 }) { observer(.ejection(deployment: deployment, model: model)) }
+    }
+
+    /// Routing decisions that incidents keep in their evidence.
+    public enum Decision: Sendable {
+        case ejection(deployment: String, model: String)
+        /// An attempt that did not answer (an error, a timeout, a drill fault…).
+        case upstreamFailure(deployment: String, model: String, outcome: String)
+    }
+
+    /// Hears of every decision above as it is counted.
+    public func observe(_ observer: @escaping @Sendable (Decision) -> Void) {
+        observers.withLock { $0.append(observer) }
     }
 
     /// 0 closed, 1 open (ejected), 2 half-open.

@@ -200,7 +200,7 @@ public final class ModelGroup: Sendable {
         let position = index(of: deployment)
         let outcome = Self.outcome(failure)
         attemptEnded(position)
-        metrics.upstreamAttempt(deployment: deployment.name, outcome: outcome)
+        metrics.upstreamAttempt(deployment: deployment.name, model: deployment.model, outcome: outcome)
         let (ejected, state) = detector.withLock { detector -> (Bool, CircuitBreaker.State) in
             var ejected = false
             switch failure?.kind {
@@ -217,7 +217,7 @@ public final class ModelGroup: Sendable {
             }
             return (ejected, detector.breakers[position].state(at: now))
         }
-        if ejected { metrics.ejection(deployment: deployment.name) }
+        if ejected { metrics.ejection(deployment: deployment.name, model: deployment.model) }
         metrics.circuitState(deployment: deployment.name, state: state)
     }
 
@@ -239,7 +239,7 @@ public final class ModelGroup: Sendable {
             if healthy { detector.recordProbeSuccess(position, at: now) } else { ejected = detector.recordFailure(position, at: now) }
             return (ejected, detector.breakers[position].state(at: now))
         }
-        if ejected { metrics.ejection(deployment: deployment.name) }
+        if ejected { metrics.ejection(deployment: deployment.name, model: deployment.model) }
         metrics.circuitState(deployment: deployment.name, state: state)
     }
 

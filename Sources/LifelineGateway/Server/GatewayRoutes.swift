@@ -41,6 +41,7 @@ enum GatewayRoutes {
         AdminRoutes.add(to: router, runtime: runtime, token: adminToken, reload: reload)
         WebUIRoutes.add(to: router)
         StatusRoutes.add(to: router, runtime: runtime)
+        SubscriberRoutes.add(to: router, runtime: runtime, adminToken: adminToken)
         return router
     }
 

@@ -49,6 +49,57 @@ enum StatusAdminRoutes {
             }
         }
 
+        admin.get("/incidents/{id}/postmortem") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard let incident = center.incident(id: id) else { return failure(.notFound(id)) }
+            return jsonResponse(.ok, postmortem(incident))
+        }
+        // Edit the text (`body`), write it anew from what was recorded (`redraft`), or publish it (`publish`).
+        let changePostmortem: @Sendable (Request, GatewayRequestContext) async throws -> Response = { request, context in
+            let id = context.parameters.get("id") ?? ""
+            do throws(GatewayError) {
+                let body = try await readJSON(request, limit: 128 * 1024)
+                guard let object = body.objectValue else { return adminError(400, "The body must be a JSON object.", param: "body") }
+                let allowed: Set<String> = ["body", "redraft", "publish"]
+                if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
+                    return adminError(400, "Unknown field '\(unknown)'.", param: unknown)
+                }
+                var text: String?
+                if let value = object["body"] {
+                    guard let string = value.stringValue, !string.isEmpty, string.count <= 100_000 else {
+                        return adminError(400, "'body' must be a string of 1 to 100000 characters.", param: "body")
+                    }
+                    text = string
+                }
+                for flag in ["redraft", "publish"] where object[flag] != nil && object[flag]?.boolValue == nil {
+                    return adminError(400, "'\(flag)' must be true or false.", param: flag)
+                }
+                do throws(StatusCenter.Failure) {
+                    let incident = try center.changePostmortem(id: id, body: text, redraft: object["redraft"]?.boolValue ?? false,
+                                                               publish: object["publish"]?.boolValue ?? false, at: runtime.wallClock())
+                    runtime.evaluateStatus()
+                    return jsonResponse(.ok, postmortem(incident))
+                } catch {
+                    return failure(error)
+                }
+            } catch {
+                return error.response(for: .openai)
+            }
+        }
+        admin.put("/incidents/{id}/postmortem", use: changePostmortem)
+        admin.patch("/incidents/{id}/postmortem", use: changePostmortem)
+        admin.post("/incidents/{id}/postmortem/publish") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            do throws(StatusCenter.Failure) {
+                let incident = try center.changePostmortem(id: id, publish: true, at: runtime.wallClock())
+                runtime.logger.notice("postmortem published", metadata: ["id": .string(id)])
+                runtime.evaluateStatus()
+                return jsonResponse(.ok, postmortem(incident))
+            } catch {
+                return failure(error)
+            }
+        }
+
         admin.get("/maintenances") { _, _ in
             let documents = StatuspageDocuments(snapshot: runtime.statusSnapshot())
             return jsonResponse(.ok, ["data": .array(center.allMaintenances.map { describe($0, documents) })])
@@ -107,7 +158,32 @@ enum StatusAdminRoutes {
         var object = documents.incident(incident).objectValue ?? [:]
         object["published"] = .bool(incident.published)
         object["automatic"] = .bool(incident.automatic)
+        // Operators see the draft too.
+        object["postmortem_body"] = incident.postmortemBody.map(JSONValue.string) ?? .null
+        object["postmortem_body_last_updated_at"] = incident.postmortemUpdatedAt.map { .string(Timestamp.iso8601($0)) } ?? .null
         return .object(object)
+    }
+
+    /// An incident's postmortem as operators see it: the draft too, and the figures it was drafted from.
+    static func postmortem(_ incident: Incident) -> JSONValue {
+        let evidence = incident.evidence
+        return [
+            "incident_id": .string(incident.id), "incident": .string(incident.name), "status": .string(incident.status.rawValue),
+            "body": incident.postmortemBody.map(JSONValue.string) ?? .null,
+            "updated_at": incident.postmortemUpdatedAt.map { .string(Timestamp.iso8601($0)) } ?? .null,
+            "published_at": incident.postmortemPublishedAt.map { .string(Timestamp.iso8601($0)) } ?? .null,
+            "published": .bool(incident.postmortemPublishedAt != nil),
+            "impact": [
+                "requests": .number(Double(evidence.requests)), "failed_requests": .number(Double(evidence.failedRequests)),
+                "slow_requests": .number(Double(evidence.slowRequests)), "callers_affected": .number(Double(evidence.callers.count)),
+                "tokens_lost": .number(Double(evidence.tokensLost)), "worst_error_share": .number(evidence.worstErrorShare),
+                "worst_slow_share": .number(evidence.worstSlowShare),
+                "failovers": .object(evidence.failovers.mapValues { .number(Double($0)) }),
+                "ejections": .object(evidence.ejections.mapValues { .number(Double($0)) }),
+                "upstream_failures": .object(evidence.upstreamFailures.mapValues { .object($0.mapValues { .number(Double($0)) }) }),
+                "deployments": .array(evidence.involvedDeployments.map(JSONValue.string)),
+            ],
+        ]
     }
 
     static func describe(_ maintenance: Maintenance, _ documents: StatuspageDocuments) -> JSONValue {

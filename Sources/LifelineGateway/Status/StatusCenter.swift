@@ -34,12 +34,22 @@ public final class StatusCenter: Sendable {
         var uptime: [String: [Int: UptimeRecord]] = [:]
         var lastEvaluatedAt: Double?
         var createdAt: Double
+        /// Positions of unresolved incidents (drafts included): what each request is checked against.
+        var open: [Int] = []
+        /// Incidents whose evidence changed since they were last saved.
+        var dirty: Set<String> = []
+        /// Recent upstream failures and ejections: a new incident takes those since its first symptom.
+        var recent: [(at: Double, decision: GatewayMetrics.Decision)] = []
     }
+
+    /// Recent decisions kept for incidents that have not opened yet.
+    static let recentKept = 2_000
 
     private let state: Mutex<State>
     private let store: any LifelineStore
     private let logger: Logger
     private let metrics: GatewayMetrics
+    private let availabilityJudge = ServiceLevelObjective(model: "", kind: .availability, target: 0.99)
     /// Keeps saves in order: the tick and admin calls never interleave their writes.
     private let saving = Mutex<Task<Void, Never>?>(nil)
 
@@ -64,6 +74,7 @@ public final class StatusCenter: Sendable {
                 state.maintenances = maintenances
                 for record in uptime { state.uptime[record.component, default: [:]][record.day] = record }
                 if let open = incidents.last(where: { $0.automatic && !$0.isResolved }) { state.tracker.adopt(open, at: now) }
+                Self.reindex(&state)
             }
             for maintenance in maintenances where maintenance.isActive { setDrained(true, maintenance, pool: pool) }
         } catch {
@@ -79,9 +90,61 @@ public final class StatusCenter: Sendable {
         }
     }
 
-    /// Counts one finished request as its client saw it.
-    func record(route: String, model: String, outcome: RequestOutcome, at now: Double) {
-        state.withLock { $0.board.record(route: route, model: model, outcome: outcome, at: now) }
+    /// Counts one finished request as its client saw it, and as evidence for every open
+    /// incident about a component it counts toward.
+    func record(route: String, model: String, outcome: RequestOutcome, observed: ObservedRequest? = nil, at now: Double) {
+        state.withLock { state in
+            state.board.record(route: route, model: model, outcome: outcome, at: now)
+            guard !state.open.isEmpty else { return }
+            var request = observed ?? ObservedRequest(at: now, available: nil)
+            request.at = now
+            request.available = availabilityJudge.judge(outcome)
+            request.slow = request.available == true && outcome.latencySeconds > state.board.thresholds.latencyThresholdSeconds
+            request.firstTokenSeconds = request.available == true ? outcome.latencySeconds : nil
+            let components = Set(state.board.components(route: route, model: model))
+            for index in state.open where Self.concerns(state.incidents[index], components) {
+                state.incidents[index].evidence.record(request)
+                state.dirty.insert(state.incidents[index].id)
+            }
+        }
+    }
+
+    /// An ejection by outlier detection or a failed upstream attempt (even one failover hid): the
+    /// deployment is involved in open incidents about its model, and in one that opens soon.
+    func record(_ decision: GatewayMetrics.Decision, at now: Double) {
+        state.withLock { state in
+            state.recent.append((now, decision))
+            if state.recent.count > Self.recentKept { state.recent.removeFirst(state.recent.count - Self.recentKept) }
+            for index in state.open { Self.apply(decision, at: now, to: &state.incidents[index], dirty: &state.dirty) }
+        }
+    }
+
+    private static func apply(_ decision: GatewayMetrics.Decision, at now: Double, to incident: inout Incident, dirty: inout Set<String>) {
+        switch decision {
+        case .ejection(let deployment, let model):
+            guard concerns(incident, [model, StatusBoard.apiComponent]) else { return }
+            incident.evidence.recordEjection(deployment: deployment, at: now)
+        case .upstreamFailure(let deployment, let model, let outcome):
+            guard concerns(incident, [model, StatusBoard.apiComponent]) else { return }
+            incident.evidence.recordUpstreamFailure(deployment: deployment, outcome: outcome)
+        }
+        dirty.insert(incident.id)
+    }
+
+    /// An incident without components is about the whole service.
+    private static func concerns(_ incident: Incident, _ components: Set<String>) -> Bool {
+        incident.components.isEmpty || !components.isDisjoint(with: incident.components)
+    }
+
+    private static func reindex(_ state: inout State) {
+        state.open = state.incidents.indices.filter { !state.incidents[$0].isResolved }
+    }
+
+    /// A resolved incident gets its postmortem draft, once; operators edit it from there.
+    private static func draftPostmortemIfResolved(_ incident: inout Incident, at now: Double) {
+        guard incident.isResolved, incident.postmortemBody == nil else { return }
+        incident.postmortemBody = PostmortemDraft.write(incident)
+        incident.postmortemUpdatedAt = now
     }
 
     static func day(_ seconds: Double) -> Int { Int((seconds / 86_400).rounded(.down)) }
@@ -109,10 +172,40 @@ public final class StatusCenter: Sendable {
                 figures[component.name] = state.board.figures(of: component.name, at: now)
                 traffic[component.name] = inMaintenance.contains(component.name) ? .operational : state.board.status(of: component.name, at: now)
             }
-            if let change = state.tracker.evaluate(statuses: traffic, figures: figures, at: now) {
+            if var change = state.tracker.evaluate(statuses: traffic, figures: figures, at: now) {
+                if let existing = state.incidents.first(where: { $0.id == change.id }) {
+                    // The tracker keeps the timeline; what was measured and written meanwhile lives here.
+                    change.evidence = existing.evidence
+                    change.postmortemBody = existing.postmortemBody
+                    change.postmortemUpdatedAt = existing.postmortemUpdatedAt
+                    change.postmortemPublishedAt = existing.postmortemPublishedAt
+                } else {
+                    // Its first symptoms are already in the window that opened it.
+                    let seeds = change.components.compactMap { figures[$0] }.max { $0.requests < $1.requests }
+                    if let seeds {
+                        change.evidence.seed(failed: Int((Double(seeds.requests) * seeds.errorShare).rounded()), total: seeds.requests,
+                                             since: change.startedAt)
+                    }
+                    let since = change.startedAt - state.board.thresholds.windowSeconds
+                    for (at, decision) in state.recent where at >= since { Self.apply(decision, at: at, to: &change, dirty: &state.dirty) }
+                }
+                Self.draftPostmortemIfResolved(&change, at: now)
                 Self.upsert(change, into: &state.incidents)
+                Self.reindex(&state)
                 changedIncidents.append(change)
             }
+            for index in state.open {
+                for name in state.incidents[index].components {
+                    if let figure = figures[name] { state.incidents[index].evidence.observe(figure, at: now) }
+                }
+                state.dirty.insert(state.incidents[index].id)
+            }
+            // Open incidents' evidence is saved on every evaluation, resolved ones' one last time.
+            let changedIDs = Set(changedIncidents.map(\.id))
+            for id in state.dirty where !changedIDs.contains(id) {
+                if let incident = state.incidents.first(where: { $0.id == id }) { changedIncidents.append(incident) }
+            }
+            state.dirty = []
             // What the page shows: traffic, raised by open incidents' declared statuses, or maintenance.
             var shown = traffic
             for incident in state.incidents where !incident.isResolved && incident.published && !incident.automatic {
@@ -215,9 +308,14 @@ public final class StatusCenter: Sendable {
         var incident = Incident(id: id, name: name, status: status, impact: impact ?? worst.impact, createdAt: now,
                                 components: components.keys.sorted(), automatic: false, published: published)
         incident.add(status: status, body: body, at: now, affected: components)
-        state.withLock { Self.upsert(incident, into: &$0.incidents) }
-        save(incidents: [incident])
-        return incident
+        Self.draftPostmortemIfResolved(&incident, at: now)
+        let created = incident
+        state.withLock { state in
+            Self.upsert(created, into: &state.incidents)
+            Self.reindex(&state)
+        }
+        save(incidents: [created])
+        return created
     }
 
     /// Adds an update (and optionally renames, re-rates or publishes); resolving is an update with status resolved.
@@ -235,7 +333,9 @@ public final class StatusCenter: Sendable {
                 let next = status ?? incident.status
                 incident.add(status: next, body: body ?? Self.defaultBody(next), at: now, affected: components ?? [:])
             }
+            Self.draftPostmortemIfResolved(&incident, at: now)
             state.incidents[index] = incident
+            Self.reindex(&state)
             state.tracker.operatorChanged(incident, at: now)
             return .success(incident)
         }
@@ -243,6 +343,45 @@ public final class StatusCenter: Sendable {
         save(incidents: [incident])
         return incident
     }
+
+    // MARK: Postmortems
+
+    /// Changes an incident's postmortem: `body` replaces the text, `redraft` writes it anew from
+    /// the evidence, `publish` makes it public (it stays public through later edits).
+    func changePostmortem(id: String, body: String? = nil, redraft: Bool = false, publish: Bool = false,
+                          at now: Double) throws(Failure) -> Incident
+    {
+        let result: Result<Incident, Failure> = state.withLock { state in
+            guard let index = state.incidents.firstIndex(where: { $0.id == id }) else { return .failure(.notFound(id)) }
+            var incident = state.incidents[index]
+            if redraft {
+                incident.postmortemBody = PostmortemDraft.write(incident)
+                incident.postmortemUpdatedAt = now
+            }
+            if let body {
+                incident.postmortemBody = body
+                incident.postmortemUpdatedAt = now
+            }
+            if publish {
+                guard incident.postmortemBody != nil else {
+                    return .failure(.invalid("This incident has no postmortem yet: it is drafted when the incident resolves, "
+                        + "or write one with 'body'.", param: "body"))
+                }
+                guard incident.published else {
+                    return .failure(.invalid("Publish the incident before its postmortem.", param: "published"))
+                }
+                if incident.postmortemPublishedAt == nil { incident.postmortemPublishedAt = now }
+            }
+            incident.updatedAt = max(incident.updatedAt, now)
+            state.incidents[index] = incident
+            return .success(incident)
+        }
+        let incident = try result.get()
+        save(incidents: [incident])
+        return incident
+    }
+
+    func incident(id: String) -> Incident? { state.withLock { state in state.incidents.first { $0.id == id } } }
 
     static func defaultBody(_ status: IncidentStatus) -> String {
         switch status {

@@ -64,7 +64,11 @@ enum StatusFeeds {
 
     /// The updates, newest first, as a small HTML fragment (escaped again by the feed).
     static func content(_ incident: Incident) -> String {
-        incident.updates.reversed().map { update in
+        var postmortem = ""
+        if let body = incident.postmortemBody, incident.postmortemPublishedAt != nil {
+            postmortem = "<h3>Postmortem</h3>" + StatusPage.postmortem(body)
+        }
+        return postmortem + incident.updates.reversed().map { update in
             "<p><small>\(Timestamp.iso8601(update.createdAt))</small><br><strong>\(update.status.rawValue.capitalized)</strong> - "
                 + "\(Markup.escape(update.body))</p>"
         }.joined()

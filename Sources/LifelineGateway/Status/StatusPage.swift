@@ -104,6 +104,10 @@ enum StatusPage {
         let updates = incident.updates.reversed().map { update in
             "<li><p><strong>\(update.status.rawValue.capitalized)</strong> · \(time(update.createdAt))</p><p>\(Markup.escape(update.body))</p></li>"
         }.joined(separator: "\n")
+        if let body = incident.postmortemBody, let published = incident.postmortemPublishedAt {
+            html += "<section class=\"postmortem\" aria-label=\"Postmortem of \(Markup.escape(incident.name))\">\n"
+            html += "<p class=\"meta\"><span class=\"tag\">Postmortem</span> published \(time(published))</p>\n\(postmortem(body))</section>\n"
+        }
         if open {
             html += "<ol class=\"updates\">\n\(updates)\n</ol>\n"
         } else {
@@ -152,18 +156,35 @@ enum StatusPage {
         """
     }
 
-    /// `2026-11-28` for days since 1970 (the civil-from-days algorithm; no formatter per bar).
-    static func date(_ day: Int) -> String {
-        let z = day + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let shifted = (5 * dayOfYear + 2) / 153
-        let dayOfMonth = dayOfYear - (153 * shifted + 2) / 5 + 1
-        let month = shifted < 10 ? shifted + 3 : shifted - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return String(format: "%04d-%02d-%02d", year, month, dayOfMonth)
+    /// `2026-11-28` for days since 1970.
+    static func date(_ day: Int) -> String { UTCTime.date(day: day) }
+
+    /// A postmortem's Markdown as HTML: `##` headings, `-` lists and paragraphs, every word escaped.
+    static func postmortem(_ body: String) -> String {
+        var html = ""
+        var listOpen = false
+        func closeList() {
+            if listOpen { html += "</ul>\n" }
+            listOpen = false
+        }
+        for raw in body.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("- ") || line.hasPrefix("* ") {
+                if !listOpen { html += "<ul>\n" }
+                listOpen = true
+                html += "<li>\(Markup.escape(String(line.dropFirst(2))))</li>\n"
+                continue
+            }
+            closeList()
+            if line.isEmpty { continue }
+            if line.hasPrefix("#") {
+                html += "<h4>\(Markup.escape(line.drop { $0 == "#" }.trimmingCharacters(in: .whitespaces)))</h4>\n"
+            } else {
+                html += "<p>\(Markup.escape(line))</p>\n"
+            }
+        }
+        closeList()
+        return html
     }
 
     static func percent(_ share: Double) -> String {

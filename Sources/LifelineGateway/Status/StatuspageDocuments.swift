@@ -50,6 +50,7 @@ struct StatuspageDocuments {
     var components: JSONValue { .array(snapshot.components.map(component)) }
 
     func incident(_ incident: Incident) -> JSONValue {
+        let published = incident.postmortemPublishedAt
         var previous: [String: ComponentStatus] = [:]
         let updates: [JSONValue] = incident.updates.map { update in
             let affected: [JSONValue] = update.affected.keys.sorted().map { name in
@@ -70,7 +71,12 @@ struct StatuspageDocuments {
                 "monitoring_at": Self.time(incident.monitoringAt), "resolved_at": Self.time(incident.resolvedAt),
                 "impact": .string(incident.impact.rawValue), "shortlink": .string(snapshot.pageURL + "/status#incident-" + incident.id),
                 "started_at": Self.time(incident.startedAt), "page_id": .string(pageID),
-                "incident_updates": .array(updates.reversed()), "components": .array(incident.components.compactMap(component))]
+                "incident_updates": .array(updates.reversed()), "components": .array(incident.components.compactMap(component)),
+                // As Statuspage: the postmortem is public once published, and null before.
+                "postmortem_body": published.map { _ in .string(incident.postmortemBody ?? "") } ?? .null,
+                "postmortem_body_last_updated_at": published.map { _ in Self.time(incident.postmortemUpdatedAt) } ?? .null,
+                "postmortem_published_at": Self.time(published), "postmortem_ignored": false,
+                "postmortem_notified_subscribers": .bool(published != nil), "postmortem_notified_twitter": false]
     }
 
     func maintenance(_ maintenance: Maintenance) -> JSONValue {

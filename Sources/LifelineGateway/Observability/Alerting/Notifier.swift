@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import LifelineCore
+import LifelineStore
 import LifelineWire
 import Logging
 import NIOCore
@@ -19,18 +20,27 @@ public struct NoSuppression: SuppressionPolicy {
     public func suppresses(_ alert: AlertRecord, deployments: [String], at now: Double) -> Bool { false }
 }
 
-/// One notification to one webhook target, as the delivery log shows it.
+/// One webhook delivery, as the delivery log shows it: an alert notification or an update to a
+/// status subscriber.
 public struct NotificationDelivery: Sendable, Equatable {
     public enum Status: String, Sendable {
         case pending, delivered, failed, suppressed
     }
 
+    public enum Kind: String, Sendable {
+        case alert, subscriber
+    }
+
     public var id: String
+    public var kind: Kind
+    /// The webhook's name, or the subscriber's id.
     public var target: String
-    public var format: WebhookConfig.Format
-    public var alertID: String
-    public var alert: String
-    public var transition: AlertChange.Transition
+    public var format: String
+    /// The alert episode, or the incident or maintenance.
+    public var subjectID: String
+    public var subject: String
+    /// `firing`/`resolved`, or the update's id.
+    public var event: String
     public var status: Status
     public var attempts = 0
     public var responseStatus: Int?
@@ -38,42 +48,93 @@ public struct NotificationDelivery: Sendable, Equatable {
     public var createdAt: Double
     public var finishedAt: Double?
 
+    public var alertID: String { subjectID }
+    public var alert: String { subject }
+    public var transition: AlertChange.Transition? { kind == .alert ? AlertChange.Transition(rawValue: event) : nil }
+
     public var json: JSONValue {
-        [
-            "id": .string(id), "target": .string(target), "format": .string(format.rawValue), "alert_id": .string(alertID),
-            "alert": .string(alert), "transition": .string(transition.rawValue), "status": .string(status.rawValue),
+        var object: [String: JSONValue] = [
+            "id": .string(id), "kind": .string(kind.rawValue), "target": .string(target), "format": .string(format),
+            "subject_id": .string(subjectID), "subject": .string(subject), "event": .string(event), "status": .string(status.rawValue),
             "attempts": .number(Double(attempts)), "response_status": responseStatus.map { .number(Double($0)) } ?? .null,
             "error": error.map { .string($0) } ?? .null, "created_at": .string(Timestamp.iso8601(createdAt)),
             "finished_at": finishedAt.map { .string(Timestamp.iso8601($0)) } ?? .null,
         ]
+        if kind == .alert {
+            object["alert_id"] = .string(subjectID)
+            object["alert"] = .string(subject)
+            object["transition"] = .string(event)
+        }
+        return .object(object)
+    }
+
+    init(id: String, kind: Kind, target: String, format: String, subjectID: String, subject: String, event: String, status: Status,
+         createdAt: Double, finishedAt: Double? = nil)
+    {
+        self.id = id
+        self.kind = kind
+        self.target = target
+        self.format = format
+        self.subjectID = subjectID
+        self.subject = subject
+        self.event = event
+        self.status = status
+        self.createdAt = createdAt
+        self.finishedAt = finishedAt
+    }
+
+    init(_ stored: StoredDelivery) {
+        self.init(id: stored.id, kind: Kind(rawValue: stored.kind) ?? .alert, target: stored.target, format: stored.format,
+                  subjectID: stored.subjectID, subject: stored.subject, event: stored.event,
+                  status: Status(rawValue: stored.status) ?? .failed, createdAt: stored.createdAt, finishedAt: stored.finishedAt)
+        attempts = stored.attempts
+        responseStatus = stored.responseStatus
+        error = stored.error
+    }
+
+    func stored(key: String, body: String) -> StoredDelivery {
+        StoredDelivery(id: id, key: key, kind: kind.rawValue, target: target, format: format, subjectID: subjectID, subject: subject,
+                       event: event, status: status.rawValue, attempts: attempts, responseStatus: responseStatus, error: error, body: body,
+                       createdAt: createdAt, finishedAt: finishedAt)
     }
 }
 
-/// Sends alert changes to the configured webhooks.
+/// Where and how one delivery is sent.
+public struct WebhookTarget: Sendable {
+    public var url: String
+    public var headers: [String: String] = [:]
+    public var timeoutMilliseconds = 5_000
+    public var maxAttempts = 5
+    public var backoff = Backoff(base: 0.5, maximum: 30)
+}
+
+/// Sends alert changes to the configured webhooks, and status updates to subscribers.
 ///
-/// Each (alert episode, transition, target) is sent at most once: a delivered-set remembers what
-/// was queued, so repeated evaluations or a reload never notify twice. A failed attempt
+/// Each delivery has a key — (alert episode, transition, target) or (subscriber, update) — and
+/// is sent at most once per key: a delivered-set remembers what was queued, and with a store the
+/// set and the log outlive restarts, so repeated evaluations, a reload or a restart never notify
+/// twice. A delivery queued but not yet tried when the process stopped is sent after the restart;
+/// one that was being sent is marked failed rather than risk a duplicate. A failed attempt
 /// (connection error, timeout, 408, 429, 5xx) is retried with full-jitter exponential backoff up
 /// to `max_attempts`; any other answer is final. Webhook URLs are credentials and appear in no
 /// log line and no API answer: targets are named.
 public final class Notifier: Service, Sendable {
     static let deliveriesKept = 200
-    static let deliveredKeysKept = 10_000
+    static let deliveredKeysKept = 50_000
 
     struct Job: Sendable {
-        var deliveryID: String
-        var webhook: WebhookConfig
-        var url: String
+        var delivery: NotificationDelivery
+        var key: String
+        var target: WebhookTarget?
         var body: [UInt8]
-        var maxAttempts: Int
-        var backoff: Backoff
+        /// Already in the store (a delivery resumed after a restart).
+        var stored = false
     }
 
     private struct State {
         var deliveries: [NotificationDelivery] = []
         var delivered: Set<String> = []
         var deliveredOrder: [String] = []
-        var nextID = 1
     }
 
     private let state = Mutex(State())
@@ -82,47 +143,88 @@ public final class Notifier: Service, Sendable {
     private let metrics: GatewayMetrics
     private let logger: Logger
     private let clock: @Sendable () -> Double
+    private let store: (any LifelineStore)?
     public let suppression: any SuppressionPolicy
 
     public init(metrics: GatewayMetrics, logger: Logger, suppression: any SuppressionPolicy = NoSuppression(),
-                clock: @escaping @Sendable () -> Double)
+                store: (any LifelineStore)? = nil, clock: @escaping @Sendable () -> Double)
     {
         (jobs, queue) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
         self.metrics = metrics
         self.logger = logger
         self.suppression = suppression
+        self.store = store
         self.clock = clock
     }
+
+    /// Loads what was sent before a restart; queues deliveries that were never tried again
+    /// (where `target` still knows where they go) and closes those that were cut off mid-send.
+    public func restore(target: (NotificationDelivery) -> WebhookTarget?) async {
+        guard let store else { return }
+        do {
+            let keys = try await store.deliveryKeys(limit: Self.deliveredKeysKept)
+            let recent = try await store.deliveries(limit: Self.deliveriesKept)
+            let pending = try await store.pendingDeliveries()
+            state.withLock { state in
+                for key in keys.reversed() where state.delivered.insert(key).inserted { state.deliveredOrder.append(key) }
+                state.deliveries = recent.reversed().map(NotificationDelivery.init)
+            }
+            for row in pending {
+                var delivery = NotificationDelivery(row)
+                if row.attempts == 0, let destination = target(delivery) {
+                    queue.yield(Job(delivery: delivery, key: row.key, target: destination, body: Array(row.body.utf8), stored: true))
+                    continue
+                }
+                delivery.status = .failed
+                delivery.error = "interrupted by a restart; not sent again, to avoid a duplicate"
+                delivery.finishedAt = clock()
+                update(delivery.id) { $0 = delivery }
+                try await store.update(delivery.stored(key: row.key, body: row.body))
+            }
+        } catch {
+            logger.error("the delivery log could not be loaded", metadata: ["error": .string("\(error)")])
+        }
+    }
+
+    /// Whether a delivery with this key was already queued or sent.
+    public func wasSent(_ key: String) -> Bool { state.withLock { $0.delivered.contains(key) } }
+
+    /// Queues a delivery unless its key was sent before; `target` nil records it as suppressed.
+    /// Returns whether it was new.
+    @discardableResult
+    func send(_ delivery: NotificationDelivery, key: String, body: [UInt8], to target: WebhookTarget?) -> Bool {
+        let isNew = state.withLock { state in
+            guard state.delivered.insert(key).inserted else { return false }
+            state.deliveredOrder.append(key)
+            if state.deliveredOrder.count > Self.deliveredKeysKept { state.delivered.remove(state.deliveredOrder.removeFirst()) }
+            state.deliveries.append(delivery)
+            if state.deliveries.count > Self.deliveriesKept { state.deliveries.removeFirst(state.deliveries.count - Self.deliveriesKept) }
+            return true
+        }
+        guard isNew else { return false }
+        queue.yield(Job(delivery: delivery, key: key, target: target, body: body))
+        return true
+    }
+
+    /// A new delivery id: unique across restarts, ordered by creation within one.
+    static func newID() -> String { "ntf_" + String(UInt64.random(in: 0...UInt64.max), radix: 36) }
 
     /// Queues the change for every target that takes its severity, unless already sent or suppressed.
     public func notify(_ change: AlertChange, config: NotificationsConfig, deployments: [String], alertsURL: String) {
         let now = clock()
         for webhook in config.webhooks where webhook.severities.contains(change.alert.severity) {
             let key = "\(change.alert.id)|\(change.transition.rawValue)|\(webhook.name)"
+            guard !wasSent(key) else { continue }
             let suppressed = suppression.suppresses(change.alert, deployments: deployments, at: now)
-            let delivery: NotificationDelivery? = state.withLock { state in
-                guard state.delivered.insert(key).inserted else { return nil }
-                state.deliveredOrder.append(key)
-                if state.deliveredOrder.count > Self.deliveredKeysKept {
-                    state.delivered.remove(state.deliveredOrder.removeFirst())
-                }
-                let delivery = NotificationDelivery(
-                    id: "ntf_\(state.nextID)", target: webhook.name, format: webhook.format, alertID: change.alert.id,
-                    alert: change.alert.alert, transition: change.transition, status: suppressed ? .suppressed : .pending,
-                    createdAt: now, finishedAt: suppressed ? now : nil)
-                state.nextID += 1
-                state.deliveries.append(delivery)
-                if state.deliveries.count > Self.deliveriesKept { state.deliveries.removeFirst(state.deliveries.count - Self.deliveriesKept) }
-                return delivery
-            }
-            guard let delivery else { continue }
-            if suppressed {
-                metrics.notificationDelivery(target: webhook.name, outcome: "suppressed")
-                continue
-            }
+            let delivery = NotificationDelivery(
+                id: Self.newID(), kind: .alert, target: webhook.name, format: webhook.format.rawValue, subjectID: change.alert.id,
+                subject: change.alert.alert, event: change.transition.rawValue, status: suppressed ? .suppressed : .pending,
+                createdAt: now, finishedAt: suppressed ? now : nil)
             let (url, body) = WebhookPayload.request(for: webhook, change: change, alertsURL: alertsURL, now: now)
-            queue.yield(Job(deliveryID: delivery.id, webhook: webhook, url: url, body: JSONCoding.encode(body),
-                            maxAttempts: config.maxAttempts, backoff: config.backoff))
+            let target = WebhookTarget(url: url, headers: webhook.headers, timeoutMilliseconds: webhook.timeoutMilliseconds,
+                                       maxAttempts: config.maxAttempts, backoff: config.backoff)
+            guard send(delivery, key: key, body: JSONCoding.encode(body), to: suppressed ? nil : target) else { continue }
+            if suppressed { metrics.notificationDelivery(target: webhook.name, outcome: "suppressed") }
         }
     }
 
@@ -132,34 +234,56 @@ public final class Notifier: Service, Sendable {
     /// Delivers queued notifications until shutdown; deliveries in flight may finish while the server drains.
     public func run() async throws {
         await withDiscardingTaskGroup { group in
+            // One target hears its deliveries in the order they were made (an incident's updates
+            // must not arrive resolved-first); different targets do not wait for each other.
+            var tails: [String: Task<Void, Never>] = [:]
             for await job in jobs.cancelOnGracefulShutdown() {
-                group.addTask { await self.deliver(job) }
+                let key = "\(job.delivery.kind.rawValue)|\(job.delivery.target)"
+                let previous = tails[key]
+                let next = Task { await previous?.value; await self.deliver(job) }
+                tails[key] = next
+                group.addTask { await withTaskCancellationHandler { await next.value } onCancel: { next.cancel() } }
             }
         }
     }
 
     func deliver(_ job: Job) async {
+        let body = String(decoding: job.body, as: UTF8.self)
+        if !job.stored, let store {
+            // The row goes in before anything is sent: a restart then knows this key was used.
+            do {
+                guard try await store.insert(job.delivery.stored(key: job.key, body: body)) else {
+                    // Already in the log (sent before a restart): never again.
+                    state.withLock { $0.deliveries.removeAll { $0.id == job.delivery.id } }
+                    return
+                }
+            } catch {
+                logger.warning("delivery could not be logged", metadata: ["error": .string("\(error)")])
+            }
+        }
+        guard let target = job.target else { return }
         var random = SystemRandomNumberGenerator()
         var attempt = 0
         var responseStatus: Int?
         var failure = ""
-        while attempt < job.maxAttempts {
+        while attempt < target.maxAttempts {
             attempt += 1
-            update(job.deliveryID) { $0.attempts = attempt }
+            update(job.delivery.id) { $0.attempts = attempt }
+            if attempt == 1 { await persist(job) }
             var retryable = true
             do {
-                var request = HTTPClientRequest(url: job.url)
+                var request = HTTPClientRequest(url: target.url)
                 request.method = .POST
                 request.headers.add(name: "content-type", value: "application/json")
                 request.headers.add(name: "user-agent", value: "lifeline/\(LifelineVersion.current)")
-                for (name, value) in job.webhook.headers { request.headers.replaceOrAdd(name: name, value: value) }
+                for (name, value) in target.headers { request.headers.replaceOrAdd(name: name, value: value) }
                 request.body = .bytes(ByteBuffer(bytes: job.body))
-                let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(job.webhook.timeoutMilliseconds)))
+                let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(target.timeoutMilliseconds)))
                 _ = try? await response.body.collect(upTo: 64 * 1024)
                 let code = Int(response.status.code)
                 responseStatus = code
                 if (200..<300).contains(code) {
-                    finish(job, status: .delivered, responseStatus: code, error: nil)
+                    await finish(job, status: .delivered, responseStatus: code, error: nil)
                     return
                 }
                 failure = "HTTP \(code)"
@@ -168,29 +292,40 @@ public final class Notifier: Service, Sendable {
                 // Only the error's kind: its text could quote the (secret) URL.
                 failure = Self.describe(error)
             }
-            guard retryable, attempt < job.maxAttempts, !Task.isCancelled else { break }
-            update(job.deliveryID) { $0.error = failure; $0.responseStatus = responseStatus }
-            let delay = job.backoff.delay(beforeRetry: attempt, using: &random)
+            guard retryable, attempt < target.maxAttempts, !Task.isCancelled else { break }
+            update(job.delivery.id) { $0.error = failure; $0.responseStatus = responseStatus }
+            let delay = target.backoff.delay(beforeRetry: attempt, using: &random)
             try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
         }
-        finish(job, status: .failed, responseStatus: responseStatus, error: failure)
+        await finish(job, status: .failed, responseStatus: responseStatus, error: failure)
     }
 
-    private func finish(_ job: Job, status: NotificationDelivery.Status, responseStatus: Int?, error: String?) {
+    /// Writes the delivery's current state to the store, if there is one.
+    private func persist(_ job: Job) async {
+        guard let store, let current = state.withLock({ $0.deliveries.last { $0.id == job.delivery.id } }) else { return }
+        do {
+            try await store.update(current.stored(key: job.key, body: ""))
+        } catch {
+            logger.warning("delivery could not be logged", metadata: ["error": .string("\(error)")])
+        }
+    }
+
+    private func finish(_ job: Job, status: NotificationDelivery.Status, responseStatus: Int?, error: String?) async {
         let now = clock()
         var finished: NotificationDelivery?
-        update(job.deliveryID) {
+        update(job.delivery.id) {
             $0.status = status
             $0.responseStatus = responseStatus
             $0.error = error
             $0.finishedAt = now
             finished = $0
         }
-        metrics.notificationDelivery(target: job.webhook.name, outcome: status.rawValue)
+        await persist(job)
+        metrics.notificationDelivery(target: job.delivery.target, outcome: status.rawValue)
         guard let finished else { return }
         let metadata: Logger.Metadata = [
-            "target": .string(finished.target), "alert": .string(finished.alert), "transition": .string(finished.transition.rawValue),
-            "attempts": .stringConvertible(finished.attempts),
+            "kind": .string(finished.kind.rawValue), "target": .string(finished.target), "subject": .string(finished.subject),
+            "event": .string(finished.event), "attempts": .stringConvertible(finished.attempts),
         ]
         if status == .delivered {
             logger.info("notification delivered", metadata: metadata)

@@ -27,6 +27,9 @@ public final class SLOMonitor: Sendable {
         var statuses: [SLOEvaluator.Status] = []
         var evaluatedAt: Double?
         var savedAt: Double
+        /// Peak burns of alerts firing before a restart, until their records are rebuilt.
+        var restoredPeaks: [String: Double] = [:]
+        var savedAlerts: [String: SavedAlert] = [:]
     }
 
     private let state: Mutex<State>
@@ -42,7 +45,14 @@ public final class SLOMonitor: Sendable {
         for objective in config.objectives {
             if let saved = store.load(slo: objective.name) { evaluator.restore(slo: objective.name, from: saved) }
         }
-        state = Mutex(State(evaluator: evaluator, savedAt: now))
+        // Alerts that were firing when the process stopped go on firing as the same episode:
+        // no second "firing" notification, and their "resolved" one still comes.
+        let savedAlerts = store.loadAlerts()
+        evaluator.restoreAlertStates(savedAlerts.mapValues(\.state))
+        var initial = State(evaluator: evaluator, savedAt: now)
+        initial.restoredPeaks = savedAlerts.mapValues(\.peakBurn)
+        initial.savedAlerts = savedAlerts
+        state = Mutex(initial)
     }
 
     /// Counts one finished request.
@@ -53,7 +63,7 @@ public final class SLOMonitor: Sendable {
     /// Computes burn rates, advances alerts, saves changed buckets; returns what fired or resolved.
     @discardableResult
     public func evaluate(at now: Double) -> [AlertChange] {
-        let (statuses, changes, snapshots) = state.withLock { state in
+        let (statuses, changes, snapshots, alerts) = state.withLock { state in
             let statuses = state.evaluator.evaluate(at: now)
             var changes: [AlertChange] = []
             for status in statuses {
@@ -63,15 +73,29 @@ public final class SLOMonitor: Sendable {
                         let record = AlertRecord(alert: alert, objective: status.objective, startedAt: at)
                         state.firing[alert.id] = record
                         changes.append(AlertChange(alert: record, transition: .firing))
-                    case .resolved(_, let at)?:
-                        guard var record = state.firing.removeValue(forKey: alert.id) else { continue }
+                    case .resolved(let firedAt, let at)?:
+                        // A restored alert may resolve before its record was rebuilt.
+                        guard var record = state.firing.removeValue(forKey: alert.id)
+                            ?? state.restoredPeaks.removeValue(forKey: alert.id).map({ peak in
+                                var restored = AlertRecord(alert: alert, objective: status.objective, startedAt: firedAt)
+                                restored.peakBurn = peak
+                                return restored
+                            })
+                        else { continue }
                         record.resolvedAt = at
                         record.longBurn = alert.longBurn
                         record.shortBurn = alert.shortBurn
                         Self.keepResolved(record, in: &state)
                         changes.append(AlertChange(alert: record, transition: .resolved))
                     case nil:
-                        guard var record = state.firing[alert.id] else { continue }
+                        guard alert.state.isFiring else { continue }
+                        guard var record = state.firing[alert.id] else {
+                            // Restored from before a restart: rebuild its record with the episode's start.
+                            var restored = AlertRecord(alert: alert, objective: status.objective, startedAt: alert.state.firingSince ?? now)
+                            restored.peakBurn = max(state.restoredPeaks.removeValue(forKey: alert.id) ?? 0, alert.longBurn)
+                            state.firing[alert.id] = restored
+                            continue
+                        }
                         record.longBurn = alert.longBurn
                         record.shortBurn = alert.shortBurn
                         record.peakBurn = max(record.peakBurn, alert.longBurn)
@@ -85,9 +109,13 @@ public final class SLOMonitor: Sendable {
                 state.evaluator.snapshot(of: status.objective.name, changedSince: state.savedAt).map { (status.objective.name, $0) }
             }
             state.savedAt = now
-            return (statuses, changes, snapshots)
+            let alerts = Self.savedAlerts(state)
+            let alertsChanged = alerts != state.savedAlerts
+            state.savedAlerts = alerts
+            return (statuses, changes, snapshots, alertsChanged ? alerts : nil)
         }
         for (slo, snapshot) in snapshots { store.save(slo: slo, snapshot) }
+        if let alerts { store.saveAlerts(alerts) }
         for status in statuses { metrics.sloStatus(status) }
         for change in changes {
             metrics.alertTransition(alert: change.alert.alert, severity: change.alert.severity.rawValue, state: change.transition.rawValue)
@@ -127,6 +155,13 @@ public final class SLOMonitor: Sendable {
         }
         for status in removed { metrics.sloRemoved(status) }
         return changes
+    }
+
+    /// The firing alerts' states, as the store keeps them (quiet ones need no row).
+    private static func savedAlerts(_ state: State) -> [String: SavedAlert] {
+        state.evaluator.alertStates.filter(\.value.isFiring).reduce(into: [:]) { saved, entry in
+            saved[entry.key] = SavedAlert(state: entry.value, peakBurn: state.firing[entry.key]?.peakBurn ?? state.restoredPeaks[entry.key] ?? 0)
+        }
     }
 
     private static func keepResolved(_ record: AlertRecord, in state: inout State) {

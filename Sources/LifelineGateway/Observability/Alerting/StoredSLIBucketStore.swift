@@ -2,26 +2,36 @@ import LifelineCore
 import LifelineStore
 import Logging
 
-/// SLI buckets kept in memory for the evaluator and written behind to the store, so a restart
-/// resumes with the error budget already spent. Writes go through one queue in order, off the
-/// request path; the store's contents are loaded once at start.
+/// SLI buckets and alert states kept in memory for the evaluator and written behind to the
+/// store, so a restart resumes with the error budget already spent and with firing alerts still
+/// firing. Writes go through one queue in order, off the request path; the store's contents are
+/// loaded once at start.
 final class StoredSLIBucketStore: SLIBucketStore {
+    private enum Write: Sendable {
+        case buckets(String, SLIBucketSnapshot)
+        case alerts([String: SavedAlert])
+    }
+
     private let memory = InMemorySLIBucketStore()
-    private let writes: AsyncStream<(String, SLIBucketSnapshot)>.Continuation
+    private let writes: AsyncStream<Write>.Continuation
     private let writer: Task<Void, Never>
 
     init(store: any LifelineStore, logger: Logger) async {
         if let saved = try? await store.loadSLIBuckets() {
             for (slo, snapshot) in saved { memory.save(slo: slo, snapshot) }
         }
-        let (stream, continuation) = AsyncStream<(String, SLIBucketSnapshot)>.makeStream()
+        if let alerts = try? await store.loadAlerts() { memory.saveAlerts(alerts) }
+        let (stream, continuation) = AsyncStream<Write>.makeStream()
         writes = continuation
         writer = Task {
-            for await (slo, snapshot) in stream {
+            for await write in stream {
                 do {
-                    try await store.saveSLIBuckets(slo: slo, snapshot)
+                    switch write {
+                    case .buckets(let slo, let snapshot): try await store.saveSLIBuckets(slo: slo, snapshot)
+                    case .alerts(let alerts): try await store.saveAlerts(alerts)
+                    }
                 } catch {
-                    logger.warning("SLI buckets could not be saved", metadata: ["slo": .string(slo), "error": .string("\(error)")])
+                    logger.warning("SLO state could not be saved", metadata: ["error": .string("\(error)")])
                 }
             }
         }
@@ -31,7 +41,14 @@ final class StoredSLIBucketStore: SLIBucketStore {
 
     func save(slo: String, _ snapshot: SLIBucketSnapshot) {
         memory.save(slo: slo, snapshot)
-        writes.yield((slo, snapshot))
+        writes.yield(.buckets(slo, snapshot))
+    }
+
+    func loadAlerts() -> [String: SavedAlert] { memory.loadAlerts() }
+
+    func saveAlerts(_ alerts: [String: SavedAlert]) {
+        memory.saveAlerts(alerts)
+        writes.yield(.alerts(alerts))
     }
 
     /// Waits until every queued write has reached the store.

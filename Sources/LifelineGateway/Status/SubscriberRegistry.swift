@@ -1,0 +1,177 @@
+import Crypto
+import Foundation
+import LifelineCore
+import LifelineStore
+import LifelineWire
+import Synchronization
+
+/// Webhook subscribers of the status page: registered from the public API (pending until an
+/// operator approves them, so the page cannot be made to post to arbitrary addresses) or by an
+/// operator (active at once). Each can remove itself with the token it was given.
+final class SubscriberRegistry: Sendable {
+    /// A registration is refused beyond this many subscribers.
+    static let maximum = 1_000
+
+    enum Failure: Error, Equatable {
+        case invalid(String, param: String)
+        case notFound(String)
+        case forbidden
+        case full
+    }
+
+    private let subscribers = Mutex<[Subscriber]>([])
+    private let store: any LifelineStore
+
+    init(store: any LifelineStore) {
+        self.store = store
+    }
+
+    func load() async throws {
+        let saved = try await store.subscribers()
+        subscribers.withLock { $0 = saved }
+    }
+
+    var all: [Subscriber] { subscribers.withLock { $0 } }
+
+    func subscriber(id: String) -> Subscriber? { subscribers.withLock { list in list.first { $0.id == id } } }
+
+    /// Checks the request and adds the subscriber; returns it with the token that removes it (shown once).
+    func register(endpoint: String?, components: [String]?, knownComponents: [String], approved: Bool,
+                  at now: Double) async throws(Failure) -> (Subscriber, token: String)
+    {
+        guard let endpoint, !endpoint.isEmpty else { throw .invalid("'endpoint' is required: the URL updates are POSTed to.", param: "endpoint") }
+        guard endpoint.count <= 2_000, let url = URL(string: endpoint), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+              let host = url.host, !host.isEmpty
+        else {
+            throw .invalid("'endpoint' must be an absolute http or https URL of at most 2000 characters.", param: "endpoint")
+        }
+        let components = components ?? []
+        let known = Set(knownComponents)
+        if let unknown = components.first(where: { !known.contains($0) }) {
+            throw .invalid("No component is named '\(unknown)' (known: \(knownComponents.joined(separator: ", "))).", param: "components")
+        }
+        guard subscribers.withLock({ $0.count }) < Self.maximum else { throw .full }
+        var random = SystemRandomNumberGenerator()
+        let token = "ll-sub-" + (0..<32).map { _ in String(UInt8.random(in: 0...15, using: &random), radix: 16) }.joined()
+        let subscriber = Subscriber(id: StableID.make("subscriber:\(now):\(UUID().uuidString)"), endpoint: endpoint,
+                                    tokenHash: Self.hash(token), state: approved ? .active : .pending, components: components,
+                                    createdAt: now, approvedAt: approved ? now : nil)
+        try await persist(subscriber)
+        subscribers.withLock { $0.append(subscriber) }
+        return (subscriber, token)
+    }
+
+    /// Activates a pending subscriber: updates from now on are sent to it.
+    func approve(id: String, at now: Double) async throws(Failure) -> Subscriber {
+        guard var subscriber = subscriber(id: id) else { throw .notFound(id) }
+        guard subscriber.state == .pending else { return subscriber }
+        subscriber.state = .active
+        subscriber.approvedAt = now
+        try await persist(subscriber)
+        let approved = subscriber
+        subscribers.withLock { list in
+            if let index = list.firstIndex(where: { $0.id == id }) { list[index] = approved }
+        }
+        return approved
+    }
+
+    /// Removes a subscriber: an operator may remove any, a subscriber itself with its token.
+    func remove(id: String, token: String?, asOperator: Bool) async throws(Failure) {
+        guard let subscriber = subscriber(id: id) else { throw .notFound(id) }
+        if !asOperator {
+            guard let token, Self.constantTimeEqual(Self.hash(token), subscriber.tokenHash) else { throw .forbidden }
+        }
+        do {
+            _ = try await store.removeSubscriber(id: id)
+        } catch {
+            throw .invalid("The subscriber could not be removed: \(error)", param: "id")
+        }
+        subscribers.withLock { $0.removeAll { $0.id == id } }
+    }
+
+    private func persist(_ subscriber: Subscriber) async throws(Failure) {
+        do {
+            try await store.save(subscriber)
+        } catch {
+            throw .invalid("The subscriber could not be saved: \(error)", param: "endpoint")
+        }
+    }
+
+    static func hash(_ token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let (x, y) = (Array(a.utf8), Array(b.utf8))
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for (p, q) in zip(x, y) { difference |= p ^ q }
+        return difference == 0
+    }
+
+    /// The public view: no endpoint beyond its host (the full URL may carry a credential).
+    static func publicJSON(_ subscriber: Subscriber) -> JSONValue {
+        [
+            "id": .string(subscriber.id), "mode": "webhook", "state": .string(subscriber.state.rawValue),
+            "endpoint_host": .string(URL(string: subscriber.endpoint)?.host ?? ""),
+            "components": .array(subscriber.components.map(JSONValue.string)),
+            "created_at": .string(Timestamp.iso8601(subscriber.createdAt)),
+            "approved_at": subscriber.approvedAt.map { .string(Timestamp.iso8601($0)) } ?? .null,
+        ]
+    }
+
+    /// What operators see: the endpoint in full, to judge it before approving.
+    static func adminJSON(_ subscriber: Subscriber) -> JSONValue {
+        var object = publicJSON(subscriber).objectValue ?? [:]
+        object["endpoint"] = .string(subscriber.endpoint)
+        return .object(object)
+    }
+}
+
+/// Turns what subscribers are owed into deliveries: Statuspage's webhook shape
+/// (`meta`, `page`, `incident` with its `incident_updates`), one POST per update.
+enum SubscriberNotifications {
+    /// Updates older than this are not sent to a subscriber that missed them (a restart long after).
+    static let horizonSeconds = 7 * 86_400.0
+
+    static func dispatch(subscribers: SubscriberRegistry, notifier: Notifier, documents: StatuspageDocuments,
+                         notifications: NotificationsConfig, now: Double)
+    {
+        let snapshot = documents.snapshot
+        let due = SubscriberDispatch.due(subscribers: subscribers.all, incidents: snapshot.incidents, maintenances: snapshot.maintenances,
+                                         since: now - horizonSeconds, sent: notifier.wasSent)
+        for event in due {
+            guard let subscriber = subscribers.subscriber(id: event.subscriberID) else { continue }
+            let subject: JSONValue
+            let name: String
+            switch event.subject {
+            case .incident:
+                guard let incident = snapshot.incidents.first(where: { $0.id == event.subjectID }) else { continue }
+                subject = documents.incident(incident)
+                name = incident.name
+            case .maintenance:
+                guard let maintenance = snapshot.maintenances.first(where: { $0.id == event.subjectID }) else { continue }
+                subject = documents.maintenance(maintenance)
+                name = maintenance.name
+            }
+            let (indicator, description) = documents.indicator
+            let body: JSONValue = [
+                "meta": [
+                    "unsubscribe": .string(snapshot.pageURL + "/api/v2/subscribers/" + subscriber.id),
+                    "documentation": .string(snapshot.pageURL + "/status"),
+                    "generated_at": .string(Timestamp.iso8601(now)),
+                ],
+                "page": ["id": .string(documents.pageID), "status_indicator": .string(indicator), "status_description": .string(description)],
+                "incident": subject,
+                "lifeline": ["subject": .string(event.subject.rawValue), "event": .string(event.event)],
+            ]
+            let delivery = NotificationDelivery(id: Notifier.newID(), kind: .subscriber, target: subscriber.id, format: "statuspage",
+                                                subjectID: event.subjectID, subject: name, event: event.event, status: .pending, createdAt: now)
+            notifier.send(delivery, key: event.key, body: JSONCoding.encode(body), to: target(subscriber, notifications))
+        }
+    }
+
+    static func target(_ subscriber: Subscriber, _ notifications: NotificationsConfig) -> WebhookTarget {
+        WebhookTarget(url: subscriber.endpoint, maxAttempts: notifications.maxAttempts, backoff: notifications.backoff)
+    }
+}
