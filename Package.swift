@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(name: "LifelineCore"),
@@ -26,6 +27,7 @@ let package = Package(
         .target(name: "LifelineStore", dependencies: [
             "LifelineCore",
             .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "LifelineSimulator", dependencies: [
@@ -60,7 +62,7 @@ let package = Package(
             "LifelineStore", "LifelineCore", .product(name: "SQLiteNIO", package: "sqlite-nio"),
         ]),
         .testTarget(name: "LifelineGatewayTests", dependencies: [
-            "LifelineGateway", "LifelineSimulator",
+            "LifelineGateway", "LifelineSimulator", "LifelineStore",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
     ]

@@ -2,7 +2,8 @@
 # The single test command: build, Swift unit tests, promtool over the shipped
 # Prometheus rules, then the end-to-end suites that drive the built binary: the
 # official OpenAI and Anthropic SDKs (with a live /metrics check), and the chat
-# page and operator console in headless Chromium (Playwright).
+# page and operator console in headless Chromium (Playwright). The store and shared-store
+# tests also run against a throwaway PostgreSQL (scripts/postgres.sh).
 # Exits non-zero if anything fails or if a suite runs no test at all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,18 @@ status=0
 
 echo "== swift build"
 swift build
+
+# A throwaway PostgreSQL on loopback for the shared-store tests (they are skipped without it,
+# so a server that does not start fails the run here instead).
+echo "== PostgreSQL"
+if pg_url=$(bash scripts/postgres.sh); then
+  export LIFELINE_TEST_POSTGRES_URL=$pg_url
+  echo "PostgreSQL at $pg_url"
+else
+  echo "FAIL: PostgreSQL could not be started (Debian: apt-get install postgresql)"
+  status=1
+fi
+trap 'bash scripts/postgres.sh stop' EXIT
 
 echo "== swift test"
 set +e

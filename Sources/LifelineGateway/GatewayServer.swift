@@ -34,8 +34,15 @@ public enum GatewayServer {
             }
         }
         let clock = GatewayRuntime.monotonicClock()
-        let storePath = config.server.dataDirectory + "/lifeline.sqlite"
-        let store = try await SQLiteStore.open(path: storePath, logger: logger)
+        let storePath: String
+        let store: any LifelineStore
+        if let url = config.storage.postgresURL {
+            let postgres = try await PostgresStore.open(url: url, logger: logger)
+            (storePath, store) = (postgres.location, postgres)
+        } else {
+            storePath = config.server.dataDirectory + "/lifeline.sqlite"
+            store = try await SQLiteStore.open(path: storePath, logger: logger)
+        }
         let keys = try await KeyRegistry.load(store: store, auth: config.auth, host: config.server.host, clock: clock)
         if keys.mode == .required, !keys.hasUsableKeys {
             try? await store.close()
@@ -76,6 +83,7 @@ public enum GatewayServer {
         services.append(PeriodicEvaluator(clock: runtime.clock, interval: { runtime.config.status.evaluationIntervalSeconds },
                                           evaluate: { runtime.evaluateStatus() }))
         services.append(runtime.notifier)
+        services.append(KeyRefresher(keys: keys, interval: config.storage.keyRefreshSeconds, logger: logger))
         services.append(ReloadOnHangup(reload: reload))
         services.append(ReadinessService(readiness: runtime.readiness))
         var groupConfiguration = ServiceGroupConfiguration(
@@ -158,6 +166,32 @@ struct ReadinessService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         readiness.set(false)
+    }
+}
+
+/// Polls the store for keys changed elsewhere, so a key created or revoked on one instance
+/// works (or stops working) on every instance within `storage.key_refresh_s`. Polling rather
+/// than LISTEN/NOTIFY: one cheap query a second per instance, nothing missed across a dropped
+/// connection, and it works through connection poolers and on SQLite alike.
+struct KeyRefresher: Service {
+    let keys: KeyRegistry
+    let interval: Double
+    let logger: Logger
+
+    func run() async throws {
+        var failing = false
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: .milliseconds(Int64(interval * 1000)))
+            do {
+                try await keys.refresh()
+                if failing { logger.notice("keys refreshed from the store again") }
+                failing = false
+            } catch {
+                // Cached keys keep working while the store is away.
+                if !failing { logger.warning("keys could not be refreshed from the store", metadata: ["error": .string("\(error)")]) }
+                failing = true
+            }
+        }
     }
 }
 

@@ -141,7 +141,7 @@ public final class SQLiteStore: LifelineStore {
 
     public func keys() async throws -> [StoredKey] {
         try await serial.run { [self] in
-            try await connection.query("SELECT * FROM keys ORDER BY created_at", []).map(Self.key(from:))
+            try await connection.query("SELECT * FROM keys ORDER BY created_at, id", []).map(Self.key(from:))
         }
     }
 

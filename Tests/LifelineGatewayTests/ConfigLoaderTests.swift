@@ -162,6 +162,24 @@ final class ConfigLoaderTests: XCTestCase {
         ])
     }
 
+    func testTheStorageBlockSelectsPostgresAndItsURLIsASecret() throws {
+        let config = try ConfigLoader.parse(Self.oneModel + """
+        storage: {postgres: {url: "${DATABASE_URL}"}, key_refresh_s: 0.5}
+        """, environment: ["DATABASE_URL": "postgres://lifeline:pw-secret@127.0.0.1:5432/lifeline"])
+        XCTAssertEqual(config.storage.postgresURL, "postgres://lifeline:pw-secret@127.0.0.1:5432/lifeline")
+        XCTAssertEqual(config.storage.keyRefreshSeconds, 0.5)
+        XCTAssertTrue(config.secretValues.contains("postgres://lifeline:pw-secret@127.0.0.1:5432/lifeline"))
+        XCTAssertNil(try ConfigLoader.parse(Self.oneModel, environment: [:]).storage.postgresURL, "SQLite by default")
+        XCTAssertEqual(issues(Self.oneModel + """
+        storage: {postgres: {url: "mysql://x@y/z"}, key_refresh_s: 0, disk: 1}
+        """), [
+            "storage.disk: unknown key (known: key_refresh_s, postgres)",
+            "storage.key_refresh_s: must be from 0.05 to 3600, got 0",
+            "storage.postgres.url: must be a postgres://user:password@host:port/database URL",
+        ])
+        XCTAssertEqual(issues(Self.oneModel + "storage: {postgres: {}}\n"), ["storage.postgres.url: required"])
+    }
+
     func testWebhooksAreReadAndTheirURLsAndHeadersAreSecrets() throws {
         let config = try ConfigLoader.parse(Self.oneModel + """
         notifications:

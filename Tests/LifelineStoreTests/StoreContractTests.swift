@@ -292,3 +292,98 @@ final class SQLiteStoreTests: XCTestCase {
         try await connection.close()
     }
 }
+
+/// The same contract on PostgreSQL, each test in a database of its own. Runs when
+/// `LIFELINE_TEST_POSTGRES_URL` names a server (scripts/test.sh starts one); skipped otherwise.
+final class PostgresStoreTests: XCTestCase {
+    var adminURL = ""
+    var databases: [String] = []
+
+    override func setUp() async throws {
+        guard let url = ProcessInfo.processInfo.environment["LIFELINE_TEST_POSTGRES_URL"], !url.isEmpty else {
+            throw XCTSkip("LIFELINE_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against")
+        }
+        adminURL = url
+    }
+
+    override func tearDown() async throws {
+        for database in databases { try? await runPostgres(adminURL, "DROP DATABASE IF EXISTS \(database) WITH (FORCE)") }
+    }
+
+    /// A fresh, empty database and its URL.
+    func freshDatabase() async throws -> String {
+        let name = "lifeline_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        try await runPostgres(adminURL, "CREATE DATABASE \(name)")
+        databases.append(name)
+        var components = try XCTUnwrap(URLComponents(string: adminURL))
+        components.path = "/" + name
+        return try XCTUnwrap(components.string)
+    }
+
+    func makeStore() async throws -> any LifelineStore {
+        try await PostgresStore.open(url: try await freshDatabase())
+    }
+
+    func testKeysRoundTripAndRevokeOnce() async throws { try await StoreContract.keysRoundTripAndRevokeOnce(try await makeStore()) }
+    func testADuplicateSecretIsRefused() async throws { try await StoreContract.duplicateSecretIsRefused(try await makeStore()) }
+    func testUsageOfTheSameMinuteAddsUp() async throws { try await StoreContract.usageOfTheSameMinuteAddsUp(try await makeStore()) }
+    func testSLIBucketsSurviveAndUpsert() async throws { try await StoreContract.sliBucketsSurviveAndUpsert(try await makeStore()) }
+    func testIncidentsRoundTripWithTheirUpdates() async throws {
+        try await StoreContract.incidentsRoundTripWithTheirUpdates(try await makeStore())
+    }
+    func testMaintenancesRoundTripWithTheirUpdates() async throws {
+        try await StoreContract.maintenancesRoundTripWithTheirUpdates(try await makeStore())
+    }
+    func testUptimeOfTheSameDayAddsUp() async throws { try await StoreContract.uptimeOfTheSameDayAddsUp(try await makeStore()) }
+    func testAlertStatesAreReplacedWhole() async throws { try await StoreContract.alertStatesAreReplacedWhole(try await makeStore()) }
+    func testDeliveriesAreKeyedOnceAndUpdated() async throws { try await StoreContract.deliveriesAreKeyedOnceAndUpdated(try await makeStore()) }
+    func testSubscribersRoundTripAndRemove() async throws { try await StoreContract.subscribersRoundTripAndRemove(try await makeStore()) }
+    func testIncidentEvidenceAndPostmortemRoundTrip() async throws {
+        try await StoreContract.incidentEvidenceAndPostmortemRoundTrip(try await makeStore())
+    }
+
+    func testInstancesStartingAtOnceMigrateOnceAndShareData() async throws {
+        let url = try await freshDatabase()
+        let stores = try await withThrowingTaskGroup(of: PostgresStore.self) { group in
+            for _ in 0..<4 { group.addTask { try await PostgresStore.open(url: url) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        XCTAssertEqual(stores.count, 4)
+        try await stores[0].insert(StoreContract.sampleKey("k1"))
+        let seen = try await stores[3].keys()
+        XCTAssertEqual(seen.map(\.id), ["k1"], "one database behind every instance")
+        for store in stores { try await store.close() }
+        let version = try await queryPostgres(url, "SELECT version FROM lifeline_schema")
+        XCTAssertEqual(version, ["\(PostgresStore.schemaVersion)"])
+    }
+
+    func testANewerSchemaIsRefused() async throws {
+        let url = try await freshDatabase()
+        try await PostgresStore.open(url: url).close()
+        try await runPostgres(url, "UPDATE lifeline_schema SET version = 99")
+        do {
+            _ = try await PostgresStore.open(url: url)
+            XCTFail("opened a database with a newer schema")
+        } catch {
+            XCTAssertTrue("\(error)".contains("newer"), "\(error)")
+        }
+    }
+
+    func testAURLWithoutAHostIsRefusedWithoutItsPassword() async throws {
+        do {
+            _ = try await PostgresStore.open(url: "mysql://user:hunter2@/x")
+            XCTFail("accepted a non-postgres URL")
+        } catch {
+            XCTAssertFalse("\(error)".contains("hunter2"), "\(error)")
+        }
+    }
+}
+
+/// Runs one statement outside any transaction (CREATE DATABASE needs that).
+func runPostgres(_ url: String, _ sql: String) async throws {
+    _ = try await PostgresStore.administer(url: url, sql)
+}
+
+func queryPostgres(_ url: String, _ sql: String) async throws -> [String] {
+    try await PostgresStore.administer(url: url, sql)
+}

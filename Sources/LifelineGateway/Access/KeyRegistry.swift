@@ -201,6 +201,17 @@ final class KeyRegistry: Sendable {
         }
     }
 
+    /// Takes in keys created, revoked or changed elsewhere (another instance sharing the store,
+    /// or the CLI's `--offline`); a key already cached keeps its live limiter.
+    func refresh() async throws {
+        let stored = try await store.keys()
+        let known = state.withLock { state in Set(state.keysByHash.keys) }
+        for key in stored where !known.contains(key.secretHash) { try await cache(key) }
+        state.withLock { state in
+            for key in stored where state.keysByHash[key.secretHash] != nil { state.keysByHash[key.secretHash] = key }
+        }
+    }
+
     func list() -> [StoredKey] {
         state.withLock { Array($0.keysByHash.values) }.sorted { $0.createdAt < $1.createdAt }
     }

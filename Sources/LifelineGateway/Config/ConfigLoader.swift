@@ -133,7 +133,8 @@ struct ConfigReader {
 
     mutating func readConfig(_ tree: JSONValue) -> LifelineConfig {
         var config = LifelineConfig()
-        let root = object(tree, "", allowed: ["server", "routing", "admin", "auth", "admission", "models", "slos", "alerting", "notifications", "status"])
+        let root = object(tree, "", allowed: ["server", "routing", "admin", "auth", "admission", "models", "slos", "alerting", "notifications", "status",
+                                              "storage"])
         let server = object(root["server"], "server", allowed: ["host", "port", "drain_timeout_s", "max_body_bytes", "data_dir", "idle_timeout_s"])
         if let host = string(server, "host", "server") { config.server.host = host }
         if let port = integer(server, "port", "server", in: 0...65535) { config.server.port = port }
@@ -145,6 +146,20 @@ struct ConfigReader {
         readRouting(root["routing"], into: &config.routing)
         let admin = object(root["admin"], "admin", allowed: ["token"])
         config.admin.token = string(admin, "token", "admin")
+        let storage = object(root["storage"], "storage", allowed: ["postgres", "key_refresh_s"])
+        if let refresh = number(storage, "key_refresh_s", "storage", in: 0.05...3600) { config.storage.keyRefreshSeconds = refresh }
+        if storage["postgres"] != nil {
+            let postgres = object(storage["postgres"], "storage.postgres", allowed: ["url"])
+            if let url = string(postgres, "url", "storage.postgres") {
+                if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+                    config.storage.postgresURL = url
+                } else {
+                    fail("storage.postgres.url", "must be a postgres://user:password@host:port/database URL")
+                }
+            } else {
+                fail("storage.postgres.url", "required")
+            }
+        }
         readAuth(root["auth"], into: &config.auth)
         readAdmission(root["admission"], into: &config.admission)
 

@@ -14,6 +14,7 @@ public struct LifelineConfig: Sendable, Equatable {
     public var alerting = AlertingConfig()
     public var notifications = NotificationsConfig()
     public var status = StatusConfig()
+    public var storage = StorageConfig()
 
     public init() {}
 
@@ -39,6 +40,7 @@ public struct LifelineConfig: Sendable, Equatable {
     public var secretValues: [String] {
         var values = models.flatMap { $0.deployments.compactMap(\.apiKey) }
         if let token = admin.token { values.append(token) }
+        if let url = storage.postgresURL { values.append(url) }
         for webhook in notifications.webhooks {
             values.append(webhook.url)
             values.append(contentsOf: webhook.headers.values)
@@ -94,6 +96,14 @@ public struct AdmissionConfig: Sendable, Equatable {
     /// Each deployment's own adaptive limit: routing skips a deployment at its limit.
     public var deploymentConcurrency = ConcurrencyLimitPolicy()
     public var queue = AdmissionQueuePolicy()
+}
+
+/// Where state is kept: SQLite under `server.data_dir` (the default), or a shared PostgreSQL.
+public struct StorageConfig: Sendable, Equatable {
+    /// `storage.postgres.url`, e.g. `${DATABASE_URL}`; a secret (it carries the password).
+    public var postgresURL: String?
+    /// How often keys changed elsewhere are read from the store (`storage.key_refresh_s`).
+    public var keyRefreshSeconds = 1.0
 }
 
 public struct AdminConfig: Sendable, Equatable {
