@@ -282,18 +282,18 @@ function sparkline(values, stat) {
 
 // ---------------------------------------------------------------- concurrency limits and shedding
 
-const whole = (value) => NUMBER.format(Math.round(value));
+const wholeNumber = (value) => NUMBER.format(Math.round(value));
 const perSecond = (value) => `${value < 10 ? value.toFixed(2) : value.toFixed(1)} /s`;
 
 const LIMIT_STATS = [
-  { id: "gateway-limit", label: "Gateway limit", pick: (p) => p.limits?.gateway.limit, format: whole, empty: "not reported" },
-  { id: "gateway-in-flight", label: "In flight", pick: (p) => p.limits?.gateway.inFlight, format: whole, empty: "not reported" },
-  { id: "gateway-queued", label: "Waiting for a slot", pick: (p) => p.limits?.gateway.queued, format: whole, empty: "not reported" },
+  { id: "gateway-limit", label: "Gateway limit", pick: (p) => p.limits?.gateway.limit, format: wholeNumber, empty: "not reported" },
+  { id: "gateway-in-flight", label: "In flight", pick: (p) => p.limits?.gateway.inFlight, format: wholeNumber, empty: "not reported" },
+  { id: "gateway-queued", label: "Waiting for a slot", pick: (p) => p.limits?.gateway.queued, format: wholeNumber, empty: "not reported" },
 ];
 
 const SHED_STATS = [
   { id: "shed-rate", label: "Shed now", pick: (p) => p.shedding?.perSecond, format: perSecond, empty: "measuring…" },
-  { id: "shed-total", label: "Shed since start", pick: (p) => p.shedding?.total, format: whole },
+  { id: "shed-total", label: "Shed since start", pick: (p) => p.shedding?.total, format: wholeNumber },
 ];
 
 /** The latest scrape as a history point, so gauges show from the first scrape on. */
@@ -309,8 +309,8 @@ function renderLimits() {
     const share = known ? d.inFlight / d.limit : null;
     return h("tr", { "data-limit-deployment": d.name },
       h("th", { scope: "row" }, d.name),
-      h("td", { "data-cell": "in-flight" }, d.inFlight === null ? "—" : whole(d.inFlight)),
-      h("td", { "data-cell": "limit" }, d.limit === null ? "—" : whole(d.limit)),
+      h("td", { "data-cell": "in-flight" }, d.inFlight === null ? "—" : wholeNumber(d.inFlight)),
+      h("td", { "data-cell": "limit" }, d.limit === null ? "—" : wholeNumber(d.limit)),
       h("td", { class: "budget" },
         h("meter", { min: 0, max: 1, low: 0.75, high: 0.95, optimum: 0, value: share === null ? 0 : Math.min(1, share),
           "aria-label": `${d.name}: share of its limit in use` }),
@@ -331,15 +331,15 @@ function renderShedding() {
   replaceChildren(ui.sheddingPriorities, shedding.byPriority.map((row) => {
     const other = row.total - (row.byReason.queue_full ?? 0) - (row.byReason.queue_timeout ?? 0);
     const reasons = Object.entries(row.byReason).filter(([, n]) => n > 0)
-      .map(([reason, n]) => `${whole(n)} ${REASON_WORDS[reason] ?? reason.replace(/_/g, " ")}`).join(", ");
+      .map(([reason, n]) => `${wholeNumber(n)} ${REASON_WORDS[reason] ?? reason.replace(/_/g, " ")}`).join(", ");
     return h("tr", { "data-priority": row.priority, class: row.total > 0 ? "shed-some" : null },
       h("th", { scope: "row" }, h("span", { class: "deployment-name" }, row.priority),
         reasons ? h("span", { class: "detail narrow-detail" }, reasons) : null),
       h("td", { "data-cell": "rate" }, row.perSecond === null ? "—" : perSecond(row.perSecond)),
-      h("td", { class: "wide-only", "data-cell": "queue_full" }, whole(row.byReason.queue_full ?? 0)),
+      h("td", { class: "wide-only", "data-cell": "queue_full" }, wholeNumber(row.byReason.queue_full ?? 0)),
       h("td", { class: "wide-only", "data-cell": "queue_timeout" },
-        whole(row.byReason.queue_timeout ?? 0), other > 0 ? h("span", { class: "detail" }, `${whole(other)} for other reasons`) : null),
-      h("td", { "data-cell": "total" }, h("strong", {}, whole(row.total))));
+        wholeNumber(row.byReason.queue_timeout ?? 0), other > 0 ? h("span", { class: "detail" }, `${wholeNumber(other)} for other reasons`) : null),
+      h("td", { "data-cell": "total" }, h("strong", {}, wholeNumber(row.total))));
   }));
 }
 
