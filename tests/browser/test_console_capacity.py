@@ -4,6 +4,7 @@ arithmetic behind both panels on hand-worked scrapes."""
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -154,6 +155,32 @@ def test_requests_shed_by_priority_show_as_metrics_count_them(page: Page, stack:
     expect(shedding.locator("[data-stat='shed-rate'] .stat-value")).to_have_text("0.00 /s", timeout=6000)
 
 
+def shed_until(base: str, stop: threading.Event) -> None:
+    """Requests over the limit, one every 0.4 s, while the held streams last or until stopped."""
+    priorities = ("low", "normal", "low")
+    sent = 0
+    while not stop.is_set() and metric(base, "lifeline_in_flight_requests") >= GATEWAY_LIMIT:
+        shed_one(base, priorities[sent % len(priorities)])
+        sent += 1
+        stop.wait(0.4)
+
+
+def keep_busy(base: str, seconds: float) -> None:
+    """Waves of held streams with requests shed beside them, so the panels' lines have a history."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        threads, _ = hold_streams(base, GATEWAY_LIMIT)
+        wait_in_flight(base, GATEWAY_LIMIT)
+        stop = threading.Event()
+        shedder = threading.Thread(target=shed_until, args=(base, stop), daemon=True)
+        shedder.start()
+        while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stop.set()
+        for thread in [*threads, shedder]:
+            thread.join(timeout=20)
+
+
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_limit_and_shedding_panels_are_accessible_and_fit_the_screen(browser: Browser, stack: Stack, capacity_gateway: Process,
                                                                     viewport: dict) -> None:
@@ -163,14 +190,19 @@ def test_limit_and_shedding_panels_are_accessible_and_fit_the_screen(browser: Br
     page = context.new_page()
     page.set_default_timeout(10_000)
     problems = PageProblems(page)
-    stack.set_knobs(ttft_ms=HOLD_TTFT_MS)
-    threads, _ = hold_streams(base, GATEWAY_LIMIT)
+    threads: list[threading.Thread] = []
+    stop = threading.Event()
     try:
         sign_in(page, base)
         wait_for_poll(page)
+        stack.set_knobs(ttft_ms=HOLD_TTFT_MS)
+        # LIFELINE_SCREENSHOT_TRAFFIC_S (e.g. 40) gives the lines a history first, for docs/screenshots.
+        keep_busy(base, float(os.environ.get("LIFELINE_SCREENSHOT_TRAFFIC_S", "0")))
+        threads, _ = hold_streams(base, GATEWAY_LIMIT)
         wait_in_flight(base, GATEWAY_LIMIT)
-        for priority in ("low", "normal", "low"):
-            shed_one(base, priority)
+        shedder = threading.Thread(target=shed_until, args=(base, stop), daemon=True)
+        shedder.start()
+        threads.append(shedder)
         expect(page.locator("[data-stat='gateway-in-flight'] .stat-value")).to_have_text(str(GATEWAY_LIMIT), timeout=5000)
         expect(page.locator("[data-stat='shed-rate'] .stat-value")).to_have_text(re.compile(r"^(?!0\.00 )\d+\.\d+ /s$"), timeout=6000)
         no_horizontal_scroll(page)
@@ -181,6 +213,7 @@ def test_limit_and_shedding_panels_are_accessible_and_fit_the_screen(browser: Br
         if not phone:
             panel_screenshot(page.locator(".panel-pair"), "console-capacity-desktop")
     finally:
+        stop.set()
         stack.set_knobs(ttft_ms=0)
         for thread in threads:
             thread.join(timeout=20)
