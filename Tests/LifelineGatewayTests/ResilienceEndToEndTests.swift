@@ -245,6 +245,8 @@ final class ResilienceEndToEndTests: XCTestCase {
         let fixture = self.fixture!
         async let first = fixture.post("/v1/chat/completions", chatBody("chat-openai", "first"))
         try await Task.sleep(for: .milliseconds(100))
+        let during = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
+        XCTAssertTrue(during.contains(#"lifeline_deployment_in_flight_requests{deployment="oa-1"} 1"#), during)
         let second = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "second"))
         XCTAssertEqual(second.headers["x-lifeline-deployment"], "oa-2")
         XCTAssertEqual(second.headers["x-lifeline-attempts"], "1")
@@ -255,6 +257,7 @@ final class ResilienceEndToEndTests: XCTestCase {
         XCTAssertEqual(third.headers["x-lifeline-deployment"], "oa-1")
         let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
         XCTAssertTrue(metrics.contains(#"lifeline_concurrency_limit{scope="oa-1"} 1"#), metrics)
+        XCTAssertTrue(metrics.contains(#"lifeline_deployment_in_flight_requests{deployment="oa-1"} 0"#), metrics)
     }
 
     func testAFaultExpiresByItself() async throws {

@@ -94,6 +94,10 @@ def test_console_is_accessible_and_fits_the_screen(sized_page: tuple[str, Page],
     # LIFELINE_SCREENSHOT_TRAFFIC_S (e.g. 40) to let it run longer when refreshing docs/screenshots.
     _streams(stack.url, float(os.environ.get("LIFELINE_SCREENSHOT_TRAFFIC_S", "0.6")))
     expect(page.locator("[data-stat='ttft-p50'] .stat-value")).to_have_text(re.compile(r"ms|s$"), timeout=8000)
+    # Every panel is on the page for the check, the optional ones included (their APIs exist here).
+    for panel in ("limits", "shedding", "incidents", "maintenances", "alerts", "keys"):
+        expect(page.locator(f"#panel-{panel}")).to_be_visible()
+    expect(page.locator("#limits-deployments tr[data-limit-deployment]")).to_have_count(3)
     no_horizontal_scroll(page)
     assert serious_violations(page) == []
     screenshot(page, f"console-{name}")

@@ -40,6 +40,7 @@ final class AdmissionController: Sendable {
         self.clock = clock
         self.metrics = metrics
         metrics.concurrencyLimit(limit.slots)
+        metrics.admission(inFlight: 0, queued: 0)  // present from the start, not only after the first request
     }
 
     func acquire(priority: Priority) async -> Decision {

@@ -170,6 +170,12 @@ public final class GatewayMetrics: Sendable {
         gauge("lifeline_concurrency_limit", [("scope", scope)], help: "The adaptive concurrency limit, for the gateway and per deployment.").set(Double(value))
     }
 
+    /// Attempts a deployment has in progress, against its `lifeline_concurrency_limit{scope=NAME}`.
+    public func deploymentInFlight(_ inFlight: Int, deployment: String) {
+        gauge("lifeline_deployment_in_flight_requests", [("deployment", deployment)],
+              help: "Attempts in progress at each deployment (routing skips one at its concurrency limit).").set(Double(inFlight))
+    }
+
     public func admission(inFlight: Int, queued: Int) {
         gauge("lifeline_in_flight_requests", [], help: "Admitted requests in progress.").set(Double(inFlight))
         gauge("lifeline_admission_queue_length", [], help: "Requests waiting for a slot.").set(Double(queued))

@@ -120,7 +120,10 @@ public final class ModelGroup: Sendable {
         self.deployments = deployments
         let limits = Array(repeating: GradientConcurrencyLimit(policy: deploymentConcurrency), count: deployments.count)
         self.load = Mutex((limits, Array(repeating: 0, count: deployments.count)))
-        for (deployment, limit) in zip(deployments, limits) { metrics.concurrencyLimit(limit.slots, scope: deployment.name) }
+        for (deployment, limit) in zip(deployments, limits) {
+            metrics.concurrencyLimit(limit.slots, scope: deployment.name)
+            metrics.deploymentInFlight(0, deployment: deployment.name)
+        }
         // The Mutex itself is never optional: a lock must keep one address for its whole life.
         self.hedge = Mutex(hedging.map {
             HedgeDelay(percentile: $0.percentile, minimum: Double($0.minimumDelayMilliseconds) / 1000,
@@ -176,7 +179,11 @@ public final class ModelGroup: Sendable {
         let now = clock()
         let position = index(of: deployment)
         guard detector.withLock({ $0.admit(position, at: now) }) else { return false }
-        load.withLock { $0.inFlight[position] += 1 }
+        let inFlight = load.withLock { load -> Int in
+            load.inFlight[position] += 1
+            return load.inFlight[position]
+        }
+        metrics.deploymentInFlight(inFlight, deployment: deployment.name)
         return true
     }
 
@@ -191,7 +198,11 @@ public final class ModelGroup: Sendable {
     }
 
     private func attemptEnded(_ position: Int) {
-        load.withLock { $0.inFlight[position] = max(0, $0.inFlight[position] - 1) }
+        let inFlight = load.withLock { load -> Int in
+            load.inFlight[position] = max(0, load.inFlight[position] - 1)
+            return load.inFlight[position]
+        }
+        metrics.deploymentInFlight(inFlight, deployment: deployments[position].name)
     }
 
     /// Feeds one attempt's outcome to outlier detection and the metrics.

@@ -1,9 +1,10 @@
-// The operator console: deployments, drills and traffic from the admin API and /metrics.
+// The operator console: deployments, drills, incidents, maintenance and keys from the admin API;
+// traffic, concurrency limits and load shedding from /metrics.
 // The admin token stays in this tab (sessionStorage) and goes out only as a bearer header.
 
 import { ApiFailure } from "./api.js";
 import { formatSeconds, h, preservingFocus, replaceChildren, svg } from "./dom.js";
-import { parsePrometheus, trafficBetween } from "./metrics.js";
+import { limitsIn, parsePrometheus, sheddingBetween, trafficBetween } from "./metrics.js";
 
 const POLL_MS = 2_000;
 const HISTORY_POINTS = 60; // two minutes at one point per poll
@@ -11,13 +12,12 @@ const PROBE_MS = 30_000;
 const TOKEN_KEY = "lifeline.console.adminToken";
 
 // Panels for admin APIs that may not exist on this server: each is shown only when a GET of its
-// path answers, and never with made-up data. Alerts and keys have their own sections in the page
-// (`section`, drawn by `render`); any other list is drawn as a plain table.
+// path answers, and never with made-up data. Each has its section in the page, drawn by `render`.
 const OPTIONAL_PANELS = [
-  { id: "incidents", title: "Incidents", path: "/admin/v1/incidents" },
-  { id: "alerts", title: "Alerts", path: "/admin/v1/alerts", section: "#panel-alerts", render: (body) => renderAlerts(body) },
-  { id: "keys", title: "API keys", path: "/admin/v1/keys", section: "#panel-keys", render: (body) => renderKeys(body) },
-  { id: "maintenances", title: "Maintenance", path: "/admin/v1/maintenances" },
+  { id: "incidents", path: "/admin/v1/incidents", section: "#panel-incidents", render: (body) => renderIncidents(body) },
+  { id: "alerts", path: "/admin/v1/alerts", section: "#panel-alerts", render: (body) => renderAlerts(body) },
+  { id: "keys", path: "/admin/v1/keys", section: "#panel-keys", render: (body) => renderKeys(body) },
+  { id: "maintenances", path: "/admin/v1/maintenances", section: "#panel-maintenances", render: (body) => renderMaintenances(body) },
 ];
 
 const $ = (selector) => document.querySelector(selector);
@@ -37,7 +37,23 @@ const ui = {
   faultDeployment: $("#fault-deployment"),
   faultError: $("#fault-error"),
   faults: $("#faults"),
-  optionalPanels: $("#optional-panels"),
+  limitsGateway: $("#limits-gateway"),
+  limitsDeployments: $("#limits-deployments"),
+  sheddingSummary: $("#shedding-summary"),
+  sheddingPriorities: $("#shedding-priorities"),
+  incidentsOpen: $("#incidents-open"),
+  incidentsResolved: $("#incidents-resolved"),
+  incidentsStatus: $("#incidents-status"),
+  incidentError: $("#incident-error"),
+  incidentForm: $("#incident-form"),
+  incidentFormError: $("#incident-form-error"),
+  incidentComponents: $("#incident-components"),
+  maintenances: $("#maintenances"),
+  maintenancesStatus: $("#maintenances-status"),
+  maintenanceError: $("#maintenance-error"),
+  maintenanceForm: $("#maintenance-form"),
+  maintenanceFormError: $("#maintenance-form-error"),
+  maintenanceDeployments: $("#maintenance-deployments"),
   alertsSummary: $("#alerts-summary"),
   alertsFiring: $("#alerts-firing"),
   alertsResolved: $("#alerts-resolved"),
@@ -62,6 +78,10 @@ const state = {
   history: [],
   panels: new Map(), // id -> { available, body, error, checkedAt }
   revoking: null, // id of the key whose revocation waits for confirmation
+  incidentEditor: null, // { id, mode: "update" | "edit" | "resolve", node }: the one open form on an incident
+  incidentsDrawn: "", // what the incident list was last drawn from, so a poll with no change keeps forms as they are
+  componentNames: null, // the status page's components, for the incident form
+  endingMaintenance: null, // id of the maintenance whose early end waits for confirmation
 };
 
 class SignedOut extends Error {}
@@ -135,10 +155,13 @@ function signOut(reason) {
   ui.signOut.hidden = true;
   ui.signIn.hidden = false;
   ui.tokenInput.value = "";
-  replaceChildren(ui.optionalPanels);
-  for (const panel of OPTIONAL_PANELS) if (panel.section) $(panel.section).hidden = true;
+  for (const panel of OPTIONAL_PANELS) $(panel.section).hidden = true;
   dismissSecret();
   state.revoking = null;
+  state.incidentEditor = null;
+  state.incidentsDrawn = "";
+  state.componentNames = null;
+  state.endingMaintenance = null;
   showFailure(ui.signInError, reason ? { message: reason } : null);
   ui.tokenInput.focus();
 }
@@ -169,6 +192,8 @@ async function poll() {
     if (faults.status === "fulfilled") renderFaults(faults.value.data ?? []);
     if (metrics.status === "fulfilled") recordScrape(metrics.value);
     renderTraffic();
+    renderLimits();
+    renderShedding();
     renderPanels();
   });
   showFailure(ui.pollError, failures[0] ?? null, "Refresh failed: ");
@@ -187,12 +212,15 @@ function clock(date) {
 function recordScrape(text) {
   const samples = parsePrometheus(text);
   const at = performance.now();
-  if (state.lastScrape) {
-    const seconds = (at - state.lastScrape.at) / 1000;
-    state.history.push(trafficBetween(state.lastScrape.samples, samples, seconds));
+  const before = state.lastScrape;
+  const seconds = before ? (at - before.at) / 1000 : 0;
+  const limits = limitsIn(samples);
+  const shedding = sheddingBetween(before?.samples ?? null, samples, seconds);
+  if (before) {
+    state.history.push({ ...trafficBetween(before.samples, samples, seconds), limits, shedding });
     if (state.history.length > HISTORY_POINTS) state.history.shift();
   }
-  state.lastScrape = { samples, at };
+  state.lastScrape = { samples, at, limits, shedding };
 }
 
 const STATS = [
@@ -207,8 +235,12 @@ function formatLatency(seconds) {
 }
 
 function renderTraffic() {
-  const latest = state.history.at(-1);
-  replaceChildren(ui.traffic, STATS.map((stat) => {
+  renderStats(ui.traffic, STATS, state.history.at(-1));
+}
+
+/** Stat cards: each stat's value in `latest` (null until something is measured) and its line over the history. */
+function renderStats(node, stats, latest) {
+  replaceChildren(node, stats.map((stat) => {
     const series = state.history.map(stat.pick);
     const value = latest ? stat.pick(latest) : null;
     const text = value === null || value === undefined ? (latest ? stat.empty ?? "—" : "measuring…") : stat.format(value);
@@ -248,6 +280,69 @@ function sparkline(values, stat) {
       : svg("polyline", { class: "sparkline-line", points: line.join(" ") })));
 }
 
+// ---------------------------------------------------------------- concurrency limits and shedding
+
+const wholeNumber = (value) => NUMBER.format(Math.round(value));
+const perSecond = (value) => `${value < 10 ? value.toFixed(2) : value.toFixed(1)} /s`;
+
+const LIMIT_STATS = [
+  { id: "gateway-limit", label: "Gateway limit", pick: (p) => p.limits?.gateway.limit, format: wholeNumber, empty: "not reported" },
+  { id: "gateway-in-flight", label: "In flight", pick: (p) => p.limits?.gateway.inFlight, format: wholeNumber, empty: "not reported" },
+  { id: "gateway-queued", label: "Waiting for a slot", pick: (p) => p.limits?.gateway.queued, format: wholeNumber, empty: "not reported" },
+];
+
+const SHED_STATS = [
+  { id: "shed-rate", label: "Shed now", pick: (p) => p.shedding?.perSecond, format: perSecond, empty: "measuring…" },
+  { id: "shed-total", label: "Shed since start", pick: (p) => p.shedding?.total, format: wholeNumber },
+];
+
+/** The latest scrape as a history point, so gauges show from the first scrape on. */
+function latestPoint() {
+  return state.lastScrape ? { limits: state.lastScrape.limits, shedding: state.lastScrape.shedding } : null;
+}
+
+function renderLimits() {
+  renderStats(ui.limitsGateway, LIMIT_STATS, latestPoint());
+  const deployments = state.lastScrape?.limits.deployments ?? [];
+  replaceChildren(ui.limitsDeployments, deployments.length ? deployments.map((d) => {
+    const known = d.limit !== null && d.inFlight !== null && d.limit > 0;
+    const share = known ? d.inFlight / d.limit : null;
+    return h("tr", { "data-limit-deployment": d.name },
+      h("th", { scope: "row" }, d.name),
+      h("td", { "data-cell": "in-flight" }, d.inFlight === null ? "—" : wholeNumber(d.inFlight)),
+      h("td", { "data-cell": "limit" }, d.limit === null ? "—" : wholeNumber(d.limit)),
+      h("td", { class: "budget" },
+        h("meter", { min: 0, max: 1, low: 0.75, high: 0.95, optimum: 0, value: share === null ? 0 : Math.min(1, share),
+          "aria-label": `${d.name}: share of its limit in use` }),
+        h("span", { class: share !== null && share >= 1 ? "budget-text budget-spent" : "budget-text" },
+          share === null ? "—" : share >= 1 ? "at its limit" : percent(share, 0))));
+  }) : h("tr", {}, h("td", { colspan: 4, class: "muted" }, state.lastScrape ? "No deployment reports a limit." : "measuring…")));
+}
+
+const REASON_WORDS = { queue_full: "queue full", queue_timeout: "waited too long" };
+
+function renderShedding() {
+  renderStats(ui.sheddingSummary, SHED_STATS, latestPoint());
+  const shedding = state.lastScrape?.shedding;
+  if (!shedding) {
+    replaceChildren(ui.sheddingPriorities, h("tr", {}, h("td", { colspan: 5, class: "muted" }, "measuring…")));
+    return;
+  }
+  replaceChildren(ui.sheddingPriorities, shedding.byPriority.map((row) => {
+    const other = row.total - (row.byReason.queue_full ?? 0) - (row.byReason.queue_timeout ?? 0);
+    const reasons = Object.entries(row.byReason).filter(([, n]) => n > 0)
+      .map(([reason, n]) => `${wholeNumber(n)} ${REASON_WORDS[reason] ?? reason.replace(/_/g, " ")}`).join(", ");
+    return h("tr", { "data-priority": row.priority, class: row.total > 0 ? "shed-some" : null },
+      h("th", { scope: "row" }, h("span", { class: "deployment-name" }, row.priority),
+        reasons ? h("span", { class: "detail narrow-detail" }, reasons) : null),
+      h("td", { "data-cell": "rate" }, row.perSecond === null ? "—" : perSecond(row.perSecond)),
+      h("td", { class: "wide-only", "data-cell": "queue_full" }, wholeNumber(row.byReason.queue_full ?? 0)),
+      h("td", { class: "wide-only", "data-cell": "queue_timeout" },
+        wholeNumber(row.byReason.queue_timeout ?? 0), other > 0 ? h("span", { class: "detail" }, `${wholeNumber(other)} for other reasons`) : null),
+      h("td", { "data-cell": "total" }, h("strong", {}, wholeNumber(row.total))));
+  }));
+}
+
 // ---------------------------------------------------------------- deployments
 
 const STATE_WORDS = {
@@ -284,6 +379,7 @@ function renderDeployments(deployments) {
         }, drained ? "Undrain" : "Drain")));
   }));
   const names = deployments.map((d) => String(d.name ?? ""));
+  renderMaintenanceDeployments(names);
   const known = [...ui.faultDeployment.options].map((o) => o.value);
   if (names.join("\n") !== known.join("\n")) {
     const selected = ui.faultDeployment.value;
@@ -517,20 +613,20 @@ function keyActions(id, name, status) {
       onclick: () => cancelRevoke(id) }, "Keep"));
 }
 
-function redrawKeys() {
-  const known = state.panels.get("keys");
-  if (known?.body) renderKeys(known.body);
+function redraw(id) {
+  const known = state.panels.get(id);
+  if (known?.body) OPTIONAL_PANELS.find((panel) => panel.id === id).render(known.body);
 }
 
 function askToRevoke(id) {
   state.revoking = id;
-  redrawKeys();
+  redraw("keys");
   document.querySelector(`[data-focus-key="${CSS.escape(`revoke-cancel:${id}`)}"]`)?.focus();
 }
 
 function cancelRevoke(id) {
   state.revoking = null;
-  redrawKeys();
+  redraw("keys");
   document.querySelector(`[data-focus-key="${CSS.escape(`revoke:${id}`)}"]`)?.focus();
 }
 
@@ -545,17 +641,19 @@ async function revokeKey(id, name, button) {
     showFailure(ui.keyError, error, `Could not revoke ${name}: `);
   }
   state.revoking = null;
-  await refreshKeys();
+  await refreshPanel("keys");
   ui.keysRegion.focus({ preventScroll: true });
 }
 
-async function refreshKeys() {
+/** Reads one optional panel's API again at once (after a change made here) and redraws it. */
+async function refreshPanel(id) {
+  const panel = OPTIONAL_PANELS.find((p) => p.id === id);
   const generation = state.generation;
   try {
-    const body = await adminRequest("GET", "/admin/v1/keys");
+    const body = await adminRequest("GET", panel.path);
     if (generation !== state.generation) return;
-    state.panels.set("keys", { available: true, body, error: null, checkedAt: performance.now() });
-    preservingFocus(() => renderKeys(body));
+    state.panels.set(id, { available: true, body, error: null, checkedAt: performance.now() });
+    preservingFocus(() => panel.render(body));
   } catch {
     // the next poll shows what went wrong
   }
@@ -579,19 +677,407 @@ function keyRequest() {
   };
 }
 
-function clearFieldErrors() {
-  for (const field of ui.keyForm.querySelectorAll("[aria-invalid]")) {
+// ---------------------------------------------------------------- incidents
+
+const INCIDENT_STATUS_WORDS = { investigating: "investigating", identified: "identified", monitoring: "monitoring", resolved: "resolved" };
+const COMPONENT_STATUS_WORDS = {
+  operational: "operational",
+  degraded_performance: "degraded performance",
+  partial_outage: "partial outage",
+  major_outage: "major outage",
+  under_maintenance: "under maintenance",
+};
+const UPDATES_SHOWN = 3;
+
+/** "12 Jan, 14:05" in the browser's time zone, with the year when it is not this one. */
+function when(iso) {
+  const at = Date.parse(iso);
+  if (Number.isNaN(at)) return "";
+  const date = new Date(at);
+  const year = date.getFullYear() === new Date().getFullYear() ? undefined : "numeric";
+  return date.toLocaleString([], { year, day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+}
+
+function incidentStatusBadge(status) {
+  const name = String(status ?? "unknown");
+  return h("span", { class: `state incident-status incident-status-${name.replace(/[^a-z]/g, "")}` }, INCIDENT_STATUS_WORDS[name] ?? name);
+}
+
+function renderIncidents(body) {
+  loadComponentNames();
+  const incidents = Array.isArray(body.data) ? body.data : [];
+  const open = incidents.filter((incident) => incident.status !== "resolved");
+  const resolved = incidents.filter((incident) => incident.status === "resolved").slice(0, 5);
+  if (state.incidentEditor && !open.some((incident) => incident.id === state.incidentEditor.id)) state.incidentEditor = null;
+  // Redraw only when something changed: an unchanged poll leaves an open form (and what is typed in it) alone.
+  const drawn = JSON.stringify([open, resolved, state.incidentEditor?.id, state.incidentEditor?.mode]);
+  if (drawn === state.incidentsDrawn) return;
+  state.incidentsDrawn = drawn;
+  preservingFocus(() => {
+    replaceChildren(ui.incidentsOpen, open.length
+      ? open.map(incidentCard)
+      : h("p", { class: "all-clear" }, h("span", { class: "state state-healthy" }, "none open"), " No open incidents."));
+    replaceChildren(ui.incidentsResolved, resolved.length ? resolved.map((incident) =>
+      h("tr", { "data-resolved-incident": String(incident.id ?? "") },
+        h("th", { scope: "row" }, h("span", { class: "deployment-name" }, String(incident.name ?? "")),
+          h("span", { class: "detail" }, String(incident.incident_updates?.[0]?.body ?? ""))),
+        h("td", { class: "wide-only" }, String(incident.impact ?? "")),
+        h("td", {}, when(incident.resolved_at))))
+      : h("tr", {}, h("td", { colspan: 3, class: "muted" }, "Nothing resolved recently.")));
+  });
+}
+
+function incidentCard(incident) {
+  const id = String(incident.id ?? "");
+  const name = String(incident.name ?? "");
+  const updates = Array.isArray(incident.incident_updates) ? incident.incident_updates : [];
+  const components = (incident.components ?? []).map((c) => `${c.name} ${COMPONENT_STATUS_WORDS[c.status] ?? c.status}`).join(", ");
+  const titleId = `incident-title-${id}`;
+  return h("article", { class: "incident", "data-incident": id, "data-status": String(incident.status ?? ""), "aria-labelledby": titleId,
+    tabindex: "-1", "data-focus-key": `incident:${id}` },
+    h("p", { class: "incident-flags" },
+      incidentStatusBadge(incident.status),
+      h("span", { class: `impact impact-${String(incident.impact ?? "").replace(/[^a-z]/g, "")}` },
+        incident.impact === "none" ? "no impact" : `${incident.impact ?? "unknown"} impact`),
+      incident.published === false ? h("span", { class: "flag flag-draft" }, "draft: not on the status page") : null,
+      incident.automatic ? h("span", { class: "flag" }, "automatic") : null),
+    h("h3", { class: "incident-name", id: titleId }, name),
+    h("p", { class: "detail" }, [`opened ${when(incident.created_at)}`, components ? `components: ${components}` : "no components named"].join(" · ")),
+    h("ol", { class: "incident-updates", "aria-label": `Updates to ${name}, newest first` }, updates.slice(0, UPDATES_SHOWN).map((update) =>
+      h("li", { class: "incident-update" },
+        h("p", { class: "update-head" }, h("strong", {}, INCIDENT_STATUS_WORDS[update.status] ?? String(update.status ?? "")), " ",
+          h("span", { class: "muted" }, when(update.created_at))),
+        h("p", { class: "update-body" }, String(update.body ?? ""))))),
+    updates.length > UPDATES_SHOWN ? h("p", { class: "detail" }, `and ${updates.length - UPDATES_SHOWN} earlier, on the status page`) : null,
+    state.incidentEditor?.id === id ? state.incidentEditor.node : incidentActions(incident));
+}
+
+function incidentActions(incident) {
+  const id = String(incident.id ?? "");
+  const name = String(incident.name ?? "");
+  const button = (mode, text, label, extra = {}) => h("button", {
+    type: "button", class: "small", "data-focus-key": `incident-${mode}:${id}`, "aria-label": label,
+    onclick: () => openIncidentEditor(incident, mode), ...extra }, text);
+  return h("div", { class: "row incident-actions" },
+    button("update", "Post update", `Post an update to ${name}`),
+    button("edit", "Edit", `Edit the title and impact of ${name}`),
+    incident.published === false
+      ? h("button", { type: "button", class: "small", "data-focus-key": `incident-publish:${id}`, "aria-label": `Publish ${name}`,
+        onclick: (event) => publishIncident(id, name, event.currentTarget) }, "Publish")
+      : null,
+    button("resolve", "Resolve", `Resolve ${name}`));
+}
+
+function selectOf(name, values, selected, attributes) {
+  return h("select", { name, ...attributes }, values.map(([value, text]) => h("option", { value, selected: value === selected }, text)));
+}
+
+/** The form for one action on an incident; kept across redraws until it is sent or cancelled. */
+function openIncidentEditor(incident, mode) {
+  const id = String(incident.id ?? "");
+  const name = String(incident.name ?? "");
+  const error = h("div", { class: "failure", role: "alert", id: `incident-editor-error-${id}`, hidden: true });
+  const cancel = h("button", { type: "button", "data-focus-key": `incident-cancel:${id}`, onclick: () => closeIncidentEditor(id, mode) },
+    mode === "resolve" ? "Keep open" : "Cancel");
+  const field = (label, control, wide = false) => {
+    control.id = `incident-${mode}-${control.name}-${id}`;
+    control.dataset.focusKey = control.id;
+    return h("div", { class: wide ? "field field-wide" : "field" }, h("label", { for: control.id }, label), control);
+  };
+  let form;
+  if (mode === "update") {
+    const statuses = ["investigating", "identified", "monitoring"].map((s) => [s, s]);
+    form = h("form", { class: "incident-editor", "aria-label": `Update to ${name}`, novalidate: true },
+      field("Status", selectOf("status", statuses, incident.status, {})),
+      field("Message", h("textarea", { name: "body", rows: 3, maxlength: 5000 }), true),
+      h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Post update"), cancel),
+      error);
+  } else if (mode === "edit") {
+    const impacts = ["none", "minor", "major", "critical"].map((s) => [s, s]);
+    form = h("form", { class: "incident-editor", "aria-label": `Edit ${name}`, novalidate: true },
+      field("Title", h("input", { name: "name", value: name, maxlength: 200, autocomplete: "off" }), true),
+      field("Impact", selectOf("impact", impacts, incident.impact, {})),
+      h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Save"), cancel),
+      error);
+  } else {
+    form = h("form", { class: "incident-editor confirm-resolve", "aria-label": `Confirm resolving ${name}`, novalidate: true },
+      h("p", { class: "confirm-text" }, `Resolve ${name}? It moves to the past incidents on the status page, and the components it names are shown as measured again.`),
+      field("Closing message (optional)", h("textarea", { name: "body", rows: 2, maxlength: 5000 }), true),
+      h("div", { class: "row" },
+        h("button", { type: "submit", class: "danger", "aria-label": `Yes, resolve ${name}` }, "Yes, resolve"), cancel),
+      error);
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendIncidentEditor(incident, mode, form, error);
+  });
+  state.incidentEditor = { id, mode, node: form };
+  redraw("incidents");
+  form.querySelector(mode === "resolve" ? "button[data-focus-key]" : "input, select, textarea")?.focus();
+}
+
+function closeIncidentEditor(id, mode) {
+  state.incidentEditor = null;
+  redraw("incidents");
+  document.querySelector(`[data-focus-key="${CSS.escape(`incident-${mode}:${id}`)}"]`)?.focus();
+}
+
+async function sendIncidentEditor(incident, mode, form, error) {
+  const id = String(incident.id ?? "");
+  const value = (name) => form.elements[name]?.value.trim() ?? "";
+  const path = `/admin/v1/incidents/${encodeURIComponent(id)}`;
+  const requests = {
+    update: () => adminRequest("POST", `${path}/updates`, { status: value("status"), body: value("body") || undefined }),
+    edit: () => adminRequest("PATCH", path, { name: value("name"), impact: value("impact") }),
+    resolve: () => adminRequest("POST", `${path}/resolve`, value("body") ? { body: value("body") } : {}),
+  };
+  const done = { update: "Update posted to", edit: "Saved", resolve: "Resolved" };
+  clearFormFailure(form, error);
+  for (const button of form.querySelectorAll("button")) button.disabled = true;
+  try {
+    const answer = await requests[mode]();
+    state.incidentEditor = null;
+    ui.incidentsStatus.textContent = `${done[mode]} ${answer.name ?? incident.name}.`;
+    showFailure(ui.incidentError, null);
+    await refreshPanel("incidents");
+    const next = mode === "resolve" ? $("#incidents-resolved").closest(".table-scroll") : $(`[data-focus-key="${CSS.escape(`incident:${id}`)}"]`);
+    next?.focus({ preventScroll: mode !== "resolve" });
+  } catch (failure) {
+    if (failure instanceof SignedOut) return;
+    for (const button of form.querySelectorAll("button")) button.disabled = false;
+    showFormFailure(form, error, failure, "Not saved: ");
+  }
+}
+
+async function publishIncident(id, name, button) {
+  button.disabled = true;
+  try {
+    await adminRequest("POST", `/admin/v1/incidents/${encodeURIComponent(id)}/publish`);
+    showFailure(ui.incidentError, null);
+    ui.incidentsStatus.textContent = `${name} is published on the status page.`;
+  } catch (error) {
+    if (error instanceof SignedOut) return;
+    showFailure(ui.incidentError, error, `Could not publish ${name}: `);
+  }
+  await refreshPanel("incidents");
+  $(`[data-focus-key="${CSS.escape(`incident:${id}`)}"]`)?.focus({ preventScroll: true });
+}
+
+/** One status choice per component of the status page, for the form that opens an incident. */
+async function loadComponentNames() {
+  if (state.componentNames) return;
+  state.componentNames = [];
+  try {
+    const body = await adminRequest("GET", "/api/v2/components.json");
+    state.componentNames = (body.components ?? []).map((c) => String(c.name ?? "")).filter(Boolean);
+  } catch {
+    state.componentNames = null; // tried again at the next poll
+    return;
+  }
+  const choices = [["", "not affected"], ...Object.entries(COMPONENT_STATUS_WORDS).filter(([s]) => s !== "operational")];
+  replaceChildren(ui.incidentComponents, state.componentNames.map((name, index) => {
+    const id = `incident-component-${index}`;
+    return h("div", { class: "field" }, h("label", { for: id }, name), selectOf(`components.${name}`, choices, "", { id, "data-component": name }));
+  }));
+}
+
+function incidentRequest() {
+  const form = ui.incidentForm;
+  const components = {};
+  for (const select of ui.incidentComponents.querySelectorAll("select")) {
+    if (select.value) components[select.dataset.component] = select.value;
+  }
+  const message = form.elements.body.value.trim();
+  return {
+    name: form.elements.name.value.trim(),
+    status: form.elements.status.value,
+    impact: form.elements.impact.value || undefined,
+    components: Object.keys(components).length ? components : undefined,
+    body: message || undefined,
+    published: !$("#incident-draft").checked,
+  };
+}
+
+async function createIncident(event) {
+  event.preventDefault();
+  clearFormFailure(ui.incidentForm, ui.incidentFormError);
+  const body = incidentRequest();
+  const submit = ui.incidentForm.querySelector("button[type=submit]");
+  submit.disabled = true;
+  try {
+    const created = await adminRequest("POST", "/admin/v1/incidents", body);
+    ui.incidentForm.reset();
+    ui.incidentsStatus.textContent = created.published === false
+      ? `${created.name} is saved as a draft; publish it to show it on the status page.`
+      : `${created.name} is open and on the status page.`;
+    await refreshPanel("incidents");
+    $(`[data-focus-key="${CSS.escape(`incident:${created.id}`)}"]`)?.focus();
+  } catch (error) {
+    if (error instanceof SignedOut) return;
+    showFormFailure(ui.incidentForm, ui.incidentFormError, error, "The incident was not opened: ");
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- maintenance
+
+const MAINTENANCE_STATUS_WORDS = { scheduled: "scheduled", in_progress: "in progress", verifying: "verifying", completed: "completed" };
+
+function maintenanceWindow(maintenance) {
+  const from = Date.parse(maintenance.scheduled_for);
+  const until = Date.parse(maintenance.scheduled_until);
+  if (Number.isNaN(from) || Number.isNaN(until)) return "";
+  if (until <= from) return `${when(maintenance.scheduled_for)}, cancelled before it began`;
+  const sameDay = new Date(from).toDateString() === new Date(until).toDateString();
+  const end = sameDay ? new Date(until).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : when(maintenance.scheduled_until);
+  return `${when(maintenance.scheduled_for)} – ${end}`;
+}
+
+function renderMaintenances(body) {
+  const all = Array.isArray(body.data) ? body.data : [];
+  const current = all.filter((m) => m.status !== "completed");
+  const shown = [...current, ...all.filter((m) => m.status === "completed").slice(0, 5)];
+  if (state.endingMaintenance && !current.some((m) => m.id === state.endingMaintenance)) state.endingMaintenance = null;
+  replaceChildren(ui.maintenances, shown.length ? shown.map((maintenance) => {
+    const id = String(maintenance.id ?? "");
+    const status = String(maintenance.status ?? "");
+    const deployments = (maintenance.deployments ?? []).map(String).join(", ");
+    return h("tr", { "data-maintenance": id, "data-status": status },
+      h("th", { scope: "row" }, h("span", { class: "deployment-name" }, String(maintenance.name ?? "")),
+        h("span", { class: "detail" }, String(maintenance.message ?? "")),
+        h("span", { class: "detail narrow-detail" }, `${maintenanceWindow(maintenance)} · ${deployments}`)),
+      h("td", {}, h("span", { class: `state maintenance-${status.replace(/[^a-z_]/g, "")}` }, MAINTENANCE_STATUS_WORDS[status] ?? status)),
+      h("td", { class: "wide-only" }, maintenanceWindow(maintenance)),
+      h("td", { class: "wide-only" }, deployments),
+      h("td", { class: "actions" }, maintenanceActions(maintenance)));
+  }) : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No maintenance scheduled.")));
+}
+
+function maintenanceActions(maintenance) {
+  const id = String(maintenance.id ?? "");
+  const name = String(maintenance.name ?? "");
+  if (maintenance.status === "completed") return null;
+  const running = maintenance.status !== "scheduled";
+  const verb = running ? "End" : "Cancel";
+  if (state.endingMaintenance !== id) {
+    return h("button", { type: "button", class: "small", "data-focus-key": `maintenance-end:${id}`, "aria-label": `${verb} ${name}`,
+      onclick: () => askToEndMaintenance(id) }, running ? "End now" : "Cancel");
+  }
+  const deployments = (maintenance.deployments ?? []).map(String).join(", ");
+  return h("span", { class: "confirm-revoke", role: "group", "aria-label": `Confirm: ${verb.toLowerCase()} ${name}` },
+    h("span", { class: "confirm-text" }, running ? `End it now? Traffic goes to ${deployments} again at once.` : "Cancel it? It is taken off the status page's plans."),
+    h("button", { type: "button", class: "small danger", "data-focus-key": `maintenance-confirm:${id}`, "aria-label": `Yes, ${verb.toLowerCase()} ${name}`,
+      onclick: (event) => endMaintenance(id, name, running, event.currentTarget) }, running ? "Yes, end it" : "Yes, cancel it"),
+    h("button", { type: "button", class: "small", "data-focus-key": `maintenance-keep:${id}`, "aria-label": `Keep ${name}`,
+      onclick: () => keepMaintenance(id) }, "Keep"));
+}
+
+function askToEndMaintenance(id) {
+  state.endingMaintenance = id;
+  redraw("maintenances");
+  document.querySelector(`[data-focus-key="${CSS.escape(`maintenance-keep:${id}`)}"]`)?.focus();
+}
+
+function keepMaintenance(id) {
+  state.endingMaintenance = null;
+  redraw("maintenances");
+  document.querySelector(`[data-focus-key="${CSS.escape(`maintenance-end:${id}`)}"]`)?.focus();
+}
+
+async function endMaintenance(id, name, running, button) {
+  button.disabled = true;
+  try {
+    await adminRequest("POST", `/admin/v1/maintenances/${encodeURIComponent(id)}/complete`);
+    showFailure(ui.maintenanceError, null);
+    ui.maintenancesStatus.textContent = running ? `${name} is over; its deployments are back.` : `${name} is cancelled.`;
+  } catch (error) {
+    if (error instanceof SignedOut) return;
+    showFailure(ui.maintenanceError, error, `Could not end ${name}: `);
+  }
+  state.endingMaintenance = null;
+  await refreshPanel("maintenances");
+  ui.maintenances.closest(".table-scroll").focus({ preventScroll: true });
+  schedulePoll(0);
+}
+
+/** A checkbox per deployment for the schedule form; what is ticked stays ticked when the list is redrawn. */
+function renderMaintenanceDeployments(names) {
+  const known = [...ui.maintenanceDeployments.querySelectorAll("input")].map((input) => input.value);
+  if (names.join("\n") === known.join("\n")) return;
+  const checked = new Set([...ui.maintenanceDeployments.querySelectorAll("input:checked")].map((input) => input.value));
+  replaceChildren(ui.maintenanceDeployments, names.map((name, index) => {
+    const id = `maintenance-deployment-${index}`;
+    return h("label", { class: "check", for: id }, h("input", { type: "checkbox", id, value: name, checked: checked.has(name) }), ` ${name}`);
+  }));
+}
+
+async function scheduleMaintenance(event) {
+  event.preventDefault();
+  const form = ui.maintenanceForm;
+  clearFormFailure(form, ui.maintenanceFormError);
+  const minutes = Number(form.elements.scheduled_until.value);
+  if (!Number.isFinite(minutes) || minutes <= 0) {
+    showFormFailure(form, ui.maintenanceFormError,
+      { message: "give the length in minutes, 1 or more.", param: "scheduled_until" }, "");
+    return;
+  }
+  const from = form.elements.scheduled_for.value ? new Date(form.elements.scheduled_for.value) : new Date();
+  const body = {
+    name: form.elements.name.value.trim(),
+    deployments: [...ui.maintenanceDeployments.querySelectorAll("input:checked")].map((input) => input.value),
+    scheduled_for: from.toISOString(),
+    scheduled_until: new Date(from.getTime() + minutes * 60_000).toISOString(),
+    message: form.elements.message.value.trim() || undefined,
+  };
+  const submit = form.querySelector("button[type=submit]");
+  submit.disabled = true;
+  try {
+    const created = await adminRequest("POST", "/admin/v1/maintenances", body);
+    form.reset();
+    for (const input of ui.maintenanceDeployments.querySelectorAll("input")) input.checked = false;
+    ui.maintenancesStatus.textContent = `${created.name} is scheduled for ${maintenanceWindow(created)} and announced on the status page.`;
+    await refreshPanel("maintenances");
+    ui.maintenances.closest(".table-scroll").focus({ preventScroll: true });
+    schedulePoll(0);
+  } catch (error) {
+    if (error instanceof SignedOut) return;
+    showFormFailure(form, ui.maintenanceFormError, error, "The maintenance was not scheduled: ");
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- forms
+
+/** Takes away the marks a previous failure left on a form's fields and hides its message. */
+function clearFormFailure(form, errorNode) {
+  for (const field of form.querySelectorAll("[aria-invalid]")) {
     field.removeAttribute("aria-invalid");
-    const described = (field.getAttribute("aria-describedby") ?? "").split(" ").filter((d) => d && d !== "key-form-error");
+    const described = (field.getAttribute("aria-describedby") ?? "").split(" ").filter((d) => d && d !== errorNode.id);
     if (described.length) field.setAttribute("aria-describedby", described.join(" "));
     else field.removeAttribute("aria-describedby");
   }
+  showFailure(errorNode, null);
+}
+
+/**
+ * Shows the API's validation message under a form; when its `param` names one of the form's
+ * fields (by `name`), that field is marked invalid, described by the message and focused.
+ */
+function showFormFailure(form, errorNode, error, fallbackPrefix) {
+  const field = error.param ? form.querySelector(`[name="${CSS.escape(error.param)}"]`) : null;
+  const label = field ? (field.labels?.[0] ?? field.querySelector("legend"))?.textContent?.trim() : null;
+  showFailure(errorNode, error, field ? `${label || error.param}: ` : fallbackPrefix);
+  if (!field) return;
+  field.setAttribute("aria-invalid", "true");
+  field.setAttribute("aria-describedby", [field.getAttribute("aria-describedby"), errorNode.id].filter(Boolean).join(" "));
+  (field.matches("fieldset") ? field.querySelector("input, select, textarea") : field)?.focus();
 }
 
 async function createKey(event) {
   event.preventDefault();
-  clearFieldErrors();
-  showFailure(ui.keyFormError, null);
+  clearFormFailure(ui.keyForm, ui.keyFormError);
   const body = keyRequest();
   const submit = ui.keyForm.querySelector("button[type=submit]");
   submit.disabled = true;
@@ -600,16 +1086,10 @@ async function createKey(event) {
     ui.keyForm.reset();
     showSecret(String(created.name ?? body.name), String(created.secret ?? ""));
     ui.keysStatus.textContent = `Key ${created.name ?? body.name} created.`;
-    await refreshKeys();
+    await refreshPanel("keys");
   } catch (error) {
     if (error instanceof SignedOut) return;
-    const field = error.param ? ui.keyForm.querySelector(`[name="${CSS.escape(error.param)}"]`) : null;
-    showFailure(ui.keyFormError, error, field ? `${field.labels?.[0]?.textContent ?? error.param}: ` : "The key was not created: ");
-    if (field) {
-      field.setAttribute("aria-invalid", "true");
-      field.setAttribute("aria-describedby", [field.getAttribute("aria-describedby"), "key-form-error"].filter(Boolean).join(" "));
-      field.focus();
-    }
+    showFormFailure(ui.keyForm, ui.keyFormError, error, "The key was not created: ");
   } finally {
     submit.disabled = false;
   }
@@ -667,7 +1147,7 @@ async function probePanels() {
 }
 
 function renderPanels() {
-  for (const panel of OPTIONAL_PANELS.filter((p) => p.section)) {
+  for (const panel of OPTIONAL_PANELS) {
     const known = state.panels.get(panel.id);
     const section = $(panel.section);
     section.hidden = !known?.available;
@@ -675,32 +1155,6 @@ function renderPanels() {
     showFailure($(`#${panel.id}-refresh-error`), known.error, "Refresh failed: ");
     if (known.body) panel.render(known.body);
   }
-  replaceChildren(ui.optionalPanels, OPTIONAL_PANELS.filter((p) => !p.section).flatMap((panel) => {
-    const known = state.panels.get(panel.id);
-    if (!known?.available) return [];
-    const titleId = `panel-${panel.id}-title`;
-    return [h("section", { class: "card", id: `panel-${panel.id}`, "aria-labelledby": titleId },
-      h("h2", { id: titleId }, panel.title),
-      known.error ? h("p", { class: "failure-message" }, `Refresh failed: ${known.error.message}`) : null,
-      genericList(known.body, panel))];
-  }));
-}
-
-/** Any list the API returns, as a table of its plain fields; every value shown as text. */
-function genericList(body, panel) {
-  const items = Array.isArray(body) ? body : Array.isArray(body?.data) ? body.data : Array.isArray(body?.[panel.id]) ? body[panel.id] : null;
-  if (!items) return h("pre", { class: "raw", tabindex: "0" }, JSON.stringify(body, null, 2));
-  if (!items.length) return h("p", { class: "muted" }, "None.");
-  const isPlain = (v) => v === null || ["string", "number", "boolean"].includes(typeof v);
-  const columns = [];
-  for (const item of items) {
-    for (const [key, value] of Object.entries(item ?? {})) if (isPlain(value) && !columns.includes(key)) columns.push(key);
-  }
-  const shown = columns.slice(0, 7);
-  return h("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": panel.title },
-    h("table", { class: "data-table" },
-      h("thead", {}, h("tr", {}, shown.map((c) => h("th", { scope: "col" }, c.replace(/_/g, " "))))),
-      h("tbody", {}, items.map((item) => h("tr", {}, shown.map((c) => h("td", {}, item?.[c] === undefined || item?.[c] === null ? "" : String(item[c]))))))));
 }
 
 // ---------------------------------------------------------------- wiring
@@ -713,6 +1167,8 @@ ui.tokenForm.addEventListener("submit", (event) => {
 ui.signOut.addEventListener("click", () => signOut(null));
 ui.faultForm.addEventListener("submit", injectFault);
 ui.keyForm.addEventListener("submit", createKey);
+ui.incidentForm.addEventListener("submit", createIncident);
+ui.maintenanceForm.addEventListener("submit", scheduleMaintenance);
 $("#key-secret-copy").addEventListener("click", copySecret);
 $("#key-secret-dismiss").addEventListener("click", () => {
   dismissSecret();

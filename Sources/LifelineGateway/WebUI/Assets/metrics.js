@@ -94,3 +94,57 @@ export function trafficBetween(before, after, seconds) {
     ttftP99: histogramQuantile(0.99, window),
   };
 }
+
+/** The value of the one sample of `name` whose labels pass `filter`; null when there is none. */
+function gaugeValue(samples, name, filter = () => true) {
+  const found = samples.find((s) => s.name === name && filter(s.labels));
+  return found ? found.value : null;
+}
+
+/**
+ * The adaptive concurrency limits as one scrape shows them: the gateway's limit with its admitted
+ * requests and queue, and each deployment's limit with the attempts it has in progress. Null
+ * where a metric is absent.
+ */
+export function limitsIn(samples) {
+  const names = new Set();
+  for (const s of samples) {
+    if (s.name === "lifeline_concurrency_limit" && s.labels.scope && s.labels.scope !== "gateway") names.add(s.labels.scope);
+    if (s.name === "lifeline_deployment_in_flight_requests" && s.labels.deployment) names.add(s.labels.deployment);
+  }
+  return {
+    gateway: {
+      limit: gaugeValue(samples, "lifeline_concurrency_limit", (l) => l.scope === "gateway"),
+      inFlight: gaugeValue(samples, "lifeline_in_flight_requests"),
+      queued: gaugeValue(samples, "lifeline_admission_queue_length"),
+    },
+    deployments: [...names].sort().map((name) => ({
+      name,
+      limit: gaugeValue(samples, "lifeline_concurrency_limit", (l) => l.scope === name),
+      inFlight: gaugeValue(samples, "lifeline_deployment_in_flight_requests", (l) => l.deployment === name),
+    })),
+  };
+}
+
+/** The priorities the gateway sheds by, most important first. */
+export const PRIORITIES = ["critical", "high", "normal", "low"];
+
+/**
+ * Requests shed (503) by priority: the count since the server started, by reason, from the
+ * `after` scrape; and the rate between `before` and `after` (null without an earlier scrape).
+ */
+export function sheddingBetween(before, after, seconds) {
+  const reasons = new Set(after.filter((s) => s.name === "lifeline_shed_total" && s.labels.reason).map((s) => s.labels.reason));
+  const seen = new Set(after.filter((s) => s.name === "lifeline_shed_total" && s.labels.priority).map((s) => s.labels.priority));
+  const priorities = [...PRIORITIES, ...[...seen].filter((p) => !PRIORITIES.includes(p)).sort()];
+  const rate = (filter) => (before && seconds > 0
+    ? growth(sum(before, "lifeline_shed_total", filter), sum(after, "lifeline_shed_total", filter)) / seconds
+    : null);
+  const byPriority = priorities.map((priority) => {
+    const mine = (labels) => labels.priority === priority;
+    const byReason = {};
+    for (const reason of [...reasons].sort()) byReason[reason] = sum(after, "lifeline_shed_total", (l) => mine(l) && l.reason === reason);
+    return { priority, total: sum(after, "lifeline_shed_total", mine), byReason, perSecond: rate(mine) };
+  });
+  return { total: sum(after, "lifeline_shed_total"), perSecond: rate(() => true), byPriority };
+}
