@@ -437,6 +437,49 @@ public final class SQLiteStore: LifelineStore {
         }
     }
 
+    // MARK: Backup and restore
+
+    /// Writes a consistent copy of the whole database to `file` while it is in use
+    /// (`VACUUM INTO` reads one snapshot; writers carry on). Refuses to overwrite a file.
+    public func backup(to file: String) async throws {
+        guard !FileManager.default.fileExists(atPath: file) else { throw StoreError.duplicate("\(file)") }
+        try await serial.run { [self] in
+            _ = try await connection.query("VACUUM INTO ?", [.text(file)])
+        }
+    }
+
+    /// Puts a backup in place as the database at `path` (the server must be stopped). The backup
+    /// is checked (and migrated, if older) on a copy first; an existing database is kept beside it
+    /// as `…before-restore-TIME` rather than lost. Returns where the old one went, if anywhere.
+    @discardableResult
+    public static func restore(from backup: String, to path: String, logger: Logger = Logger(label: "lifeline.store")) async throws -> String? {
+        let files = FileManager.default
+        guard files.fileExists(atPath: backup) else { throw StoreError.unreadable(path: backup, detail: "no such file") }
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty { try files.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        let staged = path + ".restoring"
+        for suffix in ["", "-wal", "-shm"] { try? files.removeItem(atPath: staged + suffix) }
+        try files.copyItem(atPath: backup, toPath: staged)
+        do {
+            let check = try await SQLiteStore.open(path: staged, logger: logger)
+            try await check.close()
+        } catch {
+            for suffix in ["", "-wal", "-shm"] { try? files.removeItem(atPath: staged + suffix) }
+            throw error
+        }
+        var keptAt: String?
+        if files.fileExists(atPath: path) {
+            let aside = path + ".before-restore-\(Int(Date().timeIntervalSince1970))"
+            for suffix in ["", "-wal", "-shm"] where files.fileExists(atPath: path + suffix) {
+                try files.moveItem(atPath: path + suffix, toPath: aside + suffix)
+            }
+            keptAt = aside
+        }
+        for suffix in ["-wal", "-shm"] { try? files.removeItem(atPath: staged + suffix) }
+        try files.moveItem(atPath: staged, toPath: path)
+        return keptAt
+    }
+
     // MARK: Alerts, deliveries, subscribers
 
     public func loadAlerts() async throws -> [String: SavedAlert] {
