@@ -20,6 +20,8 @@ public final class GatewayRuntime: Sendable {
     public let status: StatusCenter
     /// Webhooks that hear about incidents and maintenance.
     let subscribers: SubscriberRegistry
+    /// Per-minute traffic history for capacity planning.
+    let traffic: TrafficRecorder
     let clock: @Sendable () -> Double
     let store: any LifelineStore
     let keys: KeyRegistry
@@ -56,7 +58,12 @@ public final class GatewayRuntime: Sendable {
         notifier = Notifier(metrics: metrics, logger: logger, suppression: suppression ?? (MaintenanceSuppression(center: status) as any SuppressionPolicy),
                             store: store, clock: wallClock)
         subscribers = SubscriberRegistry(store: store)
-        metrics.observe { decision in status.record(decision, at: Date().timeIntervalSince1970) }
+        let traffic = TrafficRecorder(store: store, logger: logger, wallClock: { Date().timeIntervalSince1970 })
+        self.traffic = traffic
+        metrics.observe { decision in
+            status.record(decision, at: Date().timeIntervalSince1970)
+            if case .upstreamFailure(let deployment, _, "rate_limited") = decision { traffic.rateLimited(deployment: deployment) }
+        }
         state = Mutex((config, DeploymentPool(config: config, faults: faults, metrics: metrics, clock: clock)))
     }
 
@@ -82,9 +89,23 @@ public final class GatewayRuntime: Sendable {
     /// subscribers what changed.
     public func evaluateStatus() {
         let now = wallClock()
+        sampleConcurrency()
         status.evaluate(pool: pool, at: now)
         SubscriberNotifications.dispatch(subscribers: subscribers, notifier: notifier, documents: StatuspageDocuments(snapshot: statusSnapshot()),
                                          notifications: config.notifications, now: now)
+    }
+
+    /// Requests in flight per model and deployment, for the traffic history's peaks.
+    private func sampleConcurrency() {
+        let pool = pool
+        var samples: [String: Int] = [:]
+        for name in pool.modelNames {
+            guard let group = pool.models[name] else { continue }
+            let load = group.concurrency
+            samples["model:\(name)"] = load.map(\.inFlight).reduce(0, +)
+            for (deployment, entry) in zip(group.deployments, load) { samples["deployment:\(deployment.name)"] = entry.inFlight }
+        }
+        traffic.concurrency(samples)
     }
 
     /// Loads subscribers and the delivery log; deliveries queued before a restart go out now.
@@ -168,6 +189,7 @@ public final class GatewayRuntime: Sendable {
 
     func shutdown() async {
         await usage.flush()
+        await traffic.flush()
         await status.flush()
         // One last evaluation saves the newest buckets before the writer drains.
         evaluateAlerts()
@@ -255,5 +277,8 @@ extension GatewayRuntime {
                                        failoverPhase: record.failoverPhase, completionTokens: record.usage?.completionTokens ?? 0)
         status.record(route: record.route, model: record.model, outcome: outcome, observed: observed, at: wallNow)
         if let usage = record.usage { metrics.tokens(model: record.model, prompt: usage.promptTokens, completion: usage.completionTokens) }
+        if !record.model.isEmpty, pool.models[record.model] != nil {
+            traffic.request(model: record.model, deployment: record.deployment, tokens: record.usage?.totalTokens ?? 0, seconds: now - record.started)
+        }
     }
 }

@@ -77,6 +77,7 @@ public enum GatewayServer {
         services.append(app)
         services.append(HealthProber(runtime: runtime))
         services.append(runtime.usage)
+        services.append(runtime.traffic)
         services.append(AdmissionTicker(admission: runtime.admission))
         services.append(PeriodicEvaluator(clock: runtime.clock, interval: { runtime.config.alerting.evaluationIntervalSeconds },
                                           evaluate: { runtime.evaluateAlerts() }))

@@ -84,6 +84,14 @@ public final class PostgresStore: LifelineStore {
                 created_at DOUBLE PRECISION NOT NULL, approved_at DOUBLE PRECISION)
             """,
         ],
+        [
+            """
+            CREATE TABLE traffic_minutes (
+                scope TEXT NOT NULL, minute BIGINT NOT NULL, requests BIGINT NOT NULL, tokens BIGINT NOT NULL,
+                busy_s DOUBLE PRECISION NOT NULL, peak_concurrency BIGINT NOT NULL, rate_limited BIGINT NOT NULL,
+                PRIMARY KEY (scope, minute))
+            """,
+        ],
     ]
 
     public static var schemaVersion: Int { migrations.count }
@@ -450,6 +458,35 @@ public final class PostgresStore: LifelineStore {
                          observedSeconds: try row["observed_s"].decode(Double.self), degradedSeconds: try row["degraded_s"].decode(Double.self),
                          partialOutageSeconds: try row["partial_s"].decode(Double.self), majorOutageSeconds: try row["major_s"].decode(Double.self),
                          maintenanceSeconds: try row["maintenance_s"].decode(Double.self))
+        }
+    }
+
+    // MARK: Traffic history
+
+    public func record(traffic: [TrafficMinute]) async throws {
+        guard !traffic.isEmpty else { return }
+        let oldest = (traffic.map(\.minute).max() ?? 0) - trafficKeptDays * 86_400
+        try await transaction { connection in
+            for row in traffic {
+                _ = try await connection.query("""
+                    INSERT INTO traffic_minutes VALUES (\(row.scope), \(row.minute), \(row.requests), \(row.tokens), \(row.busySeconds),
+                        \(row.peakConcurrency), \(row.rateLimited))
+                    ON CONFLICT (scope, minute) DO UPDATE SET requests = traffic_minutes.requests + excluded.requests,
+                        tokens = traffic_minutes.tokens + excluded.tokens, busy_s = traffic_minutes.busy_s + excluded.busy_s,
+                        peak_concurrency = GREATEST(traffic_minutes.peak_concurrency, excluded.peak_concurrency),
+                        rate_limited = traffic_minutes.rate_limited + excluded.rate_limited
+                    """, logger: logger)
+            }
+            _ = try await connection.query("DELETE FROM traffic_minutes WHERE minute < \(oldest)", logger: logger)
+        }
+    }
+
+    public func traffic(since minute: Int) async throws -> [TrafficMinute] {
+        try await rows("SELECT * FROM traffic_minutes WHERE minute >= \(minute) ORDER BY scope, minute").map { row in
+            TrafficMinute(scope: try row["scope"].decode(String.self), minute: try row["minute"].decode(Int.self),
+                          requests: try row["requests"].decode(Int.self), tokens: try row["tokens"].decode(Int.self),
+                          busySeconds: try row["busy_s"].decode(Double.self), peakConcurrency: try row["peak_concurrency"].decode(Int.self),
+                          rateLimited: try row["rate_limited"].decode(Int.self))
         }
     }
 

@@ -82,6 +82,13 @@ public final class SQLiteStore: LifelineStore {
             "ALTER TABLE incidents ADD COLUMN postmortem_updated_at REAL",
             "ALTER TABLE incidents ADD COLUMN postmortem_published_at REAL",
         ],
+        [
+            """
+            CREATE TABLE traffic_minutes (
+                scope TEXT NOT NULL, minute INTEGER NOT NULL, requests INTEGER NOT NULL, tokens INTEGER NOT NULL, busy_s REAL NOT NULL,
+                peak_concurrency INTEGER NOT NULL, rate_limited INTEGER NOT NULL, PRIMARY KEY (scope, minute))
+            """,
+        ],
     ]
 
     /// Deliveries kept in the log; older ones are pruned as new ones arrive.
@@ -434,6 +441,41 @@ public final class SQLiteStore: LifelineStore {
                 snapshots[slo] = snapshot
             }
             return snapshots
+        }
+    }
+
+    // MARK: Traffic history
+
+    public func record(traffic: [TrafficMinute]) async throws {
+        guard !traffic.isEmpty else { return }
+        try await serial.run { [self] in
+            try await transaction {
+                for row in traffic {
+                    _ = try await connection.query(
+                        """
+                        INSERT INTO traffic_minutes VALUES (?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (scope, minute) DO UPDATE SET requests = requests + excluded.requests, tokens = tokens + excluded.tokens,
+                            busy_s = busy_s + excluded.busy_s, peak_concurrency = max(peak_concurrency, excluded.peak_concurrency),
+                            rate_limited = rate_limited + excluded.rate_limited
+                        """,
+                        [.text(row.scope), .integer(row.minute), .integer(row.requests), .integer(row.tokens), .float(row.busySeconds),
+                         .integer(row.peakConcurrency), .integer(row.rateLimited)])
+                }
+                let oldest = (traffic.map(\.minute).max() ?? 0) - trafficKeptDays * 86_400
+                _ = try await connection.query("DELETE FROM traffic_minutes WHERE minute < ?", [.integer(oldest)])
+            }
+        }
+    }
+
+    public func traffic(since minute: Int) async throws -> [TrafficMinute] {
+        try await serial.run { [self] in
+            try await connection.query("SELECT * FROM traffic_minutes WHERE minute >= ? ORDER BY scope, minute", [.integer(minute)]).map { row in
+                TrafficMinute(scope: row.column("scope")?.string ?? "", minute: Int(row.column("minute")?.integer ?? 0),
+                              requests: Int(row.column("requests")?.integer ?? 0), tokens: Int(row.column("tokens")?.integer ?? 0),
+                              busySeconds: row.column("busy_s")?.double ?? 0,
+                              peakConcurrency: Int(row.column("peak_concurrency")?.integer ?? 0),
+                              rateLimited: Int(row.column("rate_limited")?.integer ?? 0))
+            }
         }
     }
 

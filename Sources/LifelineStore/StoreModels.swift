@@ -135,8 +135,16 @@ public protocol LifelineStore: Sendable {
     func save(_ subscriber: Subscriber) async throws
     /// Removes a subscriber; false if there was none.
     func removeSubscriber(id: String) async throws -> Bool
+    /// Adds traffic minutes (same scope and minute add up; the peak is the larger) and forgets
+    /// minutes older than `trafficKeptDays`.
+    func record(traffic: [TrafficMinute]) async throws
+    /// Traffic minutes from `minute` (Unix seconds) on, every scope.
+    func traffic(since minute: Int) async throws -> [TrafficMinute]
     func close() async throws
 }
+
+/// How much traffic history capacity planning keeps: two weeks of minutes.
+public let trafficKeptDays = 15
 
 /// One webhook delivery (an alert notification or a subscriber update) as the log keeps it.
 /// `key` is unique: the same alert transition, or the same update, is never sent twice to a target.

@@ -12,7 +12,7 @@ struct Lifeline: AsyncParsableCommand {
         commandName: "lifeline",
         abstract: "A self-hosted AI gateway that keeps answering when model providers fail.",
         subcommands: [Serve.self, Simulate.self, CheckConfig.self, Keys.self, Deployments.self, Drill.self, Incidents.self,
-                      MaintenanceCommand.self, Subscribers.self, Reload.self, Backup.self, Restore.self])
+                      MaintenanceCommand.self, Subscribers.self, Reload.self, Backup.self, Restore.self, Capacity.self])
 
     static func main() async {
         // Run Swift concurrency on NIO's event loops: a request then stays on one thread

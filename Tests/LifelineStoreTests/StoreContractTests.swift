@@ -184,6 +184,24 @@ extension StoreContract {
     }
 }
 
+extension StoreContract {
+    static func trafficMinutesAddUpKeepThePeakAndAgeOut(_ store: any LifelineStore) async throws {
+        let now = 1_800_000_000
+        try await store.record(traffic: [
+            TrafficMinute(scope: "model:chat", minute: now, requests: 3, tokens: 30, busySeconds: 1.5, peakConcurrency: 2),
+            TrafficMinute(scope: "deployment:a", minute: now, requests: 3, tokens: 30, busySeconds: 1.5, peakConcurrency: 2, rateLimited: 1),
+            TrafficMinute(scope: "model:chat", minute: now - 20 * 86_400, requests: 9),
+        ])
+        try await store.record(traffic: [TrafficMinute(scope: "model:chat", minute: now, requests: 2, tokens: 10, busySeconds: 0.5, peakConcurrency: 5)])
+        let rows = try await store.traffic(since: 0)
+        XCTAssertEqual(rows, [
+            TrafficMinute(scope: "deployment:a", minute: now, requests: 3, tokens: 30, busySeconds: 1.5, peakConcurrency: 2, rateLimited: 1),
+            TrafficMinute(scope: "model:chat", minute: now, requests: 5, tokens: 40, busySeconds: 2, peakConcurrency: 5),
+        ], "same minute adds up, the peak is the larger, minutes older than the kept days are gone")
+        try await store.close()
+    }
+}
+
 final class SQLiteStoreTests: XCTestCase {
     var directory: URL!
 
@@ -214,6 +232,9 @@ final class SQLiteStoreTests: XCTestCase {
     func testAlertStatesAreReplacedWhole() async throws { try await StoreContract.alertStatesAreReplacedWhole(try await makeStore()) }
     func testDeliveriesAreKeyedOnceAndUpdated() async throws { try await StoreContract.deliveriesAreKeyedOnceAndUpdated(try await makeStore()) }
     func testSubscribersRoundTripAndRemove() async throws { try await StoreContract.subscribersRoundTripAndRemove(try await makeStore()) }
+    func testTrafficMinutesAddUpKeepThePeakAndAgeOut() async throws {
+        try await StoreContract.trafficMinutesAddUpKeepThePeakAndAgeOut(try await makeStore())
+    }
     func testIncidentEvidenceAndPostmortemRoundTrip() async throws {
         try await StoreContract.incidentEvidenceAndPostmortemRoundTrip(try await makeStore())
     }
@@ -225,7 +246,7 @@ final class SQLiteStoreTests: XCTestCase {
         try await first.close()
         // As a file written before the status and SLI tables existed.
         for table in ["incident_updates", "incidents", "maintenance_updates", "maintenances", "uptime_days", "sli_buckets", "alert_states",
-                      "deliveries", "subscribers"] {
+                      "deliveries", "subscribers", "traffic_minutes"] {
             try await runSQLite(path, "DROP TABLE \(table)")
         }
         try await runSQLite(path, "PRAGMA user_version = 1")
@@ -338,6 +359,9 @@ final class PostgresStoreTests: XCTestCase {
     func testAlertStatesAreReplacedWhole() async throws { try await StoreContract.alertStatesAreReplacedWhole(try await makeStore()) }
     func testDeliveriesAreKeyedOnceAndUpdated() async throws { try await StoreContract.deliveriesAreKeyedOnceAndUpdated(try await makeStore()) }
     func testSubscribersRoundTripAndRemove() async throws { try await StoreContract.subscribersRoundTripAndRemove(try await makeStore()) }
+    func testTrafficMinutesAddUpKeepThePeakAndAgeOut() async throws {
+        try await StoreContract.trafficMinutesAddUpKeepThePeakAndAgeOut(try await makeStore())
+    }
     func testIncidentEvidenceAndPostmortemRoundTrip() async throws {
         try await StoreContract.incidentEvidenceAndPostmortemRoundTrip(try await makeStore())
     }

@@ -65,6 +65,13 @@ enum AdminRoutes {
         StatusAdminRoutes.add(to: admin, runtime: runtime)
 
         admin.get("/alerts") { _, _ in jsonResponse(.ok, runtime.slo.json) }
+        admin.get("/capacity") { _, _ in
+            do {
+                return jsonResponse(.ok, try await CapacityReport.build(runtime: runtime))
+            } catch {
+                return adminError(503, "The traffic history could not be read from the store: \(error)")
+            }
+        }
         admin.get("/notifications") { _, _ in
             jsonResponse(.ok, ["data": .array(runtime.notifier.deliveries.map(\.json))])
         }

@@ -138,6 +138,11 @@ public final class ModelGroup: Sendable {
 
     private func index(of deployment: Deployment) -> Int { deployments.firstIndex { $0 === deployment }! }
 
+    /// Each deployment's learned concurrency limit and attempts in flight, in `deployments` order.
+    var concurrency: [(limit: Int, inFlight: Int)] {
+        load.withLock { load in zip(load.limits, load.inFlight).map { ($0.slots, $1) } }
+    }
+
     /// Deployments to try, in order, for a new request; `openAIOnly` when the request needs
     /// features only OpenAI-protocol upstreams have (several choices, logprobs).
     public func attemptOrder(openAIOnly: Bool = false, estimatedTokens: Int = 0) -> [Deployment] {
