@@ -105,9 +105,11 @@ struct StreamRelay: Sendable {
         /// Set when the gateway's own stop scan ended the answer.
         var stoppedBySequence = false
 
-        /// Closes an attempt's usage: reported by the upstream, or counted from its text events.
-        mutating func closeAttempt(reported: Bool) {
-            usage = usage + (attemptUsage ?? Usage(promptTokens: 0, completionTokens: reported ? 0 : textEvents))
+        /// Closes an attempt's usage: reported by the upstream, or else its text events counted as
+        /// completion tokens (a cut stream reports nothing, nor do some servers, llama.cpp's among
+        /// them, that send one event per token).
+        mutating func closeAttempt() {
+            usage = usage + (attemptUsage ?? Usage(promptTokens: 0, completionTokens: textEvents))
             attemptUsage = nil
             textEvents = 0
         }
@@ -140,7 +142,7 @@ struct StreamRelay: Sendable {
                         }
                     }
                     out += finishText(&encoder, &progress)
-                    progress.closeAttempt(reported: !progress.stoppedBySequence)
+                    progress.closeAttempt()
                     failover.group.report(deployment, failure: nil)
                     break streaming
                 } catch let error as UpstreamFailure {
@@ -148,7 +150,7 @@ struct StreamRelay: Sendable {
                     logger.warning("stream failed mid-answer", metadata: [
                         "deployment": .string(deployment.name), "failure": .string(error.description),
                         "bytes_sent": .stringConvertible(progress.text.utf8.count)])
-                    progress.closeAttempt(reported: false)
+                    progress.closeAttempt()
                     guard let resumed = await resume(after: deployment, failure: error, progress: progress, record: &record) else {
                         let reason = progress.sawToolCall || chat.choiceCount > 1
                             ? "This stream cannot be resumed safely after its upstream failed."
@@ -261,7 +263,9 @@ struct StreamRelay: Sendable {
         let prefill = ContinuationSplicer(sent: progress.text).prefill
         if !prefill.isEmpty { continuation.messages.append(.text(.assistant, prefill)) }
         if let limit = chat.maxTokens { continuation.maxTokens = max(1, limit - progress.usage.completionTokens) }
-        let candidates = failover.group.attemptOrder(openAIOnly: false).filter { $0 !== failed } + [failed]
+        // The failed deployment comes last, and not at all while its managed process is down.
+        let candidates = failover.group.attemptOrder(openAIOnly: false).filter { $0 !== failed }
+            + (failed.processAcceptsTraffic ? [failed] : [])
         let result = await failover.run(candidates, phase: .midStream, record: &record, outcomeLater: true) { deployment throws(UpstreamFailure) in
             try await Self.open(continuation.upstreamRequest(for: deployment), on: deployment)
         }
