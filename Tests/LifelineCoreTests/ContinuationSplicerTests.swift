@@ -96,6 +96,16 @@ final class ContinuationSplicerTests: XCTestCase {
         XCTAssertEqual(repeatedSentences(sent + out), [])
     }
 
+    func testARewordedRestartIsTakenUpAfterAsManyClausesWhenTheSentTextEndsAfterAComma() {
+        // SmolLM2-135M on llama.cpp, cut after 12 tokens and asked to continue.
+        let sent = "The sun is a celestial body that orbits around the Earth,"
+        let restart = "The sun is a massive celestial body that shines brightly in the night sky, providing light and heat to our planet."
+        XCTAssertEqual(splice(sent: sent, streaming: restart), " providing light and heat to our planet.")
+        // In a later sentence, too.
+        XCTAssertEqual(splice(sent: "Cats sleep a lot. When they wake,", streaming: "Cats sleep for hours. Once awake, they hunt."),
+                       " they hunt.")
+    }
+
     func testARewordedRestartThatEndsEarlyAddsOnlyWhatComesAfterTheSentText() {
         // Ends before the alignment lookahead: aligned at the end, on the last words.
         XCTAssertEqual(splice(sent: "Hello! I am a small model and I can", streaming: "Hello! I am a tiny model and I can help."),

@@ -13,7 +13,8 @@
 ///   model that sees the prefill as an earlier turn, such as llama.cpp's chat server). Then the
 ///   end of `sent` is looked for in the new answer — its last words, the last one possibly cut
 ///   short — and the new answer is taken up after them; failing that, after as many sentences
-///   as `sent` has begun. Nothing of the new answer before that point reaches the client.
+///   as `sent` has begun (or, when `sent` stopped after a comma, after as many clauses of the
+///   matching sentence). Nothing of the new answer before that point reaches the client.
 public struct ContinuationSplicer: Sendable {
     public let sent: String
     /// What to send as the assistant prefill.
@@ -120,10 +121,22 @@ public struct ContinuationSplicer: Sendable {
         guard final || held.count >= sent.count + Self.alignmentLookahead else { return nil }
         let common = zip(held, sent).prefix { $0 == $1 }.count
         if let splice = anchorSplice(after: common) { return String(held[splice...]) }
-        // Fall back to sentences: take the restart up after as many sentences as `sent` has begun.
+        // Fall back to sentences: take the restart up after as many sentences as `sent` has begun…
         let sentEnds = Self.sentenceEnds(in: sent)
-        let begun = sentEnds.count + ((sent[(sentEnds.last ?? 0)...].contains { !$0.isWhitespace }) ? 1 : 0)
+        let partial = sent[(sentEnds.last ?? 0)...]
+        let begun = sentEnds.count + (partial.contains { !$0.isWhitespace } ? 1 : 0)
         let heldEnds = Self.sentenceEnds(in: held)
+        // …unless `sent` stopped right after a clause (a comma, say): then after as many clauses of
+        // the restart's matching sentence, if it has them.
+        if let last = partial.last(where: { !$0.isWhitespace }), Self.clauseMarks.contains(last) {
+            let clauses = Self.clauseEnds(in: Array(partial)).count
+            let sentenceStart = sentEnds.count == 0 ? 0 : (heldEnds.count >= sentEnds.count ? heldEnds[sentEnds.count - 1] : nil)
+            if let sentenceStart {
+                let sentenceEnd = heldEnds.count > sentEnds.count ? heldEnds[sentEnds.count] : held.count
+                let marks = Self.clauseEnds(in: Array(held[sentenceStart..<sentenceEnd])).map { $0 + sentenceStart }
+                if marks.count >= clauses, marks[clauses - 1] < sentenceEnd { return releaseAfter(marks[clauses - 1]) }
+            }
+        }
         if heldEnds.count >= begun, begun > 0 { return releaseAfter(heldEnds[begun - 1]) }
         if final { return "" }
         // A restart far longer than `sent` with too few sentences: take it up after its last one.
@@ -198,6 +211,14 @@ public struct ContinuationSplicer: Sendable {
     /// A word compared without case or the punctuation around it.
     static func normalized(_ word: String) -> String {
         String(word.lowercased().drop { !$0.isLetter && !$0.isNumber }.reversed().drop { !$0.isLetter && !$0.isNumber }.reversed())
+    }
+
+    static let clauseMarks: Set<Character> = [",", ";", ":"]
+
+    /// Positions just after each clause mark that is followed by whitespace or the end.
+    static func clauseEnds(in characters: [Character]) -> [Int] {
+        characters.indices.filter { clauseMarks.contains(characters[$0]) && ($0 + 1 == characters.count || characters[$0 + 1].isWhitespace) }
+            .map { $0 + 1 }
     }
 
     /// Positions just after each sentence end: `.`, `!` or `?` before whitespace or the end, or a line break.
