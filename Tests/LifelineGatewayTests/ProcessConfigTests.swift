@@ -75,6 +75,20 @@ final class ProcessConfigTests: XCTestCase {
         XCTAssertEqual(process.logFile, "/var/log/model.log")
     }
 
+    func testStreamUsageIsReadAndABadValueNamedWithItsPath() throws {
+        let yaml = """
+        models:
+          - name: m
+            deployments:
+              - {name: a, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x}
+              - {name: b, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x, stream_usage: ask}
+              - {name: c, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x, stream_usage: guess}
+        """
+        XCTAssertEqual(issues(yaml), ["models[0].deployments[2].stream_usage: must be reported or ask, got 'guess'"])
+        let config = try ConfigLoader.parse(yaml.replacingOccurrences(of: "guess", with: "reported"), environment: [:])
+        XCTAssertEqual(config.models[0].deployments.map(\.streamUsage), [.reported, .ask, .reported])
+    }
+
     func testEveryBadProcessFieldIsNamedWithItsPath() {
         let found = issues("""
         models:

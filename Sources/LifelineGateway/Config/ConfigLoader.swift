@@ -459,7 +459,7 @@ struct ConfigReader {
 
     mutating func readDeployment(_ raw: JSONValue, _ path: String) -> DeploymentConfig? {
         let object = object(raw, path, allowed: ["name", "protocol", "base_url", "api_key", "model", "priority", "weight", "timeouts", "simulator",
-                                                 "process", "health_check", "rpm", "tpm"])
+                                                 "process", "health_check", "rpm", "tpm", "stream_usage"])
         let name = string(object, "name", path) ?? ""
         if name.isEmpty { fail(join(path, "name"), "required") }
         var wireProtocol = WireProtocol.openai
@@ -479,6 +479,10 @@ struct ConfigReader {
             if let ttft = integer(simulator, "ttft_ms", join(path, "simulator"), in: 0...600_000) { config.ttftMilliseconds = ttft }
             if let rate = number(simulator, "tokens_per_second", join(path, "simulator"), in: 0...1_000_000) { config.tokensPerSecond = rate }
             deployment.simulator = config
+        }
+        if let usage = string(object, "stream_usage", path) {
+            if let parsed = DeploymentConfig.StreamUsage(rawValue: usage) { deployment.streamUsage = parsed }
+            else { fail(join(path, "stream_usage"), "must be reported or ask, got '\(usage)'") }
         }
         if object["process"] != nil {
             deployment.process = readProcess(object["process"], join(path, "process"))

@@ -145,6 +145,17 @@ public struct DeploymentConfig: Sendable, Equatable {
     public var simulator: SimulatorConfig?
     /// When present, Lifeline runs this upstream server itself and keeps it running.
     public var process: ProcessConfig?
+    public var streamUsage = StreamUsage.reported
+
+    /// Where a stream's token usage comes from.
+    public enum StreamUsage: String, Sendable, CaseIterable {
+        /// The upstream's own usage event; without one, completion tokens are the text events counted.
+        case reported
+        /// As `reported`, and when a stream ends without usage the prompt's token count is asked
+        /// with a one-token request that is not streamed (for servers such as llama.cpp's that
+        /// ignore `stream_options.include_usage`; one more prompt evaluation, cheap with their prompt cache).
+        case ask
+    }
 
     public init(name: String, protocol: WireProtocol, model: String) {
         self.name = name

@@ -124,6 +124,7 @@ struct StreamRelay: Sendable {
         if api == .anthropic, !chat.stop.isEmpty { progress.scanner = StopSequenceScanner(sequences: chat.stop) }
         var current = opened
         var deployment = first
+        var attemptRequest = chat
         let deadline = record.started + Double(first.config.timeouts.totalMilliseconds) / 1000
         var out: [UInt8] = []
         if let event = current.first { out += forward(event, &encoder, &progress) }
@@ -142,6 +143,11 @@ struct StreamRelay: Sendable {
                         }
                     }
                     out += finishText(&encoder, &progress)
+                    if progress.attemptUsage == nil, !progress.stoppedBySequence, deployment.config.streamUsage == .ask,
+                       let prompt = await deployment.client.promptTokens(attemptRequest.upstreamRequest(for: deployment))
+                    {
+                        progress.attemptUsage = Usage(promptTokens: prompt, completionTokens: progress.textEvents)
+                    }
                     progress.closeAttempt()
                     failover.group.report(deployment, failure: nil)
                     break streaming
@@ -162,6 +168,7 @@ struct StreamRelay: Sendable {
                         return
                     }
                     record.resumptions += 1
+                    attemptRequest = continuation(of: progress)
                     out += SSE.comment("lifeline resumed on \(resumed.deployment.name) after \(progress.text.utf8.count) bytes")
                     deployment = resumed.deployment
                     current = resumed.value
@@ -253,16 +260,22 @@ struct StreamRelay: Sendable {
         return out
     }
 
+    /// The original request with the text sent so far as an assistant prefill, and what is left of `max_tokens`.
+    private func continuation(of progress: Progress) -> ChatRequest {
+        var continuation = chat
+        let prefill = ContinuationSplicer(sent: progress.text).prefill
+        if !prefill.isEmpty { continuation.messages.append(.text(.assistant, prefill)) }
+        if let limit = chat.maxTokens { continuation.maxTokens = max(1, limit - progress.usage.completionTokens) }
+        return continuation
+    }
+
     /// Opens a continuation on the next deployment that can take it: others first, the failed one last.
     private func resume(after failed: Deployment, failure: UpstreamFailure, progress: Progress, record: inout RequestRecord)
         async -> (value: OpenedStream, deployment: Deployment)?
     {
         guard record.resumptions < failover.routing.maxResumptions, chat.choiceCount == 1, !progress.sawToolCall, failure.isRetryable
         else { return nil }
-        var continuation = chat
-        let prefill = ContinuationSplicer(sent: progress.text).prefill
-        if !prefill.isEmpty { continuation.messages.append(.text(.assistant, prefill)) }
-        if let limit = chat.maxTokens { continuation.maxTokens = max(1, limit - progress.usage.completionTokens) }
+        let continuation = continuation(of: progress)
         // The failed deployment comes last, and not at all while its managed process is down.
         let candidates = failover.group.attemptOrder(openAIOnly: false).filter { $0 !== failed }
             + (failed.processAcceptsTraffic ? [failed] : [])
