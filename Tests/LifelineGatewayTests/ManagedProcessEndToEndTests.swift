@@ -98,6 +98,34 @@ final class ManagedProcessEndToEndTests: XCTestCase {
         XCTAssertFalse(Self.isAlive(newPID), "the managed process outlived the gateway")
     }
 
+    func testAReloadKeepsTheRunningProcessAndRefusesToChangeOrRemoveIt() async throws {
+        try await start(priority: 5, process(["-m", "http.server", "{port}", "--bind", "127.0.0.1"]))
+        let running = try await waitFor("running") { $0["process"]?["state"] == "running" }
+        // As a re-read file gives it: no base URL for the managed deployment, another one changed.
+        var next = fixture.runtime.config
+        next.models[0].deployments[2].baseURL = ""
+        next.models[0].deployments[0].priority = 7
+        try fixture.runtime.reload(next)
+        let after = try await described()
+        XCTAssertEqual(after["process"]?["pid"], running["process"]?["pid"])
+        XCTAssertEqual(after["base_url"], running["base_url"])
+        XCTAssertEqual(after["process"]?["state"], "running")
+        let reply = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "after reload"))
+        XCTAssertEqual(reply.headers["x-lifeline-deployment"], "oa-2", "the reload took effect")
+
+        var changed = next
+        changed.models[0].deployments[2].process?.stopGraceSeconds = 3
+        XCTAssertThrowsError(try fixture.runtime.reload(changed)) { error in
+            XCTAssertEqual((error as? ConfigError)?.issues.map(\.path), ["models[0].deployments[2].process"])
+        }
+        var removed = next
+        removed.models[0].deployments.removeLast()
+        XCTAssertThrowsError(try fixture.runtime.reload(removed)) { error in
+            XCTAssertEqual((error as? ConfigError)?.issues.map(\.description),
+                           ["models: deployment 'managed' runs a managed process; removing it (or its process block) needs a restart"])
+        }
+    }
+
     func testTrafficAvoidsAProcessUntilItIsHealthyAndAStalledStartIsKilledAndRetried() async throws {
         // It never listens: it stays "starting" until the start timeout kills it.
         var stalled = try process(["-c", "import time; time.sleep(60)", "{port}"])
