@@ -126,6 +126,24 @@ final class ManagedProcessEndToEndTests: XCTestCase {
         }
     }
 
+    func testAProcessThatIgnoresSIGTERMIsKilledAfterTheGracePeriod() async throws {
+        var stubborn = try process(["-c", """
+            import http.server, signal, sys
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()
+            """, "{port}"])
+        stubborn.stopGraceSeconds = 0.5
+        try await start(priority: 5, stubborn)
+        let running = try await waitFor("running") { $0["process"]?["state"] == "running" }
+        let pid = try XCTUnwrap(running["process"]?["pid"]?.intValue.map(Int32.init))
+        let clock = ContinuousClock()
+        let began = clock.now
+        await fixture.stop()
+        fixture = nil
+        XCTAssertFalse(Self.isAlive(pid), "SIGKILL did not follow the ignored SIGTERM")
+        XCTAssertGreaterThanOrEqual(clock.now - began, .milliseconds(500), "killed before the grace period was over")
+    }
+
     func testTrafficAvoidsAProcessUntilItIsHealthyAndAStalledStartIsKilledAndRetried() async throws {
         // It never listens: it stays "starting" until the start timeout kills it.
         var stalled = try process(["-c", "import time; time.sleep(60)", "{port}"])

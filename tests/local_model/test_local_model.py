@@ -22,9 +22,12 @@ import pytest
 
 from conftest import (
     REQUEST_TIMEOUT_S,
+    STOP_TIMEOUT_S,
     UPSTREAM_MODEL,
     Gateway,
     anthropic_sse_content,
+    free_port,
+    lifeline_bin,
     openai_sse_content,
     pid_alive,
     repeated_sentences,
@@ -302,3 +305,32 @@ def test_the_chat_page_answers_with_the_real_model(gateway: Gateway, running: di
     assert served == 1, "the page's answer did not come from the real model"
     assert counter(after, "lifeline_upstream_requests_total", deployment="sim", outcome="ok") == counter(
         before, "lifeline_upstream_requests_total", deployment="sim", outcome="ok")
+
+
+def test_sigterm_lets_a_stream_from_the_model_finish_then_stops_the_model_server(tmp_path_factory: pytest.TempPathFactory) -> None:
+    gateway = Gateway(lifeline_bin(), tmp_path_factory.mktemp("local-model-sigterm"), free_port())
+    pid = 0
+    try:
+        gateway.start()
+        pid = gateway.process()["pid"]
+        body = {"model": "local-chat", "stream": True, "max_tokens": 120, "temperature": 0,
+                "messages": [{"role": "user", "content": STORY}]}
+        lines: list[str] = []
+        with httpx.stream("POST", gateway.url + "/v1/chat/completions", json=body, timeout=REQUEST_TIMEOUT_S) as r:
+            assert r.headers["x-lifeline-deployment"] == "local"
+            for line in r.iter_lines():
+                lines.append(line)
+                if len([x for x in lines if x.startswith("data:")]) == 3:
+                    assert gateway.proc is not None
+                    gateway.proc.send_signal(signal.SIGTERM)
+        # The answer finished on the model server itself: it is stopped only after in-flight streams.
+        assert not any(line.startswith(": lifeline resumed") for line in lines), lines
+        assert [line for line in lines if line.startswith("data:")][-1] == "data: [DONE]"
+        assert len(openai_sse_content(lines)) > 20
+        assert gateway.proc is not None and gateway.proc.wait(timeout=STOP_TIMEOUT_S) == 0
+        assert not pid_alive(pid), "the model server outlived the gateway"
+        assert "managed process stopped" in gateway.log_tail(20)
+    finally:
+        gateway.stop()
+        if pid and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
