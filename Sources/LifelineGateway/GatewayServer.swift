@@ -47,7 +47,7 @@ public enum GatewayServer {
                                                        clock: clock, metrics: metrics, logger: logger)
                 config.models[modelIndex].deployments[index].baseURL = process.baseURL
                 processes.append(process)
-                services.append(ManagedProcessService(process: process, logger: logger))
+                services.append(ManagedProcessService(process: process))
             }
         }
         let storePath = config.server.dataDirectory + "/lifeline.sqlite"

@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import Foundation
 import LifelineCore
-import Logging
 import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
@@ -16,12 +15,12 @@ import Darwin
 /// The decisions are `ProcessSupervisor`'s; this only carries them out with Foundation's `Process`.
 struct ManagedProcessService: Service {
     let process: ManagedProcess
-    let logger: Logger
 
     /// Ticks are short so exits and shutdown are acted on quickly.
     static let tick = Duration.milliseconds(50)
 
     func run() async throws {
+        // The running child's `Process`, kept alive (with its termination handler) until it is replaced or stopped.
         var child: Process?
         await withGracefulShutdownHandler {
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
