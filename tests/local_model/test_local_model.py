@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,11 @@ def test_the_model_server_is_a_managed_process_in_admin_metrics_and_logs(gateway
     metrics = gateway.metrics()
     assert counter(metrics, "lifeline_process_state", deployment="local", state="running") == 1
     assert counter(metrics, "lifeline_process_state", deployment="local", state="starting") == 0
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed (apt-get install prometheus)")
+    lint = subprocess.run([promtool, "check", "metrics"], input=metrics, capture_output=True, text=True, timeout=30)
+    assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout + lint.stderr
     log = gateway.log_path.read_text(errors="replace") if gateway.log_path else ""
     assert "managed process is running" in log, log[-2000:]
     assert Path(described["process"]["log_file"]).is_absolute() or (gateway.workdir / described["process"]["log_file"]).exists()
