@@ -106,6 +106,19 @@ final class ContinuationSplicerTests: XCTestCase {
                        " they hunt.")
     }
 
+    func testARestartWithOtherFirstWordsAfterPunctuationIsStillTrimmed() {
+        // A continuation after "Earth," would begin with whitespace; a capital begins a new answer.
+        let sent = "The sun is a celestial body that orbits around the Earth,"
+        XCTAssertEqual(splice(sent: sent, streaming: "A massive ball of glowing gas, the sun gives light and heat to our planet."),
+                       " the sun gives light and heat to our planet.")
+        XCTAssertEqual(splice(sent: "Cats sleep a lot.", streaming: "Felines rest for hours. They also hunt at night."),
+                       " They also hunt at night.")
+        // With whitespace first it is a continuation, capital or not.
+        XCTAssertEqual(splice(sent: "Cats sleep a lot.", streaming: " They also hunt at night."), " They also hunt at night.")
+        // Where `sent` ended in whitespace the prefill lost, a capital may well continue it.
+        XCTAssertEqual(splice(sent: "Cats sleep a lot. ", streaming: "They also hunt at night."), "They also hunt at night.")
+    }
+
     func testARewordedRestartThatEndsEarlyAddsOnlyWhatComesAfterTheSentText() {
         // Ends before the alignment lookahead: aligned at the end, on the last words.
         XCTAssertEqual(splice(sent: "Hello! I am a small model and I can", streaming: "Hello! I am a tiny model and I can help."),

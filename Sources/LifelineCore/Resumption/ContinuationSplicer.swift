@@ -14,7 +14,9 @@
 ///   end of `sent` is looked for in the new answer — its last words, the last one possibly cut
 ///   short — and the new answer is taken up after them; failing that, after as many sentences
 ///   as `sent` has begun (or, when `sent` stopped after a comma, after as many clauses of the
-///   matching sentence). Nothing of the new answer before that point reaches the client.
+///   matching sentence). A restart is told from a continuation by how it begins: like an
+///   answer, without whitespace, with the first word of `sent`, or with a capital where `sent`
+///   ended on punctuation. Nothing of the new answer before that point reaches the client.
 public struct ContinuationSplicer: Sendable {
     public let sent: String
     /// What to send as the assistant prefill.
@@ -89,6 +91,11 @@ public struct ContinuationSplicer: Sendable {
         {
             // Its first word is not complete yet and could still be the first word of `sent`.
             return nil
+        }
+        // So does one that begins with a capital right after `sent` ended on punctuation: a
+        // continuation there would begin with whitespace.
+        if leading == 0, trimmedWhitespace.isEmpty, let last = sent.last, ".,;:!?".contains(last), held.first?.isUppercase == true {
+            return align(final: final)
         }
         // A continuation proper.
         let whitespace = Array(trimmedWhitespace)
