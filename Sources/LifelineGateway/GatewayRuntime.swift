@@ -23,6 +23,8 @@ public final class GatewayRuntime: Sendable {
     /// Per-minute traffic history for capacity planning.
     let traffic: TrafficRecorder
     let clock: @Sendable () -> Double
+    /// Upstream servers Lifeline runs itself, by deployment name; fixed for the life of the process.
+    let processes: [String: ManagedProcess]
     let store: any LifelineStore
     let keys: KeyRegistry
     let usage: UsageRecorder
@@ -39,10 +41,11 @@ public final class GatewayRuntime: Sendable {
     }
 
     init(config: LifelineConfig, logger: Logger, store: any LifelineStore, keys: KeyRegistry, clock: @escaping @Sendable () -> Double,
-         sliStore: any SLIBucketStore = InMemorySLIBucketStore(), suppression: (any SuppressionPolicy)? = nil)
+         sliStore: any SLIBucketStore = InMemorySLIBucketStore(), suppression: (any SuppressionPolicy)? = nil,
+         metrics: GatewayMetrics = GatewayMetrics(), processes: [ManagedProcess] = [])
     {
-        let metrics = GatewayMetrics()
         self.metrics = metrics
+        self.processes = Dictionary(uniqueKeysWithValues: processes.map { ($0.deployment, $0) })
         self.clock = clock
         self.logger = logger
         self.store = store
@@ -64,7 +67,7 @@ public final class GatewayRuntime: Sendable {
             status.record(decision, at: Date().timeIntervalSince1970)
             if case .upstreamFailure(let deployment, _, "rate_limited") = decision { traffic.rateLimited(deployment: deployment) }
         }
-        state = Mutex((config, DeploymentPool(config: config, faults: faults, metrics: metrics, clock: clock)))
+        state = Mutex((config, DeploymentPool(config: config, faults: faults, metrics: metrics, clock: clock, processes: self.processes)))
     }
 
     /// Where links in notifications point: `alerting.external_url`, else this server's address.
@@ -170,12 +173,24 @@ public final class GatewayRuntime: Sendable {
                                               message: "a simulated deployment can only be added by a restart"))
                 }
             }
+            for (index, deployment) in model.deployments.enumerated() where deployment.process != nil {
+                if let running = processes[deployment.name], running.config == deployment.process {
+                    next.models[modelIndex].deployments[index].baseURL = running.baseURL
+                } else {
+                    issues.append(ConfigIssue(path: "models[\(modelIndex)].deployments[\(index)].process",
+                                              message: "a managed process can only be added or changed by a restart"))
+                }
+            }
+        }
+        let kept = Set(next.models.flatMap { $0.deployments.filter { $0.process != nil }.map(\.name) })
+        for name in processes.keys.sorted() where !kept.contains(name) {
+            issues.append(ConfigIssue(path: "models", message: "deployment '\(name)' runs a managed process; removing it (or its process block) needs a restart"))
         }
         if next.server != current.server {
             issues.append(ConfigIssue(path: "server", message: "server settings change only on restart"))
         }
         guard issues.isEmpty else { throw ConfigError(issues: issues) }
-        let nextPool = DeploymentPool(config: next, faults: faults, metrics: metrics, clock: clock, reusing: currentPool)
+        let nextPool = DeploymentPool(config: next, faults: faults, metrics: metrics, clock: clock, processes: processes, reusing: currentPool)
         state.withLock { $0 = (next, nextPool) }
         logger.notice("configuration reloaded", metadata: ["models": .stringConvertible(next.models.count)])
         deliver(slo.reload(next, at: wallClock()))

@@ -1,9 +1,11 @@
+import Foundation
 import Hummingbird
 import LifelineSimulator
 import LifelineStore
 import LifelineWire
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
@@ -34,6 +36,20 @@ public enum GatewayServer {
             }
         }
         let clock = GatewayRuntime.monotonicClock()
+        let metrics = GatewayMetrics()
+        // Managed processes get their ports now, so every deployment has its base URL before routing
+        // starts; their services come first, so shutdown stops them last, after in-flight requests.
+        var processes: [ManagedProcess] = []
+        for (modelIndex, model) in config.models.enumerated() {
+            for (index, deployment) in model.deployments.enumerated() {
+                guard let settings = deployment.process else { continue }
+                let process = try await managedProcess(deployment, settings, dataDirectory: config.server.dataDirectory,
+                                                       clock: clock, metrics: metrics, logger: logger)
+                config.models[modelIndex].deployments[index].baseURL = process.baseURL
+                processes.append(process)
+                services.append(ManagedProcessService(process: process))
+            }
+        }
         let storePath: String
         let store: any LifelineStore
         if let url = config.storage.postgresURL {
@@ -53,7 +69,8 @@ public enum GatewayServer {
             """)
         }
         let sliStore = await StoredSLIBucketStore(store: store, logger: logger)
-        let runtime = GatewayRuntime(config: config, logger: logger, store: store, keys: keys, clock: clock, sliStore: sliStore)
+        let runtime = GatewayRuntime(config: config, logger: logger, store: store, keys: keys, clock: clock, sliStore: sliStore,
+                                     metrics: metrics, processes: processes)
         await runtime.status.load(pool: runtime.pool, at: runtime.wallClock())
         await runtime.restoreDeliveries()
         logger.info("store opened", metadata: ["path": .string(storePath), "keys": .stringConvertible(keys.list().count),
@@ -122,6 +139,33 @@ public enum GatewayServer {
                 "errors": .array(error.issues.map { ["path": .string($0.path), "message": .string($0.message)] }),
             ])
         }
+    }
+
+    /// A managed process for `deployment`, on a free loopback port when its config leaves the port to Lifeline.
+    static func managedProcess(_ deployment: DeploymentConfig, _ settings: ProcessConfig, dataDirectory: String,
+                               clock: @escaping @Sendable () -> Double, metrics: GatewayMetrics, logger: Logger) async throws -> ManagedProcess
+    {
+        var baseURL = deployment.baseURL
+        let port: Int
+        if settings.picksPort {
+            port = try await freeLoopbackPort()
+            baseURL = deployment.protocol == .openai ? "http://127.0.0.1:\(port)/v1" : "http://127.0.0.1:\(port)"
+        } else {
+            let url = URL(string: baseURL)
+            port = url?.port ?? (url?.scheme == "https" ? 443 : 80)
+        }
+        let logFile = settings.logFile ?? "\(dataDirectory)/processes/\(deployment.name).log"
+        return ManagedProcess(deployment: deployment.name, config: settings, baseURL: baseURL, port: port, logFile: logFile,
+                              clock: clock, metrics: metrics, logger: logger)
+    }
+
+    /// A port nothing listens on right now, found by binding port 0 on loopback and closing again.
+    static func freeLoopbackPort() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress?.port ?? 0
+        try await channel.close()
+        guard port > 0 else { throw GatewayStartError(message: "no free loopback port for a managed process") }
+        return port
     }
 
     /// Binds a simulator on a free loopback port before the gateway starts, so its port is known.

@@ -94,9 +94,11 @@ struct Deployments: AsyncParsableCommand {
                 let fields = ["name", "model", "protocol", "priority", "weight", "state"].map { text(row[$0]) }
                 let ejections = text(row["breaker"]?["ejections"])
                 let faults = String(row["faults"]?.arrayValue?.count ?? 0)
-                return fields + [ejections, faults]
+                // Managed processes only; "-" for the others.
+                let process = row["process"]
+                return fields + [ejections, faults, text(process?["pid"]), text(process?["restarts"])]
             }
-            printTable(["NAME", "MODEL", "PROTOCOL", "PRIORITY", "WEIGHT", "STATE", "EJECTIONS", "FAULTS"], rows)
+            printTable(["NAME", "MODEL", "PROTOCOL", "PRIORITY", "WEIGHT", "STATE", "EJECTIONS", "FAULTS", "PID", "RESTARTS"], rows)
         }
     }
 

@@ -107,6 +107,8 @@ enum AdminRoutes {
             if health.coolingUntil > health.now, state == "healthy" { state = "cooling" }
         }
         if !faults.isEmpty, state == "healthy" { state = "faulted" }
+        // A managed process that is not running takes no traffic whatever its breaker says.
+        if let process = deployment.process, !process.acceptsTraffic { state = process.stateName }
         if deployment.isDrained { state = "draining" }
         return [
             "name": .string(deployment.name), "model": .string(deployment.model), "protocol": .string(deployment.config.protocol.rawValue),
@@ -114,6 +116,7 @@ enum AdminRoutes {
             "priority": .number(Double(deployment.config.priority)), "weight": .number(deployment.config.weight),
             "state": .string(state), "drained": .bool(deployment.isDrained), "breaker": breaker,
             "faults": .array(faults.map { .string($0.id) }), "simulated": .bool(deployment.config.simulator != nil),
+            "process": deployment.process?.json ?? .null,
         ]
     }
 }

@@ -422,8 +422,59 @@ struct ConfigReader {
         return policy
     }
 
+    /// `process:` — an upstream server Lifeline runs itself.
+    mutating func readProcess(_ raw: JSONValue?, _ path: String) -> ProcessConfig? {
+        let fields = object(raw, path, allowed: [
+            "command", "arguments", "environment", "working_directory", "health_path", "health_interval_ms", "health_timeout_ms",
+            "start_timeout_s", "stop_grace_s", "restart_backoff", "stable_after_s", "log_file"])
+        let command = string(fields, "command", path) ?? ""
+        if command.isEmpty { fail(join(path, "command"), "required (the executable to run)") }
+        var process = ProcessConfig(command: command)
+        if let rawArguments = fields["arguments"], !rawArguments.isNull {
+            if let list = rawArguments.arrayValue {
+                for (index, item) in list.enumerated() {
+                    let itemPath = "\(path).arguments[\(index)]"
+                    if let text = item.stringValue { process.arguments.append(substitute(text, itemPath)) }
+                    else if case .number = item { process.arguments.append(JSONCoding.encodeString(item)) }
+                    else { fail(itemPath, "expected a string, got \(item.typeName)") }
+                }
+            } else {
+                fail(join(path, "arguments"), "expected a list, got \(rawArguments.typeName)")
+            }
+        }
+        if fields["environment"] != nil {
+            let environmentPath = join(path, "environment")
+            let variables = object(fields["environment"], environmentPath, allowed: Set(fields["environment"]?.objectValue?.keys.map { $0 } ?? []))
+            for name in variables.keys.sorted() {
+                if name.isEmpty || name.contains("=") { fail(join(environmentPath, name), "not a valid environment variable name"); continue }
+                if let value = string(variables, name, environmentPath) { process.environment[name] = value }
+            }
+        }
+        if let directory = string(fields, "working_directory", path) {
+            if directory.isEmpty { fail(join(path, "working_directory"), "must not be empty") } else { process.workingDirectory = directory }
+        }
+        if let health = string(fields, "health_path", path) {
+            if health.hasPrefix("/") { process.healthPath = health } else { fail(join(path, "health_path"), "must begin with /, got '\(health)'") }
+        }
+        if let value = integer(fields, "health_interval_ms", path, in: 10...60_000) { process.healthIntervalMilliseconds = value }
+        if let value = integer(fields, "health_timeout_ms", path, in: 1...60_000) { process.healthTimeoutMilliseconds = value }
+        if let value = number(fields, "start_timeout_s", path, in: 0.1...3600) { process.restart.startTimeout = value }
+        if let value = number(fields, "stop_grace_s", path, in: 0...600) { process.stopGraceSeconds = value }
+        if let value = number(fields, "stable_after_s", path, in: 0...86_400) { process.restart.stableAfter = value }
+        let backoffPath = join(path, "restart_backoff")
+        let backoff = object(fields["restart_backoff"], backoffPath, allowed: ["base_ms", "max_ms"])
+        if let value = number(backoff, "base_ms", backoffPath, in: 0...600_000) { process.restart.backoffBase = value / 1000 }
+        if let value = number(backoff, "max_ms", backoffPath, in: 0...3_600_000) { process.restart.backoffMaximum = value / 1000 }
+        if process.restart.backoffBase > process.restart.backoffMaximum { fail(backoffPath, "base_ms must not exceed max_ms") }
+        if let file = string(fields, "log_file", path) {
+            if file.isEmpty { fail(join(path, "log_file"), "must not be empty") } else { process.logFile = file }
+        }
+        return process
+    }
+
     mutating func readDeployment(_ raw: JSONValue, _ path: String) -> DeploymentConfig? {
-        let object = object(raw, path, allowed: ["name", "protocol", "base_url", "api_key", "model", "priority", "weight", "timeouts", "simulator", "health_check", "rpm", "tpm"])
+        let object = object(raw, path, allowed: ["name", "protocol", "base_url", "api_key", "model", "priority", "weight", "timeouts", "simulator",
+                                                 "process", "health_check", "rpm", "tpm", "stream_usage"])
         let name = string(object, "name", path) ?? ""
         if name.isEmpty { fail(join(path, "name"), "required") }
         var wireProtocol = WireProtocol.openai
@@ -444,14 +495,29 @@ struct ConfigReader {
             if let rate = number(simulator, "tokens_per_second", join(path, "simulator"), in: 0...1_000_000) { config.tokensPerSecond = rate }
             deployment.simulator = config
         }
+        if let usage = string(object, "stream_usage", path) {
+            if let parsed = DeploymentConfig.StreamUsage(rawValue: usage) { deployment.streamUsage = parsed }
+            else { fail(join(path, "stream_usage"), "must be reported or ask, got '\(usage)'") }
+        }
+        if object["process"] != nil {
+            deployment.process = readProcess(object["process"], join(path, "process"))
+            if deployment.simulator != nil { fail(join(path, "process"), "a deployment has a simulator or a process, not both") }
+        }
         if let url = string(object, "base_url", path) {
             if let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme), parsed.host != nil {
                 deployment.baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
             } else {
                 fail(join(path, "base_url"), "not a URL (expected http:// or https:// with a host), got '\(url)'")
             }
-        } else if deployment.simulator == nil {
-            fail(join(path, "base_url"), "required unless the deployment has a simulator block")
+        } else if deployment.simulator != nil {
+            // The simulator's own port.
+        } else if let process = deployment.process {
+            deployment.process?.picksPort = true
+            if !(process.arguments + process.environment.values).contains(where: { $0.contains(ProcessConfig.portPlaceholder) }) {
+                fail(join(path, "base_url"), "required unless the process is told its port: put \(ProcessConfig.portPlaceholder) in process.arguments or process.environment")
+            }
+        } else {
+            fail(join(path, "base_url"), "required unless the deployment has a simulator or a process block")
         }
         let timeouts = self.object(object["timeouts"], join(path, "timeouts"), allowed: ["connect_ms", "first_token_ms", "idle_ms", "total_ms"])
         let timeoutPath = join(path, "timeouts")

@@ -153,6 +153,19 @@ public struct DeploymentConfig: Sendable, Equatable {
     public var tokensPerMinute: Int?
     /// When present, Lifeline runs a simulator for this deployment on a free loopback port.
     public var simulator: SimulatorConfig?
+    /// When present, Lifeline runs this upstream server itself and keeps it running.
+    public var process: ProcessConfig?
+    public var streamUsage = StreamUsage.reported
+
+    /// Where a stream's token usage comes from.
+    public enum StreamUsage: String, Sendable, CaseIterable {
+        /// The upstream's own usage event; without one, completion tokens are the text events counted.
+        case reported
+        /// As `reported`, and when a stream ends without usage the prompt's token count is asked
+        /// with a one-token request that is not streamed (for servers such as llama.cpp's that
+        /// ignore `stream_options.include_usage`; one more prompt evaluation, cheap with their prompt cache).
+        case ask
+    }
 
     public init(name: String, protocol: WireProtocol, model: String) {
         self.name = name
@@ -183,6 +196,37 @@ public struct HealthCheckConfig: Sendable, Equatable {
     public var intervalSeconds = 10.0
     public var timeoutMilliseconds = 2_000
     public init() {}
+}
+
+/// An upstream server that Lifeline starts, health-checks, restarts when it dies and stops
+/// on shutdown (a local model server, for instance).
+public struct ProcessConfig: Sendable, Equatable {
+    /// The executable: a path (relative ones from the working directory) or a name looked up in PATH.
+    public var command: String
+    /// `{port}` in an argument or environment value becomes the deployment's port.
+    public var arguments: [String] = []
+    /// Added to Lifeline's own environment.
+    public var environment: [String: String] = [:]
+    /// Nil: Lifeline's own working directory.
+    public var workingDirectory: String?
+    /// Requested with GET on the base URL's origin; any 2xx means healthy.
+    public var healthPath = "/v1/models"
+    public var healthIntervalMilliseconds = 500
+    public var healthTimeoutMilliseconds = 2_000
+    /// SIGTERM, then SIGKILL after this long.
+    public var stopGraceSeconds = 10.0
+    /// Where the process's output goes; nil: `<data_dir>/processes/<deployment>.log`.
+    public var logFile: String?
+    public var restart = ProcessRestartPolicy()
+    /// True when the base URL was left out and Lifeline picks a free loopback port at start.
+    public var picksPort = false
+
+    /// Stands for the deployment's port in `arguments` and `environment`.
+    public static let portPlaceholder = "{port}"
+
+    public init(command: String) {
+        self.command = command
+    }
 }
 
 public struct SimulatorConfig: Sendable, Equatable {

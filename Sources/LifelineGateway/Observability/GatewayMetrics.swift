@@ -88,6 +88,22 @@ public final class GatewayMetrics: Sendable {
         counter("lifeline_faults_injected_total", [("deployment", deployment), ("kind", kind)], help: "Drill faults applied to upstream attempts.").increment()
     }
 
+    static let processStates = ["starting", "running", "restarting", "stopped"]
+
+    /// One series per state, 1 for the state the managed process is in.
+    public func processState(deployment: String, state: String) {
+        for name in Self.processStates {
+            gauge("lifeline_process_state", [("deployment", deployment), ("state", name)],
+                  help: "Managed upstream processes: 1 for the state each is in (starting, running, restarting, stopped).")
+                .set(name == state ? 1.0 : 0.0)
+        }
+    }
+
+    public func processRestarted(deployment: String, count: Int64 = 1) {
+        counter("lifeline_process_restarts_total", [("deployment", deployment)],
+                help: "Times a managed upstream process was started again after it exited or failed to start.").increment(by: count)
+    }
+
     public func healthProbe(deployment: String, healthy: Bool) {
         counter("lifeline_health_probes_total", [("deployment", deployment), ("outcome", healthy ? "ok" : "failed")], help: "Active health probes by outcome; not user traffic.").increment()
     }

@@ -9,6 +9,8 @@ public final class Deployment: Sendable {
     public let config: DeploymentConfig
     public let model: String
     let client: UpstreamClient
+    /// The server Lifeline runs for this deployment, if it runs one.
+    let process: ManagedProcess?
     private let drained = Atomic<Bool>(false)
     private let faults: FaultInjector
     private let metrics: GatewayMetrics
@@ -16,9 +18,12 @@ public final class Deployment: Sendable {
     /// The upstream's own per-minute allowances, when configured.
     private let allowance: Mutex<(requests: TokenBucket?, tokens: TokenBucket?)>
 
-    init(config: DeploymentConfig, model: String, faults: FaultInjector, metrics: GatewayMetrics, clock: @escaping @Sendable () -> Double) {
+    init(config: DeploymentConfig, model: String, faults: FaultInjector, metrics: GatewayMetrics, clock: @escaping @Sendable () -> Double,
+         process: ManagedProcess? = nil)
+    {
         self.config = config
         self.model = model
+        self.process = process
         self.client = UpstreamClient(deployment: config)
         self.faults = faults
         self.metrics = metrics
@@ -51,6 +56,9 @@ public final class Deployment: Sendable {
 
     public var name: String { config.name }
     public var isDrained: Bool { drained.load(ordering: .relaxed) }
+
+    /// False while its managed process is starting, restarting or stopped.
+    public var processAcceptsTraffic: Bool { process?.acceptsTraffic ?? true }
 
     public func setDrained(_ value: Bool) {
         drained.store(value, ordering: .relaxed)
@@ -152,7 +160,7 @@ public final class ModelGroup: Sendable {
         let candidates = deployments.indices.map { index in
             let deployment = deployments[index]
             return RoutingCandidate(priority: deployment.config.priority, weight: deployment.config.weight,
-                                    isAvailable: healthy[index] && roomy[index] && !deployment.isDrained
+                                    isAvailable: healthy[index] && roomy[index] && !deployment.isDrained && deployment.processAcceptsTraffic
                                         && (!openAIOnly || deployment.config.protocol == .openai)
                                         && deployment.hasAllowance(estimatedTokens: estimatedTokens))
         }
@@ -287,7 +295,7 @@ public final class DeploymentPool: Sendable {
     public let deployments: [Deployment]
 
     init(config: LifelineConfig, faults: FaultInjector, metrics: GatewayMetrics, clock: @escaping @Sendable () -> Double,
-         reusing previous: DeploymentPool? = nil)
+         processes: [String: ManagedProcess] = [:], reusing previous: DeploymentPool? = nil)
     {
         var models: [String: ModelGroup] = [:]
         var all: [Deployment] = []
@@ -295,7 +303,8 @@ public final class DeploymentPool: Sendable {
             let deployments = model.deployments.map { settings in
                 // An unchanged deployment keeps its client (and connections) and its drained flag.
                 if let old = previous?.deployment(named: settings.name), old.config == settings, old.model == model.name { return old }
-                return Deployment(config: settings, model: model.name, faults: faults, metrics: metrics, clock: clock)
+                return Deployment(config: settings, model: model.name, faults: faults, metrics: metrics, clock: clock,
+                                  process: settings.process == nil ? nil : processes[settings.name])
             }
             all += deployments
             models[model.name] = ModelGroup(name: model.name, deployments: deployments, routing: config.routing, hedging: model.hedging,

@@ -105,9 +105,11 @@ struct StreamRelay: Sendable {
         /// Set when the gateway's own stop scan ended the answer.
         var stoppedBySequence = false
 
-        /// Closes an attempt's usage: reported by the upstream, or counted from its text events.
-        mutating func closeAttempt(reported: Bool) {
-            usage = usage + (attemptUsage ?? Usage(promptTokens: 0, completionTokens: reported ? 0 : textEvents))
+        /// Closes an attempt's usage: reported by the upstream, or else its text events counted as
+        /// completion tokens (a cut stream reports nothing, nor do some servers, llama.cpp's among
+        /// them, that send one event per token).
+        mutating func closeAttempt() {
+            usage = usage + (attemptUsage ?? Usage(promptTokens: 0, completionTokens: textEvents))
             attemptUsage = nil
             textEvents = 0
         }
@@ -122,6 +124,7 @@ struct StreamRelay: Sendable {
         if api == .anthropic, !chat.stop.isEmpty { progress.scanner = StopSequenceScanner(sequences: chat.stop) }
         var current = opened
         var deployment = first
+        var attemptRequest = chat
         let deadline = record.started + Double(first.config.timeouts.totalMilliseconds) / 1000
         var out: [UInt8] = []
         if let event = current.first { out += forward(event, &encoder, &progress) }
@@ -140,7 +143,12 @@ struct StreamRelay: Sendable {
                         }
                     }
                     out += finishText(&encoder, &progress)
-                    progress.closeAttempt(reported: !progress.stoppedBySequence)
+                    if progress.attemptUsage == nil, !progress.stoppedBySequence, deployment.config.streamUsage == .ask,
+                       let prompt = await deployment.client.promptTokens(attemptRequest.upstreamRequest(for: deployment))
+                    {
+                        progress.attemptUsage = Usage(promptTokens: prompt, completionTokens: progress.textEvents)
+                    }
+                    progress.closeAttempt()
                     failover.group.report(deployment, failure: nil)
                     break streaming
                 } catch let error as UpstreamFailure {
@@ -148,7 +156,7 @@ struct StreamRelay: Sendable {
                     logger.warning("stream failed mid-answer", metadata: [
                         "deployment": .string(deployment.name), "failure": .string(error.description),
                         "bytes_sent": .stringConvertible(progress.text.utf8.count)])
-                    progress.closeAttempt(reported: false)
+                    progress.closeAttempt()
                     guard let resumed = await resume(after: deployment, failure: error, progress: progress, record: &record) else {
                         let reason = progress.sawToolCall || chat.choiceCount > 1
                             ? "This stream cannot be resumed safely after its upstream failed."
@@ -160,6 +168,7 @@ struct StreamRelay: Sendable {
                         return
                     }
                     record.resumptions += 1
+                    attemptRequest = continuation(of: progress)
                     out += SSE.comment("lifeline resumed on \(resumed.deployment.name) after \(progress.text.utf8.count) bytes")
                     deployment = resumed.deployment
                     current = resumed.value
@@ -251,17 +260,25 @@ struct StreamRelay: Sendable {
         return out
     }
 
+    /// The original request with the text sent so far as an assistant prefill, and what is left of `max_tokens`.
+    private func continuation(of progress: Progress) -> ChatRequest {
+        var continuation = chat
+        let prefill = ContinuationSplicer(sent: progress.text).prefill
+        if !prefill.isEmpty { continuation.messages.append(.text(.assistant, prefill)) }
+        if let limit = chat.maxTokens { continuation.maxTokens = max(1, limit - progress.usage.completionTokens) }
+        return continuation
+    }
+
     /// Opens a continuation on the next deployment that can take it: others first, the failed one last.
     private func resume(after failed: Deployment, failure: UpstreamFailure, progress: Progress, record: inout RequestRecord)
         async -> (value: OpenedStream, deployment: Deployment)?
     {
         guard record.resumptions < failover.routing.maxResumptions, chat.choiceCount == 1, !progress.sawToolCall, failure.isRetryable
         else { return nil }
-        var continuation = chat
-        let prefill = ContinuationSplicer(sent: progress.text).prefill
-        if !prefill.isEmpty { continuation.messages.append(.text(.assistant, prefill)) }
-        if let limit = chat.maxTokens { continuation.maxTokens = max(1, limit - progress.usage.completionTokens) }
-        let candidates = failover.group.attemptOrder(openAIOnly: false).filter { $0 !== failed } + [failed]
+        let continuation = continuation(of: progress)
+        // The failed deployment comes last, and not at all while its managed process is down.
+        let candidates = failover.group.attemptOrder(openAIOnly: false).filter { $0 !== failed }
+            + (failed.processAcceptsTraffic ? [failed] : [])
         let result = await failover.run(candidates, phase: .midStream, record: &record, outcomeLater: true) { deployment throws(UpstreamFailure) in
             try await Self.open(continuation.upstreamRequest(for: deployment), on: deployment)
         }

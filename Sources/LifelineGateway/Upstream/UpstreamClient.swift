@@ -120,6 +120,15 @@ public final class UpstreamClient: Sendable {
         }
     }
 
+    /// The prompt's token count as the upstream counts it, from a one-token answer not streamed;
+    /// nil if it does not say.
+    public func promptTokens(_ request: ChatRequest) async -> Int? {
+        var probe = request
+        probe.maxTokens = 1
+        guard let response = try? await complete(probe), response.usage.promptTokens > 0 else { return nil }
+        return response.usage.promptTokens
+    }
+
     /// Opens a stream; events are read from the returned iterator.
     public func stream(_ request: ChatRequest) async throws(UpstreamFailure) -> UpstreamEventStream {
         let response = try await send(httpRequest(url: endpoint, body: encode(request, stream: true)))
