@@ -282,23 +282,14 @@ public final class PostgresStore: LifelineStore {
     }
 
     public func loadSLIBuckets() async throws -> [String: SLIBucketSnapshot] {
-        var snapshots: [String: SLIBucketSnapshot] = [:]
+        var snapshots = SLIBucketSnapshots()
         for row in try await rows("SELECT * FROM sli_buckets ORDER BY slo, ring, idx") {
-            let slo = try row["slo"].decode(String.self)
-            let width = try row["width"].decode(Double.self)
-            let bucket = SLIBucket(index: Int64(try row["idx"].decode(Int.self)), good: try row["good"].decode(Int.self),
-                                   total: try row["total"].decode(Int.self))
-            var snapshot = snapshots[slo] ?? SLIBucketSnapshot(minuteWidth: 60, minutes: [], hourWidth: 3600, hours: [])
-            if try row["ring"].decode(String.self) == "minute" {
-                snapshot.minuteWidth = width
-                snapshot.minutes.append(bucket)
-            } else {
-                snapshot.hourWidth = width
-                snapshot.hours.append(bucket)
-            }
-            snapshots[slo] = snapshot
+            snapshots.add(slo: try row["slo"].decode(String.self), ring: try row["ring"].decode(String.self),
+                          width: try row["width"].decode(Double.self),
+                          bucket: SLIBucket(index: Int64(try row["idx"].decode(Int.self)), good: try row["good"].decode(Int.self),
+                                            total: try row["total"].decode(Int.self)))
         }
-        return snapshots
+        return snapshots.bySLO
     }
 
     public func loadAlerts() async throws -> [String: SavedAlert] {

@@ -424,23 +424,13 @@ public final class SQLiteStore: LifelineStore {
 
     public func loadSLIBuckets() async throws -> [String: SLIBucketSnapshot] {
         try await serial.run { [self] in
-            var snapshots: [String: SLIBucketSnapshot] = [:]
+            var snapshots = SLIBucketSnapshots()
             for row in try await connection.query("SELECT * FROM sli_buckets ORDER BY slo, ring, idx", []) {
-                let slo = row.column("slo")?.string ?? ""
-                let width = row.column("width")?.double ?? 60
-                let bucket = SLIBucket(index: Int64(row.column("idx")?.integer ?? 0), good: Int(row.column("good")?.integer ?? 0),
-                                       total: Int(row.column("total")?.integer ?? 0))
-                var snapshot = snapshots[slo] ?? SLIBucketSnapshot(minuteWidth: 60, minutes: [], hourWidth: 3600, hours: [])
-                if row.column("ring")?.string == "minute" {
-                    snapshot.minuteWidth = width
-                    snapshot.minutes.append(bucket)
-                } else {
-                    snapshot.hourWidth = width
-                    snapshot.hours.append(bucket)
-                }
-                snapshots[slo] = snapshot
+                snapshots.add(slo: row.column("slo")?.string ?? "", ring: row.column("ring")?.string ?? "", width: row.column("width")?.double ?? 60,
+                              bucket: SLIBucket(index: Int64(row.column("idx")?.integer ?? 0), good: Int(row.column("good")?.integer ?? 0),
+                                                total: Int(row.column("total")?.integer ?? 0)))
             }
-            return snapshots
+            return snapshots.bySLO
         }
     }
 

@@ -224,3 +224,20 @@ public struct UptimeRecord: Sendable, Equatable {
         return max(0, 1 - (majorOutageSeconds + 0.3 * partialOutageSeconds) / observedSeconds)
     }
 }
+
+/// Assembles stored SLI bucket rows (ordered by SLO, ring and index) into one snapshot per SLO.
+struct SLIBucketSnapshots {
+    private(set) var bySLO: [String: SLIBucketSnapshot] = [:]
+
+    mutating func add(slo: String, ring: String, width: Double, bucket: SLIBucket) {
+        var snapshot = bySLO[slo] ?? SLIBucketSnapshot(minuteWidth: 60, minutes: [], hourWidth: 3600, hours: [])
+        if ring == "minute" {
+            snapshot.minuteWidth = width
+            snapshot.minutes.append(bucket)
+        } else {
+            snapshot.hourWidth = width
+            snapshot.hours.append(bucket)
+        }
+        bySLO[slo] = snapshot
+    }
+}

@@ -89,7 +89,6 @@ final class PostmortemDraftTests: XCTestCase {
             "- 12:03:20 — Recovery: the last failed request.",
             "- 12:03:50 — Monitoring: Back to normal.",
             "- 12:04:10 — Resolved: Resolved.",
-            "- 12:04:10 — Resolved.",
         ])
     }
 
@@ -100,6 +99,8 @@ final class PostmortemDraftTests: XCTestCase {
         let draft = PostmortemDraft.write(incident)
         XCTAssertTrue(draft.contains("- Requests: none were recorded while the incident lasted."), draft)
         XCTAssertTrue(draft.contains("Detected: an operator opened the incident."), draft)
+        XCTAssertTrue(draft.contains("Start, as the operator reported it (no failed request was recorded)."), draft)
+        XCTAssertFalse(draft.contains("First symptom"), draft)
         XCTAssertTrue(draft.contains("- None recorded."), draft)
         XCTAssertFalse(draft.contains("At worst"), draft)
     }

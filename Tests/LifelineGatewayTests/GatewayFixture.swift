@@ -177,3 +177,15 @@ func chatBody(_ model: String, _ prompt: String, stream: Bool = false, api: Wire
 }
 
 func path(for api: WireProtocol) -> String { api == .openai ? "/v1/chat/completions" : "/v1/messages" }
+
+/// Polls `check` every 50 ms until it holds; fails the test after `timeout` seconds.
+func waitFor(_ what: String, timeout: Double = 15, file: StaticString = #filePath, line: UInt = #line,
+             _ check: () async throws -> Bool) async throws
+{
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try await check() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    XCTFail("timed out waiting for \(what)", file: file, line: line)
+}

@@ -25,14 +25,6 @@ final class StatusEndToEndTests: XCTestCase {
         }
     }
 
-    private func waitFor(_ what: String, timeout: Double = 10, _ check: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try await check() { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        XCTFail("timed out waiting for \(what)")
-    }
 
     private func sendRequests(_ count: Int, model: String = "chat-openai") async throws {
         for _ in 0..<count { _ = try await fixture.post("/v1/chat/completions", chatBody(model, "status", maxTokens: 4)) }

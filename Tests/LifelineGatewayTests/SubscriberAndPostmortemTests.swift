@@ -25,14 +25,6 @@ final class SubscriberAndPostmortemTests: XCTestCase {
         config.notifications.backoff = Backoff(base: 0.01, maximum: 0.05)
     }
 
-    private func waitFor(_ what: String, timeout: Double = 15, _ check: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try await check() { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        XCTFail("timed out waiting for \(what)")
-    }
 
     private func subscribe(_ body: JSONValue, admin: Bool = false) async throws -> GatewayFixture.Reply {
         let fixture = try XCTUnwrap(fixture)
@@ -139,7 +131,7 @@ final class SubscriberAndPostmortemTests: XCTestCase {
         XCTAssertGreaterThan(draft["impact"]?["failed_requests"]?.doubleValue ?? 0, 0)
         XCTAssertEqual(draft["impact"]?["callers_affected"], 1, "every request came from the anonymous caller")
         for section in ["## Summary", "## Impact", "## Timeline (UTC)", "## Deployments involved", "First symptom", "Detected:",
-                        "Recovery: the last failed request.", "Resolved."]
+                        "Recovery: the last failed request.", "— Resolved: "]
         {
             XCTAssertTrue(body.contains(section), "missing \(section) in:\n\(body)")
         }

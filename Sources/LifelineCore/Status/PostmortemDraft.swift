@@ -44,7 +44,11 @@ public enum PostmortemDraft {
         lines.append("## Timeline (UTC)")
         lines.append("")
         var timeline: [(at: Double, order: Int, text: String)] = []
-        timeline.append((start, 0, "First symptom: requests began to fail or slow down."))
+        if incident.automatic || evidence.firstFailureAt != nil {
+            timeline.append((start, 0, "First symptom: requests began to fail or slow down."))
+        } else {
+            timeline.append((start, 0, "Start, as the operator reported it (no failed request was recorded)."))
+        }
         timeline.append((incident.createdAt, 1, incident.automatic
             ? "Detected: the incident opened automatically from client-visible error rates and latency."
             : "Detected: an operator opened the incident."))
@@ -63,7 +67,10 @@ public enum PostmortemDraft {
         if let last = evidence.lastFailureAt {
             timeline.append((last, 4, "Recovery: the last failed request."))
         }
-        if let resolved = incident.resolvedAt { timeline.append((resolved, 5, "Resolved.")) }
+        // Resolution is already in the timeline when an update says so.
+        if let resolved = incident.resolvedAt, !incident.updates.contains(where: { $0.status == .resolved && $0.createdAt == resolved }) {
+            timeline.append((resolved, 5, "Resolved."))
+        }
         for entry in timeline.sorted(by: { ($0.at, $0.order) < ($1.at, $1.order) }) {
             lines.append("- \(UTCTime.time(entry.at)) — \(entry.text)")
         }

@@ -105,8 +105,7 @@ enum StatusPage {
             "<li><p><strong>\(update.status.rawValue.capitalized)</strong> · \(time(update.createdAt))</p><p>\(Markup.escape(update.body))</p></li>"
         }.joined(separator: "\n")
         if let body = incident.postmortemBody, let published = incident.postmortemPublishedAt {
-            html += "<section class=\"postmortem\" aria-label=\"Postmortem of \(Markup.escape(incident.name))\">\n"
-            html += "<p class=\"meta\"><span class=\"tag\">Postmortem</span> published \(time(published))</p>\n\(postmortem(body))</section>\n"
+            html += "<details class=\"postmortem\"><summary>Postmortem, published \(time(published))</summary>\n\(postmortem(body))</details>\n"
         }
         if open {
             html += "<ol class=\"updates\">\n\(updates)\n</ol>\n"
