@@ -229,6 +229,7 @@ def test_postmortem_and_subscriber_panels_are_accessible_and_fit_the_screen(brow
         size = "phone" if phone else "desktop"
         view.scroll_into_view_if_needed()
         panel_screenshot(view, f"console-postmortem-{size}")
+        panel_screenshot(row.locator("xpath=ancestor::div[contains(@class, 'table-scroll')]"), f"console-resolved-incidents-{size}")
         panel_screenshot(page.locator("#panel-subscribers"), f"console-subscribers-{size}")
     finally:
         problems.check()
