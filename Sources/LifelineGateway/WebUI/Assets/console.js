@@ -98,7 +98,7 @@ const state = {
   incidentsDrawn: "", // what the incident list was last drawn from, so a poll with no change keeps forms as they are
   componentNames: null, // the status page's components, for the incident form
   endingMaintenance: null, // id of the maintenance whose early end waits for confirmation
-  postmortem: null, // { id, name, published }: the postmortem open below the resolved incidents
+  postmortem: null, // { id, name }: the postmortem open below the resolved incidents
   removingSubscriber: null, // id of the subscriber whose removal waits for confirmation
 };
 
@@ -980,10 +980,10 @@ function impactFigures(impact) {
   ];
 }
 
-/** Draws a postmortem as the API answered it; `withText` also puts its text in the editor (replacing what is typed). */
-function showPostmortem(postmortem, withText) {
+/** Draws a postmortem as the API answered it, its text in the editor (replacing what was typed there). */
+function showPostmortem(postmortem) {
   const published = Boolean(postmortem.published);
-  state.postmortem = { id: String(postmortem.incident_id ?? ""), name: String(postmortem.incident ?? ""), published };
+  state.postmortem = { id: String(postmortem.incident_id ?? ""), name: String(postmortem.incident ?? "") };
   ui.postmortemIncident.textContent = state.postmortem.name;
   replaceChildren(ui.postmortemState, published
     ? [h("span", { class: "state incident-status-resolved" }, "published"),
@@ -996,7 +996,7 @@ function showPostmortem(postmortem, withText) {
     h("div", { class: "figure", "data-figure": id },
       h("dt", {}, label),
       h("dd", {}, h("span", { class: "figure-value" }, value), detail ? h("span", { class: "detail" }, detail) : null))));
-  if (withText) ui.postmortemBody.value = postmortem.body ?? "";
+  ui.postmortemBody.value = postmortem.body ?? "";
   ui.postmortemPublish.hidden = published;
   ui.postmortem.hidden = false;
 }
@@ -1006,7 +1006,7 @@ async function openPostmortem(id) {
   askPostmortem(null);
   ui.postmortemStatus.textContent = "";
   try {
-    showPostmortem(await adminRequest("GET", `/admin/v1/incidents/${encodeURIComponent(id)}/postmortem`), true);
+    showPostmortem(await adminRequest("GET", `/admin/v1/incidents/${encodeURIComponent(id)}/postmortem`));
     showFailure(ui.incidentError, null);
     redrawIncidents();
     ui.postmortem.focus();
@@ -1078,7 +1078,7 @@ async function changePostmortem(change) {
   try {
     const answer = await adminRequest("PUT", `/admin/v1/incidents/${encodeURIComponent(id)}/postmortem`, POSTMORTEM_CHANGES[change].request());
     askPostmortem(null);
-    showPostmortem(answer, true);
+    showPostmortem(answer);
     ui.postmortemStatus.textContent = POSTMORTEM_CHANGES[change].done;
     await refreshPanel("incidents");
     ui.postmortemBody.focus({ preventScroll: true });
