@@ -16,6 +16,7 @@ OPTIONAL_PANELS = {
     "alerts": "/alerts",
     "keys": "/keys",
     "maintenances": "/maintenances",
+    "subscribers": "/subscribers",
 }
 
 

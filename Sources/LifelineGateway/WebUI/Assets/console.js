@@ -1,4 +1,5 @@
-// The operator console: deployments, drills, incidents, maintenance and keys from the admin API;
+// The operator console: deployments, drills, incidents with their postmortems, maintenance, status
+// subscribers and keys from the admin API;
 // traffic, concurrency limits and load shedding from /metrics.
 // The admin token stays in this tab (sessionStorage) and goes out only as a bearer header.
 
@@ -18,6 +19,7 @@ const OPTIONAL_PANELS = [
   { id: "alerts", path: "/admin/v1/alerts", section: "#panel-alerts", render: (body) => renderAlerts(body) },
   { id: "keys", path: "/admin/v1/keys", section: "#panel-keys", render: (body) => renderKeys(body) },
   { id: "maintenances", path: "/admin/v1/maintenances", section: "#panel-maintenances", render: (body) => renderMaintenances(body) },
+  { id: "subscribers", path: "/admin/v1/subscribers", section: "#panel-subscribers", render: (body) => renderSubscribers(body) },
 ];
 
 const $ = (selector) => document.querySelector(selector);
@@ -54,6 +56,20 @@ const ui = {
   maintenanceForm: $("#maintenance-form"),
   maintenanceFormError: $("#maintenance-form-error"),
   maintenanceDeployments: $("#maintenance-deployments"),
+  postmortem: $("#postmortem"),
+  postmortemIncident: $("#postmortem-incident"),
+  postmortemState: $("#postmortem-state"),
+  postmortemImpact: $("#postmortem-impact"),
+  postmortemForm: $("#postmortem-form"),
+  postmortemBody: $("#postmortem-body"),
+  postmortemPublish: $("#postmortem-publish"),
+  postmortemConfirm: $("#postmortem-confirm"),
+  postmortemError: $("#postmortem-error"),
+  postmortemStatus: $("#postmortem-status"),
+  subscribers: $("#subscribers"),
+  subscribersRegion: $("#subscribers-region"),
+  subscribersStatus: $("#subscribers-status"),
+  subscriberError: $("#subscriber-error"),
   alertsSummary: $("#alerts-summary"),
   alertsFiring: $("#alerts-firing"),
   alertsResolved: $("#alerts-resolved"),
@@ -82,6 +98,8 @@ const state = {
   incidentsDrawn: "", // what the incident list was last drawn from, so a poll with no change keeps forms as they are
   componentNames: null, // the status page's components, for the incident form
   endingMaintenance: null, // id of the maintenance whose early end waits for confirmation
+  postmortem: null, // { id, name }: the postmortem open below the resolved incidents
+  removingSubscriber: null, // id of the subscriber whose removal waits for confirmation
 };
 
 class SignedOut extends Error {}
@@ -162,6 +180,8 @@ function signOut(reason) {
   state.incidentsDrawn = "";
   state.componentNames = null;
   state.endingMaintenance = null;
+  state.removingSubscriber = null;
+  closePostmortem();
   showFailure(ui.signInError, reason ? { message: reason } : null);
   ui.tokenInput.focus();
 }
@@ -605,12 +625,11 @@ function keyActions(id, name, status) {
     return h("button", { type: "button", class: "small", "data-focus-key": `revoke:${id}`, "aria-label": `Revoke ${name}`,
       onclick: () => askToRevoke(id) }, "Revoke");
   }
-  return h("span", { class: "confirm-revoke", role: "group", "aria-label": `Confirm revoking ${name}` },
-    h("span", { class: "confirm-text" }, `Revoke ${name}? Requests with it fail at once.`),
-    h("button", { type: "button", class: "small danger", "data-focus-key": `revoke-confirm:${id}`, "aria-label": `Yes, revoke ${name}`,
-      onclick: (event) => revokeKey(id, name, event.currentTarget) }, "Yes, revoke"),
-    h("button", { type: "button", class: "small", "data-focus-key": `revoke-cancel:${id}`, "aria-label": `Keep ${name}`,
-      onclick: () => cancelRevoke(id) }, "Keep"));
+  return confirmation({
+    label: `Confirm revoking ${name}`, text: `Revoke ${name}? Requests with it fail at once.`,
+    yes: "Yes, revoke", yesLabel: `Yes, revoke ${name}`, yesKey: `revoke-confirm:${id}`, onYes: (button) => revokeKey(id, name, button),
+    keep: "Keep", keepLabel: `Keep ${name}`, keepKey: `revoke-cancel:${id}`, onKeep: () => cancelRevoke(id),
+  });
 }
 
 function redraw(id) {
@@ -722,8 +741,9 @@ function renderIncidents(body) {
         h("th", { scope: "row" }, h("span", { class: "deployment-name" }, String(incident.name ?? "")),
           h("span", { class: "detail" }, String(incident.incident_updates?.[0]?.body ?? ""))),
         h("td", { class: "wide-only" }, String(incident.impact ?? "")),
-        h("td", {}, when(incident.resolved_at))))
-      : h("tr", {}, h("td", { colspan: 3, class: "muted" }, "Nothing resolved recently.")));
+        h("td", {}, when(incident.resolved_at)),
+        h("td", { class: "postmortem-cell" }, postmortemSummary(incident))))
+      : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "Nothing resolved recently.")));
   });
 }
 
@@ -920,6 +940,166 @@ async function createIncident(event) {
   }
 }
 
+// ---------------------------------------------------------------- postmortems
+
+/** Where a resolved incident's postmortem stands, and the button that opens it. */
+function postmortemSummary(incident) {
+  const id = String(incident.id ?? "");
+  const name = String(incident.name ?? "");
+  const words = incident.postmortem_published_at ? "published" : incident.postmortem_body ? "draft" : "none yet";
+  return [
+    h("span", { class: "detail postmortem-word" }, words),
+    h("button", { type: "button", class: "small", "data-focus-key": `postmortem:${id}`, "aria-label": `Postmortem of ${name}`,
+      "aria-controls": "postmortem", "aria-expanded": state.postmortem?.id === id ? "true" : "false", onclick: () => openPostmortem(id) }, "Postmortem"),
+  ];
+}
+
+const count = (value) => NUMBER.format(Number(value ?? 0));
+/** The sum of a map of counts, or of maps of counts (upstream failures are per deployment, then per outcome). */
+const total = (map) => Object.values(map ?? {}).reduce((sum, value) => sum + (value && typeof value === "object" ? total(value) : Number(value) || 0), 0);
+const breakdown = (map) => Object.entries(map ?? {})
+  .map(([name, value]) => `${name.replace(/_/g, " ")} ${count(value && typeof value === "object" ? total(value) : value)}`).join(", ");
+
+/** The figures a postmortem was drafted from, each with its label, in plain words. */
+function impactFigures(impact) {
+  const requests = Number(impact.requests ?? 0);
+  const failed = Number(impact.failed_requests ?? 0);
+  const deployments = (impact.deployments ?? []).map(String);
+  return [
+    ["requests", "Requests", count(requests)],
+    ["failed", "Failed", count(failed), requests ? `${percent(failed / requests)} of all` : null],
+    ["slow", "Slow first answers", count(impact.slow_requests)],
+    ["callers", "Callers affected", count(impact.callers_affected)],
+    ["tokens-lost", "Tokens lost", count(impact.tokens_lost), "in answers that failed part-way"],
+    ["worst-errors", "Worst error share", percent(impact.worst_error_share)],
+    ["worst-slow", "Worst slow share", percent(impact.worst_slow_share)],
+    ["failovers", "Failovers", count(total(impact.failovers)), breakdown(impact.failovers) || null],
+    ["ejections", "Ejections", count(total(impact.ejections)), breakdown(impact.ejections) || null],
+    ["upstream-failures", "Failed upstream attempts", count(total(impact.upstream_failures)), breakdown(impact.upstream_failures) || null],
+    ["deployments", "Deployments involved", deployments.length ? deployments.join(", ") : "none"],
+  ];
+}
+
+/** Draws a postmortem as the API answered it, its text in the editor (replacing what was typed there). */
+function showPostmortem(postmortem) {
+  const published = Boolean(postmortem.published);
+  state.postmortem = { id: String(postmortem.incident_id ?? ""), name: String(postmortem.incident ?? "") };
+  ui.postmortemIncident.textContent = state.postmortem.name;
+  replaceChildren(ui.postmortemState, published
+    ? [h("span", { class: "state incident-status-resolved" }, "published"),
+      ` Published at ${when(postmortem.published_at)}: under the incident on the status page, in incidents.json and the feeds. Saving changes it there too.`]
+    : [h("span", { class: "flag flag-draft" }, "draft"),
+      postmortem.body === null || postmortem.body === undefined
+        ? " Nothing written yet."
+        : ` Not public until it is published. Last saved ${when(postmortem.updated_at)}.`]);
+  replaceChildren(ui.postmortemImpact, impactFigures(postmortem.impact ?? {}).map(([id, label, value, detail]) =>
+    h("div", { class: "figure", "data-figure": id },
+      h("dt", {}, label),
+      h("dd", {}, h("span", { class: "figure-value" }, value), detail ? h("span", { class: "detail" }, detail) : null))));
+  ui.postmortemBody.value = postmortem.body ?? "";
+  ui.postmortemPublish.hidden = published;
+  ui.postmortem.hidden = false;
+}
+
+async function openPostmortem(id) {
+  clearFormFailure(ui.postmortemForm, ui.postmortemError);
+  askPostmortem(null);
+  ui.postmortemStatus.textContent = "";
+  try {
+    showPostmortem(await adminRequest("GET", `/admin/v1/incidents/${encodeURIComponent(id)}/postmortem`));
+    showFailure(ui.incidentError, null);
+    redrawIncidents();
+    ui.postmortem.focus();
+  } catch (error) {
+    if (error instanceof SignedOut) return;
+    showFailure(ui.incidentError, error, "Could not read the postmortem: ");
+  }
+}
+
+function closePostmortem() {
+  const id = state.postmortem?.id;
+  state.postmortem = null;
+  ui.postmortem.hidden = true;
+  ui.postmortemBody.value = "";
+  askPostmortem(null);
+  if (!id) return;
+  redrawIncidents();
+  $(`[data-focus-key="${CSS.escape(`postmortem:${id}`)}"]`)?.focus();
+}
+
+/** Redraws the incident list at once (the Postmortem buttons say which one is open). */
+function redrawIncidents() {
+  state.incidentsDrawn = "";
+  redraw("incidents");
+}
+
+const POSTMORTEM_CHANGES = {
+  save: { request: () => ({ body: ui.postmortemBody.value }), done: "Saved." },
+  redraft: {
+    request: () => ({ redraft: true }), done: "Written anew from what was recorded.",
+    ask: "Write the draft anew from what was recorded? It replaces the text above, edits included.",
+    yes: "Yes, redraft", keep: "Keep my text",
+  },
+  publish: {
+    // The text as shown is what gets published, saved in the same request.
+    request: () => ({ body: ui.postmortemBody.value, publish: true }), done: "Published on the status page.",
+    ask: "Publish this text? It appears under the incident on the status page, in incidents.json and the feeds, and subscribers are told.",
+    yes: "Yes, publish", keep: "Not yet",
+  },
+};
+
+/** Shows the confirmation for `change` (redraft or publish) under the buttons, or takes it away (null). */
+function askPostmortem(change) {
+  const ask = change ? POSTMORTEM_CHANGES[change] : null;
+  ui.postmortemConfirm.hidden = !ask;
+  if (!ask) {
+    replaceChildren(ui.postmortemConfirm);
+    return;
+  }
+  const name = state.postmortem?.name ?? "";
+  replaceChildren(ui.postmortemConfirm, confirmation({
+    label: `Confirm: ${change} the postmortem of ${name}`, text: ask.ask,
+    yes: ask.yes, yesLabel: `${ask.yes} the postmortem of ${name}`, onYes: () => changePostmortem(change),
+    keep: ask.keep, onKeep: () => {
+      askPostmortem(null);
+      $(`#postmortem-${change}`).focus();
+    },
+  }));
+  ui.postmortemConfirm.querySelector("button:last-of-type").focus();
+}
+
+async function changePostmortem(change) {
+  const id = state.postmortem?.id;
+  if (!id) return;
+  const form = ui.postmortemForm;
+  clearFormFailure(form, ui.postmortemError);
+  const buttons = [...form.querySelectorAll("button")];
+  for (const button of buttons) button.disabled = true;
+  try {
+    const answer = await adminRequest("PUT", `/admin/v1/incidents/${encodeURIComponent(id)}/postmortem`, POSTMORTEM_CHANGES[change].request());
+    askPostmortem(null);
+    showPostmortem(answer);
+    ui.postmortemStatus.textContent = POSTMORTEM_CHANGES[change].done;
+    await refreshPanel("incidents");
+    ui.postmortemBody.focus({ preventScroll: true });
+  } catch (error) {
+    if (error instanceof SignedOut) return;
+    askPostmortem(null);
+    showFormFailure(form, ui.postmortemError, error, change === "publish" ? "Not published: " : "Not saved: ");
+  } finally {
+    for (const button of buttons) button.disabled = false;
+  }
+}
+
+/** An inline question before something that cannot be undone: what happens, a button to do it, one to keep things. */
+function confirmation({ label, text, yes, yesLabel, yesKey, onYes, keep, keepLabel, keepKey, onKeep }) {
+  return h("span", { class: "confirm-revoke", role: "group", "aria-label": label },
+    h("span", { class: "confirm-text" }, text),
+    h("button", { type: "button", class: "small danger", "data-focus-key": yesKey, "aria-label": yesLabel,
+      onclick: (event) => onYes(event.currentTarget) }, yes),
+    h("button", { type: "button", class: "small", "data-focus-key": keepKey, "aria-label": keepLabel, onclick: onKeep }, keep));
+}
+
 // ---------------------------------------------------------------- maintenance
 
 const MAINTENANCE_STATUS_WORDS = { scheduled: "scheduled", in_progress: "in progress", verifying: "verifying", completed: "completed" };
@@ -965,12 +1145,13 @@ function maintenanceActions(maintenance) {
       onclick: () => askToEndMaintenance(id) }, running ? "End now" : "Cancel");
   }
   const deployments = (maintenance.deployments ?? []).map(String).join(", ");
-  return h("span", { class: "confirm-revoke", role: "group", "aria-label": `Confirm: ${verb.toLowerCase()} ${name}` },
-    h("span", { class: "confirm-text" }, running ? `End it now? Traffic goes to ${deployments} again at once.` : "Cancel it? It is taken off the status page's plans."),
-    h("button", { type: "button", class: "small danger", "data-focus-key": `maintenance-confirm:${id}`, "aria-label": `Yes, ${verb.toLowerCase()} ${name}`,
-      onclick: (event) => endMaintenance(id, name, running, event.currentTarget) }, running ? "Yes, end it" : "Yes, cancel it"),
-    h("button", { type: "button", class: "small", "data-focus-key": `maintenance-keep:${id}`, "aria-label": `Keep ${name}`,
-      onclick: () => keepMaintenance(id) }, "Keep"));
+  return confirmation({
+    label: `Confirm: ${verb.toLowerCase()} ${name}`,
+    text: running ? `End it now? Traffic goes to ${deployments} again at once.` : "Cancel it? It is taken off the status page's plans.",
+    yes: running ? "Yes, end it" : "Yes, cancel it", yesLabel: `Yes, ${verb.toLowerCase()} ${name}`, yesKey: `maintenance-confirm:${id}`,
+    onYes: (button) => endMaintenance(id, name, running, button),
+    keep: "Keep", keepLabel: `Keep ${name}`, keepKey: `maintenance-keep:${id}`, onKeep: () => keepMaintenance(id),
+  });
 }
 
 function askToEndMaintenance(id) {
@@ -1046,6 +1227,88 @@ async function scheduleMaintenance(event) {
   } finally {
     submit.disabled = false;
   }
+}
+
+// ---------------------------------------------------------------- status subscribers
+
+const SUBSCRIBER_STATE_WORDS = { pending: "waiting for approval", active: "active" };
+
+function renderSubscribers(body) {
+  const subscribers = Array.isArray(body.data) ? body.data : [];
+  if (state.removingSubscriber && !subscribers.some((s) => s.id === state.removingSubscriber)) state.removingSubscriber = null;
+  replaceChildren(ui.subscribers, subscribers.length ? subscribers.map((subscriber) => {
+    const id = String(subscriber.id ?? "");
+    const status = String(subscriber.state ?? "");
+    const components = (subscriber.components ?? []).map(String);
+    const componentText = components.length ? components.join(", ") : "all components";
+    const registered = [`registered ${when(subscriber.created_at)}`, subscriber.approved_at ? `approved ${when(subscriber.approved_at)}` : null]
+      .filter(Boolean).join(", ");
+    const badge = () => h("span", { class: `state subscriber-${status.replace(/[^a-z]/g, "")}` }, SUBSCRIBER_STATE_WORDS[status] ?? status);
+    return h("tr", { "data-subscriber": id, "data-state": status },
+      h("th", { scope: "row", class: "subscriber-endpoint" }, h("span", { class: "deployment-name" }, String(subscriber.endpoint_host ?? "")),
+        h("span", { class: "detail" }, h("code", { class: "endpoint" }, String(subscriber.endpoint ?? ""))),
+        h("span", { class: "detail narrow-detail" }, badge(), ` ${componentText} · ${registered}`)),
+      h("td", { class: "wide-only" }, badge()),
+      h("td", { class: "wide-only" }, componentText),
+      h("td", { class: "wide-only" }, registered),
+      h("td", { class: "actions" }, subscriberActions(subscriber)));
+  }) : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No subscribers.")));
+}
+
+function subscriberActions(subscriber) {
+  const id = String(subscriber.id ?? "");
+  const endpoint = String(subscriber.endpoint ?? "");
+  const host = String(subscriber.endpoint_host ?? "");
+  if (state.removingSubscriber === id) {
+    return confirmation({
+      label: `Confirm removing the subscriber ${endpoint}`,
+      text: `Remove ${host}? It gets no more updates, and only a new registration brings it back.`,
+      yes: "Yes, remove", yesLabel: `Yes, remove ${endpoint}`, yesKey: `subscriber-confirm:${id}`, onYes: (button) => removeSubscriber(id, host, button),
+      keep: "Keep", keepLabel: `Keep ${endpoint}`, keepKey: `subscriber-keep:${id}`, onKeep: () => askToRemoveSubscriber(null, id),
+    });
+  }
+  return h("span", { class: "row subscriber-actions" },
+    subscriber.state === "pending"
+      ? h("button", { type: "button", class: "small primary", "data-focus-key": `subscriber-approve:${id}`, "aria-label": `Approve ${endpoint}`,
+        onclick: (event) => approveSubscriber(id, host, event.currentTarget) }, "Approve")
+      : null,
+    h("button", { type: "button", class: "small", "data-focus-key": `subscriber-remove:${id}`, "aria-label": `Remove ${endpoint}`,
+      onclick: () => askToRemoveSubscriber(id, id) }, "Remove"));
+}
+
+/** Opens the removal question for `id` (or closes it, null) and moves focus to where the choice is made. */
+function askToRemoveSubscriber(id, focusId) {
+  state.removingSubscriber = id;
+  redraw("subscribers");
+  const key = id ? `subscriber-keep:${focusId}` : `subscriber-remove:${focusId}`;
+  document.querySelector(`[data-focus-key="${CSS.escape(key)}"]`)?.focus();
+}
+
+async function approveSubscriber(id, host, button) {
+  await changeSubscriber(button, () => adminRequest("POST", `/admin/v1/subscribers/${encodeURIComponent(id)}/approve`),
+    `${host} is approved and gets updates from now on.`, `Could not approve ${host}: `);
+  document.querySelector(`[data-focus-key="${CSS.escape(`subscriber-remove:${id}`)}"]`)?.focus();
+}
+
+async function removeSubscriber(id, host, button) {
+  await changeSubscriber(button, () => adminRequest("DELETE", `/admin/v1/subscribers/${encodeURIComponent(id)}`),
+    `${host} is removed.`, `Could not remove ${host}: `);
+  state.removingSubscriber = null;
+  redraw("subscribers");
+  ui.subscribersRegion.focus({ preventScroll: true });
+}
+
+async function changeSubscriber(button, request, done, failed) {
+  button.disabled = true;
+  try {
+    await request();
+    showFailure(ui.subscriberError, null);
+    ui.subscribersStatus.textContent = done;
+  } catch (error) {
+    if (error instanceof SignedOut) return;
+    showFailure(ui.subscriberError, error, failed);
+  }
+  await refreshPanel("subscribers");
 }
 
 // ---------------------------------------------------------------- forms
@@ -1169,6 +1432,13 @@ ui.faultForm.addEventListener("submit", injectFault);
 ui.keyForm.addEventListener("submit", createKey);
 ui.incidentForm.addEventListener("submit", createIncident);
 ui.maintenanceForm.addEventListener("submit", scheduleMaintenance);
+ui.postmortemForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  changePostmortem("save");
+});
+$("#postmortem-redraft").addEventListener("click", () => askPostmortem("redraft"));
+ui.postmortemPublish.addEventListener("click", () => askPostmortem("publish"));
+$("#postmortem-close").addEventListener("click", closePostmortem);
 $("#key-secret-copy").addEventListener("click", copySecret);
 $("#key-secret-dismiss").addEventListener("click", () => {
   dismissSecret();
