@@ -372,6 +372,9 @@ const STATE_WORDS = {
   cooling: "cooling down",
   faulted: "drill fault",
   draining: "draining",
+  starting: "process starting",
+  restarting: "process restarting",
+  stopped: "process stopped",
 };
 
 function renderDeployments(deployments) {
