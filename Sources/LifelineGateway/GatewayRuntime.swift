@@ -22,6 +22,8 @@ public final class GatewayRuntime: Sendable {
     let subscribers: SubscriberRegistry
     /// Per-minute traffic history for capacity planning.
     let traffic: TrafficRecorder
+    /// Whether the store answers (shown in `/readyz`).
+    public let storeHealth: StoreHealth
     let clock: @Sendable () -> Double
     /// Upstream servers Lifeline runs itself, by deployment name; fixed for the life of the process.
     let processes: [String: ManagedProcess]
@@ -61,6 +63,7 @@ public final class GatewayRuntime: Sendable {
         notifier = Notifier(metrics: metrics, logger: logger, suppression: suppression ?? (MaintenanceSuppression(center: status) as any SuppressionPolicy),
                             store: store, clock: wallClock)
         subscribers = SubscriberRegistry(store: store)
+        storeHealth = StoreHealth(metrics: metrics, wallClock: { Date().timeIntervalSince1970 })
         let traffic = TrafficRecorder(store: store, logger: logger, wallClock: { Date().timeIntervalSince1970 })
         self.traffic = traffic
         metrics.observe { decision in

@@ -101,7 +101,7 @@ public enum GatewayServer {
         services.append(PeriodicEvaluator(clock: runtime.clock, interval: { runtime.config.status.evaluationIntervalSeconds },
                                           evaluate: { runtime.evaluateStatus() }))
         services.append(runtime.notifier)
-        services.append(KeyRefresher(keys: keys, interval: config.storage.keyRefreshSeconds, logger: logger))
+        services.append(KeyRefresher(keys: keys, health: runtime.storeHealth, interval: config.storage.keyRefreshSeconds, logger: logger))
         services.append(ReloadOnHangup(reload: reload))
         services.append(ReadinessService(readiness: runtime.readiness))
         var groupConfiguration = ServiceGroupConfiguration(
@@ -220,22 +220,53 @@ struct ReadinessService: Service {
 /// connection, and it works through connection poolers and on SQLite alike.
 struct KeyRefresher: Service {
     let keys: KeyRegistry
+    let health: StoreHealth
     let interval: Double
     let logger: Logger
+
+    /// A refresh slower than this counts as the store being away (a pool waiting for a
+    /// connection that cannot be made does not fail by itself for a long time).
+    var timeout: Double { max(2, 2 * interval) }
+
+    struct TimedOut: Error {}
 
     func run() async throws {
         var failing = false
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: .milliseconds(Int64(interval * 1000)))
-            do {
-                try await keys.refresh()
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(interval * 1000))) }
+            guard !Task.isShuttingDownGracefully, !Task.isCancelled else { return }
+            let outcome = await refreshWithin(timeout)
+            switch outcome {
+            case .success:
+                health.succeeded()
                 if failing { logger.notice("keys refreshed from the store again") }
                 failing = false
-            } catch {
+            case .failure(let error):
                 // Cached keys keep working while the store is away.
-                if !failing { logger.warning("keys could not be refreshed from the store", metadata: ["error": .string("\(error)")]) }
+                health.failed(error)
+                if !failing { logger.warning("keys could not be refreshed from the store", metadata: ["error": .string("\(type(of: error))")]) }
                 failing = true
             }
+        }
+    }
+
+    private func refreshWithin(_ seconds: Double) async -> Result<Void, any Error> {
+        await withTaskGroup(of: Result<Void, any Error>.self) { group in
+            group.addTask {
+                do {
+                    try await keys.refresh()
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                return .failure(TimedOut())
+            }
+            let first = await group.next() ?? .failure(TimedOut())
+            group.cancelAll()
+            return first
         }
     }
 }

@@ -84,3 +84,49 @@ final class SharedStoreTests: XCTestCase {
         XCTAssertEqual(incidents.map { $0["name"]?.stringValue }, ["Kept in PostgreSQL"], "a new instance reads the history")
     }
 }
+
+extension SharedStoreTests {
+    /// The database refuses connections for a while (as in an outage), then comes back.
+    func testADatabaseOutageKeepsServingWithCachedKeysSaysSoAndCatchesUpOnUsage() async throws {
+        try await startInstances(1)
+        let gateway = fixtures[0]
+        let created = try await gateway.admin("POST", "/keys", ["name": "through the outage"])
+        let secret = try XCTUnwrap(created.json?["secret"]?.stringValue)
+        let id = try XCTUnwrap(created.json?["id"]?.stringValue)
+        let headers = ["authorization": "Bearer \(secret)"]
+        let before = try await gateway.get("/readyz").json
+        XCTAssertEqual(before?["store"]?["status"], "ok")
+
+        _ = try await PostgresStore.administer(url: adminURL, "ALTER DATABASE \(database) ALLOW_CONNECTIONS false")
+        _ = try await PostgresStore.administer(url: adminURL, """
+            SELECT count(pg_terminate_backend(pid))::BIGINT FROM pg_stat_activity WHERE datname = '\(database)'
+            """)
+        var outageStatuses: [Int] = []
+        let noticed = try await secondsUntil {
+            outageStatuses.append(try await gateway.post("/v1/chat/completions", chatBody("chat-openai", "outage", maxTokens: 4), headers: headers).status)
+            return try await gateway.get("/readyz").json?["store"]?["status"] == "unreachable"
+        }
+        XCTAssertNotNil(noticed, "readiness never reported the store")
+        let ready = try await gateway.get("/readyz")
+        XCTAssertEqual(ready.status, 200, "an instance that can serve stays in the balancer")
+        for _ in 0..<5 {
+            outageStatuses.append(try await gateway.post("/v1/chat/completions", chatBody("chat-openai", "outage", maxTokens: 4), headers: headers).status)
+        }
+        XCTAssertEqual(Set(outageStatuses), [200], "the cached key answers throughout")
+        let metrics = try await gateway.get("/metrics").text
+        XCTAssertTrue(metrics.contains("lifeline_store_reachable 0"), metrics)
+
+        _ = try await PostgresStore.administer(url: adminURL, "ALTER DATABASE \(database) ALLOW_CONNECTIONS true")
+        let recovered = try await secondsUntil { try await gateway.get("/readyz").json?["store"]?["status"] == "ok" }
+        XCTAssertNotNil(recovered, "readiness never saw the store come back")
+        var components = try XCTUnwrap(URLComponents(string: adminURL))
+        components.path = "/" + database
+        let url = try XCTUnwrap(components.string)
+        let caughtUp = try await secondsUntil {
+            let rows = try await PostgresStore.administer(url: url, "SELECT COALESCE(sum(requests), 0)::BIGINT FROM usage_minutes WHERE key_id = '\(id)'")
+            return Int(rows.first ?? "0") == outageStatuses.count
+        }
+        XCTAssertNotNil(caughtUp, "usage recorded during the outage did not reach the store")
+        print("store outage: noticed after \(noticed ?? -1) s, \(outageStatuses.count) requests served meanwhile, usage caught up \(caughtUp ?? -1) s after recovery")
+    }
+}

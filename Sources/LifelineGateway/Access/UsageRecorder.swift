@@ -59,7 +59,7 @@ final class UsageRecorder: Service, Sendable {
 
     func run() async throws {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(1))
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
             await flush()
         }
         await flush()

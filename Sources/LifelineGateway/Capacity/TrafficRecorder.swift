@@ -70,7 +70,8 @@ final class TrafficRecorder: Service, Sendable {
 
     func run() async throws {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(Self.flushSeconds))
+            // The wait ends at once when shutdown begins; the last flush below still runs.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(Self.flushSeconds)) }
             await flush()
         }
         await flush()

@@ -197,5 +197,10 @@ public final class GatewayMetrics: Sendable {
         gauge("lifeline_admission_queue_length", [], help: "Requests waiting for a slot.").set(Double(queued))
     }
 
+    public func storeReachable(_ reachable: Bool) {
+        gauge("lifeline_store_reachable", [], help: "1 while the store (SQLite or PostgreSQL) answers; 0 while it does not and the gateway serves from memory.")
+            .set(reachable ? 1.0 : 0.0)
+    }
+
     public func exposition() -> [UInt8] { registry.emitToBuffer() }
 }

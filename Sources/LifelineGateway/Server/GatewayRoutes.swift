@@ -22,7 +22,8 @@ enum GatewayRoutes {
 
         router.get("/healthz") { _, _ in jsonResponse(.ok, ["status": "ok"]) }
         router.get("/readyz") { _, _ in
-            runtime.readiness.isReady ? jsonResponse(.ok, ["status": "ready"]) : jsonResponse(.serviceUnavailable, ["status": "not_ready"])
+            runtime.readiness.isReady ? jsonResponse(.ok, ["status": "ready", "store": runtime.storeHealth.json])
+                : jsonResponse(.serviceUnavailable, ["status": "not_ready", "store": runtime.storeHealth.json])
         }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

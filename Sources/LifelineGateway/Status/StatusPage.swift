@@ -105,7 +105,8 @@ enum StatusPage {
             "<li><p><strong>\(update.status.rawValue.capitalized)</strong> · \(time(update.createdAt))</p><p>\(Markup.escape(update.body))</p></li>"
         }.joined(separator: "\n")
         if let body = incident.postmortemBody, let published = incident.postmortemPublishedAt {
-            html += "<details class=\"postmortem\"><summary>Postmortem, published \(time(published))</summary>\n\(postmortem(body))</details>\n"
+            html += "<section class=\"postmortem\" aria-label=\"Postmortem of \(Markup.escape(incident.name))\"><details open>"
+                + "<summary>Postmortem, published \(time(published))</summary>\n\(postmortem(body))</details></section>\n"
         }
         if open {
             html += "<ol class=\"updates\">\n\(updates)\n</ol>\n"
