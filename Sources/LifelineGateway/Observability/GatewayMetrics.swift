@@ -151,7 +151,7 @@ public final class GatewayMetrics: Sendable {
 
     public func notificationDelivery(target: String, outcome: String) {
         counter("lifeline_notifications_total", [("target", target), ("outcome", outcome)],
-                help: "Alert notifications by webhook target and outcome (delivered, failed, suppressed).").increment()
+                help: "Webhook deliveries by target (a webhook's name, or subscribers) and outcome (delivered, failed, suppressed).").increment()
     }
 
     static let burnRateHelp = "Error-budget burn rate per SLO and window (1 spends the budget exactly over the SLO period)."

@@ -321,7 +321,8 @@ public final class Notifier: Service, Sendable {
             finished = $0
         }
         await persist(job)
-        metrics.notificationDelivery(target: job.delivery.target, outcome: status.rawValue)
+        // Subscribers share one label value: their number is not bounded by the config.
+        metrics.notificationDelivery(target: job.delivery.kind == .subscriber ? "subscribers" : job.delivery.target, outcome: status.rawValue)
         guard let finished else { return }
         let metadata: Logger.Metadata = [
             "kind": .string(finished.kind.rawValue), "target": .string(finished.target), "subject": .string(finished.subject),
