@@ -73,6 +73,7 @@ public enum GatewayServer {
                                      metrics: metrics, processes: processes)
         await runtime.status.load(pool: runtime.pool, at: runtime.wallClock())
         await runtime.restoreDeliveries()
+        try? await keys.reconcile(with: runtime.usage, priming: true)
         logger.info("store opened", metadata: ["path": .string(storePath), "keys": .stringConvertible(keys.list().count),
                                                "auth": .string(keys.mode.rawValue)])
         let token = try AdminToken.resolve(configured: config.admin.token, dataDirectory: config.server.dataDirectory, logger: logger)
@@ -101,7 +102,8 @@ public enum GatewayServer {
         services.append(PeriodicEvaluator(clock: runtime.clock, interval: { runtime.config.status.evaluationIntervalSeconds },
                                           evaluate: { runtime.evaluateStatus() }))
         services.append(runtime.notifier)
-        services.append(KeyRefresher(keys: keys, health: runtime.storeHealth, interval: config.storage.keyRefreshSeconds, logger: logger))
+        services.append(KeyRefresher(keys: keys, usage: runtime.usage, health: runtime.storeHealth, interval: config.storage.keyRefreshSeconds,
+                                     logger: logger))
         services.append(ReloadOnHangup(reload: reload))
         services.append(ReadinessService(readiness: runtime.readiness))
         var groupConfiguration = ServiceGroupConfiguration(
@@ -215,11 +217,13 @@ struct ReadinessService: Service {
 }
 
 /// Polls the store for keys changed elsewhere, so a key created or revoked on one instance
-/// works (or stops working) on every instance within `storage.key_refresh_s`. Polling rather
+/// works (or stops working) on every instance within `storage.key_refresh_s`, and takes in the
+/// usage other instances recorded, so per-key limits and budgets hold across instances. Polling rather
 /// than LISTEN/NOTIFY: one cheap query a second per instance, nothing missed across a dropped
 /// connection, and it works through connection poolers and on SQLite alike.
 struct KeyRefresher: Service {
     let keys: KeyRegistry
+    let usage: UsageRecorder
     let health: StoreHealth
     let interval: Double
     let logger: Logger
@@ -255,6 +259,7 @@ struct KeyRefresher: Service {
             group.addTask {
                 do {
                     try await keys.refresh()
+                    try await keys.reconcile(with: usage)
                     return .success(())
                 } catch {
                     return .failure(error)

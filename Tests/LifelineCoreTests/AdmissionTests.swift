@@ -135,3 +135,25 @@ final class AdmissionQueueTests: XCTestCase {
         XCTAssertTrue(queue.withdraw(id: 1) == false)
     }
 }
+
+final class SharedLimitTests: XCTestCase {
+    func testUsageAbsorbedFromOtherInstancesDrainsTheBucketsAndTheBudget() {
+        var limiter = CallerLimiter(policy: CallerLimitPolicy(requestsPerMinute: 10, tokensPerMinute: 1_000, budgetTokens: 5_000), now: 0)
+        XCTAssertNil(limiter.admit(estimatedTokens: 100, at: 0))
+        limiter.complete(estimatedTokens: 100, actualTokens: 100, at: 0)
+        // Eight requests and 600 tokens arrived at other instances.
+        limiter.absorb(requests: 8, tokens: 600, at: 1)
+        XCTAssertEqual(limiter.budgetUsed, 700)
+        XCTAssertNil(limiter.admit(estimatedTokens: 100, at: 1), "the tenth request of the minute")
+        if case .requestsPerMinute(let retryAfter)? = limiter.admit(estimatedTokens: 100, at: 1) {
+            XCTAssertGreaterThan(retryAfter, 0)
+        } else {
+            XCTFail("an eleventh request in the minute was admitted")
+        }
+        // The bucket refills at the one configured rate: 10 a minute, one every 6 s.
+        XCTAssertNil(limiter.admit(estimatedTokens: 100, at: 8))
+        limiter.absorb(requests: 0, tokens: 0, at: 9)
+        XCTAssertEqual(limiter.budgetUsed, 700, "nothing absorbed, nothing counted")
+    }
+}
+

@@ -130,3 +130,33 @@ extension SharedStoreTests {
         print("store outage: noticed after \(noticed ?? -1) s, \(outageStatuses.count) requests served meanwhile, usage caught up \(caughtUp ?? -1) s after recovery")
     }
 }
+
+extension SharedStoreTests {
+    func testAKeysRequestsPerMinuteHoldAcrossInstances() async throws {
+        try await startInstances(2)
+        let (first, second) = (fixtures[0], fixtures[1])
+        let created = try await first.admin("POST", "/keys", ["name": "shared limit", "rpm": 20])
+        let secret = try XCTUnwrap(created.json?["secret"]?.stringValue)
+        let headers = ["authorization": "Bearer \(secret)"]
+        func send(_ fixture: GatewayFixture, _ count: Int) async throws -> Int {
+            var accepted = 0
+            for _ in 0..<count {
+                if try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "limit", maxTokens: 4), headers: headers).status == 200 {
+                    accepted += 1
+                }
+            }
+            return accepted
+        }
+        _ = try await secondsUntil { try await second.post("/v1/chat/completions", chatBody("chat-openai", "known?", maxTokens: 4),
+                                                           headers: headers).status == 200 }
+        let onFirst = try await send(first, 14)
+        // Flush (1 s) and reconcile (0.2 s here) carry the first instance's usage to the second.
+        try await Task.sleep(for: .milliseconds(2_500))
+        let onSecond = try await send(second, 14)
+        print("shared limit: rpm 20, accepted \(onFirst) on the first instance and \(onSecond) on the second")
+        XCTAssertEqual(onFirst, 14)
+        // One request of the 20 went to the second instance above; about one more refills in the seconds this takes.
+        XCTAssertLessThanOrEqual(1 + onFirst + onSecond, 22, "without reconciliation the second instance would accept all 14")
+        XCTAssertGreaterThanOrEqual(onSecond, 3)
+    }
+}

@@ -102,6 +102,17 @@ public struct CallerLimiter: Sendable, Equatable {
 
     public mutating func resetBudget(used: Int = 0) { budgetUsed = used }
 
+    /// Takes in what other instances sharing the store used since the last call: their
+    /// requests and tokens come out of this instance's buckets and count toward the budget, so
+    /// every instance's buckets drain with the whole service's traffic and refill at the one
+    /// configured rate. The overshoot is what arrives elsewhere between two reconciliations.
+    public mutating func absorb(requests: Int, tokens: Int, at now: Double) {
+        guard requests > 0 || tokens > 0 else { return }
+        if self.requests != nil { self.requests!.adjust(by: -Double(requests), at: now) }
+        if self.tokens != nil { self.tokens!.adjust(by: -Double(tokens), at: now) }
+        budgetUsed += tokens
+    }
+
     public func snapshot(at now: Double) -> LimitSnapshot {
         LimitSnapshot(
             requestLimit: policy.requestsPerMinute,

@@ -31,6 +31,8 @@ final class KeyRegistry: Sendable {
         /// Start of the budget period each key's `budgetUsed` counts from.
         var periodStarts: [String: Date] = [:]
         var anonymous: CallerLimiter
+        /// Other instances' usage already taken in, per caller and minute.
+        var absorbed: [String: (minute: Int, requests: Int, tokens: Int)] = [:]
     }
 
     private let store: any LifelineStore
@@ -210,6 +212,51 @@ final class KeyRegistry: Sendable {
         state.withLock { state in
             for key in stored where state.keysByHash[key.secretHash] != nil { state.keysByHash[key.secretHash] = key }
         }
+    }
+
+    /// Takes in what other instances sharing the store used in this minute and the last:
+    /// the store's per-caller totals less what this instance wrote itself. Called every
+    /// `storage.key_refresh_s`, so limits and budgets hold across instances to within what the
+    /// others admit in about two refresh and flush intervals (see the README's overshoot bound).
+    ///
+    /// With `priming`, what is in the store now is only marked as known: at start, the budget
+    /// already counts it (it was loaded with the keys).
+    func reconcile(with recorder: UsageRecorder, priming: Bool = false) async throws {
+        let current = Int(wallClock().timeIntervalSince1970) / 60 * 60
+        let previous = current - 60
+        let sincePrevious = try await store.usage(since: previous, keyID: nil)
+        let sinceCurrent = try await store.usage(since: current, keyID: nil)
+        var minutes: [(Int, [String: UsageTotals])] = [(current, sinceCurrent)]
+        minutes.append((previous, sincePrevious.reduce(into: [:]) { totals, entry in
+            var total = entry.value
+            let later = sinceCurrent[entry.key] ?? UsageTotals()
+            total.requests -= later.requests
+            total.promptTokens -= later.promptTokens
+            total.completionTokens -= later.completionTokens
+            totals[entry.key] = total
+        }))
+        let now = clock()
+        for (minute, totals) in minutes {
+            let own = recorder.written(minute: minute)
+            state.withLock { state in
+                for (callerID, total) in totals {
+                    let mine = own[callerID] ?? UsageTotals()
+                    let mark = "\(callerID)@\(minute)"
+                    let seen = state.absorbed[mark] ?? (minute, 0, 0)
+                    let requests = max(seen.requests, total.requests - mine.requests)
+                    let tokens = max(seen.tokens, total.totalTokens - mine.totalTokens)
+                    guard requests > seen.requests || tokens > seen.tokens else { continue }
+                    state.absorbed[mark] = (minute, requests, tokens)
+                    if priming { continue }
+                    if callerID == Caller.anonymousID {
+                        state.anonymous.absorb(requests: requests - seen.requests, tokens: tokens - seen.tokens, at: now)
+                    } else {
+                        state.limiters[callerID]?.absorb(requests: requests - seen.requests, tokens: tokens - seen.tokens, at: now)
+                    }
+                }
+            }
+        }
+        state.withLock { state in state.absorbed = state.absorbed.filter { $0.value.minute >= previous } }
     }
 
     func list() -> [StoredKey] {

@@ -9,6 +9,9 @@ import Synchronization
 final class UsageRecorder: Service, Sendable {
     private let store: any LifelineStore
     private let pending = Mutex<[String: UsageRecord]>([:])
+    /// What this instance has written, per caller and minute (the last few minutes only), so
+    /// the store's totals can be split into this instance's and the others'.
+    private let written = Mutex<[String: UsageRecord]>([:])
     private let logger: Logger
     private let wallClock: @Sendable () -> Date
 
@@ -37,9 +40,13 @@ final class UsageRecorder: Service, Sendable {
             return Array(pending.values)
         }
         guard !rows.isEmpty else { return }
+        // Counted as written before the write: a reconciliation reading the store meanwhile then
+        // sees less of the others' usage, never this instance's own twice.
+        countWritten(rows, sign: 1)
         do {
             try await store.record(rows)
         } catch {
+            countWritten(rows, sign: -1)
             logger.error("usage could not be written; will retry", metadata: ["error": .string("\(error)"), "rows": .stringConvertible(rows.count)])
             pending.withLock { pending in
                 for row in rows {
@@ -54,6 +61,34 @@ final class UsageRecorder: Service, Sendable {
                     }
                 }
             }
+        }
+    }
+
+    private func countWritten(_ rows: [UsageRecord], sign: Int) {
+        let oldest = Int(wallClock().timeIntervalSince1970) / 60 * 60 - 180
+        written.withLock { written in
+            for row in rows {
+                let key = "\(row.keyID)@\(row.minute)"
+                var total = written[key] ?? UsageRecord(keyID: row.keyID, minute: row.minute, requests: 0, promptTokens: 0, completionTokens: 0)
+                total.requests += sign * row.requests
+                total.promptTokens += sign * row.promptTokens
+                total.completionTokens += sign * row.completionTokens
+                written[key] = total
+            }
+            written = written.filter { $0.value.minute >= oldest }
+        }
+    }
+
+    /// What this instance has written for `minute`, per caller.
+    func written(minute: Int) -> [String: UsageTotals] {
+        written.withLock { written in
+            var totals: [String: UsageTotals] = [:]
+            for row in written.values where row.minute == minute {
+                totals[row.keyID, default: UsageTotals()].requests += row.requests
+                totals[row.keyID, default: UsageTotals()].promptTokens += row.promptTokens
+                totals[row.keyID, default: UsageTotals()].completionTokens += row.completionTokens
+            }
+            return totals
         }
     }
 
