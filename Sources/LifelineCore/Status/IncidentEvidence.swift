@@ -56,14 +56,22 @@ public struct IncidentEvidence: Sendable, Equatable, Codable {
         }
     }
 
-    /// The status page's window for one affected component at one evaluation.
-    public mutating func observe(_ figures: ComponentFigures, at now: Double) {
-        guard figures.requests > 0 else { return }
+    /// The status page's window for one affected component at one evaluation; returns whether
+    /// it was worse than anything seen before.
+    @discardableResult
+    public mutating func observe(_ figures: ComponentFigures, at now: Double) -> Bool {
+        guard figures.requests > 0 else { return false }
+        var worse = false
         if figures.errorShare > worstErrorShare {
             worstErrorShare = figures.errorShare
             worstErrorShareAt = now
+            worse = true
         }
-        worstSlowShare = max(worstSlowShare, figures.slowShare)
+        if figures.slowShare > worstSlowShare {
+            worstSlowShare = figures.slowShare
+            worse = true
+        }
+        return worse
     }
 
     public mutating func recordEjection(deployment: String, at now: Double) {

@@ -38,14 +38,17 @@ public struct StatusBoard: Sendable {
         return names
     }
 
-    /// Counts one finished request as its client saw it.
-    public mutating func record(route: String, model: String, outcome: RequestOutcome, at now: Double) {
+    /// Counts one finished request as its client saw it; returns how it was judged (nil where it
+    /// does not count: a client error for availability, anything unanswered for latency).
+    @discardableResult
+    public mutating func record(route: String, model: String, outcome: RequestOutcome, at now: Double) -> (available: Bool?, fast: Bool?) {
         let available = availabilityJudge.judge(outcome)
         let fast: Bool? = available == true ? outcome.latencySeconds <= thresholds.latencyThresholdSeconds : nil
         for name in components(route: route, model: model) {
             if let available { availability[name]?.record(good: available, at: now) }
             if let fast { latency[name]?.record(good: fast, at: now) }
         }
+        return (available, fast)
     }
 
     public func figures(of component: String, at now: Double) -> ComponentFigures {

@@ -49,7 +49,6 @@ public final class StatusCenter: Sendable {
     private let store: any LifelineStore
     private let logger: Logger
     private let metrics: GatewayMetrics
-    private let availabilityJudge = ServiceLevelObjective(model: "", kind: .availability, target: 0.99)
     /// Keeps saves in order: the tick and admin calls never interleave their writes.
     private let saving = Mutex<Task<Void, Never>?>(nil)
 
@@ -94,13 +93,13 @@ public final class StatusCenter: Sendable {
     /// incident about a component it counts toward.
     func record(route: String, model: String, outcome: RequestOutcome, observed: ObservedRequest? = nil, at now: Double) {
         state.withLock { state in
-            state.board.record(route: route, model: model, outcome: outcome, at: now)
+            let judged = state.board.record(route: route, model: model, outcome: outcome, at: now)
             guard !state.open.isEmpty else { return }
             var request = observed ?? ObservedRequest(at: now, available: nil)
             request.at = now
-            request.available = availabilityJudge.judge(outcome)
-            request.slow = request.available == true && outcome.latencySeconds > state.board.thresholds.latencyThresholdSeconds
-            request.firstTokenSeconds = request.available == true ? outcome.latencySeconds : nil
+            request.available = judged.available
+            request.slow = judged.fast == false
+            request.firstTokenSeconds = judged.fast != nil ? outcome.latencySeconds : nil
             let components = Set(state.board.components(route: route, model: model))
             for index in state.open where Self.concerns(state.incidents[index], components) {
                 state.incidents[index].evidence.record(request)
@@ -114,7 +113,8 @@ public final class StatusCenter: Sendable {
     func record(_ decision: GatewayMetrics.Decision, at now: Double) {
         state.withLock { state in
             state.recent.append((now, decision))
-            if state.recent.count > Self.recentKept { state.recent.removeFirst(state.recent.count - Self.recentKept) }
+            // Trimmed in batches, so a burst of failures does not shift the whole list each time.
+            if state.recent.count > 2 * Self.recentKept { state.recent.removeFirst(state.recent.count - Self.recentKept) }
             for index in state.open { Self.apply(decision, at: now, to: &state.incidents[index], dirty: &state.dirty) }
         }
     }
@@ -196,11 +196,12 @@ public final class StatusCenter: Sendable {
             }
             for index in state.open {
                 for name in state.incidents[index].components {
-                    if let figure = figures[name] { state.incidents[index].evidence.observe(figure, at: now) }
+                    if let figure = figures[name], state.incidents[index].evidence.observe(figure, at: now) {
+                        state.dirty.insert(state.incidents[index].id)
+                    }
                 }
-                state.dirty.insert(state.incidents[index].id)
             }
-            // Open incidents' evidence is saved on every evaluation, resolved ones' one last time.
+            // Evidence that changed since the last evaluation is saved with its incident.
             let changedIDs = Set(changedIncidents.map(\.id))
             for id in state.dirty where !changedIDs.contains(id) {
                 if let incident = state.incidents.first(where: { $0.id == id }) { changedIncidents.append(incident) }
