@@ -125,10 +125,7 @@ public final class GatewayRuntime: Sendable {
         await notifier.restore { [subscribers] delivery in
             switch delivery.kind {
             case .alert:
-                guard let webhook = config.notifications.webhooks.first(where: { $0.name == delivery.target }) else { return nil }
-                let url = webhook.format == .alertmanager ? webhook.url + "/api/v2/alerts" : webhook.url
-                return WebhookTarget(url: url, headers: webhook.headers, timeoutMilliseconds: webhook.timeoutMilliseconds,
-                                     maxAttempts: config.notifications.maxAttempts, backoff: config.notifications.backoff)
+                return config.notifications.webhooks.first { $0.name == delivery.target }.map { WebhookTarget($0, notifications: config.notifications) }
             case .subscriber:
                 return subscribers.subscriber(id: delivery.target).map { SubscriberNotifications.target($0, config.notifications) }
             }

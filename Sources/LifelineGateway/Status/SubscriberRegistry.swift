@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import LifelineCore
 import LifelineStore
@@ -54,7 +53,7 @@ final class SubscriberRegistry: Sendable {
         var random = SystemRandomNumberGenerator()
         let token = "ll-sub-" + (0..<32).map { _ in String(UInt8.random(in: 0...15, using: &random), radix: 16) }.joined()
         let subscriber = Subscriber(id: StableID.make("subscriber:\(now):\(UUID().uuidString)"), endpoint: endpoint,
-                                    tokenHash: Self.hash(token), state: approved ? .active : .pending, components: components,
+                                    tokenHash: KeyRegistry.hash(token), state: approved ? .active : .pending, components: components,
                                     createdAt: now, approvedAt: approved ? now : nil)
         try await persist(subscriber)
         subscribers.withLock { $0.append(subscriber) }
@@ -79,7 +78,8 @@ final class SubscriberRegistry: Sendable {
     func remove(id: String, token: String?, asOperator: Bool) async throws(Failure) {
         guard let subscriber = subscriber(id: id) else { throw .notFound(id) }
         if !asOperator {
-            guard let token, Self.constantTimeEqual(Self.hash(token), subscriber.tokenHash) else { throw .forbidden }
+            // Hashed and compared as API keys are.
+            guard let token, KeyRegistry.constantTimeEqual(KeyRegistry.hash(token), subscriber.tokenHash) else { throw .forbidden }
         }
         do {
             _ = try await store.removeSubscriber(id: id)
@@ -95,18 +95,6 @@ final class SubscriberRegistry: Sendable {
         } catch {
             throw .invalid("The subscriber could not be saved: \(error)", param: "endpoint")
         }
-    }
-
-    static func hash(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
-    }
-
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let (x, y) = (Array(a.utf8), Array(b.utf8))
-        guard x.count == y.count else { return false }
-        var difference: UInt8 = 0
-        for (p, q) in zip(x, y) { difference |= p ^ q }
-        return difference == 0
     }
 
     /// The public view: no endpoint beyond its host (the full URL may carry a credential).
@@ -172,6 +160,6 @@ enum SubscriberNotifications {
     }
 
     static func target(_ subscriber: Subscriber, _ notifications: NotificationsConfig) -> WebhookTarget {
-        WebhookTarget(url: subscriber.endpoint, maxAttempts: notifications.maxAttempts, backoff: notifications.backoff)
+        WebhookTarget(url: subscriber.endpoint, notifications: notifications)
     }
 }

@@ -106,6 +106,21 @@ public struct WebhookTarget: Sendable {
     public var timeoutMilliseconds = 5_000
     public var maxAttempts = 5
     public var backoff = Backoff(base: 0.5, maximum: 30)
+
+    /// A URL with the retry policy of the `notifications` block.
+    init(url: String, headers: [String: String] = [:], timeoutMilliseconds: Int = 5_000, notifications: NotificationsConfig) {
+        self.url = url
+        self.headers = headers
+        self.timeoutMilliseconds = timeoutMilliseconds
+        maxAttempts = notifications.maxAttempts
+        backoff = notifications.backoff
+    }
+
+    /// A configured webhook: its URL in its format, its headers and timeout.
+    init(_ webhook: WebhookConfig, notifications: NotificationsConfig) {
+        self.init(url: WebhookPayload.url(for: webhook), headers: webhook.headers, timeoutMilliseconds: webhook.timeoutMilliseconds,
+                  notifications: notifications)
+    }
 }
 
 /// Sends alert changes to the configured webhooks, and status updates to subscribers.
@@ -220,9 +235,8 @@ public final class Notifier: Service, Sendable {
                 id: Self.newID(), kind: .alert, target: webhook.name, format: webhook.format.rawValue, subjectID: change.alert.id,
                 subject: change.alert.alert, event: change.transition.rawValue, status: suppressed ? .suppressed : .pending,
                 createdAt: now, finishedAt: suppressed ? now : nil)
-            let (url, body) = WebhookPayload.request(for: webhook, change: change, alertsURL: alertsURL, now: now)
-            let target = WebhookTarget(url: url, headers: webhook.headers, timeoutMilliseconds: webhook.timeoutMilliseconds,
-                                       maxAttempts: config.maxAttempts, backoff: config.backoff)
+            let body = WebhookPayload.body(for: webhook, change: change, alertsURL: alertsURL, now: now)
+            let target = WebhookTarget(webhook, notifications: config)
             guard send(delivery, key: key, body: JSONCoding.encode(body), to: suppressed ? nil : target) else { continue }
             if suppressed { metrics.notificationDelivery(target: webhook.name, outcome: "suppressed") }
         }

@@ -8,10 +8,19 @@ enum WebhookPayload {
     static let alertmanagerHoldSeconds = 24 * 3600.0
 
     static func request(for webhook: WebhookConfig, change: AlertChange, alertsURL: String, now: Double) -> (url: String, body: JSONValue) {
+        (url(for: webhook), body(for: webhook, change: change, alertsURL: alertsURL, now: now))
+    }
+
+    /// Where a webhook's notifications are POSTed: Alertmanager's alerts endpoint under its URL.
+    static func url(for webhook: WebhookConfig) -> String {
+        webhook.format == .alertmanager ? webhook.url + "/api/v2/alerts" : webhook.url
+    }
+
+    static func body(for webhook: WebhookConfig, change: AlertChange, alertsURL: String, now: Double) -> JSONValue {
         switch webhook.format {
-        case .slack: (webhook.url, slack(change, alertsURL: alertsURL))
-        case .json: (webhook.url, json(change, alertsURL: alertsURL))
-        case .alertmanager: (webhook.url + "/api/v2/alerts", alertmanager(change, alertsURL: alertsURL, now: now))
+        case .slack: slack(change, alertsURL: alertsURL)
+        case .json: json(change, alertsURL: alertsURL)
+        case .alertmanager: alertmanager(change, alertsURL: alertsURL, now: now)
         }
     }
 
