@@ -342,11 +342,7 @@ public final class PostgresStore: LifelineStore {
             incident.startedAt = try row["started_at"].decode(Double.self)
             incident.monitoringAt = try row["monitoring_at"].decode(Double?.self)
             incident.resolvedAt = try row["resolved_at"].decode(Double?.self)
-            if let evidence = try row["evidence"].decode(String?.self),
-               let decoded = try? JSONDecoder().decode(IncidentEvidence.self, from: Data(evidence.utf8))
-            {
-                incident.evidence = decoded
-            }
+            if let evidence = IncidentEvidence(stored: try row["evidence"].decode(String?.self)) { incident.evidence = evidence }
             incident.postmortemBody = try row["postmortem_body"].decode(String?.self)
             incident.postmortemUpdatedAt = try row["postmortem_updated_at"].decode(Double?.self)
             incident.postmortemPublishedAt = try row["postmortem_published_at"].decode(Double?.self)
@@ -355,7 +351,7 @@ public final class PostgresStore: LifelineStore {
     }
 
     public func save(_ incident: Incident) async throws {
-        let evidence = String(decoding: try JSONEncoder().encode(incident.evidence), as: UTF8.self)
+        let evidence = try incident.evidence.stored()
         let components = Self.list(incident.components)
         try await transaction { connection in
             _ = try await connection.query("""
@@ -492,7 +488,7 @@ public final class PostgresStore: LifelineStore {
             """)
         guard !inserted.isEmpty else { return false }
         try await run("""
-            DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries ORDER BY created_at DESC OFFSET \(SQLiteStore.deliveriesKept))
+            DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries ORDER BY created_at DESC OFFSET \(storedDeliveriesKept))
             """)
         return true
     }

@@ -91,8 +91,6 @@ public final class SQLiteStore: LifelineStore {
         ],
     ]
 
-    /// Deliveries kept in the log; older ones are pruned as new ones arrive.
-    public static let deliveriesKept = 50_000
 
     public static var schemaVersion: Int { migrations.count }
 
@@ -280,11 +278,7 @@ public final class SQLiteStore: LifelineStore {
                 incident.startedAt = row.column("started_at")?.double ?? incident.createdAt
                 incident.monitoringAt = row.column("monitoring_at")?.double
                 incident.resolvedAt = row.column("resolved_at")?.double
-                if let evidence = row.column("evidence")?.string, let data = evidence.data(using: .utf8),
-                   let decoded = try? JSONDecoder().decode(IncidentEvidence.self, from: data)
-                {
-                    incident.evidence = decoded
-                }
+                if let evidence = IncidentEvidence(stored: row.column("evidence")?.string) { incident.evidence = evidence }
                 incident.postmortemBody = row.column("postmortem_body")?.string
                 incident.postmortemUpdatedAt = row.column("postmortem_updated_at")?.double
                 incident.postmortemPublishedAt = row.column("postmortem_published_at")?.double
@@ -306,7 +300,7 @@ public final class SQLiteStore: LifelineStore {
                      .float(incident.createdAt), .float(incident.updatedAt), .float(incident.startedAt), Self.optional(incident.monitoringAt),
                      Self.optional(incident.resolvedAt), Self.list(incident.components), .integer(incident.automatic ? 1 : 0),
                      .integer(incident.published ? 1 : 0),
-                     .text(String(decoding: try JSONEncoder().encode(incident.evidence), as: UTF8.self)),
+                     .text(try incident.evidence.stored()),
                      incident.postmortemBody.map { .text($0) } ?? .null, Self.optional(incident.postmortemUpdatedAt),
                      Self.optional(incident.postmortemPublishedAt)])
                 _ = try await connection.query("DELETE FROM incident_updates WHERE incident_id = ?", [.text(incident.id)])
@@ -550,7 +544,7 @@ public final class SQLiteStore: LifelineStore {
             if inserted {
                 _ = try await connection.query(
                     "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries ORDER BY created_at DESC LIMIT -1 OFFSET ?)",
-                    [.integer(Self.deliveriesKept)])
+                    [.integer(storedDeliveriesKept)])
             }
             return inserted
         }

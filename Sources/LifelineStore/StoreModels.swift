@@ -146,6 +146,20 @@ public protocol LifelineStore: Sendable {
 /// How much traffic history capacity planning keeps: two weeks of minutes.
 public let trafficKeptDays = 15
 
+/// Deliveries kept in the log; older ones are pruned as new ones arrive.
+public let storedDeliveriesKept = 50_000
+
+/// An incident's evidence as both stores keep it: one JSON text column.
+extension IncidentEvidence {
+    func stored() throws -> String { String(decoding: try JSONEncoder().encode(self), as: UTF8.self) }
+
+    /// Nil for no text or text that does not decode (the incident then starts with empty evidence).
+    init?(stored text: String?) {
+        guard let text, let decoded = try? JSONDecoder().decode(IncidentEvidence.self, from: Data(text.utf8)) else { return nil }
+        self = decoded
+    }
+}
+
 /// One webhook delivery (an alert notification or a subscriber update) as the log keeps it.
 /// `key` is unique: the same alert transition, or the same update, is never sent twice to a target.
 public struct StoredDelivery: Sendable, Equatable {
