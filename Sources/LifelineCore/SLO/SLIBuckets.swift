@@ -84,3 +84,99 @@ public struct SLIBuckets: Sendable, Equatable {
         return Int(((index % count) + count) % count)
     }
 }
+
+extension SLIBuckets {
+    /// This ring with `others` added in (other instances' counts of the same buckets); buckets
+    /// older than what the ring holds at their slot are left out.
+    public func adding(_ others: [SLIBucket]) -> SLIBuckets {
+        var merged = self
+        for bucket in others where bucket.index >= 0 {
+            let slot = merged.slot(bucket.index)
+            if merged.slots[slot].index > bucket.index { continue }
+            merged.add(good: bucket.good, total: bucket.total, toBucket: bucket.index)
+        }
+        return merged
+    }
+}
+
+/// A bucket of a named series as an instance shares it: the series (`slo:NAME:minute`,
+/// `status:availability:COMPONENT`, …), its width, and when no window reads it any more.
+public struct SeriesBucket: Sendable, Equatable {
+    public var series: String
+    public var width: Double
+    public var bucket: SLIBucket
+    public var keepUntil: Double
+
+    public init(series: String, width: Double, bucket: SLIBucket, keepUntil: Double) {
+        self.series = series
+        self.width = width
+        self.bucket = bucket
+        self.keepUntil = keepUntil
+    }
+
+    /// A ring's buckets changed since `time` (the one holding `time` included), as `series`.
+    static func changed(in ring: SLIBuckets, series: String, span: Double, since time: Double) -> [SeriesBucket] {
+        ring.buckets(since: ring.index(at: time)).map {
+            SeriesBucket(series: series, width: ring.width, bucket: $0, keepUntil: Double($0.index + 1) * ring.width + span)
+        }
+    }
+}
+
+/// The other instances' SLI counts as last read from the store, summed per bucket. Each row is
+/// one instance's absolute count, so reading a row again replaces that instance's share.
+public struct PeerCounts: Sendable {
+    private struct Key: Hashable {
+        var series: String
+        var width: Double
+        var index: Int64
+    }
+
+    private struct Row {
+        var good: Int
+        var total: Int
+        var keepUntil: Double
+    }
+
+    /// Per bucket, each instance's row.
+    private var rows: [Key: [String: Row]] = [:]
+    /// Per series and width, the summed buckets by index.
+    private var sums: [String: [Double: [Int64: SLIBucket]]] = [:]
+
+    public init() {}
+
+    /// Takes one instance's count of one bucket, replacing what that instance said of it before.
+    public mutating func take(instance: String, series: String, width: Double, index: Int64, good: Int, total: Int, keepUntil: Double) {
+        let key = Key(series: series, width: width, index: index)
+        if let previous = rows[key]?[instance] { subtract(previous, key) }
+        let row = Row(good: good, total: total, keepUntil: keepUntil)
+        rows[key, default: [:]][instance] = row
+        sums[series, default: [:]][width, default: [:]][index, default: SLIBucket(index: index, good: 0, total: 0)].good += good
+        sums[series, default: [:]][width, default: [:]][index, default: SLIBucket(index: index, good: 0, total: 0)].total += total
+    }
+
+    /// Forgets buckets no window reads any more.
+    public mutating func forget(before now: Double) {
+        for (key, instances) in rows {
+            for (instance, row) in instances where row.keepUntil < now {
+                subtract(row, key)
+                rows[key]?[instance] = nil
+            }
+            if rows[key]?.isEmpty == true { rows[key] = nil }
+        }
+    }
+
+    private mutating func subtract(_ row: Row, _ key: Key) {
+        guard var bucket = sums[key.series]?[key.width]?[key.index] else { return }
+        bucket.good -= row.good
+        bucket.total -= row.total
+        sums[key.series]?[key.width]?[key.index] = bucket.total <= 0 && bucket.good <= 0 ? nil : bucket
+    }
+
+    /// The others' buckets of one series at one width, summed.
+    public func buckets(series: String, width: Double) -> [SLIBucket] {
+        guard let byIndex = sums[series]?[width] else { return [] }
+        return Array(byIndex.values)
+    }
+
+    public var isEmpty: Bool { rows.isEmpty }
+}

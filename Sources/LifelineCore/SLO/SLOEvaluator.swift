@@ -71,13 +71,20 @@ public struct SLOEvaluator: Sendable {
         }
     }
 
-    /// Reads every window and advances every alert; transitions are reported once, when they happen.
-    public mutating func evaluate(at now: Double) -> [Status] {
+    /// The names an SLO's rings are shared under between instances.
+    public static func series(slo: String, ring: String) -> String { "slo:\(slo):\(ring)" }
+
+    /// Reads every window and advances every alert; transitions are reported once, when they
+    /// happen. `peers` are the other instances' counts: windows read the whole service.
+    public mutating func evaluate(at now: Double, peers: PeerCounts = PeerCounts()) -> [Status] {
         tracked.indices.map { index in
             let item = tracked[index]
             let objective = item.objective
+            let minutes = item.buckets.adding(peers.buckets(series: Self.series(slo: objective.name, ring: "minute"), width: item.buckets.width))
+            let hours = item.budgetBuckets.adding(peers.buckets(series: Self.series(slo: objective.name, ring: "hour"),
+                                                                width: item.budgetBuckets.width))
             func burn(_ window: Double) -> Double {
-                objective.burnRate(errorRatio: item.buckets.errorRatio(over: window, at: now))
+                objective.burnRate(errorRatio: minutes.errorRatio(over: window, at: now))
             }
             var burnRates: [String: Double] = [:]
             var alerts: [AlertStatus] = []
@@ -92,7 +99,7 @@ public struct SLOEvaluator: Sendable {
                                           state: tracked[index].alerts[ruleIndex], transition: transition, windowNames: names))
             }
             let period = objective.periodDays * 86_400 * windowScale
-            let spent = item.budgetBuckets.errorRatio(over: period, at: now) / objective.errorBudget
+            let spent = hours.errorRatio(over: period, at: now) / objective.errorBudget
             return Status(objective: objective, burnRates: burnRates, budgetRemaining: 1 - spent, alerts: alerts)
         }
     }
@@ -103,6 +110,16 @@ public struct SLOEvaluator: Sendable {
         return SLIBucketSnapshot(
             minuteWidth: item.buckets.width, minutes: item.buckets.buckets(since: item.buckets.index(at: time)),
             hourWidth: item.budgetBuckets.width, hours: item.budgetBuckets.buckets(since: item.budgetBuckets.index(at: time)))
+    }
+
+    /// This instance's buckets that changed since `time`, every SLO, as they are shared.
+    public func changedBuckets(since time: Double) -> [SeriesBucket] {
+        tracked.flatMap { item in
+            let longest = item.rules.map(\.longWindow).max() ?? 3600 * windowScale
+            return SeriesBucket.changed(in: item.buckets, series: Self.series(slo: item.objective.name, ring: "minute"), span: longest, since: time)
+                + SeriesBucket.changed(in: item.budgetBuckets, series: Self.series(slo: item.objective.name, ring: "hour"),
+                                       span: item.objective.periodDays * 86_400 * windowScale, since: time)
+        }
     }
 
     /// Puts saved buckets back after a restart or a reload. A snapshot taken with other bucket

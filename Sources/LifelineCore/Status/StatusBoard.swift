@@ -51,17 +51,36 @@ public struct StatusBoard: Sendable {
         return (available, fast)
     }
 
-    public func figures(of component: String, at now: Double) -> ComponentFigures {
+    /// The names a component's rings are shared under between instances.
+    public static func series(component: String, sli: String) -> String { "status:\(sli):\(component)" }
+
+    /// A component's figures over the window; `peers` (the other instances' counts) make them the whole service's.
+    public func figures(of component: String, at now: Double, peers: PeerCounts = PeerCounts()) -> ComponentFigures {
         let window = thresholds.windowSeconds
-        let (good, total) = availability[component]?.counts(over: window, at: now) ?? (0, 0)
-        let (fast, answered) = latency[component]?.counts(over: window, at: now) ?? (0, 0)
+        func ring(_ rings: [String: SLIBuckets], _ sli: String) -> SLIBuckets? {
+            rings[component].map { $0.adding(peers.buckets(series: Self.series(component: component, sli: sli), width: $0.width)) }
+        }
+        let (good, total) = ring(availability, "availability")?.counts(over: window, at: now) ?? (0, 0)
+        let (fast, answered) = ring(latency, "latency")?.counts(over: window, at: now) ?? (0, 0)
         return ComponentFigures(requests: total, errorShare: total == 0 ? 0 : Double(total - good) / Double(total),
                                 slowShare: answered == 0 ? 0 : Double(answered - fast) / Double(answered))
     }
 
     /// The status the figures call for (maintenance is applied by the caller).
-    public func status(of component: String, at now: Double) -> ComponentStatus {
-        Self.status(for: figures(of: component, at: now), thresholds: thresholds)
+    public func status(of component: String, at now: Double, peers: PeerCounts = PeerCounts()) -> ComponentStatus {
+        Self.status(for: figures(of: component, at: now, peers: peers), thresholds: thresholds)
+    }
+
+    /// This instance's buckets that changed since `time`, every component, as they are shared.
+    public func changedBuckets(since time: Double) -> [SeriesBucket] {
+        components.flatMap { component in
+            [("availability", availability), ("latency", latency)].compactMap { sli, rings in
+                rings[component.name].map {
+                    SeriesBucket.changed(in: $0, series: Self.series(component: component.name, sli: sli), span: thresholds.windowSeconds,
+                                         since: time)
+                }
+            }.flatMap { $0 }
+        }
     }
 
     public static func status(for figures: ComponentFigures, thresholds: StatusThresholds) -> ComponentStatus {
