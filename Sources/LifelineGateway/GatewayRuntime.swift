@@ -24,6 +24,10 @@ public final class GatewayRuntime: Sendable {
     let traffic: TrafficRecorder
     /// Whether the store answers (shown in `/readyz`).
     public let storeHealth: StoreHealth
+    /// This instance's SLI counts shared with the others, and theirs.
+    let counters: SharedCounters
+    /// Whether this instance runs the singleton duties.
+    let role: InstanceRole
     let clock: @Sendable () -> Double
     /// Upstream servers Lifeline runs itself, by deployment name; fixed for the life of the process.
     let processes: [String: ManagedProcess]
@@ -64,6 +68,9 @@ public final class GatewayRuntime: Sendable {
                             store: store, clock: wallClock)
         subscribers = SubscriberRegistry(store: store)
         storeHealth = StoreHealth(metrics: metrics, wallClock: { Date().timeIntervalSince1970 })
+        counters = SharedCounters()
+        // A shared store's lock decides who leads; until it has, nobody here does.
+        role = InstanceRole(leading: !store.isShared, metrics: metrics)
         let traffic = TrafficRecorder(store: store, logger: logger, wallClock: { Date().timeIntervalSince1970 })
         self.traffic = traffic
         metrics.observe { decision in
@@ -96,7 +103,9 @@ public final class GatewayRuntime: Sendable {
     public func evaluateStatus() {
         let now = wallClock()
         sampleConcurrency()
-        status.evaluate(pool: pool, at: now)
+        let leading = role.isLeader
+        status.evaluate(pool: pool, at: now, peers: counters.peers, leading: leading)
+        guard leading else { return }
         SubscriberNotifications.dispatch(subscribers: subscribers, notifier: notifier, documents: StatuspageDocuments(snapshot: statusSnapshot()),
                                          notifications: config.notifications, now: now)
     }
@@ -134,7 +143,32 @@ public final class GatewayRuntime: Sendable {
 
     /// Evaluates SLOs now and hands what fired or resolved to the notifier.
     public func evaluateAlerts() {
-        deliver(slo.evaluate(at: wallClock()))
+        let leading = role.isLeader
+        let changes = slo.evaluate(at: wallClock(), peers: counters.peers, leading: leading)
+        if leading { deliver(changes) }
+    }
+
+    /// Publishes this instance's SLI buckets and reads the other instances'.
+    func shareCounters() async throws {
+        try await counters.sync(store: store, changed: { [slo, status] since in slo.changedBuckets(since: since) + status.changedBuckets(since: since) },
+                                now: wallClock())
+    }
+
+    /// Becoming the leader: the previous leader's incidents, alert states, subscribers and
+    /// delivery log are read before this instance acts on them, so nothing it announced is
+    /// announced again and nothing it left queued is lost.
+    func takeOver() async throws {
+        let now = wallClock()
+        try await status.takeOver(pool: pool, at: now)
+        slo.takeOver(try await store.loadAlerts())
+        await restoreDeliveries()
+    }
+
+    /// A follower's view of what the leader and operators saved; the leader takes in operators'
+    /// changes made on other instances and subscribers registered there.
+    func readSharedState(leading: Bool) async throws {
+        try await status.sync(pool: pool, leading: leading, at: wallClock())
+        if leading { try await subscribers.load() }
     }
 
     private func deliver(_ changes: [AlertChange]) {
@@ -206,9 +240,10 @@ public final class GatewayRuntime: Sendable {
         await usage.flush()
         await traffic.flush()
         await status.flush()
-        // One last evaluation saves the newest buckets before the writer drains.
+        // One last evaluation saves the alert states, and the newest buckets go to the store.
         evaluateAlerts()
         await (slo.bucketStore as? StoredSLIBucketStore)?.finish()
+        try? await shareCounters()
         await pool.shutdownClients(notIn: nil)
         try? await store.close()
     }

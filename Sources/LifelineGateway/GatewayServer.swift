@@ -74,6 +74,8 @@ public enum GatewayServer {
         await runtime.status.load(pool: runtime.pool, at: runtime.wallClock())
         await runtime.restoreDeliveries()
         try? await keys.reconcile(with: runtime.usage, priming: true)
+        // SLI counts kept before (by earlier processes, or by the other instances) count from the first evaluation.
+        try? await runtime.shareCounters()
         logger.info("store opened", metadata: ["path": .string(storePath), "keys": .stringConvertible(keys.list().count),
                                                "auth": .string(keys.mode.rawValue)])
         let token = try AdminToken.resolve(configured: config.admin.token, dataDirectory: config.server.dataDirectory, logger: logger)
@@ -102,8 +104,7 @@ public enum GatewayServer {
         services.append(PeriodicEvaluator(clock: runtime.clock, interval: { runtime.config.status.evaluationIntervalSeconds },
                                           evaluate: { runtime.evaluateStatus() }))
         services.append(runtime.notifier)
-        services.append(KeyRefresher(keys: keys, usage: runtime.usage, health: runtime.storeHealth, interval: config.storage.keyRefreshSeconds,
-                                     logger: logger))
+        services.append(StoreSync(runtime: runtime, interval: config.storage.keyRefreshSeconds))
         services.append(ReloadOnHangup(reload: reload))
         services.append(ReadinessService(readiness: runtime.readiness))
         var groupConfiguration = ServiceGroupConfiguration(
@@ -213,66 +214,6 @@ struct ReadinessService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         readiness.set(false)
-    }
-}
-
-/// Polls the store for keys changed elsewhere, so a key created or revoked on one instance
-/// works (or stops working) on every instance within `storage.key_refresh_s`, and takes in the
-/// usage other instances recorded, so per-key limits and budgets hold across instances. Polling rather
-/// than LISTEN/NOTIFY: one cheap query a second per instance, nothing missed across a dropped
-/// connection, and it works through connection poolers and on SQLite alike.
-struct KeyRefresher: Service {
-    let keys: KeyRegistry
-    let usage: UsageRecorder
-    let health: StoreHealth
-    let interval: Double
-    let logger: Logger
-
-    /// A refresh slower than this counts as the store being away (a pool waiting for a
-    /// connection that cannot be made does not fail by itself for a long time).
-    var timeout: Double { max(2, 2 * interval) }
-
-    struct TimedOut: Error {}
-
-    func run() async throws {
-        var failing = false
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(interval * 1000))) }
-            guard !Task.isShuttingDownGracefully, !Task.isCancelled else { return }
-            let outcome = await refreshWithin(timeout)
-            switch outcome {
-            case .success:
-                health.succeeded()
-                if failing { logger.notice("keys refreshed from the store again") }
-                failing = false
-            case .failure(let error):
-                // Cached keys keep working while the store is away.
-                health.failed(error)
-                if !failing { logger.warning("keys could not be refreshed from the store", metadata: ["error": .string("\(type(of: error))")]) }
-                failing = true
-            }
-        }
-    }
-
-    private func refreshWithin(_ seconds: Double) async -> Result<Void, any Error> {
-        await withTaskGroup(of: Result<Void, any Error>.self) { group in
-            group.addTask {
-                do {
-                    try await keys.refresh()
-                    try await keys.reconcile(with: usage)
-                    return .success(())
-                } catch {
-                    return .failure(error)
-                }
-            }
-            group.addTask {
-                try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
-                return .failure(TimedOut())
-            }
-            let first = await group.next() ?? .failure(TimedOut())
-            group.cancelAll()
-            return first
-        }
     }
 }
 

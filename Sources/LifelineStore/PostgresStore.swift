@@ -15,6 +15,9 @@ public final class PostgresStore: LifelineStore {
 
     /// The advisory lock key that serialises migrations across instances ("lifelin" in ASCII).
     static let migrationLock: Int64 = 0x6C69_6665_6C69_6E
+    /// The advisory lock key the leader holds ("lifelead" in ASCII).
+    public static let leaderLock: Int64 = 0x6C69_6665_6C65_6164
+    private let leadership: Leadership
 
     /// Schema steps; `lifeline_schema.version` records how many were applied.
     static let migrations: [[String]] = [
@@ -92,12 +95,29 @@ public final class PostgresStore: LifelineStore {
                 PRIMARY KEY (scope, minute))
             """,
         ],
+        [
+            """
+            CREATE TABLE shared_buckets (
+                instance TEXT NOT NULL, series TEXT NOT NULL, width DOUBLE PRECISION NOT NULL, idx BIGINT NOT NULL, good BIGINT NOT NULL,
+                total BIGINT NOT NULL, updated_at DOUBLE PRECISION NOT NULL, keep_until DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (instance, series, idx))
+            """,
+            "CREATE INDEX shared_buckets_by_update ON shared_buckets (updated_at)",
+            "CREATE INDEX shared_buckets_by_expiry ON shared_buckets (keep_until)",
+            // The buckets kept before: now the rows of an earlier instance.
+            """
+            INSERT INTO shared_buckets SELECT 'earlier', 'slo:' || slo || ':' || ring, width, idx, good, total, 0,
+                (idx + 1) * width + \(Int(earlierBucketsKeptSeconds)) FROM sli_buckets
+            """,
+            "DROP TABLE sli_buckets",
+        ],
     ]
 
     public static var schemaVersion: Int { migrations.count }
 
-    private init(client: PostgresClient, runner: Task<Void, Never>, logger: Logger, location: String) {
+    private init(client: PostgresClient, runner: Task<Void, Never>, logger: Logger, location: String, leadership: Leadership) {
         self.client = client
+        self.leadership = leadership
         self.runner = runner
         self.logger = logger
         self.location = location
@@ -109,7 +129,8 @@ public final class PostgresStore: LifelineStore {
         let configuration = try configuration(from: url)
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let runner = Task { await client.run() }
-        let store = PostgresStore(client: client, runner: runner, logger: logger, location: redacted(url))
+        let store = PostgresStore(client: client, runner: runner, logger: logger, location: redacted(url),
+                                  leadership: Leadership(configuration: try connectionConfiguration(from: url), logger: logger))
         do {
             try await store.migrate()
         } catch {
@@ -120,17 +141,41 @@ public final class PostgresStore: LifelineStore {
     }
 
     public static func configuration(from url: String) throws -> PostgresClient.Configuration {
-        guard let parsed = URLComponents(string: url), ["postgres", "postgresql"].contains(parsed.scheme ?? ""),
+        let address = try Address(url)
+        var configuration = PostgresClient.Configuration(host: address.host, port: address.port, username: address.user,
+                                                         password: address.password, database: address.database, tls: .disable)
+        configuration.options.maximumConnections = 10
+        return configuration
+    }
+
+    /// A single connection's settings (the leader's lock lives on a connection of its own).
+    static func connectionConfiguration(from url: String) throws -> PostgresConnection.Configuration {
+        let address = try Address(url)
+        return PostgresConnection.Configuration(host: address.host, port: address.port, username: address.user, password: address.password,
+                                                database: address.database, tls: .disable)
+    }
+
+    /// The parts of a `postgres://` URL.
+    struct Address {
+        var host: String
+        var port: Int
+        var user: String
+        var password: String?
+        var database: String?
+
+        init(_ url: String) throws {
+            guard let parsed = URLComponents(string: url), ["postgres", "postgresql"].contains(parsed.scheme ?? ""),
               let host = parsed.host, !host.isEmpty
         else {
             throw StoreError.unreadable(path: redacted(url), detail: "not a postgres://user:password@host:port/database URL")
         }
-        let database = parsed.path.hasPrefix("/") ? String(parsed.path.dropFirst()) : parsed.path
-        var configuration = PostgresClient.Configuration(
-            host: host, port: parsed.port ?? 5432, username: parsed.user ?? "postgres", password: parsed.password,
-            database: database.isEmpty ? nil : database, tls: .disable)
-        configuration.options.maximumConnections = 10
-        return configuration
+            let database = parsed.path.hasPrefix("/") ? String(parsed.path.dropFirst()) : parsed.path
+            self.host = host
+            port = parsed.port ?? 5432
+            user = parsed.user ?? "postgres"
+            password = parsed.password
+            self.database = database.isEmpty ? nil : database
+        }
     }
 
     /// Runs administrative SQL (`CREATE DATABASE`, which cannot run in a transaction) and returns
@@ -265,32 +310,40 @@ public final class PostgresStore: LifelineStore {
 
     // MARK: SLOs and alerts
 
-    public func saveSLIBuckets(slo: String, _ snapshot: SLIBucketSnapshot) async throws {
+    /// The store's clock: every instance's rows are stamped by the same clock, whatever theirs say.
+    private static let storeClock = "extract(epoch from clock_timestamp())::double precision"
+
+    public func publish(_ buckets: [SharedBucket], now: Double) async throws {
         try await transaction { connection in
-            for (ring, width, buckets) in [("minute", snapshot.minuteWidth, snapshot.minutes), ("hour", snapshot.hourWidth, snapshot.hours)] {
-                // A changed width (a new window scale) makes old buckets meaningless.
-                _ = try await connection.query("DELETE FROM sli_buckets WHERE slo = \(slo) AND ring = \(ring) AND width <> \(width)",
-                                               logger: logger)
-                for bucket in buckets {
-                    _ = try await connection.query("""
-                        INSERT INTO sli_buckets VALUES (\(slo), \(ring), \(width), \(Int(bucket.index)), \(bucket.good), \(bucket.total))
-                        ON CONFLICT (slo, ring, idx) DO UPDATE SET width = excluded.width, good = excluded.good, total = excluded.total
-                        """, logger: logger)
-                }
+            for bucket in buckets {
+                _ = try await connection.query("""
+                    INSERT INTO shared_buckets VALUES (\(bucket.instance), \(bucket.series), \(bucket.width), \(Int(bucket.index)), \(bucket.good),
+                        \(bucket.total), \(unescaped: Self.storeClock), \(bucket.keepUntil))
+                    ON CONFLICT (instance, series, idx) DO UPDATE SET width = excluded.width, good = excluded.good, total = excluded.total,
+                        updated_at = excluded.updated_at, keep_until = excluded.keep_until
+                    """, logger: logger)
             }
+            _ = try await connection.query("DELETE FROM shared_buckets WHERE keep_until < \(now)", logger: logger)
         }
     }
 
-    public func loadSLIBuckets() async throws -> [String: SLIBucketSnapshot] {
-        var snapshots = SLIBucketSnapshots()
-        for row in try await rows("SELECT * FROM sli_buckets ORDER BY slo, ring, idx") {
-            snapshots.add(slo: try row["slo"].decode(String.self), ring: try row["ring"].decode(String.self),
-                          width: try row["width"].decode(Double.self),
-                          bucket: SLIBucket(index: Int64(try row["idx"].decode(Int.self)), good: try row["good"].decode(Int.self),
-                                            total: try row["total"].decode(Int.self)))
+    public func sharedBuckets(changedSince since: Double?) async throws -> (buckets: [SharedBucket], now: Double) {
+        let clock = try await rows("SELECT \(unescaped: Self.storeClock) AS now")
+        let now = try clock.first?["now"].decode(Double.self) ?? Date().timeIntervalSince1970
+        let buckets = try await rows("SELECT * FROM shared_buckets WHERE updated_at > \(since ?? -1)").map { row in
+            SharedBucket(instance: try row["instance"].decode(String.self), series: try row["series"].decode(String.self),
+                         width: try row["width"].decode(Double.self), index: Int64(try row["idx"].decode(Int.self)),
+                         good: try row["good"].decode(Int.self), total: try row["total"].decode(Int.self),
+                         keepUntil: try row["keep_until"].decode(Double.self))
         }
-        return snapshots.bySLO
+        return (buckets, now)
     }
+
+    public var isShared: Bool { true }
+
+    public func lead() async throws -> Bool { try await leadership.hold() }
+
+    public func resign() async { await leadership.release() }
 
     public func loadAlerts() async throws -> [String: SavedAlert] {
         var alerts: [String: SavedAlert] = [:]
@@ -548,7 +601,67 @@ public final class PostgresStore: LifelineStore {
     }
 
     public func close() async throws {
+        // The lock goes first, so another instance takes over at once.
+        await leadership.release()
         runner.cancel()
         await runner.value
+    }
+}
+
+/// The leader's advisory lock, on a connection of its own: PostgreSQL releases a session's lock
+/// when the session ends, so a leader that dies (or loses its connection) frees the lock at once,
+/// and another instance takes it on its next try. Keepalives are short on that session, so a
+/// peer cut off by the network is noticed within seconds rather than hours.
+actor Leadership {
+    private let configuration: PostgresConnection.Configuration
+    private let logger: Logger
+    private var connection: PostgresConnection?
+    private var holding = false
+
+    init(configuration: PostgresConnection.Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// True while the lock is held: a quick query proves the session (and so the lock) is alive.
+    func hold() async throws -> Bool {
+        // A session that ended took the lock with it: step down now; taking it again on a later
+        // try is a new takeover (another instance may have led meanwhile).
+        if holding, connection?.isClosed ?? true {
+            await release()
+            return false
+        }
+        do {
+            let connection = try await connected()
+            if holding {
+                _ = try await connection.query("SELECT 1", logger: logger).collect()
+                return true
+            }
+            let rows = try await connection.query("SELECT pg_try_advisory_lock(\(PostgresStore.leaderLock)) AS held", logger: logger).collect()
+            holding = try rows.first?.makeRandomAccess()["held"].decode(Bool.self) ?? false
+            return holding
+        } catch {
+            await release()
+            throw error
+        }
+    }
+
+    private func connected() async throws -> PostgresConnection {
+        if let connection, !connection.isClosed { return connection }
+        holding = false
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+        for setting in ["tcp_keepalives_idle = 5", "tcp_keepalives_interval = 1", "tcp_keepalives_count = 3"] {
+            _ = try await connection.query(PostgresQuery(unsafeSQL: "SET " + setting), logger: logger).collect()
+        }
+        self.connection = connection
+        return connection
+    }
+
+    /// Closing the session releases the lock.
+    func release() async {
+        holding = false
+        guard let connection else { return }
+        self.connection = nil
+        try? await connection.close()
     }
 }

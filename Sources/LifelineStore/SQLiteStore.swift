@@ -89,6 +89,21 @@ public final class SQLiteStore: LifelineStore {
                 peak_concurrency INTEGER NOT NULL, rate_limited INTEGER NOT NULL, PRIMARY KEY (scope, minute))
             """,
         ],
+        [
+            """
+            CREATE TABLE shared_buckets (
+                instance TEXT NOT NULL, series TEXT NOT NULL, width REAL NOT NULL, idx INTEGER NOT NULL, good INTEGER NOT NULL,
+                total INTEGER NOT NULL, updated_at REAL NOT NULL, keep_until REAL NOT NULL, PRIMARY KEY (instance, series, idx))
+            """,
+            "CREATE INDEX shared_buckets_by_update ON shared_buckets (updated_at)",
+            "CREATE INDEX shared_buckets_by_expiry ON shared_buckets (keep_until)",
+            // The buckets one process kept before: now the rows of an earlier instance.
+            """
+            INSERT INTO shared_buckets SELECT 'earlier', 'slo:' || slo || ':' || ring, width, idx, good, total, 0,
+                (idx + 1) * width + \(Int(earlierBucketsKeptSeconds)) FROM sli_buckets
+            """,
+            "DROP TABLE sli_buckets",
+        ],
     ]
 
 
@@ -391,42 +406,43 @@ public final class SQLiteStore: LifelineStore {
         }
     }
 
-    public func saveSLIBuckets(slo: String, _ snapshot: SLIBucketSnapshot) async throws {
+    public func publish(_ buckets: [SharedBucket], now: Double) async throws {
         try await serial.run { [self] in
-            _ = try await connection.query("BEGIN IMMEDIATE", [])
-            do {
-                for (ring, width, buckets) in [("minute", snapshot.minuteWidth, snapshot.minutes), ("hour", snapshot.hourWidth, snapshot.hours)] {
-                    // A changed width (a new window scale) makes old buckets meaningless.
-                    _ = try await connection.query("DELETE FROM sli_buckets WHERE slo = ? AND ring = ? AND width != ?",
-                                                   [.text(slo), .text(ring), .float(width)])
-                    for bucket in buckets {
-                        _ = try await connection.query(
-                            """
-                            INSERT INTO sli_buckets VALUES (?, ?, ?, ?, ?, ?)
-                            ON CONFLICT (slo, ring, idx) DO UPDATE SET width = excluded.width, good = excluded.good, total = excluded.total
-                            """,
-                            [.text(slo), .text(ring), .float(width), .integer(Int(bucket.index)), .integer(bucket.good), .integer(bucket.total)])
-                    }
+            try await transaction {
+                for bucket in buckets {
+                    _ = try await connection.query(
+                        """
+                        INSERT INTO shared_buckets VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (instance, series, idx) DO UPDATE SET width = excluded.width, good = excluded.good,
+                            total = excluded.total, updated_at = excluded.updated_at, keep_until = excluded.keep_until
+                        """,
+                        [.text(bucket.instance), .text(bucket.series), .float(bucket.width), .integer(Int(bucket.index)),
+                         .integer(bucket.good), .integer(bucket.total), .float(now), .float(bucket.keepUntil)])
                 }
-                _ = try await connection.query("COMMIT", [])
-            } catch {
-                _ = try? await connection.query("ROLLBACK", [])
-                throw error
+                _ = try await connection.query("DELETE FROM shared_buckets WHERE keep_until < ?", [.float(now)])
             }
         }
     }
 
-    public func loadSLIBuckets() async throws -> [String: SLIBucketSnapshot] {
+    public func sharedBuckets(changedSince since: Double?) async throws -> (buckets: [SharedBucket], now: Double) {
         try await serial.run { [self] in
-            var snapshots = SLIBucketSnapshots()
-            for row in try await connection.query("SELECT * FROM sli_buckets ORDER BY slo, ring, idx", []) {
-                snapshots.add(slo: row.column("slo")?.string ?? "", ring: row.column("ring")?.string ?? "", width: row.column("width")?.double ?? 60,
-                              bucket: SLIBucket(index: Int64(row.column("idx")?.integer ?? 0), good: Int(row.column("good")?.integer ?? 0),
-                                                total: Int(row.column("total")?.integer ?? 0)))
+            let now = Date().timeIntervalSince1970
+            let rows = try await connection.query("SELECT * FROM shared_buckets WHERE updated_at > ? ORDER BY instance, series, idx",
+                                                  [.float(since ?? -1)])
+            let buckets = rows.map { row in
+                SharedBucket(instance: row.column("instance")?.string ?? "", series: row.column("series")?.string ?? "",
+                             width: row.column("width")?.double ?? 60, index: Int64(row.column("idx")?.integer ?? 0),
+                             good: Int(row.column("good")?.integer ?? 0), total: Int(row.column("total")?.integer ?? 0),
+                             keepUntil: row.column("keep_until")?.double ?? 0)
             }
-            return snapshots.bySLO
+            return (buckets, now)
         }
     }
+
+    /// One process owns an SQLite file, so it always leads.
+    public func lead() async throws -> Bool { true }
+    public func resign() async {}
+    public var isShared: Bool { false }
 
     // MARK: Traffic history
 

@@ -99,10 +99,19 @@ public protocol LifelineStore: Sendable {
     func record(_ usage: [UsageRecord]) async throws
     /// Usage per key since `minute` (Unix seconds), or of one key.
     func usage(since minute: Int, keyID: String?) async throws -> [String: UsageTotals]
-    /// Upserts an SLO's buckets (same ring and index replace; others stay).
-    func saveSLIBuckets(slo: String, _ snapshot: SLIBucketSnapshot) async throws
-    /// Every SLO's saved buckets, for a restart to pick up its error budgets.
-    func loadSLIBuckets() async throws -> [String: SLIBucketSnapshot]
+    /// Replaces this instance's rows for these buckets (same instance, series and index) and
+    /// forgets every instance's rows whose `keepUntil` is before `now`.
+    func publish(_ buckets: [SharedBucket], now: Double) async throws
+    /// Rows written after `since` (every row for nil), with the store's clock when read: the
+    /// next call passes that back (less a margin for writes committed late).
+    func sharedBuckets(changedSince since: Double?) async throws -> (buckets: [SharedBucket], now: Double)
+    /// Takes, or confirms it still holds, the lock behind the singleton duties (incident
+    /// automation, alert evaluation, notifications, maintenance); true while this process holds it.
+    func lead() async throws -> Bool
+    /// Gives the lock up (at shutdown, or when the store stopped answering) so another instance takes over.
+    func resign() async
+    /// Whether several instances share this store, so state others change must be read back.
+    var isShared: Bool { get }
     /// Every incident with its updates, oldest first.
     func incidents() async throws -> [Incident]
     /// Inserts or replaces an incident and its updates.
@@ -141,6 +150,30 @@ public protocol LifelineStore: Sendable {
     /// Traffic minutes from `minute` (Unix seconds) on, every scope.
     func traffic(since minute: Int) async throws -> [TrafficMinute]
     func close() async throws
+}
+
+/// One instance's count in one bucket of one shared series (an SLO's ring, a status
+/// component's window), as the store keeps it. An instance writes only its own rows, with
+/// absolute counts; readers add up the rows of the others.
+public struct SharedBucket: Sendable, Equatable {
+    public var instance: String
+    public var series: String
+    public var width: Double
+    public var index: Int64
+    public var good: Int
+    public var total: Int
+    /// Wall-clock seconds after which no window reads the bucket: then the store forgets it.
+    public var keepUntil: Double
+
+    public init(instance: String, series: String, width: Double, index: Int64, good: Int, total: Int, keepUntil: Double) {
+        self.instance = instance
+        self.series = series
+        self.width = width
+        self.index = index
+        self.good = good
+        self.total = total
+        self.keepUntil = keepUntil
+    }
 }
 
 /// How much traffic history capacity planning keeps: two weeks of minutes.
@@ -239,19 +272,6 @@ public struct UptimeRecord: Sendable, Equatable {
     }
 }
 
-/// Assembles stored SLI bucket rows (ordered by SLO, ring and index) into one snapshot per SLO.
-struct SLIBucketSnapshots {
-    private(set) var bySLO: [String: SLIBucketSnapshot] = [:]
-
-    mutating func add(slo: String, ring: String, width: Double, bucket: SLIBucket) {
-        var snapshot = bySLO[slo] ?? SLIBucketSnapshot(minuteWidth: 60, minutes: [], hourWidth: 3600, hours: [])
-        if ring == "minute" {
-            snapshot.minuteWidth = width
-            snapshot.minutes.append(bucket)
-        } else {
-            snapshot.hourWidth = width
-            snapshot.hours.append(bucket)
-        }
-        bySLO[slo] = snapshot
-    }
-}
+/// How long rows of the SLI buckets kept before schema 6 (one process's, with no instance) are
+/// kept: longer than any SLO period.
+let earlierBucketsKeptSeconds = 400.0 * 86_400

@@ -105,15 +105,24 @@ enum StoreContract {
 }
 
 extension StoreContract {
-    static func sliBucketsSurviveAndUpsert(_ store: any LifelineStore) async throws {
-        let first = SLIBucketSnapshot(minuteWidth: 60, minutes: [SLIBucket(index: 1, good: 9, total: 10), SLIBucket(index: 2, good: 5, total: 5)],
-                                      hourWidth: 3600, hours: [SLIBucket(index: 7, good: 14, total: 15)])
-        try await store.saveSLIBuckets(slo: "chat:availability", first)
-        try await store.saveSLIBuckets(slo: "chat:availability",
-                                       SLIBucketSnapshot(minuteWidth: 60, minutes: [SLIBucket(index: 2, good: 6, total: 8)], hourWidth: 3600, hours: []))
-        let loaded = try await store.loadSLIBuckets()["chat:availability"]
-        XCTAssertEqual(loaded?.minutes, [SLIBucket(index: 1, good: 9, total: 10), SLIBucket(index: 2, good: 6, total: 8)])
-        XCTAssertEqual(loaded?.hours, [SLIBucket(index: 7, good: 14, total: 15)])
+    static func sharedBucketsArePerInstanceReplacedAndExpire(_ store: any LifelineStore) async throws {
+        func bucket(_ instance: String, _ index: Int64, good: Int, total: Int, keepUntil: Double = 4e9) -> SharedBucket {
+            SharedBucket(instance: instance, series: "slo:chat:minute", width: 60, index: index, good: good, total: total, keepUntil: keepUntil)
+        }
+        let now = Date().timeIntervalSince1970
+        try await store.publish([bucket("a", 1, good: 9, total: 10), bucket("a", 2, good: 5, total: 5), bucket("b", 2, good: 1, total: 3)], now: now)
+        try await store.publish([bucket("a", 2, good: 6, total: 8)], now: now)
+        let (all, readAt) = try await store.sharedBuckets(changedSince: nil)
+        XCTAssertEqual(all.sorted { ($0.instance, $0.index) < ($1.instance, $1.index) },
+                       [bucket("a", 1, good: 9, total: 10), bucket("a", 2, good: 6, total: 8), bucket("b", 2, good: 1, total: 3)],
+                       "each instance's row replaced by its own newer count, never added to another's")
+        try await Task.sleep(for: .milliseconds(20))
+        try await store.publish([bucket("b", 3, good: 2, total: 2), bucket("a", 1, good: 0, total: 1, keepUntil: now - 1)],
+                                now: Date().timeIntervalSince1970)
+        let (changed, _) = try await store.sharedBuckets(changedSince: readAt)
+        XCTAssertEqual(changed, [bucket("b", 3, good: 2, total: 2)], "only what was written after the read; a bucket past its time is forgotten")
+        let (left, _) = try await store.sharedBuckets(changedSince: nil)
+        XCTAssertFalse(left.contains { $0.instance == "a" && $0.index == 1 })
         try await store.close()
     }
 }
@@ -221,7 +230,9 @@ final class SQLiteStoreTests: XCTestCase {
     func testKeysRoundTripAndRevokeOnce() async throws { try await StoreContract.keysRoundTripAndRevokeOnce(try await makeStore()) }
     func testADuplicateSecretIsRefused() async throws { try await StoreContract.duplicateSecretIsRefused(try await makeStore()) }
     func testUsageOfTheSameMinuteAddsUp() async throws { try await StoreContract.usageOfTheSameMinuteAddsUp(try await makeStore()) }
-    func testSLIBucketsSurviveAndUpsert() async throws { try await StoreContract.sliBucketsSurviveAndUpsert(try await makeStore()) }
+    func testSharedBucketsArePerInstanceReplacedAndExpire() async throws {
+        try await StoreContract.sharedBucketsArePerInstanceReplacedAndExpire(try await makeStore())
+    }
     func testIncidentsRoundTripWithTheirUpdates() async throws {
         try await StoreContract.incidentsRoundTripWithTheirUpdates(try await makeStore())
     }
@@ -245,7 +256,7 @@ final class SQLiteStoreTests: XCTestCase {
         try await first.insert(StoreContract.sampleKey("k1"))
         try await first.close()
         // As a file written before the status and SLI tables existed.
-        for table in ["incident_updates", "incidents", "maintenance_updates", "maintenances", "uptime_days", "sli_buckets", "alert_states",
+        for table in ["incident_updates", "incidents", "maintenance_updates", "maintenances", "uptime_days", "shared_buckets", "alert_states",
                       "deliveries", "subscribers", "traffic_minutes"] {
             try await runSQLite(path, "DROP TABLE \(table)")
         }
@@ -259,6 +270,24 @@ final class SQLiteStoreTests: XCTestCase {
         XCTAssertEqual(incidents, [StoreContract.sampleIncident()])
         XCTAssertEqual(keys.map(\.id), ["k1"])
         try await third.close()
+    }
+
+    func testSLIBucketsKeptBeforeInstancesBecomeAnEarlierInstancesRows() async throws {
+        let path = directory.appendingPathComponent("buckets.sqlite").path
+        try await SQLiteStore.open(path: path).close()
+        // As a file of schema 5, when one process kept its buckets without an instance.
+        try await runSQLite(path, "DROP TABLE shared_buckets")
+        try await runSQLite(path, """
+            CREATE TABLE sli_buckets (slo TEXT NOT NULL, ring TEXT NOT NULL, width REAL NOT NULL, idx INTEGER NOT NULL,
+                good INTEGER NOT NULL, total INTEGER NOT NULL, PRIMARY KEY (slo, ring, idx))
+            """)
+        try await runSQLite(path, "INSERT INTO sli_buckets VALUES ('chat', 'hour', 3600, 490000, 95, 100)")
+        try await runSQLite(path, "PRAGMA user_version = 5")
+        let store = try await SQLiteStore.open(path: path)
+        let (rows, _) = try await store.sharedBuckets(changedSince: nil)
+        XCTAssertEqual(rows.map { [$0.instance, $0.series, "\($0.index)", "\($0.good)/\($0.total)"] },
+                       [["earlier", "slo:chat:hour", "490000", "95/100"]])
+        try await store.close()
     }
 
     func testDataSurvivesReopening() async throws {
@@ -348,7 +377,9 @@ final class PostgresStoreTests: XCTestCase {
     func testKeysRoundTripAndRevokeOnce() async throws { try await StoreContract.keysRoundTripAndRevokeOnce(try await makeStore()) }
     func testADuplicateSecretIsRefused() async throws { try await StoreContract.duplicateSecretIsRefused(try await makeStore()) }
     func testUsageOfTheSameMinuteAddsUp() async throws { try await StoreContract.usageOfTheSameMinuteAddsUp(try await makeStore()) }
-    func testSLIBucketsSurviveAndUpsert() async throws { try await StoreContract.sliBucketsSurviveAndUpsert(try await makeStore()) }
+    func testSharedBucketsArePerInstanceReplacedAndExpire() async throws {
+        try await StoreContract.sharedBucketsArePerInstanceReplacedAndExpire(try await makeStore())
+    }
     func testIncidentsRoundTripWithTheirUpdates() async throws {
         try await StoreContract.incidentsRoundTripWithTheirUpdates(try await makeStore())
     }
@@ -379,6 +410,37 @@ final class PostgresStoreTests: XCTestCase {
         for store in stores { try await store.close() }
         let version = try await queryPostgres(url, "SELECT version FROM lifeline_schema")
         XCTAssertEqual(version, ["\(PostgresStore.schemaVersion)"])
+    }
+
+    func testOneInstanceLeadsAndAnotherTakesOverWhenItGoes() async throws {
+        let url = try await freshDatabase()
+        let first = try await PostgresStore.open(url: url)
+        let second = try await PostgresStore.open(url: url)
+        let firstLeads = try await first.lead()
+        let secondLeads = try await second.lead()
+        let firstStillLeads = try await first.lead()
+        XCTAssertEqual([firstLeads, secondLeads, firstStillLeads], [true, false, true])
+        try await first.close()
+        let secondLeadsNow = try await second.lead()
+        XCTAssertTrue(secondLeadsNow, "the lock goes with the session that held it")
+        // A leader whose session the server ends finds out on its next check, and the lock is free.
+        let database = try XCTUnwrap(URLComponents(string: url)).path.dropFirst()
+        let holders = """
+            FROM pg_locks WHERE locktype = 'advisory' AND objid = \(UInt32(truncatingIfNeeded: PostgresStore.leaderLock))
+                AND database = (SELECT oid FROM pg_database WHERE datname = '\(database)')
+            """
+        try await runPostgres(adminURL, "SELECT pg_terminate_backend(pid) " + holders)
+        // Ending a backend is asynchronous: wait (bounded) until its lock is gone.
+        for _ in 0..<100 where try await queryPostgres(adminURL, "SELECT count(*) " + holders) != ["0"] {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let secondAfterItsSessionEnded = (try? await second.lead()) ?? false
+        XCTAssertFalse(secondAfterItsSessionEnded, "a leader whose session ended still claimed the lock")
+        let third = try await PostgresStore.open(url: url)
+        let thirdLeads = try await third.lead()
+        XCTAssertTrue(thirdLeads)
+        try await second.close()
+        try await third.close()
     }
 
     func testANewerSchemaIsRefused() async throws {

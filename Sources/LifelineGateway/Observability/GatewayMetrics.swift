@@ -202,5 +202,10 @@ public final class GatewayMetrics: Sendable {
             .set(reachable ? 1.0 : 0.0)
     }
 
+    public func leader(_ leading: Bool) {
+        gauge("lifeline_leader", [], help: "1 while this instance runs the singleton duties (incidents, alerts, notifications, maintenance).")
+            .set(leading ? 1.0 : 0.0)
+    }
+
     public func exposition() -> [UInt8] { registry.emitToBuffer() }
 }

@@ -22,8 +22,9 @@ enum GatewayRoutes {
 
         router.get("/healthz") { _, _ in jsonResponse(.ok, ["status": "ok"]) }
         router.get("/readyz") { _, _ in
-            runtime.readiness.isReady ? jsonResponse(.ok, ["status": "ready", "store": runtime.storeHealth.json])
-                : jsonResponse(.serviceUnavailable, ["status": "not_ready", "store": runtime.storeHealth.json])
+            let instance: JSONValue = ["id": .string(runtime.counters.instance), "leader": .bool(runtime.role.isLeader)]
+            return runtime.readiness.isReady ? jsonResponse(.ok, ["status": "ready", "store": runtime.storeHealth.json, "instance": instance])
+                : jsonResponse(.serviceUnavailable, ["status": "not_ready", "store": runtime.storeHealth.json, "instance": instance])
         }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

@@ -151,14 +151,16 @@ public final class StatusCenter: Sendable {
 
     // MARK: Evaluation
 
-    /// Advances statuses, the automatic incident, maintenances and uptime; saves what changed.
-    func evaluate(pool: DeploymentPool, at now: Double) {
+    /// Advances statuses over this instance's traffic and its `peers'`; the leader also advances
+    /// the automatic incident, maintenances and uptime, and saves what changed. The others only
+    /// show what the leader and operators saved (`sync`).
+    func evaluate(pool: DeploymentPool, at now: Double, peers: PeerCounts = PeerCounts(), leading: Bool = true) {
         var changedIncidents: [Incident] = []
         var startedOrEnded: [(Maintenance, Bool)] = []
         var uptimeRows: [UptimeRecord] = []
         state.withLock { state in
             // Maintenances first: a component in maintenance shows that and opens no incident.
-            for index in state.maintenances.indices {
+            for index in state.maintenances.indices where leading {
                 guard let next = state.maintenances[index].transition(at: now) else { continue }
                 let body = next == .inProgress ? "Maintenance is in progress." : "Maintenance has been completed."
                 state.maintenances[index].move(to: next, body: body, at: now)
@@ -169,10 +171,12 @@ public final class StatusCenter: Sendable {
             var traffic: [String: ComponentStatus] = [:]
             var figures: [String: ComponentFigures] = [:]
             for component in state.board.components {
-                figures[component.name] = state.board.figures(of: component.name, at: now)
-                traffic[component.name] = inMaintenance.contains(component.name) ? .operational : state.board.status(of: component.name, at: now)
+                let figure = state.board.figures(of: component.name, at: now, peers: peers)
+                figures[component.name] = figure
+                traffic[component.name] = inMaintenance.contains(component.name)
+                    ? .operational : StatusBoard.status(for: figure, thresholds: state.board.thresholds)
             }
-            if var change = state.tracker.evaluate(statuses: traffic, figures: figures, at: now) {
+            if leading, var change = state.tracker.evaluate(statuses: traffic, figures: figures, at: now) {
                 if let existing = state.incidents.first(where: { $0.id == change.id }) {
                     // The tracker keeps the timeline; what was measured and written meanwhile lives here.
                     change.evidence = existing.evidence
@@ -194,16 +198,17 @@ public final class StatusCenter: Sendable {
                 Self.reindex(&state)
                 changedIncidents.append(change)
             }
-            for index in state.open {
+            for index in state.open where leading {
                 for name in state.incidents[index].components {
                     if let figure = figures[name], state.incidents[index].evidence.observe(figure, at: now) {
                         state.dirty.insert(state.incidents[index].id)
                     }
                 }
             }
-            // Evidence that changed since the last evaluation is saved with its incident.
+            // Evidence that changed since the last evaluation is saved with its incident (by the
+            // leader: the others' evidence is their own traffic's, and the store has the leader's).
             let changedIDs = Set(changedIncidents.map(\.id))
-            for id in state.dirty where !changedIDs.contains(id) {
+            for id in state.dirty where leading && !changedIDs.contains(id) {
                 if let incident = state.incidents.first(where: { $0.id == id }) { changedIncidents.append(incident) }
             }
             state.dirty = []
@@ -221,7 +226,7 @@ public final class StatusCenter: Sendable {
             }
             // Uptime: the time since the last evaluation, in the status seen now. A gap longer than a
             // minute (the process was stopped) is not counted at all rather than guessed.
-            if let last = state.lastEvaluatedAt, now > last, now - last <= 60 {
+            if leading, let last = state.lastEvaluatedAt, now > last, now - last <= 60 {
                 let elapsed = now - last
                 let day = Self.day(now)
                 for (name, status) in shown {
@@ -290,6 +295,68 @@ public final class StatusCenter: Sendable {
     func flush() async {
         let pending = saving.withLock { $0 }
         await pending?.value
+    }
+
+    // MARK: Several instances
+
+    /// This instance's status buckets changed since `time`, for the other instances.
+    func changedBuckets(since time: Double) -> [SeriesBucket] { state.withLock { $0.board.changedBuckets(since: time) } }
+
+    /// Reads incidents, maintenances and uptime back from a shared store. A follower takes the
+    /// store's version of everything (the leader's and operators' writes). The leader takes in
+    /// what operators changed on other instances (a newer version of an incident or a
+    /// maintenance) and keeps its own evidence. Deployments follow the maintenances in progress.
+    func sync(pool: DeploymentPool, leading: Bool, at now: Double) async throws {
+        let incidents = try await store.incidents()
+        let maintenances = try await store.maintenances()
+        let uptime = leading ? nil : try await store.uptime(since: Self.day(now) - 90)
+        let (started, ended) = state.withLock { state in
+            let activeBefore = Set(state.maintenances.filter(\.isActive).map(\.id))
+            for stored in incidents {
+                guard let index = state.incidents.firstIndex(where: { $0.id == stored.id }) else {
+                    state.incidents.append(stored)
+                    continue
+                }
+                let local = state.incidents[index]
+                // The leader's evidence changes without a new `updatedAt`: a follower takes equal ones too.
+                guard leading ? stored.updatedAt > local.updatedAt : stored.updatedAt >= local.updatedAt else { continue }
+                var next = stored
+                if leading {
+                    next.evidence = local.evidence
+                    state.tracker.operatorChanged(next, at: now)
+                }
+                state.incidents[index] = next
+            }
+            for stored in maintenances {
+                guard let index = state.maintenances.firstIndex(where: { $0.id == stored.id }) else {
+                    state.maintenances.append(stored)
+                    continue
+                }
+                if leading ? stored.updatedAt > state.maintenances[index].updatedAt : stored.updatedAt >= state.maintenances[index].updatedAt {
+                    state.maintenances[index] = stored
+                }
+            }
+            if let uptime {
+                state.uptime = [:]
+                for record in uptime { state.uptime[record.component, default: [:]][record.day] = record }
+            }
+            Self.reindex(&state)
+            let active = state.maintenances.filter(\.isActive)
+            return (active.filter { !activeBefore.contains($0.id) },
+                    state.maintenances.filter { activeBefore.contains($0.id) && !$0.isActive })
+        }
+        for maintenance in started { setDrained(true, maintenance, pool: pool) }
+        for maintenance in ended { setDrained(false, maintenance, pool: pool) }
+    }
+
+    /// Becoming the leader: the store's state replaces this instance's view, and the automatic
+    /// incident the previous leader opened is adopted (it resolves as usual; no second one opens).
+    func takeOver(pool: DeploymentPool, at now: Double) async throws {
+        try await sync(pool: pool, leading: false, at: now)
+        state.withLock { state in
+            state.tracker = IncidentTracker(policy: state.tracker.policy, windowSeconds: state.board.thresholds.windowSeconds)
+            if let open = state.incidents.last(where: { $0.automatic && !$0.isResolved }) { state.tracker.adopt(open, at: now) }
+        }
     }
 
     // MARK: Operators
@@ -428,10 +495,16 @@ public final class StatusCenter: Sendable {
     func completeMaintenance(id: String, at now: Double) throws(Failure) -> Maintenance {
         let result: Result<Maintenance, Failure> = state.withLock { state in
             guard let index = state.maintenances.firstIndex(where: { $0.id == id }) else { return .failure(.notFound(id)) }
-            if state.maintenances[index].status != .completed { state.maintenances[index].scheduledUntil = min(state.maintenances[index].scheduledUntil, now) }
+            if state.maintenances[index].status != .completed {
+                state.maintenances[index].scheduledUntil = min(state.maintenances[index].scheduledUntil, now)
+                state.maintenances[index].updatedAt = max(state.maintenances[index].updatedAt, now)
+            }
             return .success(state.maintenances[index])
         }
-        return try result.get()
+        let maintenance = try result.get()
+        // Saved now, so the leader (which may be another instance) ends it at its next evaluation.
+        save(maintenances: [maintenance])
+        return maintenance
     }
 
     /// Whether any of `deployments` is in a maintenance in progress (alerts about them are held back).

@@ -172,19 +172,23 @@ public final class Notifier: Service, Sendable {
         self.clock = clock
     }
 
-    /// Loads what was sent before a restart; queues deliveries that were never tried again
-    /// (where `target` still knows where they go) and closes those that were cut off mid-send.
+    /// Loads what was sent before a restart, or by the leader this instance takes over from;
+    /// queues deliveries that were never tried again (where `target` still knows where they go)
+    /// and closes those that were cut off mid-send.
     public func restore(target: (NotificationDelivery) -> WebhookTarget?) async {
         guard let store else { return }
         do {
             let keys = try await store.deliveryKeys(limit: Self.deliveredKeysKept)
             let recent = try await store.deliveries(limit: Self.deliveriesKept)
             let pending = try await store.pendingDeliveries()
-            state.withLock { state in
+            // Keys this process queued itself (a leader that took over again) stay with their jobs.
+            let known = state.withLock { state in
+                let known = state.delivered
                 for key in keys.reversed() where state.delivered.insert(key).inserted { state.deliveredOrder.append(key) }
                 state.deliveries = recent.reversed().map(NotificationDelivery.init)
+                return known
             }
-            for row in pending {
+            for row in pending where !known.contains(row.key) {
                 var delivery = NotificationDelivery(row)
                 if row.attempts == 0, let destination = target(delivery) {
                     queue.yield(Job(delivery: delivery, key: row.key, target: destination, body: Array(row.body.utf8), stored: true))

@@ -60,11 +60,13 @@ public final class SLOMonitor: Sendable {
         state.withLock { $0.evaluator.record(model: model, outcome: outcome, at: now) }
     }
 
-    /// Computes burn rates, advances alerts, saves changed buckets; returns what fired or resolved.
+    /// Computes burn rates over this instance's counts and its `peers'`, advances alerts, keeps
+    /// changed buckets; returns what fired or resolved. Only the leader saves alert states (the
+    /// others' alerts are their own view, never announced).
     @discardableResult
-    public func evaluate(at now: Double) -> [AlertChange] {
+    public func evaluate(at now: Double, peers: PeerCounts = PeerCounts(), leading: Bool = true) -> [AlertChange] {
         let (statuses, changes, snapshots, alerts) = state.withLock { state in
-            let statuses = state.evaluator.evaluate(at: now)
+            let statuses = state.evaluator.evaluate(at: now, peers: peers)
             var changes: [AlertChange] = []
             for status in statuses {
                 for alert in status.alerts {
@@ -110,8 +112,8 @@ public final class SLOMonitor: Sendable {
             }
             state.savedAt = now
             let alerts = Self.savedAlerts(state)
-            let alertsChanged = alerts != state.savedAlerts
-            state.savedAlerts = alerts
+            let alertsChanged = leading && alerts != state.savedAlerts
+            if leading { state.savedAlerts = alerts }
             return (statuses, changes, snapshots, alertsChanged ? alerts : nil)
         }
         for (slo, snapshot) in snapshots { store.save(slo: slo, snapshot) }
@@ -121,6 +123,22 @@ public final class SLOMonitor: Sendable {
             metrics.alertTransition(alert: change.alert.alert, severity: change.alert.severity.rawValue, state: change.transition.rawValue)
         }
         return changes
+    }
+
+    /// This instance's buckets changed since `time`, for the other instances.
+    func changedBuckets(since time: Double) -> [SeriesBucket] { state.withLock { $0.evaluator.changedBuckets(since: time) } }
+
+    /// Becoming the leader: the alert states the previous leader saved replace this instance's
+    /// own view, so an alert it announced goes on as the same episode (no second `firing`, and
+    /// its `resolved` still comes) and one it never announced fires now.
+    func takeOver(_ saved: [String: SavedAlert]) {
+        state.withLock { state in
+            state.evaluator.restoreAlertStates(state.evaluator.alertStates.mapValues { _ in BurnRateAlertState() }
+                .merging(saved.mapValues(\.state)) { _, stored in stored })
+            state.firing = [:]
+            state.restoredPeaks = saved.mapValues(\.peakBurn)
+            state.savedAlerts = saved
+        }
     }
 
     /// Takes a reloaded configuration: buckets come back through the store, alert states carry
