@@ -1,4 +1,5 @@
 import Foundation
+import LifelineCore
 @testable import LifelineGateway
 import LifelineStore
 import LifelineWire
@@ -23,7 +24,7 @@ final class SharedStoreTests: XCTestCase {
         if !database.isEmpty { _ = try? await PostgresStore.administer(url: adminURL, "DROP DATABASE IF EXISTS \(database) WITH (FORCE)") }
     }
 
-    func startInstances(_ count: Int) async throws {
+    func startInstances(_ count: Int, configure: @escaping (inout LifelineConfig) -> Void = { _ in }) async throws {
         database = "lifeline_gw_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         _ = try await PostgresStore.administer(url: adminURL, "CREATE DATABASE \(database)")
         var components = try XCTUnwrap(URLComponents(string: adminURL))
@@ -33,6 +34,7 @@ final class SharedStoreTests: XCTestCase {
             fixtures.append(try await GatewayFixture.start { config in
                 config.storage.postgresURL = url
                 config.storage.keyRefreshSeconds = 0.2
+                configure(&config)
             })
         }
     }
@@ -158,5 +160,83 @@ extension SharedStoreTests {
         // One request of the 20 went to the second instance above; about one more refills in the seconds this takes.
         XCTAssertLessThanOrEqual(1 + onFirst + onSecond, 22, "without reconciliation the second instance would accept all 14")
         XCTAssertGreaterThanOrEqual(onSecond, 3)
+    }
+}
+
+extension SharedStoreTests {
+    /// One instance leads; failures only a follower sees open the leader's incident (the SLI
+    /// counts are shared), every instance shows it, and when the leader goes the follower takes
+    /// the same incident over: no second incident, and no subscriber update sent twice.
+    func testOneLeaderJudgesEveryInstancesTrafficAndAFollowerTakesOverTheSameIncident() async throws {
+        let receiver = try await WebhookReceiver.start()
+        defer { Task { await receiver.stop() } }
+        try await startInstances(2) { config in
+            config.status.evaluationIntervalSeconds = 0.05
+            config.status.thresholds.windowSeconds = 2
+            config.status.thresholds.minimumRequests = 3
+            config.status.policy.openAfterSeconds = 0.3
+            config.status.policy.monitorAfterSeconds = 0.2
+            config.status.policy.resolveAfterSeconds = 0.5
+            config.notifications.backoff = Backoff(base: 0.01, maximum: 0.05)
+        }
+        func leads(_ fixture: GatewayFixture) async throws -> Bool { try await fixture.get("/readyz").json?["instance"]?["leader"] == true }
+        let elected = try await secondsUntil {
+            let roles = [try await leads(fixtures[0]), try await leads(fixtures[1])]
+            return roles.filter { $0 }.count == 1
+        }
+        XCTAssertNotNil(elected, "never exactly one leader")
+        let leader = try await leads(fixtures[0]) ? fixtures[0] : fixtures[1]
+        let follower = leader === fixtures[0] ? fixtures[1] : fixtures[0]
+        let subscribed = try await follower.post("/api/v2/subscribers", ["subscriber": ["endpoint": .string(receiver.url + "/updates")]],
+                                                 headers: ["authorization": "Bearer \(GatewayFixture.adminToken)"])
+        XCTAssertEqual(subscribed.status, 201, subscribed.text)
+
+        // Only the follower fails, and only the follower gets traffic.
+        for deployment in ["oa-1", "oa-2"] {
+            let added = try await follower.admin("POST", "/faults", ["deployment": .string(deployment), "kind": "error", "status": 500,
+                                                                     "rate": 1, "duration_s": 60])
+            XCTAssertEqual(added.status, 201)
+        }
+        func traffic() async throws {
+            for _ in 0..<3 { _ = try await follower.post("/v1/chat/completions", chatBody("chat-openai", "shared", maxTokens: 4)) }
+        }
+        func open(_ fixture: GatewayFixture) async throws -> [String] {
+            (try await fixture.get("/api/v2/incidents/unresolved.json").json?["incidents"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
+        }
+        var incidentID = ""
+        try await waitFor("the leader to open an incident from the follower's traffic") {
+            try await traffic()
+            incidentID = try await open(leader).first ?? ""
+            return !incidentID.isEmpty
+        }
+        try await waitFor("the follower to show the leader's incident") { try await open(follower) == [incidentID] }
+        _ = await receiver.wait { posts in posts.contains { $0.body["incident"]?["id"]?.stringValue == incidentID } }
+
+        await leader.stop()
+        fixtures.removeAll { $0 === leader }
+        let takeover = try await secondsUntil {
+            try await traffic()
+            return try await leads(follower)
+        }
+        XCTAssertNotNil(takeover, "the follower never took over")
+        print("leader change: the follower led \(takeover ?? -1) s after the leader stopped")
+        let stillOpen = try await open(follower)
+        XCTAssertEqual(stillOpen, [incidentID], "the same incident goes on; none opens beside it")
+
+        let cleared = try await follower.admin("DELETE", "/faults").status
+        XCTAssertEqual(cleared, 200)
+        try await waitFor("the new leader to resolve the incident") {
+            try await traffic()
+            return try await open(follower).isEmpty
+        }
+        let all = try await follower.get("/api/v2/incidents.json").json?["incidents"]?.arrayValue ?? []
+        XCTAssertEqual(all.map { $0["id"]?.stringValue }, [incidentID], "one event, one incident, across the leader change")
+        let posts = await receiver.wait { posts in posts.contains { $0.body["incident"]?["status"] == "resolved" } }
+        let updates = posts.compactMap { post -> String? in
+            guard let updates = post.body["incident"]?["incident_updates"]?.arrayValue else { return nil }
+            return updates.first?["id"]?.stringValue
+        }
+        XCTAssertEqual(updates.count, Set(updates).count, "an update was sent twice: \(updates)")
+        XCTAssertTrue(posts.contains { $0.body["incident"]?["status"] == "resolved" })
     }
 }
