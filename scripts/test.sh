@@ -2,7 +2,8 @@
 # The single test command: build, Swift unit tests, promtool over the shipped
 # Prometheus rules, then the end-to-end suites that drive the built binary: the
 # official OpenAI and Anthropic SDKs (with a live /metrics check), the chat
-# page and operator console in headless Chromium (Playwright), and, when
+# page and operator console in headless Chromium (Playwright), three instances
+# sharing PostgreSQL behind HAProxy (leader killed, database stopped), and, when
 # scripts/local-model.sh has installed it, a real local model. The store and
 # shared-store tests also run against a throwaway PostgreSQL (scripts/postgres.sh).
 # Exits non-zero if anything fails or if a suite runs no test at all.
@@ -132,6 +133,11 @@ py_passed=$suite_passed; py_failed=$suite_failed; py_skipped=$suite_skipped
 # Chromium comes from the system (Debian's chromium package); Playwright never downloads one.
 echo "== Browser tests (chat page and operator console, headless Chromium)"
 run_pytest_suite "browser tests" tests/browser "$LOG_DIR/pytest-browser.log" 600
+py_passed=$((py_passed + suite_passed)); py_failed=$((py_failed + suite_failed)); py_skipped=$((py_skipped + suite_skipped))
+
+# Three real instances on a PostgreSQL of their own (scripts/postgres.sh on another port) behind HAProxy.
+echo "== Cluster tests (three instances, PostgreSQL, HAProxy)"
+run_pytest_suite "cluster tests" tests/cluster "$LOG_DIR/pytest-cluster.log" 600
 py_passed=$((py_passed + suite_passed)); py_failed=$((py_failed + suite_failed)); py_skipped=$((py_skipped + suite_skipped))
 
 # Opt-in: a real model (llama.cpp's server with SmolLM2-135M) that scripts/local-model.sh
