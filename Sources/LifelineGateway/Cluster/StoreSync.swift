@@ -46,6 +46,11 @@ struct StoreSync: Service {
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(interval * 1000))) }
         }
+        // Draining takes a while: another instance leads meanwhile.
+        if runtime.store.isShared, runtime.role.set(leader: false) {
+            logger.notice("no longer the leader: shutting down", metadata: ["instance": .string(runtime.counters.instance)])
+        }
+        await runtime.store.resign()
     }
 
     private func round() async throws {
