@@ -31,15 +31,25 @@ struct StoreSync: Service {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             let outcome = await Self.within(timeout) { try await round() }
             switch outcome {
-            case .success:
+            case .success(let leading):
                 runtime.storeHealth.succeeded()
                 if failing { logger.notice("the store answers again") }
                 failing = false
+                // The role changes only here, on a round that finished in time: a round given up
+                // as timed out may still finish later, and must not make this instance lead.
+                let instance: Logger.Metadata = ["instance": .string(runtime.counters.instance)]
+                let wasLeading = runtime.role.set(leader: leading)
+                if leading, !wasLeading, runtime.store.isShared {
+                    logger.notice("this instance leads: incidents, alerts, notifications and maintenance run here", metadata: instance)
+                } else if !leading, wasLeading {
+                    logger.notice("another instance leads now", metadata: instance)
+                }
             case .failure(let error):
-                // Cached keys keep working while the store is away; the lock is given up, since
-                // this instance can no longer show that it holds it.
+                // Cached keys keep working while the store is away; a shared store's lock is given
+                // up, since this instance can no longer show that it holds it. (One process owns an
+                // SQLite file: it goes on leading.)
                 runtime.storeHealth.failed(error)
-                if runtime.role.set(leader: false) { logger.warning("no longer the leader: the store does not answer") }
+                if runtime.store.isShared, runtime.role.set(leader: false) { logger.warning("no longer the leader: the store does not answer") }
                 await runtime.store.resign()
                 if !failing { logger.warning("the store does not answer", metadata: ["error": .string("\(type(of: error))")]) }
                 failing = true
@@ -53,38 +63,34 @@ struct StoreSync: Service {
         await runtime.store.resign()
     }
 
-    private func round() async throws {
+    /// One round; returns whether this instance leads after it. Taking over (reading the previous
+    /// leader's state) happens inside the round, before the caller changes the role.
+    private func round() async throws -> Bool {
         try await runtime.keys.refresh()
         try await runtime.keys.reconcile(with: runtime.usage)
         try await runtime.shareCounters()
         let store = runtime.store
         let leading = try await store.lead()
-        guard store.isShared else { return }
+        guard store.isShared else { return leading }
         if leading, !runtime.role.isLeader {
             try await runtime.takeOver()
-            runtime.role.set(leader: true)
-            runtime.logger.notice("this instance leads: incidents, alerts, notifications and maintenance run here",
-                                  metadata: ["instance": .string(runtime.counters.instance)])
         } else {
-            if !leading, runtime.role.set(leader: false) {
-                runtime.logger.notice("another instance leads now", metadata: ["instance": .string(runtime.counters.instance)])
-            }
             try await runtime.readSharedState(leading: leading)
         }
+        return leading
     }
 
     /// The body's outcome, or `TimedOut` after `seconds` without waiting for the body further
     /// (a call into a store that does not answer may not end when cancelled).
-    static func within(_ seconds: Double, _ body: @escaping @Sendable () async throws -> Void) async -> Result<Void, any Error> {
+    static func within<Value: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> Value) async -> Result<Value, any Error> {
         let done = Mutex(false)
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, any Error>, Never>) in
-            let finish: @Sendable (Result<Void, any Error>) -> Void = { result in
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Result<Value, any Error>, Never>) in
+            let finish: @Sendable (Result<Value, any Error>) -> Void = { result in
                 if done.withLock({ state in defer { state = true }; return !state }) { continuation.resume(returning: result) }
             }
             let work = Task {
                 do {
-                    try await body()
-                    finish(.success(()))
+                    finish(.success(try await body()))
                 } catch {
                     finish(.failure(error))
                 }
