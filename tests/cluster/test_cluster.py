@@ -10,17 +10,14 @@ for this suite on another port, so stopping it disturbs nothing else."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -67,67 +64,12 @@ def wait_until(what: str, predicate: Callable[[], Any], timeout: float, step: fl
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
-class Receiver:
-    """Records every webhook POST (path, JSON body) on a free loopback port."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, Any]] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                raw = self.rfile.read(int(self.headers.get("content-length", "0")))
-                with receiver.lock:
-                    receiver.posts.append((self.path, json.loads(raw)))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def on(self, path: str) -> list[Any]:
-        with self.lock:
-            return [body for p, body in self.posts if p == path]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+Receiver = sdk.Receiver
 
 
-class Traffic:
-    """Chat requests back to back through the balancer from a thread; counts what came back."""
-
-    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
-        self.url = url + "/v1/chat/completions"
-        self.headers = headers or {}
-        self.statuses: list[int] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self.stopping.is_set():
-                try:
-                    body = {"model": MODEL, "max_tokens": 4, "messages": [{"role": "user", "content": "cluster traffic"}]}
-                    self.statuses.append(client.post(self.url, json=body, headers=self.headers).status_code)
-                except httpx.HTTPError:
-                    self.statuses.append(0)
-                time.sleep(0.02)
-
-    def stop(self) -> list[int]:
-        self.stopping.set()
-        self.thread.join(timeout=20)
-        return self.statuses
+def traffic(url: str, headers: dict[str, str] | None = None) -> Any:
+    """Chat requests back to back through the balancer from a thread."""
+    return sdk.Traffic(url, model=MODEL, headers=headers, prompt="cluster traffic", max_tokens=4)
 
 
 def instance_config(sim_a: int, sim_b: int, receiver: str) -> str:
@@ -273,7 +215,7 @@ def test_killing_the_leader_mid_incident_hands_over_the_same_incident_and_alert_
                             headers=ADMIN, timeout=5)
     assert subscribed.status_code == 201, subscribed.text
     leader = wait_until("a leader", lambda: cluster.leaders(), 10)[0]
-    traffic = Traffic(cluster.balancer)
+    load = traffic(cluster.balancer)
     try:
         for sim in cluster.sims:
             sdk.SimControl(sim).set(error_rate=1.0, error_status=500)
@@ -299,7 +241,7 @@ def test_killing_the_leader_mid_incident_hands_over_the_same_incident_and_alert_
         wait_until("the incident to resolve", lambda: not cluster.unresolved(), 30)
         wait_until("the page to resolve", lambda: [b for b in receiver.on("/alerts") if b["alert"] == PAGE and b["state"] == "resolved"], 30)
     finally:
-        traffic.stop()
+        load.stop()
         for sim in cluster.sims:
             sdk.SimControl(sim).reset()
     incidents = cluster.get(cluster.balancer, "/api/v2/incidents.json").json()["incidents"]
@@ -330,7 +272,7 @@ def test_stopping_postgresql_under_load_keeps_serving_and_usage_catches_up(clust
         return set(answers) == {200}
 
     wait_until("the key everywhere", known_everywhere, 5)
-    traffic = Traffic(cluster.balancer, headers=auth)
+    load = traffic(cluster.balancer, headers=auth)
     try:
         time.sleep(1)
         postgres("stop")
@@ -341,15 +283,15 @@ def test_stopping_postgresql_under_load_keeps_serving_and_usage_catches_up(clust
             ready = cluster.get(instance.url, "/readyz")
             assert ready.status_code == 200, "an instance that can serve stays in the balancer"
             assert ready.json()["instance"]["leader"] is False, "nobody leads without the store"
-        during_start = len(traffic.statuses)
+        during_start = len(load.statuses)
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped_at)))
-        during = traffic.statuses[during_start:]
+        during = load.statuses[during_start:]
         postgres()
         wait_until("the store to answer again everywhere", lambda: all(
             cluster.get(i.url, "/readyz").json()["store"]["status"] == "ok" for i in cluster.instances), 15)
         time.sleep(1)
     finally:
-        statuses = traffic.stop()
+        statuses = load.stop()
     print(f"PostgreSQL stopped for {OUTAGE_S:.0f} s: {len(during)} requests during the outage, statuses {sorted(Counter(during).items())}")
     assert during and set(during) == {200}, "serving went on from cached keys"
     served = statuses.count(200)

@@ -13,8 +13,10 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -468,3 +470,80 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                 tail = p.log_tail(30)
                 if tail:
                     report.sections.append((f"log of {p.name} ({p.url})", tail))
+
+
+# ------------------------------------------------------ traffic and webhooks
+
+
+class Traffic:
+    """Sends chat requests back to back from a thread and counts the statuses it gets (0: no answer)."""
+
+    def __init__(self, url: str, model: str = OPENAI_MODEL, headers: dict[str, str] | None = None,
+                 prompt: str = "status traffic", max_tokens: int = 8) -> None:
+        self.url = url + "/v1/chat/completions"
+        self.body = {"model": model, "max_tokens": max_tokens, "messages": user(prompt)}
+        self.headers = headers or {}
+        self.statuses: list[int] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self.stopping.is_set():
+                try:
+                    self.statuses.append(client.post(self.url, json=self.body, headers=self.headers).status_code)
+                except httpx.HTTPError:
+                    self.statuses.append(0)
+                time.sleep(0.02)
+
+    def stop(self) -> list[int]:
+        self.stopping.set()
+        self.thread.join(timeout=20)
+        return self.statuses
+
+
+class Receiver:
+    """Records every POST (path and JSON body) on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, Any]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                length = int(self.headers.get("content-length", "0"))
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw)
+                except json.JSONDecodeError:
+                    body = raw.decode(errors="replace")
+                with receiver.lock:
+                    receiver.posts.append((self.path, body))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def matching(self, predicate: Callable[[str, Any], bool]) -> list[tuple[str, Any]]:
+        with self.lock:
+            return [(p, b) for p, b in self.posts if predicate(p, b)]
+
+    def on(self, path: str) -> list[Any]:
+        """The bodies posted to `path`, in order."""
+        return [body for _, body in self.matching(lambda p, _: p == path)]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -6,62 +6,18 @@ resolved notification arrives once."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
 
 import openai
 import pytest
 
-from conftest import ADMIN_TOKEN, OPENAI_MODEL, GatewayFactory, LifelineProcess, httpx, openai_client, user
+from conftest import ADMIN_TOKEN, OPENAI_MODEL, GatewayFactory, LifelineProcess, Receiver, httpx, openai_client, user
 
 PAGE = f"{OPENAI_MODEL}:availability:burn-1h"
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 # One hour lasts 5 s, five minutes 0.42 s; buckets are 1/12 s.
 WINDOW_SCALE = 1 / 720
-
-
-class Receiver:
-    """Records every POST (path and JSON body) on a free loopback port."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, Any]] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                length = int(self.headers.get("content-length", "0"))
-                raw = self.rfile.read(length)
-                try:
-                    body = json.loads(raw)
-                except json.JSONDecodeError:
-                    body = raw.decode(errors="replace")
-                with receiver.lock:
-                    receiver.posts.append((self.path, body))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def matching(self, predicate: Callable[[str, Any], bool]) -> list[tuple[str, Any]]:
-        with self.lock:
-            return [(p, b) for p, b in self.posts if predicate(p, b)]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

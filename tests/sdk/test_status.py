@@ -7,7 +7,6 @@ it. Delays from fault to public incident and from recovery to resolution are mea
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
@@ -22,8 +21,8 @@ from conftest import (
     GatewayFactory,
     LifelineProcess,
     ProcessStartError,
+    Traffic,
     httpx,
-    user,
 )
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -39,32 +38,6 @@ status:
   resolve_after_s: 1.5
   update_interval_s: 2
 """
-
-
-class Traffic:
-    """Sends chat requests back to back from a thread and counts the statuses it gets."""
-
-    def __init__(self, url: str, model: str = OPENAI_MODEL) -> None:
-        self.url = url + "/v1/chat/completions"
-        self.model = model
-        self.statuses: list[int] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self.stopping.is_set():
-                try:
-                    r = client.post(self.url, json={"model": self.model, "max_tokens": 8, "messages": user("status traffic")})
-                    self.statuses.append(r.status_code)
-                except httpx.HTTPError:
-                    self.statuses.append(0)
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=15)
 
 
 @pytest.fixture
