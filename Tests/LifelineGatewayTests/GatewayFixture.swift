@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import LifelineCore
 import LifelineGateway
 import LifelineSimulator
 import LifelineWire
@@ -68,6 +69,17 @@ final class GatewayFixture: @unchecked Sendable {
         }
         (fixture.gatewayPort, fixture.runtime) = running
         return fixture
+    }
+
+    /// Status and notification timings short enough for a test to watch an incident open and resolve.
+    static func fastStatus(_ config: inout LifelineConfig) {
+        config.status.evaluationIntervalSeconds = 0.05
+        config.status.thresholds.windowSeconds = 1
+        config.status.thresholds.minimumRequests = 3
+        config.status.policy.openAfterSeconds = 0.3
+        config.status.policy.monitorAfterSeconds = 0.2
+        config.status.policy.resolveAfterSeconds = 0.3
+        config.notifications.backoff = Backoff(base: 0.01, maximum: 0.05)
     }
 
     private func run(_ simulator: Simulator, logger: Logger) async throws -> Int {

@@ -171,13 +171,10 @@ extension SharedStoreTests {
         let receiver = try await WebhookReceiver.start()
         defer { Task { await receiver.stop() } }
         try await startInstances(2) { config in
-            config.status.evaluationIntervalSeconds = 0.05
+            GatewayFixture.fastStatus(&config)
+            // The other instance's counts arrive a store round late: a window of a few rounds.
             config.status.thresholds.windowSeconds = 2
-            config.status.thresholds.minimumRequests = 3
-            config.status.policy.openAfterSeconds = 0.3
-            config.status.policy.monitorAfterSeconds = 0.2
             config.status.policy.resolveAfterSeconds = 0.5
-            config.notifications.backoff = Backoff(base: 0.01, maximum: 0.05)
         }
         func leads(_ fixture: GatewayFixture) async throws -> Bool { try await fixture.get("/readyz").json?["instance"]?["leader"] == true }
         let elected = try await secondsUntil {

@@ -15,12 +15,7 @@ final class StatusEndToEndTests: XCTestCase {
 
     private func start(approval: Bool = false) async throws {
         fixture = try await GatewayFixture.start { config in
-            config.status.evaluationIntervalSeconds = 0.05
-            config.status.thresholds.windowSeconds = 1
-            config.status.thresholds.minimumRequests = 3
-            config.status.policy.openAfterSeconds = 0.3
-            config.status.policy.monitorAfterSeconds = 0.2
-            config.status.policy.resolveAfterSeconds = 0.3
+            GatewayFixture.fastStatus(&config)
             config.status.policy.requireApproval = approval
         }
     }

@@ -15,16 +15,6 @@ final class SubscriberAndPostmortemTests: XCTestCase {
         await receiver?.stop()
     }
 
-    static func fastStatus(_ config: inout LifelineConfig) {
-        config.status.evaluationIntervalSeconds = 0.05
-        config.status.thresholds.windowSeconds = 1
-        config.status.thresholds.minimumRequests = 3
-        config.status.policy.openAfterSeconds = 0.3
-        config.status.policy.monitorAfterSeconds = 0.2
-        config.status.policy.resolveAfterSeconds = 0.3
-        config.notifications.backoff = Backoff(base: 0.01, maximum: 0.05)
-    }
-
 
     private func subscribe(_ body: JSONValue, admin: Bool = false) async throws -> GatewayFixture.Reply {
         let fixture = try XCTUnwrap(fixture)
@@ -35,7 +25,7 @@ final class SubscriberAndPostmortemTests: XCTestCase {
     func testSubscribersAreApprovedGetEachUpdateOnceAndNothingAgainAfterARestart() async throws {
         let receiver = try await WebhookReceiver.start()
         self.receiver = receiver
-        fixture = try await GatewayFixture.start(configure: Self.fastStatus)
+        fixture = try await GatewayFixture.start(configure: GatewayFixture.fastStatus)
         var fixture = try XCTUnwrap(fixture)
         let directory = fixture.runtime.config.server.dataDirectory
 
@@ -86,7 +76,7 @@ final class SubscriberAndPostmortemTests: XCTestCase {
 
         // A restart on the same data sends nothing again.
         await fixture.stop()
-        fixture = try await GatewayFixture.start(dataDirectory: directory, configure: Self.fastStatus)
+        fixture = try await GatewayFixture.start(dataDirectory: directory, configure: GatewayFixture.fastStatus)
         self.fixture = fixture
         try await Task.sleep(for: .milliseconds(500))
         XCTAssertEqual(receiver.received.count, 2, "no update is sent twice across a restart")
@@ -103,7 +93,7 @@ final class SubscriberAndPostmortemTests: XCTestCase {
     }
 
     func testAResolvedOutageDraftsAPostmortemThatOperatorsEditAndPublish() async throws {
-        fixture = try await GatewayFixture.start(configure: Self.fastStatus)
+        fixture = try await GatewayFixture.start(configure: GatewayFixture.fastStatus)
         let fixture = try XCTUnwrap(fixture)
         for deployment in ["oa-1", "oa-2"] {
             let added = try await fixture.admin("POST", "/faults", ["deployment": .string(deployment), "kind": "error", "status": 500,
