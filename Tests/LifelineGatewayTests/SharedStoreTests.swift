@@ -237,3 +237,48 @@ extension SharedStoreTests {
         XCTAssertTrue(posts.contains { $0.body["incident"]?["status"] == "resolved" })
     }
 }
+
+extension SharedStoreTests {
+    /// Operators may use any instance: an incident opened and resolved on a follower shows on
+    /// the leader, and a maintenance scheduled there is started by the leader and drains its
+    /// deployment on every instance; ended on the follower, it is over everywhere.
+    func testOperatorsOnAFollowerReachTheLeaderAndMaintenanceDrainsEveryInstance() async throws {
+        try await startInstances(2, configure: GatewayFixture.fastStatus)
+        func leads(_ fixture: GatewayFixture) async throws -> Bool { try await fixture.get("/readyz").json?["instance"]?["leader"] == true }
+        try await waitFor("one leader") { try await leads(fixtures[0]) != leads(fixtures[1]) }
+        let leader = try await leads(fixtures[0]) ? fixtures[0] : fixtures[1]
+        let follower = leader === fixtures[0] ? fixtures[1] : fixtures[0]
+        func open(_ fixture: GatewayFixture) async throws -> [String] {
+            (try await fixture.get("/api/v2/incidents/unresolved.json").json?["incidents"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+        }
+
+        let opened = try await follower.admin("POST", "/incidents", ["name": "Opened on a follower", "body": "Looking."])
+        XCTAssertEqual(opened.status, 201, opened.text)
+        let id = try XCTUnwrap(opened.json?["id"]?.stringValue)
+        try await waitFor("the leader to show it", timeout: 5) { try await open(leader) == ["Opened on a follower"] }
+        let resolved = try await follower.admin("POST", "/incidents/\(id)/resolve", ["body": "Fixed."])
+        XCTAssertEqual(resolved.status, 200, resolved.text)
+        try await waitFor("the leader to show it resolved", timeout: 5) { try await open(leader).isEmpty }
+
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let scheduled = try await follower.admin("POST", "/maintenances", [
+            "deployments": ["oa-1"], "message": "Upgrading oa-1.",
+            "scheduled_for": .string(formatter.string(from: Date())),
+            "scheduled_until": .string(formatter.string(from: Date().addingTimeInterval(60))),
+        ])
+        XCTAssertEqual(scheduled.status, 201, scheduled.text)
+        let maintenance = try XCTUnwrap(scheduled.json?["id"]?.stringValue)
+        func drained(_ fixture: GatewayFixture) -> Bool { fixture.runtime.pool.deployment(named: "oa-1")?.isDrained == true }
+        try await waitFor("both instances to drain oa-1", timeout: 5) { drained(leader) && drained(follower) }
+        let answer = try await follower.post("/v1/chat/completions", chatBody("chat-openai", "during maintenance", maxTokens: 4))
+        XCTAssertEqual(answer.headers["x-lifeline-deployment"], "oa-2")
+
+        let ended = try await follower.admin("POST", "/maintenances/\(maintenance)/complete")
+        XCTAssertEqual(ended.json?["status"], "completed", ended.text)
+        XCTAssertFalse(drained(follower), "undrained at once where the operator asked")
+        try await waitFor("the leader to undrain oa-1", timeout: 5) { !drained(leader) }
+        let shown = try await leader.get("/api/v2/scheduled-maintenances.json").json?["scheduled_maintenances"]?.arrayValue ?? []
+        XCTAssertEqual(shown.map { $0["status"]?.stringValue }, ["completed"])
+    }
+}

@@ -136,7 +136,7 @@ enum StatusAdminRoutes {
         admin.post("/maintenances/{id}/complete") { _, context in
             let id = context.parameters.get("id") ?? ""
             do throws(StatusCenter.Failure) {
-                let maintenance = try center.completeMaintenance(id: id, at: runtime.wallClock())
+                let maintenance = try center.completeMaintenance(id: id, pool: runtime.pool, at: runtime.wallClock())
                 runtime.evaluateStatus()
                 let current = center.allMaintenances.first { $0.id == maintenance.id } ?? maintenance
                 return jsonResponse(.ok, describe(current, StatuspageDocuments(snapshot: runtime.statusSnapshot())))

@@ -491,18 +491,25 @@ public final class StatusCenter: Sendable {
         return maintenance
     }
 
-    /// Ends a maintenance now (completes it, or cancels one not yet started); deployments come back at the next evaluation.
-    func completeMaintenance(id: String, at now: Double) throws(Failure) -> Maintenance {
-        let result: Result<Maintenance, Failure> = state.withLock { state in
+    /// Ends a maintenance now (completes it, or cancels one not yet started) on whichever
+    /// instance the operator asked: its deployments come back here at once, and on the other
+    /// instances when they read it from the store.
+    func completeMaintenance(id: String, pool: DeploymentPool, at now: Double) throws(Failure) -> Maintenance {
+        let result: Result<(Maintenance, Bool), Failure> = state.withLock { state in
             guard let index = state.maintenances.firstIndex(where: { $0.id == id }) else { return .failure(.notFound(id)) }
+            let wasActive = state.maintenances[index].isActive
             if state.maintenances[index].status != .completed {
                 state.maintenances[index].scheduledUntil = min(state.maintenances[index].scheduledUntil, now)
-                state.maintenances[index].updatedAt = max(state.maintenances[index].updatedAt, now)
+                state.maintenances[index].move(to: .completed, body: "Maintenance has been completed.", at: now)
             }
-            return .success(state.maintenances[index])
+            return .success((state.maintenances[index], wasActive))
         }
-        let maintenance = try result.get()
-        // Saved now, so the leader (which may be another instance) ends it at its next evaluation.
+        let (maintenance, wasActive) = try result.get()
+        if wasActive {
+            setDrained(false, maintenance, pool: pool)
+            logger.notice("maintenance completed", metadata: [
+                "id": .string(maintenance.id), "deployments": .string(maintenance.deployments.joined(separator: ","))])
+        }
         save(maintenances: [maintenance])
         return maintenance
     }
