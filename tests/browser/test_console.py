@@ -30,6 +30,15 @@ def wait_for_poll(page: Page) -> None:
     expect(page.locator("#poll-state")).to_contain_text("Updated")
 
 
+def test_the_console_says_which_instance_answered_whether_it_leads_and_whether_the_store_answers(page: Page, stack: Stack) -> None:
+    sign_in(page, stack.url)
+    wait_for_poll(page)
+    ready = httpx.get(stack.url + "/readyz", timeout=5).json()
+    line = page.locator("#instance-state")
+    expect(line).to_contain_text(f"Answered by instance {ready['instance']['id']}, which leads")
+    expect(line).to_contain_text("The store answers.")
+
+
 def test_a_wrong_admin_token_is_refused_with_a_clear_message(page: Page, stack: Stack) -> None:
     sign_in(page, stack.url, "not-the-admin-token")
     error = page.locator("#sign-in-error")

@@ -31,6 +31,7 @@ const ui = {
   signOut: $("#sign-out"),
   dashboard: $("#dashboard"),
   pollState: $("#poll-state"),
+  instanceState: $("#instance-state"),
   pollError: $("#poll-error"),
   traffic: $("#traffic"),
   deployments: $("#deployments"),
@@ -195,10 +196,11 @@ function schedulePoll(delay = POLL_MS) {
 
 async function poll() {
   const generation = state.generation;
-  const [deployments, faults, metrics] = await Promise.allSettled([
+  const [deployments, faults, metrics, readiness] = await Promise.allSettled([
     adminRequest("GET", "/admin/v1/deployments"),
     adminRequest("GET", "/admin/v1/faults"),
     adminRequest("GET", "/metrics"),
+    readInstance(),
     probePanels(),
   ]);
   if (generation !== state.generation) return;
@@ -216,11 +218,32 @@ async function poll() {
     renderShedding();
     renderPanels();
   });
+  ui.instanceState.textContent = readiness.status === "fulfilled" ? describeInstance(readiness.value) : "";
   showFailure(ui.pollError, failures[0] ?? null, "Refresh failed: ");
   ui.pollState.textContent = failures.length
     ? `Last refresh failed at ${clock(new Date())}; retrying every ${POLL_MS / 1000} s.`
     : `Updated ${clock(new Date())}, every ${POLL_MS / 1000} s.`;
   schedulePoll();
+}
+
+// Behind a load balancer the console may be served by any instance: which one answered, whether
+// it runs the singleton duties, and whether it reaches the store (GET /readyz, public).
+async function readInstance() {
+  const response = await fetch("/readyz", { credentials: "omit", cache: "no-store" });
+  return { ready: response.ok, body: await response.json() };
+}
+
+function describeInstance({ ready, body }) {
+  const instance = body.instance ?? {};
+  const role = instance.leader
+    ? "which leads: automatic incidents, alerts, notifications and maintenance run here."
+    : "a follower: another instance runs automatic incidents, alerts, notifications and maintenance.";
+  const store = body.store ?? {};
+  const storeText = store.status === "unreachable"
+    ? ` The store has not answered since ${clock(new Date(store.since))}: serving from cached keys and local limits.`
+    : " The store answers.";
+  const readyText = ready ? "" : " It is starting or draining (its /readyz answers 503).";
+  return `Answered by instance ${instance.id ?? "unknown"}, ${role}${storeText}${readyText}`;
 }
 
 function clock(date) {
