@@ -546,6 +546,12 @@ public final class PostgresStore: LifelineStore {
         return true
     }
 
+    public func claim(deliveryID: String) async throws -> Bool {
+        !(try await rows("""
+            UPDATE deliveries SET attempts = 1 WHERE id = \(deliveryID) AND attempts = 0 AND status = 'pending' RETURNING id
+            """)).isEmpty
+    }
+
     public func update(_ delivery: StoredDelivery) async throws {
         try await run("""
             UPDATE deliveries SET status = \(delivery.status), attempts = \(delivery.attempts), response_status = \(delivery.responseStatus),

@@ -566,6 +566,15 @@ public final class SQLiteStore: LifelineStore {
         }
     }
 
+    public func claim(deliveryID: String) async throws -> Bool {
+        try await serial.run { [self] in
+            _ = try await connection.query("UPDATE deliveries SET attempts = 1 WHERE id = ? AND attempts = 0 AND status = 'pending'",
+                                           [.text(deliveryID)])
+            let changed = try await connection.query("SELECT changes() AS n", []).first?.column("n")?.integer ?? 0
+            return changed > 0
+        }
+    }
+
     public func update(_ delivery: StoredDelivery) async throws {
         try await serial.run { [self] in
             _ = try await connection.query(

@@ -130,6 +130,9 @@ public protocol LifelineStore: Sendable {
     func saveAlerts(_ alerts: [String: SavedAlert]) async throws
     /// Adds a delivery; false (and nothing written) when one with the same key exists.
     func insert(_ delivery: StoredDelivery) async throws -> Bool
+    /// Takes a pending delivery for its first attempt (attempts 0 → 1); false when a process
+    /// already has, so of two instances (a new leader, an old one cut off) only one sends it.
+    func claim(deliveryID: String) async throws -> Bool
     /// Replaces a delivery's status, attempts and outcome.
     func update(_ delivery: StoredDelivery) async throws
     /// The newest deliveries first, at most `limit`.

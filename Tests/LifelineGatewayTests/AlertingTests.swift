@@ -1,5 +1,7 @@
+import Foundation
 import LifelineCore
 @testable import LifelineGateway
+import LifelineStore
 import LifelineWire
 import Logging
 import XCTest
@@ -182,6 +184,32 @@ final class AlertingTests: XCTestCase {
         XCTAssertEqual(delivery.status, .failed)
         XCTAssertEqual(delivery.attempts, 3)
         XCTAssertEqual(delivery.responseStatus, 500)
+    }
+
+    /// A new leader resumes what the old one queued, but a delivery the old one (cut off from the
+    /// database, still alive) began meanwhile is its own: claimed in the store, sent once, by it.
+    func testADeliveryAnotherInstanceTookIsNotSentAgainAndOneLeftQueuedIs() async throws {
+        let receiver = try await WebhookReceiver.start()
+        self.receiver = receiver
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("lifeline-claim-\(UUID().uuidString).sqlite").path
+        let store = try await SQLiteStore.open(path: path)
+        for n in 1...2 {
+            _ = try await store.insert(StoredDelivery(id: "d\(n)", key: "k\(n)", kind: "alert", target: "ops", format: "json", subjectID: "a",
+                                                      subject: "page", event: "firing", status: "pending", body: #"{"n":\#(n)}"#,
+                                                      createdAt: 1_700_000_000))
+        }
+        let settings = config(webhooks: [WebhookConfig(name: "ops", format: .json, url: receiver.url + "/hook")])
+        let notifier = Notifier(metrics: GatewayMetrics(), logger: Self.quietLogger, store: store, clock: { 1_700_000_010 })
+        await notifier.restore { _ in WebhookTarget(settings.notifications.webhooks[0], notifications: settings.notifications) }
+        let tookByTheOther = try await store.claim(deliveryID: "d1")
+        XCTAssertTrue(tookByTheOther)
+        let running = Task { try await notifier.run() }
+        defer { running.cancel() }
+        _ = await receiver.wait { $0.count >= 1 }
+        try await Task.sleep(for: .milliseconds(300))
+        XCTAssertEqual(receiver.received.map { $0.body["n"] }, [2], "d1 belongs to the instance that claimed it")
+        XCTAssertEqual(notifier.deliveries.map(\.id), ["d2"])
+        try await store.close()
     }
 
     func testASuppressionPolicyHoldsNotificationsBack() async throws {

@@ -159,6 +159,11 @@ extension StoreContract {
         let keys = try await store.deliveryKeys(limit: 10)
         XCTAssertEqual(pending.map(\.id), ["d3"])
         XCTAssertEqual(keys, ["k2", "k1"])
+        let claims = [try await store.claim(deliveryID: "d3"), try await store.claim(deliveryID: "d3"),
+                      try await store.claim(deliveryID: "d1"), try await store.claim(deliveryID: "nope")]
+        XCTAssertEqual(claims, [true, false, false, false], "a pending delivery is taken once; a finished or unknown one never")
+        let taken = try await store.pendingDeliveries()
+        XCTAssertEqual(taken.first?.attempts, 1)
         try await store.close()
     }
 

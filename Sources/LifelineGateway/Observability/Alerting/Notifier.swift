@@ -267,6 +267,8 @@ public final class Notifier: Service, Sendable {
 
     func deliver(_ job: Job) async {
         let body = String(decoding: job.body, as: UTF8.self)
+        // Whether the store has the row, so it can be claimed before the first attempt.
+        var logged = job.stored
         if !job.stored, let store {
             // The row goes in before anything is sent: a restart then knows this key was used.
             do {
@@ -275,6 +277,7 @@ public final class Notifier: Service, Sendable {
                     state.withLock { $0.deliveries.removeAll { $0.id == job.delivery.id } }
                     return
                 }
+                logged = true
             } catch {
                 logger.warning("delivery could not be logged", metadata: ["error": .string("\(error)")])
             }
@@ -286,8 +289,8 @@ public final class Notifier: Service, Sendable {
         var failure = ""
         while attempt < target.maxAttempts {
             attempt += 1
+            if attempt == 1, logged, !(await claim(job)) { return }
             update(job.delivery.id) { $0.attempts = attempt }
-            if attempt == 1 { await persist(job) }
             var retryable = true
             do {
                 var request = HTTPClientRequest(url: target.url)
@@ -316,6 +319,31 @@ public final class Notifier: Service, Sendable {
             try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
         }
         await finish(job, status: .failed, responseStatus: responseStatus, error: failure)
+    }
+
+    /// Takes the delivery in the store before its first attempt. With several instances the one
+    /// whose claim succeeds sends it: a new leader resuming what the old one queued, and the old
+    /// one if it was only cut off from the database, never both. A shared store that does not
+    /// answer leaves the delivery pending there, for whichever instance leads next; one process
+    /// owning an SQLite file sends anyway.
+    private func claim(_ job: Job) async -> Bool {
+        guard let store else { return true }
+        for attempt in 0..<3 {
+            do {
+                guard try await store.claim(deliveryID: job.delivery.id) else {
+                    state.withLock { $0.deliveries.removeAll { $0.id == job.delivery.id } }
+                    logger.notice("delivery taken by another instance", metadata: ["id": .string(job.delivery.id)])
+                    return false
+                }
+                return true
+            } catch {
+                if attempt < 2 { try? await Task.sleep(for: .milliseconds(200)) }
+            }
+        }
+        guard store.isShared else { return true }
+        update(job.delivery.id) { $0.error = "the store did not answer; left pending for the instance that leads next" }
+        logger.warning("delivery left pending: the store did not answer", metadata: ["id": .string(job.delivery.id)])
+        return false
     }
 
     /// Writes the delivery's current state to the store, if there is one.
