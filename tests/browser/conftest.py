@@ -10,11 +10,8 @@ browser downloads are never used. Screenshots go to artifacts/screenshots/.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import time
-from dataclasses import dataclass, field
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,6 +19,19 @@ import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+# free_port is re-exported for the test modules.
+from lifeline_processes import (  # noqa: E402, F401
+    LifelineProcess,
+    ProcessStartError,
+    free_port,
+    lifeline_bin,
+    logs_of_running,
+    process_env,
+    simulator,
+    stop_all,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
@@ -31,92 +41,6 @@ SECOND_MODEL = "chat-second"
 DEPLOYMENTS = ("sim-a", "sim-b", "sim-c")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 812}
-READY_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 10.0
-
-_PROCESSES: list["Process"] = []
-
-
-def lifeline_bin() -> Path:
-    path = Path(os.environ.get("LIFELINE_BIN", ".build/debug/lifeline"))
-    return path if path.is_absolute() else REPO_ROOT / path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Process:
-    """One lifeline process on a free port; started again on a new port if the port was taken."""
-
-    name: str
-    args: list[str]
-    workdir: Path
-    ready_path: str
-    port: int = 0
-    proc: subprocess.Popen | None = None
-    log_path: Path | None = None
-    _log: Any = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "Process":
-        env = dict(os.environ, LIFELINE_ADMIN_TOKEN=ADMIN_TOKEN)
-        env.pop("LIFELINE_CONFIG", None)
-        for attempt in range(3):
-            self.port = free_port()
-            self.log_path = self.workdir / f"{self.name}.{attempt}.log"
-            self._log = open(self.log_path, "wb")
-            self.proc = subprocess.Popen(
-                [*self.args, "--port", str(self.port)], cwd=self.workdir, env=env,
-                stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-            if not any(p is self for p in _PROCESSES):
-                _PROCESSES.append(self)
-            if self._wait_ready():
-                return self
-            exited = self.proc.poll() is not None
-            self.stop()
-            if not (exited and "in use" in self.log_tail().lower()):
-                break
-        pytest.fail(f"{self.name} did not become ready:\n{self.log_tail()}")
-
-    def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.proc is None or self.proc.poll() is not None:
-                    return False
-                try:
-                    if client.get(self.url + self.ready_path).status_code == 200:
-                        return True
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
-        return False
-
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=STOP_TIMEOUT_S)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def log_tail(self, lines: int = 30) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def gateway_config(sim_a: int, sim_b: int) -> str:
@@ -142,15 +66,23 @@ class Stack:
         self.sims = [self._simulator("sim-a"), self._simulator("sim-b")]
         self.gateway = self.start_gateway("gateway")
 
-    def _simulator(self, name: str) -> Process:
-        workdir = self.tmp.mktemp(name)
-        return Process(name, [str(self.binary), "simulate", "--protocol", "both"], workdir, "/healthz").start()
+    def _simulator(self, name: str) -> LifelineProcess:
+        try:
+            return simulator(name, self.binary, self.tmp.mktemp(name), process_env(ADMIN_TOKEN))
+        except ProcessStartError as exc:
+            pytest.fail(str(exc))
 
-    def start_gateway(self, name: str, extra_config: str = "") -> Process:
+    def start_gateway(self, name: str, extra_config: str = "") -> LifelineProcess:
         workdir = self.tmp.mktemp(name)
         config = workdir / "lifeline.yaml"
         config.write_text(gateway_config(self.sims[0].port, self.sims[1].port) + extra_config)
-        return Process(name, [str(self.binary), "serve", "--config", str(config)], workdir, "/readyz").start()
+        binary = self.binary
+        process = LifelineProcess(name=name, workdir=workdir, env=process_env(ADMIN_TOKEN),
+                                  args_for_port=lambda port: [str(binary), "serve", "--config", str(config), "--port", str(port)])
+        try:
+            return process.start()
+        except ProcessStartError as exc:
+            pytest.fail(str(exc))
 
     @property
     def url(self) -> str:
@@ -189,8 +121,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pytest.fail(f"lifeline binary not found at {binary} (build it, or set LIFELINE_BIN)")
     s = Stack(binary, tmp_path_factory)
     yield s
-    for p in reversed(_PROCESSES):
-        p.stop()
+    stop_all()
 
 
 @pytest.fixture(autouse=True)
@@ -256,6 +187,22 @@ def page(context: BrowserContext) -> Iterator[Page]:
     problems.check()
 
 
+@contextmanager
+def page_at(browser: Browser, viewport: dict) -> Iterator[Page]:
+    """A page in a context of its own at `viewport` (with touch at phone width), checked for
+    script errors and Content-Security-Policy violations when done, then closed."""
+    phone = viewport is PHONE
+    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    problems = PageProblems(page)
+    try:
+        yield page
+        problems.check()
+    finally:
+        context.close()
+
+
 def open_chat(page: Page, stack: Stack) -> None:
     page.goto(stack.url + "/")
     page.wait_for_selector(f"#model option[value='{MODEL}']", state="attached")
@@ -288,6 +235,4 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     outcome = yield
     report = outcome.get_result()
     if report.failed and report.when in ("setup", "call"):
-        for p in _PROCESSES:
-            if p.proc is not None and p.proc.poll() is None and p.log_tail(15):
-                report.sections.append((f"log of {p.name}", p.log_tail(15)))
+        report.sections.extend(logs_of_running())

@@ -11,19 +11,14 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import ADMIN_TOKEN, DESKTOP, MODEL, PHONE, PageProblems, Stack, admin, open_chat, screenshot, serious_violations
+from conftest import ADMIN_TOKEN, DESKTOP, MODEL, PHONE, Stack, admin, open_chat, page_at, screenshot, serious_violations
 
 
 @pytest.fixture(params=[("desktop", DESKTOP), ("phone", PHONE)], ids=["desktop", "phone"])
 def sized_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[tuple[str, Page]]:
     name, viewport = request.param
-    context = browser.new_context(viewport=viewport, is_mobile=name == "phone", has_touch=name == "phone")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    problems = PageProblems(page)
-    yield name, page
-    problems.check()
-    context.close()
+    with page_at(browser, viewport) as page:
+        yield name, page
 
 
 def no_horizontal_scroll(page: Page) -> None:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import DESKTOP, MODEL, PHONE, PageProblems, Process, Stack, serious_violations
+from conftest import DESKTOP, LifelineProcess, MODEL, PHONE, Stack, page_at, serious_violations
 from test_console import sign_in, wait_for_poll
 from test_console_keys_alerts import no_horizontal_scroll, panel_screenshot
 
@@ -31,7 +31,7 @@ HOLD_TTFT_MS = 7000
 
 
 @pytest.fixture(scope="module")
-def capacity_gateway(stack: Stack) -> Iterator[Process]:
+def capacity_gateway(stack: Stack) -> Iterator[LifelineProcess]:
     gateway = stack.start_gateway("capacity-gateway", extra_config=CAPACITY)
     yield gateway
     gateway.stop()
@@ -82,7 +82,7 @@ def shed_one(base: str, priority: str) -> httpx.Response:
 
 
 def test_limits_and_in_flight_requests_match_metrics_while_streams_are_held(page: Page, stack: Stack,
-                                                                          capacity_gateway: Process) -> None:
+                                                                          capacity_gateway: LifelineProcess) -> None:
     base = capacity_gateway.url
     sign_in(page, base)
     wait_for_poll(page)
@@ -117,7 +117,7 @@ def test_limits_and_in_flight_requests_match_metrics_while_streams_are_held(page
     expect(limits.locator("tr[data-limit-deployment='sim-a'] [data-cell='in-flight']")).to_have_text("0")
 
 
-def test_requests_shed_by_priority_show_as_metrics_count_them(page: Page, stack: Stack, capacity_gateway: Process) -> None:
+def test_requests_shed_by_priority_show_as_metrics_count_them(page: Page, stack: Stack, capacity_gateway: LifelineProcess) -> None:
     base = capacity_gateway.url
     before = {p: metric(base, "lifeline_shed_total", priority=p, reason="queue_full") for p in ("critical", "high", "normal", "low")}
     sign_in(page, base)
@@ -182,43 +182,38 @@ def keep_busy(base: str, seconds: float) -> None:
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_limit_and_shedding_panels_are_accessible_and_fit_the_screen(browser: Browser, stack: Stack, capacity_gateway: Process,
+def test_limit_and_shedding_panels_are_accessible_and_fit_the_screen(browser: Browser, stack: Stack, capacity_gateway: LifelineProcess,
                                                                     viewport: dict) -> None:
     base = capacity_gateway.url
     phone = viewport is PHONE
-    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    problems = PageProblems(page)
     threads: list[threading.Thread] = []
     stop = threading.Event()
-    try:
-        sign_in(page, base)
-        wait_for_poll(page)
-        stack.set_knobs(ttft_ms=HOLD_TTFT_MS)
-        # LIFELINE_SCREENSHOT_TRAFFIC_S (e.g. 40) gives the lines a history first, for docs/screenshots.
-        keep_busy(base, float(os.environ.get("LIFELINE_SCREENSHOT_TRAFFIC_S", "0")))
-        threads, _ = hold_streams(base, GATEWAY_LIMIT)
-        wait_in_flight(base, GATEWAY_LIMIT)
-        shedder = threading.Thread(target=shed_until, args=(base, stop), daemon=True)
-        shedder.start()
-        threads.append(shedder)
-        expect(page.locator("[data-stat='gateway-in-flight'] .stat-value")).to_have_text(str(GATEWAY_LIMIT), timeout=5000)
-        expect(page.locator("[data-stat='shed-rate'] .stat-value")).to_have_text(re.compile(r"^(?!0\.00 )\d+\.\d+ /s$"), timeout=6000)
-        no_horizontal_scroll(page)
-        assert serious_violations(page) == []
-        name = "phone" if phone else "desktop"
-        panel_screenshot(page.locator("#panel-limits"), f"console-limits-{name}")
-        panel_screenshot(page.locator("#panel-shedding"), f"console-shedding-{name}")
-        if not phone:
-            panel_screenshot(page.locator(".panel-pair"), "console-capacity-desktop")
-    finally:
-        stop.set()
-        stack.set_knobs(ttft_ms=0)
-        for thread in threads:
-            thread.join(timeout=20)
-        problems.check()
-        context.close()
+    with page_at(browser, viewport) as page:
+        try:
+            sign_in(page, base)
+            wait_for_poll(page)
+            stack.set_knobs(ttft_ms=HOLD_TTFT_MS)
+            # LIFELINE_SCREENSHOT_TRAFFIC_S (e.g. 40) gives the lines a history first, for docs/screenshots.
+            keep_busy(base, float(os.environ.get("LIFELINE_SCREENSHOT_TRAFFIC_S", "0")))
+            threads, _ = hold_streams(base, GATEWAY_LIMIT)
+            wait_in_flight(base, GATEWAY_LIMIT)
+            shedder = threading.Thread(target=shed_until, args=(base, stop), daemon=True)
+            shedder.start()
+            threads.append(shedder)
+            expect(page.locator("[data-stat='gateway-in-flight'] .stat-value")).to_have_text(str(GATEWAY_LIMIT), timeout=5000)
+            expect(page.locator("[data-stat='shed-rate'] .stat-value")).to_have_text(re.compile(r"^(?!0\.00 )\d+\.\d+ /s$"), timeout=6000)
+            no_horizontal_scroll(page)
+            assert serious_violations(page) == []
+            name = "phone" if phone else "desktop"
+            panel_screenshot(page.locator("#panel-limits"), f"console-limits-{name}")
+            panel_screenshot(page.locator("#panel-shedding"), f"console-shedding-{name}")
+            if not phone:
+                panel_screenshot(page.locator(".panel-pair"), "console-capacity-desktop")
+        finally:
+            stop.set()
+            stack.set_knobs(ttft_ms=0)
+            for thread in threads:
+                thread.join(timeout=20)
 
 
 def test_limit_and_shedding_numbers_follow_the_scrapes(page: Page, stack: Stack) -> None:

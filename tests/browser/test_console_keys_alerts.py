@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from playwright.sync_api import Locator
 
-from conftest import DESKTOP, MODEL, PHONE, SCREENSHOTS, PageProblems, Stack, admin, serious_violations
+from conftest import DESKTOP, MODEL, PHONE, SCREENSHOTS, Stack, admin, page_at, serious_violations
 from test_console import sign_in, wait_for_poll
 
 PAGE_ALERT = f"{MODEL}:availability:burn-1h"
@@ -143,57 +143,52 @@ def _send_until(base: str, stop: threading.Event) -> None:
 
 def test_alerts_panel_shows_budgets_and_a_page_firing_then_resolved(browser: Browser, alerting_gateway: str) -> None:
     base = alerting_gateway
-    context = browser.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    problems = PageProblems(page)
     stop = threading.Event()
     worker = threading.Thread(target=_send_until, args=(base, stop), daemon=True)
-    try:
-        sign_in(page, base)
-        wait_for_poll(page)
-        panel = page.locator("#panel-alerts")
-        expect(panel).to_be_visible()
-        slo = page.locator(f"#slos tr[data-slo='{MODEL}:availability']")
-        expect(slo).to_contain_text("99.9 % over 30 days")
-        expect(slo.locator(".budget-text")).to_have_text("100 %")
-        expect(page.locator(f"#slos tr[data-slo='{MODEL}:latency']")).to_contain_text("first token within")
-        expect(page.locator("#alerts-firing")).to_contain_text("No alerts firing")
-        expect(page.locator("#alerts-resolved")).to_contain_text("Nothing resolved recently")
+    with page_at(browser, DESKTOP) as page:
+        try:
+            sign_in(page, base)
+            wait_for_poll(page)
+            panel = page.locator("#panel-alerts")
+            expect(panel).to_be_visible()
+            slo = page.locator(f"#slos tr[data-slo='{MODEL}:availability']")
+            expect(slo).to_contain_text("99.9 % over 30 days")
+            expect(slo.locator(".budget-text")).to_have_text("100 %")
+            expect(page.locator(f"#slos tr[data-slo='{MODEL}:latency']")).to_contain_text("first token within")
+            expect(page.locator("#alerts-firing")).to_contain_text("No alerts firing")
+            expect(page.locator("#alerts-resolved")).to_contain_text("Nothing resolved recently")
 
-        # Both deployments of the model fail: its availability budget burns and the 1 h page fires.
-        faults = [admin(base, "POST", "/faults", {"deployment": d, "kind": "error", "status": 500, "duration_s": 60}).json()["id"]
-                  for d in ("sim-a", "sim-b")]
-        worker.start()
-        alert = page.locator(f"#alerts-firing li[data-alert='{PAGE_ALERT}']")
-        expect(alert).to_be_visible(timeout=15_000)
-        expect(alert.locator(".severity")).to_have_text("page")
-        expect(alert).to_contain_text("Firing")
-        expect(alert).to_contain_text("burning its error budget")
-        expect(panel).to_have_class(re.compile(r"\balarming\b"))
-        expect(page.locator("#alerts-summary")).to_contain_text(PAGE_ALERT)
-        expect(slo).to_contain_text("burning: alert firing")
-        assert serious_violations(page) == []
-        panel_screenshot(panel, "console-alerts-desktop")
-        page.set_viewport_size(PHONE)
-        no_horizontal_scroll(page)
-        assert serious_violations(page) == []
-        panel_screenshot(panel, "console-alerts-phone")
-        page.set_viewport_size(DESKTOP)
+            # Both deployments of the model fail: its availability budget burns and the 1 h page fires.
+            faults = [admin(base, "POST", "/faults", {"deployment": d, "kind": "error", "status": 500, "duration_s": 60}).json()["id"]
+                      for d in ("sim-a", "sim-b")]
+            worker.start()
+            alert = page.locator(f"#alerts-firing li[data-alert='{PAGE_ALERT}']")
+            expect(alert).to_be_visible(timeout=15_000)
+            expect(alert.locator(".severity")).to_have_text("page")
+            expect(alert).to_contain_text("Firing")
+            expect(alert).to_contain_text("burning its error budget")
+            expect(panel).to_have_class(re.compile(r"\balarming\b"))
+            expect(page.locator("#alerts-summary")).to_contain_text(PAGE_ALERT)
+            expect(slo).to_contain_text("burning: alert firing")
+            assert serious_violations(page) == []
+            panel_screenshot(panel, "console-alerts-desktop")
+            page.set_viewport_size(PHONE)
+            no_horizontal_scroll(page)
+            assert serious_violations(page) == []
+            panel_screenshot(panel, "console-alerts-phone")
+            page.set_viewport_size(DESKTOP)
 
-        # Recovery: answers succeed again, and after a clean (scaled) hour the page resolves.
-        for fault in faults:
-            admin(base, "DELETE", f"/faults/{fault}")
-        expect(page.locator(f"#alerts-resolved tr[data-resolved^='{PAGE_ALERT}@']")).to_be_visible(timeout=20_000)
-        expect(alert).to_have_count(0)
-        expect(page.locator(f"#alerts-resolved tr[data-resolved^='{PAGE_ALERT}@'] .severity")).to_have_text("page")
-        assert float(slo.get_attribute("data-budget") or "1") < 1
-    finally:
-        stop.set()
-        if worker.is_alive():
-            worker.join(timeout=10)
-        problems.check()
-        context.close()
+            # Recovery: answers succeed again, and after a clean (scaled) hour the page resolves.
+            for fault in faults:
+                admin(base, "DELETE", f"/faults/{fault}")
+            expect(page.locator(f"#alerts-resolved tr[data-resolved^='{PAGE_ALERT}@']")).to_be_visible(timeout=20_000)
+            expect(alert).to_have_count(0)
+            expect(page.locator(f"#alerts-resolved tr[data-resolved^='{PAGE_ALERT}@'] .severity")).to_have_text("page")
+            assert float(slo.get_attribute("data-budget") or "1") < 1
+        finally:
+            stop.set()
+            if worker.is_alive():
+                worker.join(timeout=10)
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
@@ -203,11 +198,7 @@ def test_keys_panel_is_accessible_and_fits_the_screen(browser: Browser, stack: S
         if not any(k["name"] == name for k in admin(stack.url, "GET", "/keys").json()["data"]):
             assert admin(stack.url, "POST", "/keys", {"name": name, "tier": tier, **extra}).status_code == 201
     phone = viewport is PHONE
-    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    problems = PageProblems(page)
-    try:
+    with page_at(browser, viewport) as page:
         sign_in(page, stack.url)
         wait_for_poll(page)
         page.get_by_label("Name", exact=True).fill("support-bot")
@@ -219,6 +210,3 @@ def test_keys_panel_is_accessible_and_fits_the_screen(browser: Browser, stack: S
         no_horizontal_scroll(page)
         assert serious_violations(page) == []
         panel_screenshot(page.locator("#panel-keys"), f"console-keys-{'phone' if phone else 'desktop'}")
-    finally:
-        problems.check()
-        context.close()

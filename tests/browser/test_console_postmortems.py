@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import ADMIN_TOKEN, DESKTOP, MODEL, PHONE, PageProblems, Process, admin, api_answer, free_port, serious_violations
+from conftest import ADMIN_TOKEN, DESKTOP, LifelineProcess, MODEL, PHONE, admin, api_answer, free_port, page_at, serious_violations
 from test_console import sign_in, wait_for_poll
 from test_console_keys_alerts import no_horizontal_scroll, panel_screenshot
 from test_console_status import _nothing_left_open, public, status_gateway  # noqa: F401 (fixtures)
@@ -59,7 +59,7 @@ def subscribers(base: str) -> dict[str, dict]:
     return {s["id"]: s for s in admin(base, "GET", "/subscribers").json()["data"]}
 
 
-def test_a_resolved_incident_s_postmortem_is_edited_and_published_in_the_console(page: Page, status_gateway: Process) -> None:
+def test_a_resolved_incident_s_postmortem_is_edited_and_published_in_the_console(page: Page, status_gateway: LifelineProcess) -> None:
     base = status_gateway.url
     name = "Failed answers from chat-default"
     incident = incident_with_traffic(base, name)
@@ -160,7 +160,7 @@ def test_a_resolved_incident_s_postmortem_is_edited_and_published_in_the_console
     expect(row.get_by_role("button", name=f"Postmortem of {name}")).to_be_focused()
 
 
-def test_a_subscriber_registered_publicly_is_approved_and_removed_in_the_console(page: Page, status_gateway: Process) -> None:
+def test_a_subscriber_registered_publicly_is_approved_and_removed_in_the_console(page: Page, status_gateway: LifelineProcess) -> None:
     base = status_gateway.url
     registered = register_subscriber(base, "/status-hook?secret=kept-from-the-public")
     assert registered["state"] == "pending"
@@ -198,7 +198,7 @@ def test_a_subscriber_registered_publicly_is_approved_and_removed_in_the_console
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_postmortem_and_subscriber_panels_are_accessible_and_fit_the_screen(browser: Browser, status_gateway: Process,
+def test_postmortem_and_subscriber_panels_are_accessible_and_fit_the_screen(browser: Browser, status_gateway: LifelineProcess,
                                                                             viewport: dict) -> None:
     base = status_gateway.url
     name = "Elevated errors on chat-default"
@@ -207,11 +207,7 @@ def test_postmortem_and_subscriber_panels_are_accessible_and_fit_the_screen(brow
     pending = register_subscriber(base, "/hooks/status")
     active = register_subscriber(base, "/hooks/ops-channel", token=ADMIN_TOKEN)
     phone = viewport is PHONE
-    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    problems = PageProblems(page)
-    try:
+    with page_at(browser, viewport) as page:
         sign_in(page, base)
         wait_for_poll(page)
         row = page.locator(f"#incidents-resolved tr[data-resolved-incident='{incident['id']}']")
@@ -231,8 +227,5 @@ def test_postmortem_and_subscriber_panels_are_accessible_and_fit_the_screen(brow
         panel_screenshot(view, f"console-postmortem-{size}")
         panel_screenshot(row.locator("xpath=ancestor::div[contains(@class, 'table-scroll')]"), f"console-resolved-incidents-{size}")
         panel_screenshot(page.locator("#panel-subscribers"), f"console-subscribers-{size}")
-    finally:
-        problems.check()
-        context.close()
         for subscriber in (pending, active):
             admin(base, "DELETE", f"/subscribers/{subscriber['id']}")

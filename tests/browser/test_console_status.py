@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from conftest import DESKTOP, MODEL, PHONE, SECOND_MODEL, PageProblems, Process, Stack, admin, serious_violations
+from conftest import DESKTOP, LifelineProcess, MODEL, PHONE, SECOND_MODEL, Stack, admin, page_at, serious_violations
 from test_console import sign_in, wait_for_poll
 from test_console_keys_alerts import no_horizontal_scroll, panel_screenshot
 
@@ -21,7 +21,7 @@ STATUS = "status: {evaluation_interval_s: 0.2}\n"
 
 
 @pytest.fixture(scope="module")
-def status_gateway(stack: Stack) -> Iterator[Process]:
+def status_gateway(stack: Stack) -> Iterator[LifelineProcess]:
     """A gateway of its own, so incidents and maintenance made here never reach other tests."""
     gateway = stack.start_gateway("console-status", extra_config=STATUS)
     yield gateway
@@ -29,7 +29,7 @@ def status_gateway(stack: Stack) -> Iterator[Process]:
 
 
 @pytest.fixture(autouse=True)
-def _nothing_left_open(status_gateway: Process) -> Iterator[None]:
+def _nothing_left_open(status_gateway: LifelineProcess) -> Iterator[None]:
     yield
     for incident in admin(status_gateway.url, "GET", "/incidents").json()["data"]:
         if incident["status"] != "resolved":
@@ -72,7 +72,7 @@ def component_status(base: str, name: str) -> str:
 
 
 def test_an_incident_opened_in_the_console_is_updated_edited_and_resolved_there(page: Page, context: BrowserContext,
-                                                                                status_gateway: Process) -> None:
+                                                                                status_gateway: LifelineProcess) -> None:
     base = status_gateway.url
     sign_in(page, base)
     panel = page.locator("#panel-incidents")
@@ -174,7 +174,7 @@ def test_an_incident_opened_in_the_console_is_updated_edited_and_resolved_there(
     assert admin_incident(base, new_name)["status"] == "resolved"
 
 
-def test_a_draft_opened_in_the_console_reaches_the_status_page_when_published(page: Page, status_gateway: Process) -> None:
+def test_a_draft_opened_in_the_console_reaches_the_status_page_when_published(page: Page, status_gateway: LifelineProcess) -> None:
     base = status_gateway.url
     sign_in(page, base)
     form = page.locator("#incident-form")
@@ -203,7 +203,7 @@ def local_time_input(page: Page, hours_from_now: float) -> str:
     }""", hours_from_now)
 
 
-def test_maintenance_scheduled_in_the_console_drains_its_deployment_until_it_is_ended(page: Page, status_gateway: Process) -> None:
+def test_maintenance_scheduled_in_the_console_drains_its_deployment_until_it_is_ended(page: Page, status_gateway: LifelineProcess) -> None:
     base = status_gateway.url
     sign_in(page, base)
     wait_for_poll(page)
@@ -253,7 +253,7 @@ def test_maintenance_scheduled_in_the_console_drains_its_deployment_until_it_is_
     assert public(base, "scheduled-maintenances/active.json")["scheduled_maintenances"] == []
 
 
-def test_maintenance_scheduled_ahead_is_announced_and_can_be_cancelled(page: Page, status_gateway: Process) -> None:
+def test_maintenance_scheduled_ahead_is_announced_and_can_be_cancelled(page: Page, status_gateway: LifelineProcess) -> None:
     base = status_gateway.url
     sign_in(page, base)
     wait_for_poll(page)
@@ -287,7 +287,7 @@ def test_maintenance_scheduled_ahead_is_announced_and_can_be_cancelled(page: Pag
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_incident_and_maintenance_panels_are_accessible_and_fit_the_screen(browser: Browser, status_gateway: Process,
+def test_incident_and_maintenance_panels_are_accessible_and_fit_the_screen(browser: Browser, status_gateway: LifelineProcess,
                                                                            viewport: dict) -> None:
     base = status_gateway.url
     opened = admin(base, "POST", "/incidents", {
@@ -301,11 +301,7 @@ def test_incident_and_maintenance_panels_are_accessible_and_fit_the_screen(brows
                                           "message": "sim-c is drained while its certificates are rotated.",
                                           "scheduled_for": now.isoformat(), "scheduled_until": now.replace(year=now.year + 1).isoformat()})
     phone = viewport is PHONE
-    context = browser.new_context(viewport=viewport, is_mobile=phone, has_touch=phone)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    problems = PageProblems(page)
-    try:
+    with page_at(browser, viewport) as page:
         sign_in(page, base)
         wait_for_poll(page)
         card = page.locator(f"article[data-incident='{opened['id']}']")
@@ -319,6 +315,3 @@ def test_incident_and_maintenance_panels_are_accessible_and_fit_the_screen(brows
         name = "phone" if phone else "desktop"
         panel_screenshot(page.locator("#panel-incidents"), f"console-incidents-{name}")
         panel_screenshot(page.locator("#panel-maintenances"), f"console-maintenance-{name}")
-    finally:
-        problems.check()
-        context.close()

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import DESKTOP, MODEL, PHONE, PageProblems, Process, Stack, admin, screenshot, serious_violations
+from conftest import DESKTOP, LifelineProcess, MODEL, PHONE, Stack, admin, page_at, screenshot, serious_violations
 
 
 @pytest.fixture(scope="module")
-def status_gateway(stack: Stack) -> Iterator[Process]:
+def status_gateway(stack: Stack) -> Iterator[LifelineProcess]:
     """A gateway of its own, so the incidents made here never reach the chat page's tests."""
     gw = stack.start_gateway("status-page")
     url = gw.url
@@ -46,17 +46,12 @@ def status_gateway(stack: Stack) -> Iterator[Process]:
 @pytest.fixture(params=[("desktop", DESKTOP), ("phone", PHONE)], ids=["desktop", "phone"])
 def sized_page(request: pytest.FixtureRequest, browser: Browser) -> Iterator[tuple[str, Page]]:
     name, viewport = request.param
-    context = browser.new_context(viewport=viewport, is_mobile=name == "phone", has_touch=name == "phone")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    problems = PageProblems(page)
-    yield name, page
-    problems.check()
-    context.close()
+    with page_at(browser, viewport) as page:
+        yield name, page
 
 
 def test_status_page_is_accessible_fits_the_screen_and_says_every_state_in_words(
-    sized_page: tuple[str, Page], status_gateway: Process
+    sized_page: tuple[str, Page], status_gateway: LifelineProcess
 ) -> None:
     name, page = sized_page
     response = page.goto(status_gateway.url + "/status")
@@ -80,7 +75,7 @@ def test_status_page_is_accessible_fits_the_screen_and_says_every_state_in_words
     assert serious_violations(page) == []
 
 
-def test_status_page_reads_without_javascript_in_the_dark(browser: Browser, status_gateway: Process) -> None:
+def test_status_page_reads_without_javascript_in_the_dark(browser: Browser, status_gateway: LifelineProcess) -> None:
     context = browser.new_context(java_script_enabled=False, color_scheme="dark", viewport=DESKTOP)
     page = context.new_page()
     page.goto(status_gateway.url + "/status")

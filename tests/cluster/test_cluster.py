@@ -9,7 +9,6 @@ for this suite on another port, so stopping it disturbs nothing else."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -23,18 +22,25 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-# The SDK suite's process helpers (start on a free port, wait for /readyz, stop), by path:
-# both suites have a conftest module of that name.
-_spec = importlib.util.spec_from_file_location("sdk_processes", Path(__file__).resolve().parents[1] / "sdk" / "conftest.py")
-sdk = importlib.util.module_from_spec(_spec)
-sys.modules["sdk_processes"] = sdk
-assert _spec.loader is not None
-_spec.loader.exec_module(sdk)
-httpx = sdk.httpx
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from lifeline_processes import (  # noqa: E402
+    LifelineProcess,
+    Receiver,
+    SimControl,
+    Traffic,
+    free_port,
+    httpx,
+    lifeline_bin,
+    process_env,
+    simulator,
+    stop_all,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PG_PORT = "54339"
-ADMIN = {"authorization": f"Bearer {sdk.ADMIN_TOKEN}"}
+ADMIN_TOKEN = "cluster-test-admin-token"
+ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+SIM_KEY = "cluster-sim-key"
 MODEL = "chat-openai"
 PAGE = f"{MODEL}:availability:burn-1h"
 OUTAGE_S = 10.0
@@ -64,12 +70,9 @@ def wait_until(what: str, predicate: Callable[[], Any], timeout: float, step: fl
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
-Receiver = sdk.Receiver
-
-
 def traffic(url: str, headers: dict[str, str] | None = None) -> Any:
     """Chat requests back to back through the balancer from a thread."""
-    return sdk.Traffic(url, model=MODEL, headers=headers, prompt="cluster traffic", max_tokens=4)
+    return Traffic(url, model=MODEL, headers=headers, prompt="cluster traffic", max_tokens=4)
 
 
 def instance_config(sim_a: int, sim_b: int, receiver: str) -> str:
@@ -135,7 +138,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    binary = sdk.lifeline_bin()
+    binary = lifeline_bin()
     if not binary.is_file():
         pytest.fail(f"lifeline binary not found at {binary} (set LIFELINE_BIN)")
     if shutil.which("haproxy") is None:
@@ -146,26 +149,23 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     psql(admin_url, f"CREATE DATABASE {database}")
     database_url = admin_url.rsplit("/", 1)[0] + "/" + database
     receiver = Receiver()
-    started: list[Any] = []
     balancer_proc: subprocess.Popen | None = None
     try:
-        sims = [sdk._start_simulator(name, binary, tmp_path_factory.mktemp(name)) for name in ("cluster-simA", "cluster-simB")]
-        started += sims
+        sims = [simulator(name, binary, tmp_path_factory.mktemp(name), process_env(ADMIN_TOKEN)) for name in ("cluster-simA", "cluster-simB")]
         config_text = instance_config(sims[0].port, sims[1].port, receiver.url)
         instances = []
         for index in range(3):
             workdir = tmp_path_factory.mktemp(f"instance{index + 1}")
             config = workdir / "lifeline.yaml"
             config.write_text(config_text)
-            process = sdk.LifelineProcess(
+            process = LifelineProcess(
                 name=f"instance{index + 1}",
                 args_for_port=lambda port, config=config: [str(binary), "serve", "--config", str(config), "--port", str(port)],
                 workdir=workdir,
-                env=sdk._process_env(SIM_KEY=sdk.SIM_KEY, DATABASE_URL=database_url),
+                env=process_env(ADMIN_TOKEN, SIM_KEY=SIM_KEY, DATABASE_URL=database_url),
             )
             instances.append(process.start())
-            started.append(process)
-        port = sdk.free_port()
+        port = free_port()
         haproxy_cfg = tmp_path_factory.mktemp("haproxy") / "haproxy.cfg"
         haproxy_cfg.write_text(haproxy_config(port, [p.port for p in instances]))
         check = subprocess.run(["haproxy", "-c", "-f", str(haproxy_cfg)], capture_output=True, text=True)
@@ -185,8 +185,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         if balancer_proc is not None:
             balancer_proc.terminate()
             balancer_proc.wait(timeout=10)
-        for process in reversed(started):
-            process.stop()
+        stop_all()
         receiver.close()
         postgres()  # a test may have left it stopped
         psql(admin_url, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
@@ -218,7 +217,7 @@ def test_killing_the_leader_mid_incident_hands_over_the_same_incident_and_alert_
     load = traffic(cluster.balancer)
     try:
         for sim in cluster.sims:
-            sdk.SimControl(sim).set(error_rate=1.0, error_status=500)
+            SimControl(sim).set(error_rate=1.0, error_status=500)
         incident = wait_until("an incident", lambda: cluster.unresolved(), 20)[0]
         wait_until("the page to fire", lambda: [b for b in receiver.on("/alerts") if b["alert"] == PAGE and b["state"] == "firing"], 20)
         wait_until("the subscriber to hear of the incident", lambda: [b for b in receiver.on("/updates")
@@ -237,13 +236,13 @@ def test_killing_the_leader_mid_incident_hands_over_the_same_incident_and_alert_
         assert [i["id"] for i in still] == [incident["id"]], "the same incident goes on; none opens beside it"
 
         for sim in cluster.sims:
-            sdk.SimControl(sim).reset()
+            SimControl(sim).reset()
         wait_until("the incident to resolve", lambda: not cluster.unresolved(), 30)
         wait_until("the page to resolve", lambda: [b for b in receiver.on("/alerts") if b["alert"] == PAGE and b["state"] == "resolved"], 30)
     finally:
         load.stop()
         for sim in cluster.sims:
-            sdk.SimControl(sim).reset()
+            SimControl(sim).reset()
     incidents = cluster.get(cluster.balancer, "/api/v2/incidents.json").json()["incidents"]
     assert [i["id"] for i in incidents] == [incident["id"]], "one outage, one incident, across the leader change"
     time.sleep(1)  # anything sent twice would arrive now

@@ -18,17 +18,29 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import httpx
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+# Re-exported for the test module.
+from lifeline_processes import (  # noqa: E402, F401
+    REPO_ROOT,
+    LifelineProcess,
+    anthropic_sse_content,
+    free_port,
+    httpx,
+    lifeline_bin,
+    openai_sse_content,
+    process_env,
+    sse_lines,
+)
+
 VENV = Path(os.environ.get("LIFELINE_LOCAL_MODEL_VENV", REPO_ROOT / ".venv-local-model"))
 MODEL_FILE = VENV / "model.gguf"
 ADMIN_TOKEN = "local-model-admin-token"
@@ -64,17 +76,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if Path(str(item.fspath)).resolve().is_relative_to(Path(__file__).parent):
             item.add_marker(marker)
-
-
-def lifeline_bin() -> Path:
-    path = Path(os.environ.get("LIFELINE_BIN", ".build/debug/lifeline"))
-    return path if path.is_absolute() else REPO_ROOT / path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pid_alive(pid: int) -> bool:
@@ -131,48 +132,25 @@ models:
 
 
 @dataclass
-class Gateway:
-    binary: Path
-    workdir: Path
-    model_port: int
-    port: int = 0
-    proc: subprocess.Popen | None = None
-    log_path: Path | None = None
-    _log: Any = field(default=None, repr=False)
+class Gateway(LifelineProcess):
+    """The session's gateway, which runs the model server (on `model_port`) as a managed process."""
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    model_port: int = 0
+
+    @classmethod
+    def for_model(cls, binary: Path, workdir: Path, model_port: int) -> "Gateway":
+        config = workdir / "lifeline.yaml"
+        return cls(name="gateway", workdir=workdir, env=process_env(ADMIN_TOKEN), model_port=model_port,
+                   args_for_port=lambda port: [str(binary), "serve", "--config", str(config), "--port", str(port)],
+                   ready_timeout=READY_TIMEOUT_S, stop_timeout=STOP_TIMEOUT_S)
 
     @property
     def model_url(self) -> str:
         return f"http://127.0.0.1:{self.model_port}"
 
     def start(self) -> "Gateway":
-        config = self.workdir / "lifeline.yaml"
-        config.write_text(gateway_config(self.model_port))
-        self.port = free_port()
-        self.log_path = self.workdir / "gateway.log"
-        self._log = open(self.log_path, "wb")
-        env = dict(os.environ, LIFELINE_ADMIN_TOKEN=ADMIN_TOKEN)
-        env.pop("LIFELINE_CONFIG", None)
-        self.proc = subprocess.Popen(
-            [str(self.binary), "serve", "--config", str(config), "--port", str(self.port)],
-            cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"gateway exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"gateway not ready within {READY_TIMEOUT_S} s:\n{self.log_tail()}")
+        (self.workdir / "lifeline.yaml").write_text(gateway_config(self.model_port))
+        super().start()
         self.wait_running()
         return self
 
@@ -202,24 +180,6 @@ class Gateway:
     def metrics(self) -> str:
         return httpx.get(self.url + "/metrics", timeout=10).text
 
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=STOP_TIMEOUT_S)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def log_tail(self, lines: int = 40) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
     def model_log_tail(self, lines: int = 20) -> str:
         path = self.workdir / ".lifeline" / "processes" / "local.log"
         if not path.exists():
@@ -232,7 +192,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     binary = lifeline_bin()
     if not binary.is_file() or not os.access(binary, os.X_OK):
         pytest.fail(f"lifeline binary not found at {binary} (build it, or set LIFELINE_BIN)")
-    g = Gateway(binary, tmp_path_factory.mktemp("local-model"), free_port())
+    g = Gateway.for_model(binary, tmp_path_factory.mktemp("local-model"), free_port())
     pids: list[int] = []
     try:
         g.start()
@@ -268,32 +228,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 
 # ------------------------------------------------------------ text helpers
-
-
-def sse_lines(response: httpx.Response) -> list[str]:
-    return list(response.iter_lines())
-
-
-def openai_sse_content(lines: list[str]) -> str:
-    parts: list[str] = []
-    for line in lines:
-        if line.startswith("data:"):
-            payload = line[len("data:"):].strip()
-            if payload == "[DONE]":
-                continue
-            for choice in json.loads(payload).get("choices", []):
-                parts.append((choice.get("delta") or {}).get("content") or "")
-    return "".join(parts)
-
-
-def anthropic_sse_content(lines: list[str]) -> str:
-    parts: list[str] = []
-    for line in lines:
-        if line.startswith("data:"):
-            event = json.loads(line[len("data:"):].strip())
-            if event.get("type") == "content_block_delta" and event["delta"].get("type") == "text_delta":
-                parts.append(event["delta"]["text"])
-    return "".join(parts)
 
 
 def sentences(text: str) -> list[str]:

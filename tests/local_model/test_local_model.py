@@ -315,7 +315,7 @@ def test_the_chat_page_answers_with_the_real_model(gateway: Gateway, running: di
 
 
 def test_sigterm_lets_a_stream_from_the_model_finish_then_stops_the_model_server(tmp_path_factory: pytest.TempPathFactory) -> None:
-    gateway = Gateway(lifeline_bin(), tmp_path_factory.mktemp("local-model-sigterm"), free_port())
+    gateway = Gateway.for_model(lifeline_bin(), tmp_path_factory.mktemp("local-model-sigterm"), free_port())
     pid = 0
     try:
         gateway.start()

@@ -91,7 +91,7 @@ def test_an_outage_users_see_opens_a_public_incident_that_resolves_and_survives_
     status_gateway: LifelineProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gw = status_gateway
-    traffic = Traffic(gw.url)
+    traffic = Traffic(gw.url, OPENAI_MODEL)
     try:
         time.sleep(1.0)
         summary = get(gw, "/api/v2/summary.json")
@@ -163,7 +163,7 @@ def test_an_outage_users_see_opens_a_public_incident_that_resolves_and_survives_
 def test_a_fault_hidden_by_failover_opens_no_public_incident(status_gateway: LifelineProcess) -> None:
     gw = status_gateway
     admin(gw, "POST", "/faults", {"deployment": DEPLOYMENTS[OPENAI_MODEL][0], "kind": "error", "status": 500, "rate": 1.0, "duration_s": 60})
-    traffic = Traffic(gw.url)
+    traffic = Traffic(gw.url, OPENAI_MODEL)
     try:
         time.sleep(OPEN_AFTER_S + 3)
     finally:
@@ -192,7 +192,7 @@ def test_planned_maintenance_is_announced_drains_and_restores(status_gateway: Li
                           "--from", "now", "--until", until, "--message", "Rotating certificates on oa-1."],
                          env={**gw.env, "LIFELINE_ADMIN_TOKEN": ADMIN_TOKEN}, capture_output=True, text=True, timeout=30)
     assert cli.returncode == 0, cli.stderr
-    traffic = Traffic(gw.url)
+    traffic = Traffic(gw.url, OPENAI_MODEL)
     try:
         def drained() -> bool:
             rows = {d["name"]: d for d in admin(gw, "GET", "/deployments")["data"]}
