@@ -102,15 +102,7 @@ public final class PostgresStore: LifelineStore {
                 total BIGINT NOT NULL, updated_at DOUBLE PRECISION NOT NULL, keep_until DOUBLE PRECISION NOT NULL,
                 PRIMARY KEY (instance, series, idx))
             """,
-            "CREATE INDEX shared_buckets_by_update ON shared_buckets (updated_at)",
-            "CREATE INDEX shared_buckets_by_expiry ON shared_buckets (keep_until)",
-            // The buckets kept before: now the rows of an earlier instance.
-            """
-            INSERT INTO shared_buckets SELECT 'earlier', 'slo:' || slo || ':' || ring, width, idx, good, total, 0,
-                (idx + 1) * width + \(Int(earlierBucketsKeptSeconds)) FROM sli_buckets
-            """,
-            "DROP TABLE sli_buckets",
-        ],
+        ] + sharedBucketsMigration,
     ]
 
     public static var schemaVersion: Int { migrations.count }

@@ -95,15 +95,7 @@ public final class SQLiteStore: LifelineStore {
                 instance TEXT NOT NULL, series TEXT NOT NULL, width REAL NOT NULL, idx INTEGER NOT NULL, good INTEGER NOT NULL,
                 total INTEGER NOT NULL, updated_at REAL NOT NULL, keep_until REAL NOT NULL, PRIMARY KEY (instance, series, idx))
             """,
-            "CREATE INDEX shared_buckets_by_update ON shared_buckets (updated_at)",
-            "CREATE INDEX shared_buckets_by_expiry ON shared_buckets (keep_until)",
-            // The buckets one process kept before: now the rows of an earlier instance.
-            """
-            INSERT INTO shared_buckets SELECT 'earlier', 'slo:' || slo || ':' || ring, width, idx, good, total, 0,
-                (idx + 1) * width + \(Int(earlierBucketsKeptSeconds)) FROM sli_buckets
-            """,
-            "DROP TABLE sli_buckets",
-        ],
+        ] + sharedBucketsMigration,
     ]
 
 

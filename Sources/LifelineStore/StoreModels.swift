@@ -278,3 +278,16 @@ public struct UptimeRecord: Sendable, Equatable {
 /// How long rows of the SLI buckets kept before schema 6 (one process's, with no instance) are
 /// kept: longer than any SLO period.
 let earlierBucketsKeptSeconds = 400.0 * 86_400
+
+/// Schema 6 after each store's own `CREATE TABLE shared_buckets`, in the SQL both speak: its
+/// indexes, and the buckets kept before (one process's, without an instance) moved in as the rows
+/// of an earlier instance, named as `SLOEvaluator.series(slo:ring:)` names them.
+let sharedBucketsMigration = [
+    "CREATE INDEX shared_buckets_by_update ON shared_buckets (updated_at)",
+    "CREATE INDEX shared_buckets_by_expiry ON shared_buckets (keep_until)",
+    """
+    INSERT INTO shared_buckets SELECT 'earlier', 'slo:' || slo || ':' || ring, width, idx, good, total, 0,
+        (idx + 1) * width + \(Int(earlierBucketsKeptSeconds)) FROM sli_buckets
+    """,
+    "DROP TABLE sli_buckets",
+]

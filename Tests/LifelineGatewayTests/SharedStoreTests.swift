@@ -39,6 +39,19 @@ final class SharedStoreTests: XCTestCase {
         }
     }
 
+    /// Whether the instance says, in `/readyz`, that it leads.
+    func leads(_ fixture: GatewayFixture) async throws -> Bool { try await fixture.get("/readyz").json?["instance"]?["leader"] == true }
+
+    /// The two instances once exactly one of them leads.
+    func leaderAndFollower() async throws -> (leader: GatewayFixture, follower: GatewayFixture) {
+        let elected = try await secondsUntil {
+            let roles = [try await leads(fixtures[0]), try await leads(fixtures[1])]
+            return roles.filter { $0 }.count == 1
+        }
+        XCTAssertNotNil(elected, "never exactly one leader")
+        return try await leads(fixtures[0]) ? (fixtures[0], fixtures[1]) : (fixtures[1], fixtures[0])
+    }
+
     /// Seconds until `check` holds, polling every 20 ms, or nil after 10 s.
     func secondsUntil(_ check: () async throws -> Bool) async throws -> Double? {
         let start = Date()
@@ -176,14 +189,7 @@ extension SharedStoreTests {
             config.status.thresholds.windowSeconds = 2
             config.status.policy.resolveAfterSeconds = 0.5
         }
-        func leads(_ fixture: GatewayFixture) async throws -> Bool { try await fixture.get("/readyz").json?["instance"]?["leader"] == true }
-        let elected = try await secondsUntil {
-            let roles = [try await leads(fixtures[0]), try await leads(fixtures[1])]
-            return roles.filter { $0 }.count == 1
-        }
-        XCTAssertNotNil(elected, "never exactly one leader")
-        let leader = try await leads(fixtures[0]) ? fixtures[0] : fixtures[1]
-        let follower = leader === fixtures[0] ? fixtures[1] : fixtures[0]
+        let (leader, follower) = try await leaderAndFollower()
         let subscribed = try await follower.post("/api/v2/subscribers", ["subscriber": ["endpoint": .string(receiver.url + "/updates")]],
                                                  headers: ["authorization": "Bearer \(GatewayFixture.adminToken)"])
         XCTAssertEqual(subscribed.status, 201, subscribed.text)
@@ -244,10 +250,7 @@ extension SharedStoreTests {
     /// deployment on every instance; ended on the follower, it is over everywhere.
     func testOperatorsOnAFollowerReachTheLeaderAndMaintenanceDrainsEveryInstance() async throws {
         try await startInstances(2, configure: GatewayFixture.fastStatus)
-        func leads(_ fixture: GatewayFixture) async throws -> Bool { try await fixture.get("/readyz").json?["instance"]?["leader"] == true }
-        try await waitFor("one leader") { try await leads(fixtures[0]) != leads(fixtures[1]) }
-        let leader = try await leads(fixtures[0]) ? fixtures[0] : fixtures[1]
-        let follower = leader === fixtures[0] ? fixtures[1] : fixtures[0]
+        let (leader, follower) = try await leaderAndFollower()
         func open(_ fixture: GatewayFixture) async throws -> [String] {
             (try await fixture.get("/api/v2/incidents/unresolved.json").json?["incidents"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
         }

@@ -312,30 +312,14 @@ public final class StatusCenter: Sendable {
         let uptime = leading ? nil : try await store.uptime(since: Self.day(now) - 90)
         let (started, ended) = state.withLock { state in
             let activeBefore = Set(state.maintenances.filter(\.isActive).map(\.id))
-            for stored in incidents {
-                guard let index = state.incidents.firstIndex(where: { $0.id == stored.id }) else {
-                    state.incidents.append(stored)
-                    continue
-                }
-                let local = state.incidents[index]
-                // The leader's evidence changes without a new `updatedAt`: a follower takes equal ones too.
-                guard leading ? stored.updatedAt > local.updatedAt : stored.updatedAt >= local.updatedAt else { continue }
+            // The leader's evidence changes without a new `updatedAt`: a follower takes equal ones too.
+            let changed = Self.takeNewer(incidents, into: &state.incidents, id: \.id, updatedAt: \.updatedAt, orEqual: !leading) { local, stored in
                 var next = stored
-                if leading {
-                    next.evidence = local.evidence
-                    state.tracker.operatorChanged(next, at: now)
-                }
-                state.incidents[index] = next
+                if leading { next.evidence = local.evidence }
+                return next
             }
-            for stored in maintenances {
-                guard let index = state.maintenances.firstIndex(where: { $0.id == stored.id }) else {
-                    state.maintenances.append(stored)
-                    continue
-                }
-                if leading ? stored.updatedAt > state.maintenances[index].updatedAt : stored.updatedAt >= state.maintenances[index].updatedAt {
-                    state.maintenances[index] = stored
-                }
-            }
+            if leading { for incident in changed { state.tracker.operatorChanged(incident, at: now) } }
+            Self.takeNewer(maintenances, into: &state.maintenances, id: \.id, updatedAt: \.updatedAt, orEqual: !leading) { $1 }
             if let uptime {
                 state.uptime = [:]
                 for record in uptime { state.uptime[record.component, default: [:]][record.day] = record }
@@ -347,6 +331,26 @@ public final class StatusCenter: Sendable {
         }
         for maintenance in started { setDrained(true, maintenance, pool: pool) }
         for maintenance in ended { setDrained(false, maintenance, pool: pool) }
+    }
+
+    /// Adds the stored rows this instance lacks and replaces those the store has a newer version
+    /// of (or, with `orEqual`, as new a one), as `merged` makes them; returns the replaced ones.
+    @discardableResult
+    private static func takeNewer<Row>(_ stored: [Row], into local: inout [Row], id: KeyPath<Row, String>, updatedAt: KeyPath<Row, Double>,
+                                       orEqual: Bool, merged: (_ local: Row, _ stored: Row) -> Row) -> [Row]
+    {
+        var replaced: [Row] = []
+        for row in stored {
+            guard let index = local.firstIndex(where: { $0[keyPath: id] == row[keyPath: id] }) else {
+                local.append(row)
+                continue
+            }
+            let (theirs, ours) = (row[keyPath: updatedAt], local[index][keyPath: updatedAt])
+            guard theirs > ours || (orEqual && theirs == ours) else { continue }
+            local[index] = merged(local[index], row)
+            replaced.append(local[index])
+        }
+        return replaced
     }
 
     /// Becoming the leader: the store's state replaces this instance's view, and the automatic
