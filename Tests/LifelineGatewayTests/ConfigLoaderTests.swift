@@ -2,16 +2,17 @@ import LifelineCore
 import LifelineGateway
 import XCTest
 
-final class ConfigLoaderTests: XCTestCase {
-    func issues(_ yaml: String, environment: [String: String] = [:]) -> [String] {
-        do {
-            _ = try ConfigLoader.parse(yaml, environment: environment)
-            return []
-        } catch {
-            return error.issues.map(\.description)
-        }
+/// The loader's errors for `yaml`, each with its path; empty when it loads.
+func issues(_ yaml: String, environment: [String: String] = [:]) -> [String] {
+    do {
+        _ = try ConfigLoader.parse(yaml, environment: environment)
+        return []
+    } catch {
+        return error.issues.map(\.description)
     }
+}
 
+final class ConfigLoaderTests: XCTestCase {
     func testTheDesignExampleLoadsWithEnvironmentSubstitution() throws {
         let config = try ConfigLoader.parse("""
         server: {host: 127.0.0.1, port: 8080}

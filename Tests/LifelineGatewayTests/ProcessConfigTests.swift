@@ -3,15 +3,6 @@ import LifelineGateway
 import XCTest
 
 final class ProcessConfigTests: XCTestCase {
-    func issues(_ yaml: String, environment: [String: String] = [:]) -> [String] {
-        do {
-            _ = try ConfigLoader.parse(yaml, environment: environment)
-            return []
-        } catch {
-            return error.issues.map(\.description)
-        }
-    }
-
     func testAProcessBlockLoadsWithDefaultsAndSubstitution() throws {
         let config = try ConfigLoader.parse("""
         models:
