@@ -24,6 +24,27 @@ final class IncidentEvidenceTests: XCTestCase {
         XCTAssertEqual(evidence.errorShare, 0.6, accuracy: 1e-9)
     }
 
+    func testTheFirstSymptomsCountTheWindowAndTheirFailuresCallersAndTokens() {
+        var evidence = IncidentEvidence()
+        evidence.seed(failed: 3, total: 10, since: 100, failures: [
+            ObservedRequest(at: 96, available: false, caller: "a", completionTokens: 4),
+            ObservedRequest(at: 99, available: false, caller: "b", deployment: "sim-a"),
+            ObservedRequest(at: 97, available: true, caller: "c"),
+        ])
+        XCTAssertEqual(evidence.requests, 10, "the totals are the window's, not the failures counted again")
+        XCTAssertEqual(evidence.failedRequests, 3)
+        XCTAssertEqual(evidence.callers, ["a", "b"], "only callers of failed requests")
+        XCTAssertEqual(evidence.tokensLost, 4)
+        XCTAssertEqual(evidence.firstFailureAt, 96, "the first failed request, before the incident's start")
+        XCTAssertEqual(evidence.lastFailureAt, 99)
+        XCTAssertEqual(evidence.servingDeployments, ["sim-a"])
+        evidence.record(ObservedRequest(at: 101, available: false, caller: "a"))
+        XCTAssertEqual(evidence.lastFailureAt, 101)
+        XCTAssertEqual(evidence.callers, ["a", "b"])
+        evidence.seed(failed: 9, total: 9, since: 200)
+        XCTAssertEqual(evidence.requests, 11, "seeding happens once, before anything was recorded")
+    }
+
     func testTheWorstWindowAndEjectionsAreKept() {
         var evidence = IncidentEvidence()
         evidence.observe(ComponentFigures(requests: 10, errorShare: 0.3, slowShare: 0.1), at: 5)

@@ -48,9 +48,14 @@ public struct IncidentEvidence: Sendable, Equatable, Codable {
             return
         }
         failedRequests += 1
+        noteFailure(request)
+    }
+
+    /// What a failed request tells beyond the counts: who it failed, what it lost, when.
+    private mutating func noteFailure(_ request: ObservedRequest) {
         tokensLost += request.completionTokens
-        if firstFailureAt == nil { firstFailureAt = request.at }
-        lastFailureAt = request.at
+        firstFailureAt = min(firstFailureAt ?? request.at, request.at)
+        lastFailureAt = max(lastFailureAt ?? request.at, request.at)
         if let caller = request.caller, !callers.contains(caller) {
             if callers.count < Self.callersCounted { callers.insert(caller) } else { callersCapped = true }
         }
@@ -89,11 +94,17 @@ public struct IncidentEvidence: Sendable, Equatable, Codable {
     }
 
     /// Counts already in the status window when an automatic incident opens: its first symptoms.
-    public mutating func seed(failed: Int, total: Int, since start: Double) {
+    /// `failures` are the failed requests seen in that window (as many as were kept): they count
+    /// their callers, tokens lost and the first and last failure, not again toward the totals.
+    public mutating func seed(failed: Int, total: Int, since start: Double, failures: [ObservedRequest] = []) {
         guard requests == 0, total > 0 else { return }
         requests = total
         failedRequests = failed
         if failed > 0 { firstFailureAt = start }
+        for request in failures where request.available == false {
+            if let deployment = request.deployment { servingDeployments.insert(deployment) }
+            noteFailure(request)
+        }
     }
 
     public var errorShare: Double { requests == 0 ? 0 : Double(failedRequests) / Double(requests) }

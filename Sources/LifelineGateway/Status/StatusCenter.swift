@@ -40,6 +40,8 @@ public final class StatusCenter: Sendable {
         var dirty: Set<String> = []
         /// Recent upstream failures and ejections: a new incident takes those since its first symptom.
         var recent: [(at: Double, decision: GatewayMetrics.Decision)] = []
+        /// Recent failed requests, with the components they count toward: likewise.
+        var recentFailures: [(components: Set<String>, request: ObservedRequest)] = []
     }
 
     /// Recent decisions kept for incidents that have not opened yet.
@@ -94,13 +96,18 @@ public final class StatusCenter: Sendable {
     func record(route: String, model: String, outcome: RequestOutcome, observed: ObservedRequest? = nil, at now: Double) {
         state.withLock { state in
             let judged = state.board.record(route: route, model: model, outcome: outcome, at: now)
-            guard !state.open.isEmpty else { return }
+            guard !state.open.isEmpty || judged.available == false else { return }
             var request = observed ?? ObservedRequest(at: now, available: nil)
             request.at = now
             request.available = judged.available
             request.slow = judged.fast == false
             request.firstTokenSeconds = judged.fast != nil ? outcome.latencySeconds : nil
             let components = Set(state.board.components(route: route, model: model))
+            if judged.available == false {
+                // Kept for an incident that opens soon: its first symptoms' callers and tokens lost.
+                state.recentFailures.append((components, request))
+                if state.recentFailures.count > 2 * Self.recentKept { state.recentFailures.removeFirst(state.recentFailures.count - Self.recentKept) }
+            }
             for index in state.open where Self.concerns(state.incidents[index], components) {
                 state.incidents[index].evidence.record(request)
                 state.dirty.insert(state.incidents[index].id)
@@ -185,12 +192,13 @@ public final class StatusCenter: Sendable {
                     change.postmortemPublishedAt = existing.postmortemPublishedAt
                 } else {
                     // Its first symptoms are already in the window that opened it.
+                    let since = change.startedAt - state.board.thresholds.windowSeconds
                     let seeds = change.components.compactMap { figures[$0] }.max { $0.requests < $1.requests }
                     if let seeds {
+                        let failures = state.recentFailures.filter { $0.request.at >= since && Self.concerns(change, $0.components) }.map(\.request)
                         change.evidence.seed(failed: Int((Double(seeds.requests) * seeds.errorShare).rounded()), total: seeds.requests,
-                                             since: change.startedAt)
+                                             since: change.startedAt, failures: failures)
                     }
-                    let since = change.startedAt - state.board.thresholds.windowSeconds
                     for (at, decision) in state.recent where at >= since { Self.apply(decision, at: at, to: &change, dirty: &state.dirty) }
                 }
                 Self.draftPostmortemIfResolved(&change, at: now)
