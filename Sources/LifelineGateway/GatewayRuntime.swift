@@ -274,6 +274,8 @@ struct RequestRecord {
     /// Set when the service refused the request to protect itself (load shedding): it counts
     /// against availability whatever its status, unlike a caller over its own limit.
     var shedByService = false
+    /// A failover or resumption this request needed was refused by the retry budget.
+    var failoverRefused = false
 
     /// The request's fields as log metadata; numbers stay numbers so the JSON log keeps their type.
     func metadata(now: Double) -> Logger.Metadata {

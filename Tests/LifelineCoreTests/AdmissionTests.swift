@@ -62,7 +62,51 @@ final class GradientConcurrencyLimitTests: XCTestCase {
     func testAnIdleLimitDoesNotGrow() {
         var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
         for _ in 0..<100 { limit.record(latency: 0.1, inFlight: 1) }
-        XCTAssertEqual(limit.limit, 64)
+        XCTAssertEqual(limit.limit, ConcurrencyLimitPolicy().initialLimit)
+    }
+
+    func testStableTimeToFirstTokenKeepsTheLimitWhateverTheStreamsLast() {
+        // Streams of 1 to 60 s with a steady 300 ms first token: only the first token is a
+        // sample, so however long each stream lasts, the limit never falls.
+        var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        var generator = SeededGenerator(seed: 7)
+        var lowest = limit.limit
+        for _ in 0..<5_000 {
+            let ttft = 0.3 + Double.random(in: -0.06...0.06, using: &generator)
+            limit.record(latency: ttft, inFlight: Int(limit.limit))
+            lowest = min(lowest, limit.limit)
+        }
+        XCTAssertGreaterThanOrEqual(lowest, ConcurrencyLimitPolicy().initialLimit)
+    }
+
+    func testOccasionalSlowFirstTokensAreNoise() {
+        var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        for index in 0..<2_000 {
+            // One in twenty first tokens is five times slower (a GC pause, a busy core).
+            limit.record(latency: index % 20 == 0 ? 1.5 : 0.3, inFlight: Int(limit.limit))
+        }
+        XCTAssertGreaterThanOrEqual(limit.limit, ConcurrencyLimitPolicy().initialLimit)
+    }
+
+    func testRisingTimeToFirstTokenShrinksTheLimitEvenWhenUnderused() {
+        var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        for _ in 0..<300 { limit.record(latency: 0.3, inFlight: 40) }
+        XCTAssertEqual(limit.limit, ConcurrencyLimitPolicy().initialLimit, "underused: no growth")
+        // The upstream starts queueing: first tokens climb to 1.2 s.
+        for _ in 0..<100 { limit.record(latency: 1.2, inFlight: 40) }
+        XCTAssertLessThan(limit.limit, 100)
+        XCTAssertGreaterThanOrEqual(limit.limit, ConcurrencyLimitPolicy().minimumLimit)
+    }
+
+    func testOverloadSignsBackOffOncePerInterval() {
+        var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        // A burst of 500 429s within one interval counts once.
+        for index in 0..<500 { limit.recordOverload(at: 10 + Double(index) / 1000) }
+        XCTAssertEqual(limit.limit, 1024 * 0.9, accuracy: 0.001)
+        limit.recordOverload(at: 11.0)
+        XCTAssertEqual(limit.limit, 1024 * 0.81, accuracy: 0.001)
+        for second in 0..<200 { limit.recordOverload(at: 12 + Double(second)) }
+        XCTAssertEqual(limit.limit, ConcurrencyLimitPolicy().minimumLimit)
     }
 
     func testTheLimitStaysWithinItsBounds() {

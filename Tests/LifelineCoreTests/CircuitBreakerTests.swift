@@ -158,3 +158,66 @@ final class HedgeDelayTests: XCTestCase {
         XCTAssertEqual(hedge.delay, 1)
     }
 }
+
+final class RetryGrantTests: XCTestCase {
+    private func target(failed: Bool = false, healthy: Bool = true, inFlight: Int = 10, limit: Int = 100) -> RetryTarget {
+        RetryTarget(failedJustNow: failed, healthy: healthy, inFlight: inFlight, limit: limit)
+    }
+
+    func testABurstOfContinuationsOntoAHealthyDeploymentWithRoomIsNeverRefused() {
+        var budget = RetryBudget(policy: RetryBudgetPolicy())
+        // 500 streams cut at once, each continuing on the healthy deployment as it fills up.
+        for index in 0..<500 {
+            XCTAssertEqual(budget.grant(onto: target(inFlight: index, limit: 1024), at: 3), .free)
+        }
+        XCTAssertEqual(budget.available(at: 3), 30, "free retries spend nothing")
+    }
+
+    func testRetriesBackOntoTheFailedDeploymentSpendTheBudget() {
+        var budget = RetryBudget(policy: RetryBudgetPolicy())
+        var granted = 0
+        for _ in 0..<100 where budget.grant(onto: target(failed: true), at: 0) == .budgeted { granted += 1 }
+        XCTAssertEqual(granted, 30, "3 a second over the 10 s window")
+        XCTAssertEqual(budget.grant(onto: target(failed: true), at: 0.5), .refused)
+    }
+
+    func testRetriesOntoFailingOrNearlyFullDeploymentsSpendTheBudget() {
+        var policy = RetryBudgetPolicy()
+        policy.minimumPerSecond = 0.1
+        var budget = RetryBudget(policy: policy)
+        XCTAssertEqual(budget.grant(onto: target(healthy: false), at: 0), .budgeted)
+        XCTAssertEqual(budget.grant(onto: target(inFlight: 90, limit: 100), at: 0), .refused, "at 90 % of its limit")
+        XCTAssertEqual(budget.grant(onto: target(inFlight: 89, limit: 100), at: 0), .free)
+        XCTAssertEqual(budget.grant(onto: nil, at: 0), .refused)
+        // The window moves on: the budget comes back.
+        XCTAssertEqual(budget.grant(onto: target(healthy: false), at: 10.5), .budgeted)
+    }
+
+    func testTheBudgetGrowsWithTraffic() {
+        var policy = RetryBudgetPolicy()
+        policy.minimumPerSecond = 0
+        var budget = RetryBudget(policy: policy)
+        for _ in 0..<1_000 { budget.recordRequest(at: 1) }
+        var granted = 0
+        for _ in 0..<1_000 where budget.grant(onto: target(healthy: false), at: 2) == .budgeted { granted += 1 }
+        XCTAssertEqual(granted, 200)
+    }
+
+    func testAHealthyBreakerIsOneWithoutRecentFailures() {
+        let policy = OutlierDetectionPolicy()
+        var breaker = CircuitBreaker(policy: policy)
+        XCTAssertTrue(breaker.isHealthy(at: 0, policy: policy))
+        breaker.recordFailure(at: 1, policy: policy, mayEject: true)
+        XCTAssertFalse(breaker.isHealthy(at: 1, policy: policy), "its last outcome failed")
+        breaker.recordSuccess(at: 2, policy: policy)
+        XCTAssertTrue(breaker.isHealthy(at: 2, policy: policy), "one failure among few requests")
+        for second in 3..<8 {
+            breaker.recordFailure(at: Double(second), policy: policy, mayEject: false)
+            breaker.recordSuccess(at: Double(second), policy: policy)
+        }
+        XCTAssertFalse(breaker.isHealthy(at: 8, policy: policy), "6 failures in 12: above half the ejection threshold")
+        breaker.recordRateLimited(at: 50, retryAfter: 5)
+        XCTAssertFalse(breaker.isHealthy(at: 51, policy: policy), "cooling off a 429")
+        XCTAssertTrue(breaker.isHealthy(at: 56, policy: policy))
+    }
+}

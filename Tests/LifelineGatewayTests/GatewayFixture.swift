@@ -21,7 +21,8 @@ final class GatewayFixture: @unchecked Sendable {
     private(set) var runtime: GatewayRuntime!
     static let adminToken = "test-admin-token"
     private var tasks: [Task<Void, any Error>] = []
-    let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
+    /// Enough connections for the tests that send hundreds of requests at once.
+    let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)))
 
     /// - Parameter dataDirectory: reuse one to restart a gateway on the data a previous one kept.
     static func start(dataDirectory: String? = nil, configure: (inout LifelineConfig) -> Void = { _ in }) async throws -> GatewayFixture {

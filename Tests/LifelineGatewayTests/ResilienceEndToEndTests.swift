@@ -49,7 +49,7 @@ final class ResilienceEndToEndTests: XCTestCase {
         let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
         XCTAssertTrue(metrics.contains(#"lifeline_ejections_total{deployment="oa-1"} 1"#), metrics)
         XCTAssertTrue(metrics.contains(#"lifeline_circuit_state{deployment="oa-1"} 1"#))
-        XCTAssertTrue(metrics.contains(#"lifeline_failovers_total{model="chat-openai",phase="before_first_byte"} 2"#))
+        XCTAssertTrue(metrics.contains(#"lifeline_failovers_total{model="chat-openai",phase="before_first_byte",outcome="attempted"} 2"#))
         XCTAssertTrue(metrics.contains(#"lifeline_upstream_requests_total{deployment="oa-1",outcome="timeout"} 2"#))
     }
 
@@ -74,27 +74,52 @@ final class ResilienceEndToEndTests: XCTestCase {
         XCTAssertEqual(recovered?["state"], "healthy")
     }
 
-    func testASpentRetryBudgetStopsFailoverInsteadOfMultiplyingLoad() async throws {
+    func testASpentRetryBudgetStopsFailoverOntoFailingDeploymentsInsteadOfMultiplyingLoad() async throws {
         try await start {
             $0.routing.retryBudget.ratio = 0
-            $0.routing.retryBudget.minimumPerSecond = 0.1 // one retry per 10 s window
+            $0.routing.retryBudget.minimumPerSecond = 0.1 // one budgeted retry per 10 s window
             $0.routing.outlierDetection.consecutiveFailures = 1000
             $0.routing.outlierDetection.failureRateMinimumRequests = 1000
         }
         var knobs = SimulatorKnobs()
         knobs.errorRate = 1
         fixture.simulatorA.setKnobs(knobs)
+        fixture.simulatorB.setKnobs(knobs)
+        // oa-2 has not failed yet: the failover onto it is free (and fails).
         let first = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "budget"))
-        XCTAssertEqual(first.status, 200)
+        XCTAssertEqual(first.status, 503)
         XCTAssertEqual(first.headers["x-lifeline-attempts"], "2")
-        let before = fixture.simulatorB.requestsReceived
+        // Now oa-2 is failing too: the failover onto it spends the one budgeted retry.
         let second = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "budget"))
-        XCTAssertEqual(second.status, 503)
-        XCTAssertNotNil(second.headers["retry-after"])
-        XCTAssertTrue(second.json?["error"]?["message"]?.stringValue?.contains("retry budget") ?? false, second.text)
+        XCTAssertEqual(second.headers["x-lifeline-attempts"], "2")
+        let before = fixture.simulatorB.requestsReceived
+        let third = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "budget"))
+        XCTAssertEqual(third.status, 503)
+        XCTAssertNotNil(third.headers["retry-after"])
+        XCTAssertTrue(third.json?["error"]?["message"]?.stringValue?.contains("retry budget") ?? false, third.text)
         XCTAssertEqual(fixture.simulatorB.requestsReceived, before)
         let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
         XCTAssertTrue(metrics.contains(#"lifeline_retry_budget_exhausted_total{model="chat-openai"} 1"#), metrics)
+        XCTAssertTrue(metrics.contains(#"lifeline_failovers_total{model="chat-openai",phase="before_first_byte",outcome="refused"} 1"#), metrics)
+    }
+
+    func testAFailoverOntoAHealthyDeploymentWithRoomIsFreeEvenWithTheBudgetSpent() async throws {
+        try await start {
+            $0.routing.retryBudget.ratio = 0
+            $0.routing.retryBudget.minimumPerSecond = 0.1
+            $0.routing.outlierDetection.consecutiveFailures = 1000
+            $0.routing.outlierDetection.failureRateMinimumRequests = 1000
+        }
+        var knobs = SimulatorKnobs()
+        knobs.errorRate = 1
+        fixture.simulatorA.setKnobs(knobs)
+        for _ in 0..<5 {
+            let reply = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "free"))
+            XCTAssertEqual(reply.status, 200)
+            XCTAssertEqual(reply.headers["x-lifeline-deployment"], "oa-2")
+        }
+        let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
+        XCTAssertTrue(metrics.contains(#"lifeline_retry_budget_exhausted_total{model="chat-openai"} 0"#), metrics)
     }
 
     func testAClientErrorFromTheUpstreamIsNotRetried() async throws {
@@ -161,7 +186,7 @@ final class ResilienceEndToEndTests: XCTestCase {
         XCTAssertEqual(transcript.text, reference.text)
         XCTAssertEqual(transcript.comments.count, 1)
         let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
-        XCTAssertTrue(metrics.contains(#"lifeline_failovers_total{model="chat-anthropic",phase="mid_stream"} 1"#), metrics)
+        XCTAssertTrue(metrics.contains(#"lifeline_failovers_total{model="chat-anthropic",phase="mid_stream",outcome="attempted"} 1"#), metrics)
     }
 
     func testADeploymentAtItsOwnRequestAllowanceIsAvoidedInsteadOfHit() async throws {

@@ -1,7 +1,8 @@
 /// How requests wait for a slot, and when they are shed.
 public struct AdmissionQueuePolicy: Sendable, Equatable {
-    /// Requests that may wait at once.
-    public var maximumLength = 64
+    /// Requests that may wait at once: enough to absorb a burst of new streams while the limit
+    /// learns that the upstream takes them.
+    public var maximumLength = 1024
     /// Longest a request waits before it is shed.
     public var maximumWait = 2.0
     /// CoDel: when even the shortest wait in the queue stays above `target` for `interval`,

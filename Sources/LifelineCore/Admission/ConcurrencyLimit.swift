@@ -1,30 +1,44 @@
 /// Bounds for the adaptive concurrency limit.
+///
+/// The defaults suit LLM traffic: thousands of long streams at once are ordinary, so a healthy
+/// upstream starts with room for a thousand and the limit only learns down on evidence.
 public struct ConcurrencyLimitPolicy: Sendable, Equatable {
-    public var initialLimit = 64.0
-    public var minimumLimit = 4.0
-    public var maximumLimit = 2048.0
-    /// Latency may grow to this multiple of its long-term average before the limit shrinks.
-    public var tolerance = 1.5
+    public var initialLimit = 1024.0
+    public var minimumLimit = 16.0
+    public var maximumLimit = 10_000.0
+    /// The short-term latency may grow to this multiple of its long-term baseline before the
+    /// limit shrinks.
+    public var tolerance = 2.0
     /// Share of each new estimate blended into the limit.
     public var smoothing = 0.2
-    /// Samples in the long-term latency average.
+    /// Samples in the short-term latency average: one slow answer is noise, ten are a trend.
+    public var shortWindow = 10.0
+    /// Samples in the long-term latency baseline.
     public var longWindow = 600.0
+    /// Each sign of overload (429, timeout, connection error) multiplies the limit by this,
+    /// at most once per `overloadInterval` seconds.
+    public var overloadBackoff = 0.9
+    public var overloadInterval = 1.0
 
     public init() {}
 }
 
 /// A Gradient2-style adaptive concurrency limit (after Netflix's concurrency-limits).
 ///
-/// It compares the latency of each finished request (time to first token for streams) with a
-/// slow-moving average: while they match, the limit grows by about √limit per sample; when
-/// latency rises above `tolerance` × the average — queueing somewhere downstream — the
-/// limit is multiplied by the ratio (never below half) and so shrinks. A limit that is not being
-/// used (fewer than half its slots busy) does not grow.
+/// Samples are what rises when the upstream queues: time to first token for streams, the whole
+/// answer otherwise; never how long a stream lasts. A short average of them is compared with a
+/// slow baseline: while they match, the limit grows by about √limit per sample; when the short
+/// average climbs above `tolerance` × the baseline, the limit is multiplied by their ratio
+/// (never below half) and so shrinks. Overload the upstream reports outright (429s, timeouts,
+/// refused connections) shrinks it too. A limit that is not being used (fewer than half its
+/// slots busy) does not grow: idle slots prove nothing about the upstream.
 public struct GradientConcurrencyLimit: Sendable, Equatable {
     public let policy: ConcurrencyLimitPolicy
     public private(set) var limit: Double
+    private var shortLatency: Double?
     private var longLatency: Double?
     private var samples = 0.0
+    private var lastBackoff: Double?
 
     public init(policy: ConcurrencyLimitPolicy) {
         self.policy = policy
@@ -34,19 +48,34 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     /// Whole slots available now.
     public var slots: Int { max(1, Int(limit.rounded(.down))) }
 
-    /// Feeds one finished request's latency, with how many requests were in flight when it started.
+    /// Feeds one answer's latency (time to first token, or the whole answer when not streamed),
+    /// with how many requests were in flight when it started.
     public mutating func record(latency: Double, inFlight: Int) {
         guard latency > 0 else { return }
         samples += 1
-        let weight = 1 / min(samples, policy.longWindow)
-        var long = longLatency.map { $0 * (1 - weight) + latency * weight } ?? latency
-        // Let the average drift down quickly after a slow period, so recovery is not held back.
-        if long / latency > 2 { long *= 0.95 }
+        let shortWeight = 1 / min(samples, policy.shortWindow)
+        let longWeight = 1 / min(samples, policy.longWindow)
+        let short = shortLatency.map { $0 * (1 - shortWeight) + latency * shortWeight } ?? latency
+        var long = longLatency.map { $0 * (1 - longWeight) + latency * longWeight } ?? latency
+        // Let the baseline drift down quickly after a slow period, so recovery is not held back.
+        if long / short > 2 { long *= 0.95 }
+        shortLatency = short
         longLatency = long
-        if Double(inFlight) < limit / 2 { return }
-        let gradient = max(0.5, min(1.0, policy.tolerance * long / latency))
-        let proposed = limit * gradient + limit.squareRoot()
+        let gradient = max(0.5, min(1.0, policy.tolerance * long / short))
+        // Growth needs use: an idle limit proves nothing. Queueing shrinks it either way.
+        let underused = Double(inFlight) < limit / 2
+        if underused, gradient >= 1 { return }
+        let proposed = limit * gradient + (underused ? 0 : limit.squareRoot())
         limit = limit * (1 - policy.smoothing) + proposed * policy.smoothing
         limit = min(policy.maximumLimit, max(policy.minimumLimit, limit))
+    }
+
+    /// The upstream said it is overloaded (429), or stopped answering in time or accepting
+    /// connections: back off multiplicatively, once per `overloadInterval`, so a burst of such
+    /// answers counts as one sign, not hundreds.
+    public mutating func recordOverload(at now: Double) {
+        if let lastBackoff, now - lastBackoff < policy.overloadInterval { return }
+        lastBackoff = now
+        limit = max(policy.minimumLimit, limit * policy.overloadBackoff)
     }
 }

@@ -56,6 +56,14 @@ public struct CircuitBreaker: Sendable, Equatable {
         }
     }
 
+    /// In rotation with no sign of trouble: closed, not cooling off a 429, its last outcome not a
+    /// failure, and recent failures under half the ejection threshold. A retry may go here for free.
+    public func isHealthy(at now: Double, policy: OutlierDetectionPolicy) -> Bool {
+        guard state(at: now) == .closed, now >= coolingUntil, consecutiveFailures == 0 else { return false }
+        let (failures, total) = window.counts(at: now)
+        return total < policy.failureRateMinimumRequests || Double(failures) / Double(total) < policy.failureRateThreshold / 2
+    }
+
     /// Takes a slot for a request about to be sent; false if the breaker does not allow one now.
     public mutating func admit(at now: Double, policy: OutlierDetectionPolicy) -> Bool {
         guard isAvailable(at: now, policy: policy) else { return false }
@@ -168,6 +176,8 @@ public struct OutlierDetector: Sendable, Equatable {
     }
 
     public func isAvailable(_ index: Int, at now: Double) -> Bool { breakers[index].isAvailable(at: now, policy: policy) }
+
+    public func isHealthy(_ index: Int, at now: Double) -> Bool { breakers[index].isHealthy(at: now, policy: policy) }
 
     public mutating func admit(_ index: Int, at now: Double) -> Bool { breakers[index].admit(at: now, policy: policy) }
 

@@ -5,13 +5,50 @@ public struct RetryBudgetPolicy: Sendable, Equatable {
     /// Retries always allowed per second, so a quiet service can still fail over.
     public var minimumPerSecond = 3.0
     public var window = 10.0
+    /// A retry onto another, healthy deployment is free while that deployment's attempts in
+    /// flight stay under this share of its concurrency limit.
+    public var freeBelowLimitShare = 0.9
 
     public init() {}
 }
 
-/// Caps retries at a share of live requests, so an outage cannot multiply the load on what is
-/// left (the retry-budget idea from Envoy and Finagle). Counts live in one-second buckets.
+/// The deployment a retry would go to, as routing sees it now.
+public struct RetryTarget: Sendable, Equatable {
+    /// The retry would go back to the deployment that just failed.
+    public var failedJustNow: Bool
+    /// In rotation with no sign of trouble: breaker closed, not cooling off a 429, and few
+    /// recent failures.
+    public var healthy: Bool
+    public var inFlight: Int
+    public var limit: Int
+
+    public init(failedJustNow: Bool, healthy: Bool, inFlight: Int, limit: Int) {
+        self.failedJustNow = failedJustNow
+        self.healthy = healthy
+        self.inFlight = inFlight
+        self.limit = limit
+    }
+}
+
+/// Bounds retries so that an outage cannot multiply the load on what is left (the
+/// retry-budget idea from Envoy and Finagle), without refusing the retries that cost nothing.
+///
+/// A retry onto another deployment that is healthy and has room under its own concurrency
+/// limit is granted outright: its cost is a slot at that deployment, which its limit already
+/// bounds, and it is exactly the retry that saves a request when one provider dies with many
+/// streams open. Every other retry (back to the deployment that failed, onto one that is
+/// failing too or close to its limit) spends the shared budget: a share of recent requests,
+/// with a small floor per second. Counts live in one-second buckets.
 public struct RetryBudget: Sendable, Equatable {
+    public enum Grant: Sendable, Equatable {
+        /// Onto a healthy deployment with room: not charged to the budget.
+        case free
+        /// Charged to the budget.
+        case budgeted
+        /// The budget is spent and the target is not one a retry may take for free.
+        case refused
+    }
+
     public let policy: RetryBudgetPolicy
     private var requests: SlidingCounter
     private var retries: SlidingCounter
@@ -25,17 +62,25 @@ public struct RetryBudget: Sendable, Equatable {
     /// Counts a new client request.
     public mutating func recordRequest(at now: Double) { requests.add(at: now) }
 
-    /// Retries still allowed in the window right now.
+    /// Budgeted retries still allowed in the window right now.
     public func available(at now: Double) -> Int {
         let allowed = max(policy.minimumPerSecond * policy.window, policy.ratio * Double(requests.total(at: now)))
         return max(0, Int(allowed.rounded(.down)) - retries.total(at: now))
     }
 
-    /// Spends one retry if the budget has one.
-    public mutating func tryRetry(at now: Double) -> Bool {
-        guard available(at: now) > 0 else { return false }
+    /// Whether a retry onto `target` may go now; a budgeted grant is spent at once.
+    public mutating func grant(onto target: RetryTarget?, at now: Double) -> Grant {
+        if let target, isFree(target) { return .free }
+        guard available(at: now) > 0 else { return .refused }
         retries.add(at: now)
-        return true
+        return .budgeted
+    }
+
+    /// Spends one budgeted retry if the budget has one.
+    public mutating func tryRetry(at now: Double) -> Bool { grant(onto: nil, at: now) != .refused }
+
+    private func isFree(_ target: RetryTarget) -> Bool {
+        !target.failedJustNow && target.healthy && Double(target.inFlight) < Double(target.limit) * policy.freeBelowLimitShare
     }
 }
 

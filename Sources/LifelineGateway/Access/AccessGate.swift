@@ -41,6 +41,8 @@ struct AccessGate: Sendable {
             record.ticket = ticket
             record.admittedAt = runtime.clock()
             return nil
+        case .cancelled:
+            return .clientClosed
         case .shed(let reason, let retryAfter):
             record.shedByService = true
             return GatewayError(status: 503, message: "Lifeline is at capacity and is serving more important requests first (\(reason)); retry after \(retryAfter) s.",

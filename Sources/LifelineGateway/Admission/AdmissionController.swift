@@ -11,6 +11,8 @@ final class AdmissionController: Sendable {
     enum Decision: Sendable {
         case admitted(Ticket)
         case shed(reason: String, retryAfterSeconds: Int)
+        /// The request was cancelled (its client left) while it waited.
+        case cancelled
     }
 
     /// Proof of a slot; hand it back with `release`.
@@ -59,19 +61,24 @@ final class AdmissionController: Sendable {
             return shed(priority: priority, reason: "queue_full")
         case .queued:
             report()
-            let admitted = await withCheckedContinuation { continuation in
-                let resumeNow = state.withLock { state -> Bool? in
-                    // Admitted or shed between arrival and here: answer at once.
-                    if let answer = state.earlyAnswers.removeValue(forKey: id) { return answer }
-                    state.waiters[id] = continuation
-                    return nil
+            let admitted = await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let resumeNow = state.withLock { state -> Bool? in
+                        // Admitted or shed between arrival and here: answer at once.
+                        if let answer = state.earlyAnswers.removeValue(forKey: id) { return answer }
+                        state.waiters[id] = continuation
+                        return nil
+                    }
+                    if let resumeNow { continuation.resume(returning: resumeNow) }
                 }
-                if let resumeNow { continuation.resume(returning: resumeNow) }
+            } onCancel: {
+                withdraw(id)
             }
             report()
             if admitted {
                 return .admitted(Ticket(id: id, inFlightAtStart: state.withLock { $0.queue.inFlight }))
             }
+            if Task.isCancelled { return .cancelled }
             return shed(priority: priority, reason: "queue_timeout")
         }
     }
@@ -88,6 +95,13 @@ final class AdmissionController: Sendable {
         }
         resume(admitted, admitted: true)
         report()
+    }
+
+    /// A waiter whose client left gives its place up (if it still holds one: it may have just
+    /// been admitted, and then releases its slot as usual).
+    private func withdraw(_ id: UInt64) {
+        let withdrawn = state.withLock { $0.queue.withdraw(id: id) }
+        if withdrawn { resume([id], admitted: false) }
     }
 
     /// Sheds waiters that waited too long or sit in a standing queue; run on a short tick.

@@ -92,7 +92,12 @@ public struct AuthConfig: Sendable, Equatable {
 
 /// Gateway-wide admission: the adaptive concurrency limit and the priority queue in front of it.
 public struct AdmissionConfig: Sendable, Equatable {
-    public var concurrency = ConcurrencyLimitPolicy()
+    /// The whole gateway's limit: it starts above any one deployment's, since it spans them all.
+    public var concurrency: ConcurrencyLimitPolicy = {
+        var policy = ConcurrencyLimitPolicy()
+        policy.initialLimit = 4096
+        return policy
+    }()
     /// Each deployment's own adaptive limit: routing skips a deployment at its limit.
     public var deploymentConcurrency = ConcurrencyLimitPolicy()
     public var queue = AdmissionQueuePolicy()

@@ -14,6 +14,7 @@ public final class GatewayMetrics: Sendable {
 
     public init() {
         gauge("lifeline_build_info", [("version", LifelineVersion.current)], help: "Build information; always 1.").set(1.0)
+        shedExported()
     }
 
     public func requestFinished(route: String, model: String, status: Int, seconds: Double) {
@@ -30,12 +31,33 @@ public final class GatewayMetrics: Sendable {
         counter("lifeline_upstream_requests_total", [("deployment", deployment), ("outcome", outcome)], help: "Attempts at upstream deployments by outcome (ok, error_5xx, rate_limited, timeout, connect, disconnected, client_error, fault).").increment()
     }
 
-    public func failover(model: String, phase: String) {
-        counter("lifeline_failovers_total", [("model", model), ("phase", phase)], help: "Moves to another deployment, before_first_byte or mid_stream.").increment()
+    static let failoverPhases = ["before_first_byte", "mid_stream"]
+    static let failoverOutcomes = ["attempted", "refused"]
+
+    /// `outcome`: `attempted` when the move was made, `refused` when a request that needed one
+    /// was refused it (the retry budget was spent and no healthy deployment had room).
+    public func failover(model: String, phase: String, outcome: String = "attempted") {
+        counter("lifeline_failovers_total", [("model", model), ("phase", phase), ("outcome", outcome)],
+                help: Self.failoverHelp).increment()
     }
 
+    /// Exports a model's failover counters at 0, so rates and alert rules work from the first scrape.
+    public func failoversExported(model: String) {
+        for phase in Self.failoverPhases {
+            for outcome in Self.failoverOutcomes {
+                _ = counter("lifeline_failovers_total", [("model", model), ("phase", phase), ("outcome", outcome)], help: Self.failoverHelp)
+            }
+        }
+        _ = counter("lifeline_retry_budget_exhausted_total", [("model", model)], help: Self.retryBudgetHelp)
+        _ = counter("lifeline_hedges_total", [("model", model)], help: Self.hedgesHelp)
+    }
+
+    static let failoverHelp = "Moves to another deployment by phase (before_first_byte, mid_stream) and outcome (attempted, or refused by the retry budget)."
+    static let retryBudgetHelp = "Retries refused because the model's retry budget was spent (free retries onto healthy deployments with room are never refused)."
+    static let hedgesHelp = "Second attempts sent because the first was slow to answer."
+
     public func retryBudgetExhausted(model: String) {
-        counter("lifeline_retry_budget_exhausted_total", [("model", model)], help: "Retries refused because the model's retry budget was spent.").increment()
+        counter("lifeline_retry_budget_exhausted_total", [("model", model)], help: Self.retryBudgetHelp).increment()
     }
 
     public func ejection(deployment: String, model: String) {
@@ -81,7 +103,7 @@ public final class GatewayMetrics: Sendable {
     }
 
     public func hedge(model: String) {
-        counter("lifeline_hedges_total", [("model", model)], help: "Second attempts sent because the first was slow to answer.").increment()
+        counter("lifeline_hedges_total", [("model", model)], help: Self.hedgesHelp).increment()
     }
 
     public func faultInjected(deployment: String, kind: String) {
@@ -171,10 +193,20 @@ public final class GatewayMetrics: Sendable {
         registry.makeValueHistogram(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels, buckets: Self.latencyBuckets)
     }
 
+    static let shedReasons = ["queue_full", "queue_timeout"]
+
     public func shed(reason: String, priority: String) {
-        counter("lifeline_shed_total", [("reason", reason), ("priority", priority)],
-                help: "Requests refused to protect the service (503), by reason (queue_full, queue_timeout) and priority.").increment()
+        counter("lifeline_shed_total", [("reason", reason), ("priority", priority)], help: Self.shedHelp).increment()
     }
+
+    /// Exports every shedding counter at 0, so rates and alert rules work from the first scrape.
+    func shedExported() {
+        for reason in Self.shedReasons {
+            for priority in Priority.allCases { _ = counter("lifeline_shed_total", [("reason", reason), ("priority", priority.description)], help: Self.shedHelp) }
+        }
+    }
+
+    static let shedHelp = "Requests refused to protect the service (503), by reason (queue_full, queue_timeout) and priority."
 
     public func rateLimited(reason: String, tier: String) {
         counter("lifeline_rate_limited_total", [("reason", reason), ("tier", tier)],

@@ -3,13 +3,17 @@ import LifelineWire
 
 /// Tries a request's deployments in order until one answers.
 ///
-/// Every attempt after the first is a retry: it must be granted by the model's retry budget,
-/// waits a jittered backoff, and is counted as a failover. Only failures that another
-/// deployment could fix are retried; a request the upstream refused as malformed is not.
+/// Every attempt after the first is a retry. A retry onto another deployment that is healthy
+/// and has room is granted outright; any other must be granted by the model's retry budget
+/// (`RetryBudget`). Retries wait a jittered backoff and are counted as failovers. Only failures
+/// that another deployment could fix are retried; a request the upstream refused as malformed
+/// is not. A deployment at its concurrency limit is waited for, briefly, rather than skipped.
 struct Failover {
     let group: ModelGroup
     let routing: RoutingConfig
     let metrics: GatewayMetrics
+    /// Longest wait for a slot at a busy deployment before a new request's first attempt.
+    var slotWait: Double = 2
 
     enum Phase: String {
         case beforeFirstByte = "before_first_byte"
@@ -18,25 +22,31 @@ struct Failover {
 
     /// `outcomeLater`: the attempt's success is only its start (a stream opened); the caller
     /// reports the final outcome when the stream ends, so each attempt is counted once.
+    /// `failed`: the deployment whose failure this run recovers from (mid-stream).
     func run<Value>(
-        _ order: [Deployment], phase: Phase, record: inout RequestRecord, outcomeLater: Bool = false,
+        _ order: [Deployment], phase: Phase, record: inout RequestRecord, outcomeLater: Bool = false, after failed: Deployment? = nil,
         attempt: (Deployment) async throws(UpstreamFailure) -> Value
     ) async -> Result<(value: Value, deployment: Deployment), GatewayError> {
         var failures: [UpstreamFailure] = []
         var tried = 0
-        var budgetSpent = false
+        var refused = false
+        var lastFailed = failed
         var random = SystemRandomNumberGenerator()
         for deployment in order {
-            guard tried < routing.maxAttempts else { break }
+            guard tried < routing.maxAttempts, !Task.isCancelled else { break }
             let isRetry = tried > 0 || phase == .midStream
             if isRetry {
-                guard group.tryRetry() else { budgetSpent = true; break }
-                metrics.failover(model: group.name, phase: phase.rawValue)
-                record.failoverPhase = phase.rawValue
+                guard group.grantRetry(onto: deployment, after: lastFailed) != .refused else { refused = true; continue }
                 let delay = routing.backoff.delay(beforeRetry: max(tried, 1), using: &random)
                 if delay > 0 { try? await Task.sleep(for: .seconds(delay)) }
             }
-            guard group.admit(deployment) else { continue }
+            // A retry waits for room no longer than the deployment takes to start answering.
+            let wait = isRetry ? Double(deployment.config.timeouts.firstTokenMilliseconds) / 1000 : slotWait
+            guard await group.admit(deployment, waitingUpTo: wait) else { continue }
+            if isRetry {
+                metrics.failover(model: group.name, phase: phase.rawValue)
+                record.failoverPhase = phase.rawValue
+            }
             deployment.spendAllowance(estimatedTokens: record.estimatedTokens ?? 0)
             tried += 1
             record.attempts += 1
@@ -48,12 +58,20 @@ struct Failover {
                 return .success((value, deployment))
             } catch {
                 group.report(deployment, failure: error)
+                // The client left: nothing failed, and nothing more is tried for it.
+                if error.isCancellation || Task.isCancelled { return .failure(.clientClosed) }
                 record.deployment = deployment.name
                 guard error.isRetryable else { return .failure(Self.clientFault(error)) }
                 failures.append(error)
+                lastFailed = deployment
             }
         }
-        return .failure(Self.allFailed(model: group.name, failures: failures, budgetSpent: budgetSpent))
+        if refused {
+            metrics.failover(model: group.name, phase: phase.rawValue, outcome: "refused")
+            record.failoverRefused = true
+        }
+        if Task.isCancelled { return .failure(.clientClosed) }
+        return .failure(Self.allFailed(model: group.name, failures: failures, budgetSpent: refused))
     }
 
     /// An upstream refusal caused by the request itself, passed on with the upstream's words.

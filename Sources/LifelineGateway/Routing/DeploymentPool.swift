@@ -115,23 +115,18 @@ public final class ModelGroup: Sendable {
     private let budget: Mutex<RetryBudget>
     private let clock: @Sendable () -> Double
     private let metrics: GatewayMetrics
-    /// Each deployment's adaptive concurrency limit and the attempts it has in flight.
-    private let load: Mutex<(limits: [GradientConcurrencyLimit], inFlight: [Int])>
+    /// Each deployment's adaptive concurrency limit, attempts in flight and attempts waiting.
+    private let slots: DeploymentSlots
     /// Present when the model hedges slow stream starts.
     private let hedge: Mutex<HedgeDelay?>
 
     init(name: String, deployments: [Deployment], routing: RoutingConfig, hedging: HedgingConfig? = nil,
-         deploymentConcurrency: ConcurrencyLimitPolicy = ConcurrencyLimitPolicy(),
+         deploymentConcurrency: ConcurrencyLimitPolicy = ConcurrencyLimitPolicy(), maximumWaiting: Int = 1024,
          clock: @escaping @Sendable () -> Double, metrics: GatewayMetrics)
     {
         self.name = name
         self.deployments = deployments
-        let limits = Array(repeating: GradientConcurrencyLimit(policy: deploymentConcurrency), count: deployments.count)
-        self.load = Mutex((limits, Array(repeating: 0, count: deployments.count)))
-        for (deployment, limit) in zip(deployments, limits) {
-            metrics.concurrencyLimit(limit.slots, scope: deployment.name)
-            metrics.deploymentInFlight(0, deployment: deployment.name)
-        }
+        slots = DeploymentSlots(names: deployments.map(\.name), policy: deploymentConcurrency, maximumWaiting: maximumWaiting, metrics: metrics)
         // The Mutex itself is never optional: a lock must keep one address for its whole life.
         self.hedge = Mutex(hedging.map {
             HedgeDelay(percentile: $0.percentile, minimum: Double($0.minimumDelayMilliseconds) / 1000,
@@ -142,30 +137,37 @@ public final class ModelGroup: Sendable {
         self.clock = clock
         self.metrics = metrics
         for deployment in deployments { metrics.circuitState(deployment: deployment.name, state: .closed) }
+        metrics.failoversExported(model: name)
     }
 
     private func index(of deployment: Deployment) -> Int { deployments.firstIndex { $0 === deployment }! }
 
     /// Each deployment's learned concurrency limit and attempts in flight, in `deployments` order.
-    var concurrency: [(limit: Int, inFlight: Int)] {
-        load.withLock { load in zip(load.limits, load.inFlight).map { ($0.slots, $1) } }
-    }
+    var concurrency: [(limit: Int, inFlight: Int)] { slots.snapshot }
 
     /// Deployments to try, in order, for a new request; `openAIOnly` when the request needs
-    /// features only OpenAI-protocol upstreams have (several choices, logprobs).
+    /// features only OpenAI-protocol upstreams have (several choices, logprobs). Deployments
+    /// with free slots come first; busy ones (at their concurrency limit, but healthy) follow,
+    /// since waiting briefly for one of their slots beats refusing the request.
     public func attemptOrder(openAIOnly: Bool = false, estimatedTokens: Int = 0) -> [Deployment] {
         let now = clock()
         let healthy = detector.withLock { detector in deployments.indices.map { detector.isAvailable($0, at: now) } }
-        let roomy = load.withLock { load in deployments.indices.map { load.inFlight[$0] < load.limits[$0].slots } }
-        let candidates = deployments.indices.map { index in
+        let load = slots.snapshot
+        let usable = deployments.indices.map { index in
             let deployment = deployments[index]
-            return RoutingCandidate(priority: deployment.config.priority, weight: deployment.config.weight,
-                                    isAvailable: healthy[index] && roomy[index] && !deployment.isDrained && deployment.processAcceptsTraffic
-                                        && (!openAIOnly || deployment.config.protocol == .openai)
-                                        && deployment.hasAllowance(estimatedTokens: estimatedTokens))
+            return healthy[index] && !deployment.isDrained && deployment.processAcceptsTraffic
+                && (!openAIOnly || deployment.config.protocol == .openai)
+                && deployment.hasAllowance(estimatedTokens: estimatedTokens)
         }
         var random = SystemRandomNumberGenerator()
-        return DeploymentSelector.attemptOrder(candidates, using: &random).map { deployments[$0] }
+        func order(busy: Bool) -> [Deployment] {
+            let candidates = deployments.indices.map { index in
+                RoutingCandidate(priority: deployments[index].config.priority, weight: deployments[index].config.weight,
+                                 isAvailable: usable[index] && (load[index].inFlight >= load[index].limit) == busy)
+            }
+            return DeploymentSelector.attemptOrder(candidates, using: &random).map { deployments[$0] }
+        }
+        return order(busy: false) + order(busy: true)
     }
 
     /// The group's clock reading, in seconds.
@@ -180,50 +182,55 @@ public final class ModelGroup: Sendable {
     /// Counts a new client request toward the retry budget.
     func recordRequest() { budget.withLock { $0.recordRequest(at: clock()) } }
 
-    /// Spends a retry (failover, resumption or hedge) if the budget allows one.
+    /// Whether a retry (failover, resumption or hedge) may go to `target` now, after `failed`
+    /// failed: free onto a healthy deployment with room, else only if the budget has one left.
+    func grantRetry(onto target: Deployment, after failed: Deployment?) -> RetryBudget.Grant {
+        let now = clock()
+        let position = index(of: target)
+        let healthy = detector.withLock { $0.isHealthy(position, at: now) }
+        let load = slots.snapshot[position]
+        let state = RetryTarget(failedJustNow: failed === target, healthy: healthy, inFlight: load.inFlight, limit: load.limit)
+        let grant = budget.withLock { $0.grant(onto: state, at: now) }
+        if grant == .refused { metrics.retryBudgetExhausted(model: name) }
+        return grant
+    }
+
+    /// Spends a budgeted retry if the budget allows one.
     func tryRetry() -> Bool {
         let granted = budget.withLock { $0.tryRetry(at: clock()) }
         if !granted { metrics.retryBudgetExhausted(model: name) }
         return granted
     }
 
-    /// Takes a slot at the deployment's breaker (a half-open breaker allows only a few trials).
-    func admit(_ deployment: Deployment) -> Bool {
+    /// Takes a slot at the deployment's breaker (a half-open breaker allows only a few trials)
+    /// and one under its concurrency limit, waiting up to `wait` seconds for the latter.
+    func admit(_ deployment: Deployment, waitingUpTo wait: Double = 0) async -> Bool {
         let now = clock()
         let position = index(of: deployment)
         guard detector.withLock({ $0.admit(position, at: now) }) else { return false }
-        let inFlight = load.withLock { load -> Int in
-            load.inFlight[position] += 1
-            return load.inFlight[position]
+        guard await slots.acquire(position, wait: wait) else {
+            detector.withLock { $0.releaseTrial(position) }
+            return false
         }
-        metrics.deploymentInFlight(inFlight, deployment: deployment.name)
         return true
     }
 
     /// An answer's latency (first token for streams) trains the deployment's concurrency limit.
     func recordLatency(_ deployment: Deployment, seconds: Double) {
-        let position = index(of: deployment)
-        let slots = load.withLock { load -> Int in
-            load.limits[position].record(latency: seconds, inFlight: load.inFlight[position])
-            return load.limits[position].slots
-        }
-        metrics.concurrencyLimit(slots, scope: deployment.name)
-    }
-
-    private func attemptEnded(_ position: Int) {
-        let inFlight = load.withLock { load -> Int in
-            load.inFlight[position] = max(0, load.inFlight[position] - 1)
-            return load.inFlight[position]
-        }
-        metrics.deploymentInFlight(inFlight, deployment: deployments[position].name)
+        slots.recordLatency(index(of: deployment), seconds: seconds)
     }
 
     /// Feeds one attempt's outcome to outlier detection and the metrics.
     func report(_ deployment: Deployment, failure: UpstreamFailure?) {
+        // Cancelled by Lifeline or its client: says nothing about the upstream.
+        if failure?.isCancellation == true { return release(deployment) }
         let now = clock()
         let position = index(of: deployment)
         let outcome = Self.outcome(failure)
-        attemptEnded(position)
+        slots.release(position)
+        if let kind = failure?.kind, kind == .status(429) || kind == .timeout || kind == .connect {
+            slots.recordOverload(position, at: now)
+        }
         metrics.upstreamAttempt(deployment: deployment.name, model: deployment.model, outcome: outcome)
         let (ejected, state) = detector.withLock { detector -> (Bool, CircuitBreaker.State) in
             var ejected = false
@@ -248,7 +255,7 @@ public final class ModelGroup: Sendable {
     /// An attempt that ended without an outcome (the client left) frees its trial slot.
     func release(_ deployment: Deployment) {
         let position = index(of: deployment)
-        attemptEnded(position)
+        slots.release(position)
         detector.withLock { $0.releaseTrial(position) }
     }
 
@@ -308,7 +315,8 @@ public final class DeploymentPool: Sendable {
             }
             all += deployments
             models[model.name] = ModelGroup(name: model.name, deployments: deployments, routing: config.routing, hedging: model.hedging,
-                                         deploymentConcurrency: config.admission.deploymentConcurrency, clock: clock, metrics: metrics)
+                                         deploymentConcurrency: config.admission.deploymentConcurrency,
+                                         maximumWaiting: config.admission.queue.maximumLength, clock: clock, metrics: metrics)
         }
         self.models = models
         self.modelNames = config.models.map(\.name)

@@ -9,7 +9,12 @@ import NIOCore
 struct ChatEndpoint: Sendable {
     let runtime: GatewayRuntime
 
+    /// Answers one request; a client that hangs up before its answer begins cancels the work.
     func handle(_ request: Request, context: GatewayRequestContext, api: WireProtocol) async -> Response {
+        await ClientConnection.untilClosed(context.channel) { [self] in await respond(request, context: context, api: api) }
+    }
+
+    private func respond(_ request: Request, context: GatewayRequestContext, api: WireProtocol) async -> Response {
         var record = RequestRecord(route: api == .openai ? "chat_completions" : "messages", requestID: context.requestID, started: runtime.clock())
         let config = runtime.config
         let gate = AccessGate(runtime: runtime)
@@ -41,7 +46,7 @@ struct ChatEndpoint: Sendable {
             return refuse(GatewayError(status: 400, message: "'n' above 1 and 'logprobs' need an OpenAI-protocol deployment, and model '\(chat.model)' has none.",
                                        param: chat.choiceCount > 1 ? "n" : "logprobs"), api: api, record: &record)
         }
-        let failover = Failover(group: group, routing: config.routing, metrics: runtime.metrics)
+        let failover = Failover(group: group, routing: config.routing, metrics: runtime.metrics, slotWait: config.admission.queue.maximumWait)
         if chat.stream {
             return await StreamRelay(chat: chat, api: api, order: order, failover: failover, runtime: runtime,
                                      requestID: context.requestID, logger: context.logger).response(record: record, headers: gate.rateLimitHeaders(caller))

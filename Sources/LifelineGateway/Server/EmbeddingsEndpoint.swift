@@ -7,6 +7,10 @@ struct EmbeddingsEndpoint: Sendable {
     let runtime: GatewayRuntime
 
     func handle(_ request: Request, context: GatewayRequestContext) async -> Response {
+        await ClientConnection.untilClosed(context.channel) { [self] in await respond(request, context: context) }
+    }
+
+    private func respond(_ request: Request, context: GatewayRequestContext) async -> Response {
         var record = RequestRecord(route: "embeddings", requestID: context.requestID, started: runtime.clock())
         let config = runtime.config
         let gate = AccessGate(runtime: runtime)
@@ -39,7 +43,7 @@ struct EmbeddingsEndpoint: Sendable {
             return refuse(GatewayError(status: 400, message: "Model '\(model)' has no OpenAI-protocol deployment that serves embeddings.",
                                        param: "model"), record: &record)
         }
-        let failover = Failover(group: group, routing: config.routing, metrics: runtime.metrics)
+        let failover = Failover(group: group, routing: config.routing, metrics: runtime.metrics, slotWait: config.admission.queue.maximumWait)
         let result = await failover.run(order, phase: .beforeFirstByte, record: &record) { deployment throws(UpstreamFailure) in
             var upstreamBody = object
             upstreamBody["model"] = .string(deployment.config.model)

@@ -1,14 +1,18 @@
 import Hummingbird
 import Logging
+import NIOCore
 import Synchronization
 
 /// Per-request context: Hummingbird's core storage plus the request id every response echoes.
 public struct GatewayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var requestID = ""
+    /// The client's connection, to notice when it closes.
+    let channel: (any Channel)?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        channel = source.channel
     }
 
     /// Bodies are limited per route by the gateway's own configured limit.

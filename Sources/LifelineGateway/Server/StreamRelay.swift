@@ -4,6 +4,7 @@ import LifelineCore
 import LifelineWire
 import Logging
 import NIOCore
+import Synchronization
 
 /// Streams one answer to the client and keeps it going when an upstream fails.
 ///
@@ -55,7 +56,16 @@ struct StreamRelay: Sendable {
             headers[.lifelineDeployment] = deployment.name
             headers[.lifelineAttempts] = String(record.attempts)
             let started = record
+            // If the client is gone before the body is written, the server drops the body
+            // unrun: the lease then frees the deployment's slot and closes the record.
+            let lease = StreamLease { [runtime, failover] in
+                var record = started
+                record.status = 499
+                failover.group.release(deployment)
+                runtime.finish(record)
+            }
             return Response(status: .ok, headers: headers, body: ResponseBody { [self] writer in
+                lease.disarm()
                 var record = started
                 defer { runtime.finish(record) }
                 try await relay(opened, from: deployment, record: &record, to: &writer)
@@ -63,7 +73,19 @@ struct StreamRelay: Sendable {
         }
     }
 
-    /// An upstream stream with its first event already read.
+    /// Runs its action once: when the stream's body takes over (`disarm`), never; when the response
+/// is dropped without its body ever running, on deinit.
+final class StreamLease: Sendable {
+    private let action: Mutex<(@Sendable () -> Void)?>
+
+    init(_ action: @escaping @Sendable () -> Void) { self.action = Mutex(action) }
+
+    func disarm() { action.withLock { $0 = nil } }
+
+    deinit { action.withLock { $0 }?() }
+}
+
+/// An upstream stream with its first event already read.
     struct OpenedStream: @unchecked Sendable {
         // Safe: the stream is created in a child task and handed over only after that task has
         // finished, so it is never used by two tasks at once.
@@ -151,16 +173,20 @@ struct StreamRelay: Sendable {
                     progress.closeAttempt()
                     failover.group.report(deployment, failure: nil)
                     break streaming
-                } catch let error as UpstreamFailure {
+                } catch let error as UpstreamFailure where !error.isCancellation {
                     failover.group.report(deployment, failure: error)
                     logger.warning("stream failed mid-answer", metadata: [
                         "deployment": .string(deployment.name), "failure": .string(error.description),
                         "bytes_sent": .stringConvertible(progress.text.utf8.count)])
                     progress.closeAttempt()
                     guard let resumed = await resume(after: deployment, failure: error, progress: progress, record: &record) else {
-                        let reason = progress.sawToolCall || chat.choiceCount > 1
-                            ? "This stream cannot be resumed safely after its upstream failed."
-                            : "The upstream failed mid-stream and no other deployment could continue it."
+                        let why = interruption(failure: error, progress: progress, record: record)
+                        logger.warning("stream interrupted", metadata: [
+                            "deployment": .string(deployment.name), "reason": .string(why.reason),
+                            "resumptions": .stringConvertible(record.resumptions)])
+                        let reason = why.safe
+                            ? "The upstream failed mid-stream and no other deployment could continue it."
+                            : "This stream cannot be resumed safely after its upstream failed."
                         out += encoder.error(GatewayError(status: 503, message: reason, code: "stream_interrupted", retryAfterSeconds: 1))
                         record.status = 503
                         try await write(&out, to: &writer)
@@ -179,7 +205,8 @@ struct StreamRelay: Sendable {
                 }
             }
         } catch {
-            // The client went away: the upstream stream is dropped (and cancelled) with this task.
+            // The client went away (or this task was cancelled): the upstream stream is dropped
+            // (and cancelled) with it, and nothing failed.
             failover.group.release(deployment)
             record.status = 499
             throw error
@@ -269,6 +296,16 @@ struct StreamRelay: Sendable {
         return continuation
     }
 
+    /// Why a failed stream was not resumed, for the log; `safe` when resuming it would have been.
+    private func interruption(failure: UpstreamFailure, progress: Progress, record: RequestRecord) -> (reason: String, safe: Bool) {
+        if progress.sawToolCall { return ("a tool call was under way", false) }
+        if chat.choiceCount > 1 { return ("several choices were streaming", false) }
+        if !failure.isRetryable { return ("the upstream's failure is not one another deployment can fix", true) }
+        if record.resumptions >= failover.routing.maxResumptions { return ("the stream was already resumed routing.max_resumptions times", true) }
+        if record.failoverRefused { return ("the retry budget is spent and no healthy deployment had room", true) }
+        return ("no other deployment could take the continuation", true)
+    }
+
     /// Opens a continuation on the next deployment that can take it: others first, the failed one last.
     private func resume(after failed: Deployment, failure: UpstreamFailure, progress: Progress, record: inout RequestRecord)
         async -> (value: OpenedStream, deployment: Deployment)?
@@ -279,7 +316,7 @@ struct StreamRelay: Sendable {
         // The failed deployment comes last, and not at all while its managed process is down.
         let candidates = failover.group.attemptOrder(openAIOnly: false).filter { $0 !== failed }
             + (failed.processAcceptsTraffic ? [failed] : [])
-        let result = await failover.run(candidates, phase: .midStream, record: &record, outcomeLater: true) { deployment throws(UpstreamFailure) in
+        let result = await failover.run(candidates, phase: .midStream, record: &record, outcomeLater: true, after: failed) { deployment throws(UpstreamFailure) in
             try await Self.open(continuation.upstreamRequest(for: deployment), on: deployment)
         }
         return try? result.get()

@@ -14,12 +14,14 @@ public final class UpstreamClient: Sendable {
     private let endpoint: String
     private let headers: HTTPHeaders
 
-    public init(deployment: DeploymentConfig) {
+    /// `maximumConnections`: connections this deployment may open at once; above the most
+    /// attempts its concurrency limit can allow, so the pool never queues what routing admitted.
+    public init(deployment: DeploymentConfig, maximumConnections: Int = 16_384) {
         self.deployment = deployment
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .milliseconds(Int64(deployment.timeouts.connectMilliseconds)),
                                       read: .milliseconds(Int64(deployment.timeouts.idleMilliseconds)))
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 2048)
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maximumConnections)
         configuration.decompression = .disabled
         configuration.httpVersion = .http1Only
         http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
@@ -79,13 +81,15 @@ public final class UpstreamClient: Sendable {
             switch client {
             case .connectTimeout, .deadlineExceeded, .readTimeout, .writeTimeout:
                 return UpstreamFailure(.timeout, "\(client)")
-            case .remoteConnectionClosed, .cancelled:
+            case .cancelled:
+                return UpstreamFailure(.disconnected, "cancelled")
+            case .remoteConnectionClosed:
                 return UpstreamFailure(.disconnected, "\(client)")
             default:
                 return UpstreamFailure(.connect, "\(client)")
             }
         }
-        if error is CancellationError { return UpstreamFailure(.disconnected, "cancelled") }
+        if error is CancellationError || Task.isCancelled { return UpstreamFailure(.disconnected, "cancelled") }
         if error is ChannelError { return UpstreamFailure(.connect, "\(error)") }
         return UpstreamFailure(.connect, "\(error)")
     }

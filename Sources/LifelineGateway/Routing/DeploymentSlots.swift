@@ -1,0 +1,146 @@
+import LifelineCore
+import Synchronization
+
+/// Each deployment's adaptive concurrency limit, the attempts it has in flight, and the
+/// attempts waiting for one of its slots.
+///
+/// A deployment at its limit is busy, not broken: an attempt waits briefly for a slot (first
+/// come, first served) instead of being refused, and a slot freed by a finished attempt, or
+/// added by a grown limit, goes to the longest waiter.
+final class DeploymentSlots: Sendable {
+    private struct Waiter {
+        let id: UInt64
+        let continuation: CheckedContinuation<Bool, Never>
+    }
+
+    private struct State {
+        var limits: [GradientConcurrencyLimit]
+        var inFlight: [Int]
+        var waiting: [[Waiter]]
+        /// Waiters between taking a number and storing their continuation.
+        var arriving: Set<UInt64> = []
+        /// Answers given to arriving waiters (timed out or cancelled before they were stored).
+        var early: [UInt64: Bool] = [:]
+        var nextID: UInt64 = 0
+    }
+
+    private let state: Mutex<State>
+    private let names: [String]
+    private let metrics: GatewayMetrics
+    /// Most attempts that may wait at one deployment; beyond it they are refused at once.
+    private let maximumWaiting: Int
+
+    init(names: [String], policy: ConcurrencyLimitPolicy, maximumWaiting: Int, metrics: GatewayMetrics) {
+        let limits = Array(repeating: GradientConcurrencyLimit(policy: policy), count: names.count)
+        state = Mutex(State(limits: limits, inFlight: Array(repeating: 0, count: names.count),
+                            waiting: Array(repeating: [], count: names.count)))
+        self.names = names
+        self.metrics = metrics
+        self.maximumWaiting = maximumWaiting
+        for (name, limit) in zip(names, limits) {
+            metrics.concurrencyLimit(limit.slots, scope: name)
+            metrics.deploymentInFlight(0, deployment: name)
+        }
+    }
+
+    /// Each deployment's limit and attempts in flight.
+    var snapshot: [(limit: Int, inFlight: Int)] {
+        state.withLock { state in zip(state.limits, state.inFlight).map { ($0.slots, $1) } }
+    }
+
+    func hasRoom(_ position: Int) -> Bool {
+        state.withLock { $0.inFlight[position] < $0.limits[position].slots }
+    }
+
+    /// Takes a slot now if one is free, else waits up to `wait` seconds for one.
+    func acquire(_ position: Int, wait: Double) async -> Bool {
+        let (taken, id) = state.withLock { state -> (Bool, UInt64?) in
+            if state.inFlight[position] < state.limits[position].slots, state.waiting[position].isEmpty {
+                state.inFlight[position] += 1
+                return (true, nil)
+            }
+            guard wait > 0, state.waiting[position].count < maximumWaiting else { return (false, nil) }
+            state.nextID += 1
+            state.arriving.insert(state.nextID)
+            return (false, state.nextID)
+        }
+        if taken { report(position); return true }
+        guard let id else { return false }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: .seconds(wait))
+            self?.giveUp(id, position)
+        }
+        defer { timer.cancel() }
+        let granted = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let answer = state.withLock { state -> Bool? in
+                    state.arriving.remove(id)
+                    if let answer = state.early.removeValue(forKey: id) { return answer }
+                    state.waiting[position].append(Waiter(id: id, continuation: continuation))
+                    return nil
+                }
+                if let answer { continuation.resume(returning: answer) }
+            }
+        } onCancel: {
+            giveUp(id, position)
+        }
+        if granted { report(position) }
+        return granted
+    }
+
+    /// A waiter whose time ran out, or whose request was cancelled, leaves without a slot.
+    private func giveUp(_ id: UInt64, _ position: Int) {
+        let continuation = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            if let index = state.waiting[position].firstIndex(where: { $0.id == id }) {
+                return state.waiting[position].remove(at: index).continuation
+            }
+            // Not stored yet: leave the answer for it. (Gone from both: it already has a slot.)
+            if state.arriving.contains(id) { state.early[id] = false }
+            return nil
+        }
+        continuation?.resume(returning: false)
+    }
+
+    /// An attempt ended: its slot goes to the next waiter, if any.
+    func release(_ position: Int) {
+        let woken = state.withLock { state -> [Waiter] in
+            state.inFlight[position] = max(0, state.inFlight[position] - 1)
+            return Self.admitWaiting(&state, position)
+        }
+        for waiter in woken { waiter.continuation.resume(returning: true) }
+        report(position)
+    }
+
+    /// An answer's latency (time to first token for streams) trains the deployment's limit.
+    func recordLatency(_ position: Int, seconds: Double) {
+        let (woken, slots) = state.withLock { state -> ([Waiter], Int) in
+            state.limits[position].record(latency: seconds, inFlight: state.inFlight[position])
+            return (Self.admitWaiting(&state, position), state.limits[position].slots)
+        }
+        for waiter in woken { waiter.continuation.resume(returning: true) }
+        metrics.concurrencyLimit(slots, scope: names[position])
+    }
+
+    /// The upstream refused for overload (429), timed out or refused the connection.
+    func recordOverload(_ position: Int, at now: Double) {
+        let slots = state.withLock { state -> Int in
+            state.limits[position].recordOverload(at: now)
+            return state.limits[position].slots
+        }
+        metrics.concurrencyLimit(slots, scope: names[position])
+    }
+
+    private static func admitWaiting(_ state: inout State, _ position: Int) -> [Waiter] {
+        var woken: [Waiter] = []
+        while !state.waiting[position].isEmpty, state.inFlight[position] < state.limits[position].slots {
+            woken.append(state.waiting[position].removeFirst())
+            state.inFlight[position] += 1
+        }
+        return woken
+    }
+
+    private func report(_ position: Int) {
+        let inFlight = state.withLock { $0.inFlight[position] }
+        metrics.deploymentInFlight(inFlight, deployment: names[position])
+    }
+}
