@@ -27,7 +27,7 @@ public final class GatewayMetrics: Sendable {
 
     public func upstreamAttempt(deployment: String, model: String, outcome: String) {
         if outcome != "ok" { for observer in observers.withLock({ $0 }) { observer(.upstreamFailure(deployment: deployment, model: model, outcome: outcome)) } }
-        counter("lifeline_upstream_requests_total", [("deployment", deployment), ("outcome", outcome)], help: "Attempts at upstream deployments by outcome (ok, error_5xx, rate_limited, timeout, connect, disconnected, client_error, fault).").increment()
+        counter("lifeline_upstream_requests_total", [("deployment", deployment), ("outcome", outcome)], help: "Attempts at upstream deployments by outcome (ok, error_5xx, rate_limited, auth_error, not_found, timeout, connect, disconnected, malformed, client_error).").increment()
     }
 
     public func failover(model: String, phase: String) {
@@ -73,6 +73,12 @@ public final class GatewayMetrics: Sendable {
 
     public func drained(deployment: String, _ drained: Bool) {
         gauge("lifeline_deployment_drained", [("deployment", deployment)], help: "1 while an operator has drained the deployment.").set(drained ? 1.0 : 0.0)
+    }
+
+    public func deploymentProblem(deployment: String, kind: String, active: Bool) {
+        gauge("lifeline_deployment_problem", [("deployment", deployment), ("kind", kind)],
+              help: "1 while the deployment's latest attempts were refused in a way traffic will not fix (credentials_rejected, not_found).")
+            .set(active ? 1.0 : 0.0)
     }
 
     public func tokens(model: String, prompt: Int, completion: Int) {
