@@ -90,6 +90,7 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Token pace; 0 sends as fast as possible.") var tokensPerSecond = 0.0
     @Option(help: "Share of requests answered with --error-status (0 to 1).") var errorRate = 0.0
     @Option(help: "Status for injected errors.") var errorStatus = 500
+    @Option(help: "Message of injected errors (default: a sentence naming the status).") var errorMessage: String?
     @Option(help: "Share of requests answered 429 (0 to 1).") var rateLimitRate = 0.0
     @Option(help: "Retry-After seconds on 429.") var retryAfter = 1
     @Option(help: "Cut each answer after this many tokens (0: never).") var disconnectAfterTokens = 0
@@ -106,6 +107,7 @@ struct Simulate: AsyncParsableCommand {
         knobs.tokensPerSecond = tokensPerSecond
         knobs.errorRate = errorRate
         knobs.errorStatus = errorStatus
+        knobs.errorMessage = errorMessage
         knobs.rateLimitRate = rateLimitRate
         knobs.retryAfterSeconds = retryAfter
         knobs.disconnectAfterTokens = disconnectAfterTokens
