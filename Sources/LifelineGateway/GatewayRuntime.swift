@@ -181,7 +181,10 @@ public final class GatewayRuntime: Sendable {
         let pool = pool
         for change in changes {
             let alert = change.alert
-            let metadata: Logger.Metadata = [
+            let metadata: Logger.Metadata = alert.deployment.map { deployment in
+                ["alert": .string(alert.alert), "severity": .string(alert.severity.rawValue), "deployment": .string(deployment),
+                 "upstream_status": .stringConvertible(alert.problemStatus ?? 0)]
+            } ?? [
                 "alert": .string(alert.alert), "severity": .string(alert.severity.rawValue), "slo": .string(alert.slo),
                 "burn_rate": .stringConvertible(AlertRecord.rounded(alert.longBurn)),
             ]
