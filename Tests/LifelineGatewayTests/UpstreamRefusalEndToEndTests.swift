@@ -104,6 +104,8 @@ final class UpstreamRefusalEndToEndTests: XCTestCase {
         XCTAssertTrue(firing.contains(alert), "\(firing)")
         XCTAssertTrue(firing.contains("deployment:an-1:credentials_rejected"), "\(firing)")
         XCTAssertFalse(firing.contains { $0.contains("oa-2") || $0.contains("an-2") }, "\(firing)")
+        let alertMetrics = try await metrics()
+        XCTAssertTrue(alertMetrics.contains(#"lifeline_alerts_firing{alert="deployment:oa-1:credentials_rejected",severity="page"} 1"#), alertMetrics)
 
         // Fixed upstream: the half-open trial answers, and the problem is gone.
         fixture.simulatorA.resetKnobs()

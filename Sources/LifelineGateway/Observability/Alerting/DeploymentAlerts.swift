@@ -51,6 +51,7 @@ public final class DeploymentAlerts: Sendable {
         }
         for change in changes {
             metrics.alertTransition(alert: change.alert.alert, severity: change.alert.severity.rawValue, state: change.transition.rawValue)
+            metrics.alertFiring(alert: change.alert.alert, severity: change.alert.severity.rawValue, change.transition == .firing)
         }
         return changes
     }
