@@ -16,6 +16,7 @@ final class UpstreamErrorReportTests: XCTestCase {
             ("the configured-secret-value leaked", "the [redacted] leaked"),
             ("Invalid value for 'max_completion_tokens_per_request': too large", "Invalid value for 'max_completion_tokens_per_request': too large"),
             ("messages[0].content must be a string", "messages[0].content must be a string"),
+            ("Only basic text and bearer tokens are described here", "Only basic text and bearer tokens are described here"),
         ]
         for (input, expected) in cases {
             XCTAssertEqual(redactor.redactForClient(input), expected, input)

@@ -1,7 +1,7 @@
 /// Removes what looks like a credential from text bound for a client, whether or not Lifeline
 /// knows it: an upstream may quote a key Lifeline never had (another tenant's, a rotated one).
 ///
-/// Shapes: `sk-…`-style keys, `Bearer`/`Basic` credentials, `api_key=…`-style assignments, AWS
+/// Shapes: `sk-…`-style keys, `Bearer` credentials, `api_key=…`-style assignments, AWS
 /// access key ids, and long random-looking tokens (24 or more letters and digits mixed).
 enum KeyShapes {
     static let replacement = SecretRedactor.replacement
@@ -9,8 +9,14 @@ enum KeyShapes {
     static func redact(_ text: String) -> String {
         var result = text
         // Regex construction is cheap next to an upstream round trip; this runs on error paths only.
-        if let scheme = try? Regex(#"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{4,}"#) {
-            result = result.replacing(scheme) { match in "\(match.output[1].substring ?? "Bearer") \(replacement)" }
+        // Only "Bearer": "Basic" is also an ordinary word; a Basic credential is a long token below.
+        // A word after it ("bearer tokens") is prose, not a credential.
+        if let scheme = try? Regex(#"(?i)\b(bearer)(\s+)([A-Za-z0-9._~+/=\-]{4,})"#) {
+            result = result.replacing(scheme) { match in
+                let token = match.output[3].substring ?? ""
+                guard !token.allSatisfy({ $0.isLowercase }) else { return String(match.output[0].substring ?? "") }
+                return "\(match.output[1].substring ?? "Bearer")\(match.output[2].substring ?? " ")\(replacement)"
+            }
         }
         if let assignment = try? Regex(#"(?i)\b(api[_-]?key|access[_-]?token|token|secret|password)(\s*[:=]\s*["']?)[^\s"',;&]{4,}"#) {
             result = result.replacing(assignment) { match in
