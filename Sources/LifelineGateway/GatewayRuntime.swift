@@ -35,6 +35,8 @@ public final class GatewayRuntime: Sendable {
     let keys: KeyRegistry
     let usage: UsageRecorder
     let admission: AdmissionController
+    /// Pages for deployments that refuse Lifeline's credentials or do not know its URL or model.
+    let deploymentAlerts: DeploymentAlerts
     /// Seconds since 1970, for what must outlive the process (SLI buckets) or be read by people.
     let wallClock: @Sendable () -> Double = { Date().timeIntervalSince1970 }
     private let state: Mutex<(config: LifelineConfig, pool: DeploymentPool)>
@@ -61,6 +63,7 @@ public final class GatewayRuntime: Sendable {
         let faults = FaultInjector(clock: clock)
         self.faults = faults
         slo = SLOMonitor(config: config, store: sliStore, metrics: metrics, now: Date().timeIntervalSince1970)
+        deploymentAlerts = DeploymentAlerts(metrics: metrics)
         let status = StatusCenter(config: config, store: store, metrics: metrics, logger: logger, now: Date().timeIntervalSince1970)
         self.status = status
         // Planned maintenance holds back alerts about the deployments it covers.
@@ -145,6 +148,7 @@ public final class GatewayRuntime: Sendable {
     public func evaluateAlerts() {
         let leading = role.isLeader
         let changes = slo.evaluate(at: wallClock(), peers: counters.peers, leading: leading)
+            + deploymentAlerts.evaluate(pool: pool, clock: clock(), wallNow: wallClock())
         if leading { deliver(changes) }
     }
 
@@ -177,12 +181,15 @@ public final class GatewayRuntime: Sendable {
         let pool = pool
         for change in changes {
             let alert = change.alert
-            let metadata: Logger.Metadata = [
+            let metadata: Logger.Metadata = alert.deployment.map { deployment in
+                ["alert": .string(alert.alert), "severity": .string(alert.severity.rawValue), "deployment": .string(deployment),
+                 "upstream_status": .stringConvertible(alert.problemStatus ?? 0)]
+            } ?? [
                 "alert": .string(alert.alert), "severity": .string(alert.severity.rawValue), "slo": .string(alert.slo),
                 "burn_rate": .stringConvertible(AlertRecord.rounded(alert.longBurn)),
             ]
             if change.transition == .firing { logger.warning("alert firing", metadata: metadata) } else { logger.notice("alert resolved", metadata: metadata) }
-            let deployments = pool.models[alert.model]?.deployments.map(\.name) ?? []
+            let deployments = alert.deployment.map { [$0] } ?? pool.models[alert.model]?.deployments.map(\.name) ?? []
             notifier.notify(change, config: config.notifications, deployments: deployments, alertsURL: alertsURL)
         }
     }

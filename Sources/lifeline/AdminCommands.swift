@@ -96,9 +96,14 @@ struct Deployments: AsyncParsableCommand {
                 let faults = String(row["faults"]?.arrayValue?.count ?? 0)
                 // Managed processes only; "-" for the others.
                 let process = row["process"]
-                return fields + [ejections, faults, text(process?["pid"]), text(process?["restarts"])]
+                // A refusal traffic will not fix: what it is and when it last happened.
+                let problem = row["problem"].flatMap { problem -> String? in
+                    guard let summary = problem["summary"]?.stringValue else { return nil }
+                    return "\(summary) (HTTP \(text(problem["status"])), last \(text(problem["last_at"])))"
+                } ?? "-"
+                return fields + [ejections, faults, text(process?["pid"]), text(process?["restarts"]), problem]
             }
-            printTable(["NAME", "MODEL", "PROTOCOL", "PRIORITY", "WEIGHT", "STATE", "EJECTIONS", "FAULTS", "PID", "RESTARTS"], rows)
+            printTable(["NAME", "MODEL", "PROTOCOL", "PRIORITY", "WEIGHT", "STATE", "EJECTIONS", "FAULTS", "PID", "RESTARTS", "PROBLEM"], rows)
         }
     }
 

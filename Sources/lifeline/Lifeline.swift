@@ -90,6 +90,7 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Token pace; 0 sends as fast as possible.") var tokensPerSecond = 0.0
     @Option(help: "Share of requests answered with --error-status (0 to 1).") var errorRate = 0.0
     @Option(help: "Status for injected errors.") var errorStatus = 500
+    @Option(help: "Message of injected errors (default: a sentence naming the status).") var errorMessage: String?
     @Option(help: "Share of requests answered 429 (0 to 1).") var rateLimitRate = 0.0
     @Option(help: "Retry-After seconds on 429.") var retryAfter = 1
     @Option(help: "Cut each answer after this many tokens (0: never).") var disconnectAfterTokens = 0
@@ -106,6 +107,7 @@ struct Simulate: AsyncParsableCommand {
         knobs.tokensPerSecond = tokensPerSecond
         knobs.errorRate = errorRate
         knobs.errorStatus = errorStatus
+        knobs.errorMessage = errorMessage
         knobs.rateLimitRate = rateLimitRate
         knobs.retryAfterSeconds = retryAfter
         knobs.disconnectAfterTokens = disconnectAfterTokens
@@ -121,17 +123,31 @@ struct Simulate: AsyncParsableCommand {
 }
 
 struct CheckConfig: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Validate a config file and print every error with its path.")
+    static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Validate a config file and print every error with its path; --probe also calls each deployment.")
 
     @Argument(help: "The YAML file to check.") var file: String
+    @Flag(help: "Also call each deployment (its model list, else a 1-token request) and report refused credentials, wrong URLs and unreachable servers.")
+    var probe = false
+    @Option(help: "With --probe: how long each deployment may take to answer, in milliseconds.") var probeTimeoutMs = 10_000
 
     func run() async throws {
+        let config: LifelineConfig
         do {
-            let config = try ConfigLoader.load(file: file)
+            config = try ConfigLoader.load(file: file)
             let deployments = config.models.reduce(0) { $0 + $1.deployments.count }
             print("\(file): ok (\(config.models.count) models, \(deployments) deployments)")
         } catch {
             printError(error.issues.map { "\(file): \($0.description)" }.joined(separator: "\n"))
+            throw ExitCode(1)
+        }
+        guard probe else { return }
+        let results = await DeploymentCheck.run(config, timeoutMilliseconds: max(1, probeTimeoutMs))
+        for result in results {
+            print("\(result.deployment) (model \(result.model)): \(result.verdict.description)")
+        }
+        let failed = results.filter { !$0.verdict.passed }
+        if !failed.isEmpty {
+            printError("\(file): \(failed.count) of \(results.count) deployments failed the probe: \(failed.map(\.deployment).joined(separator: ", "))")
             throw ExitCode(1)
         }
     }

@@ -95,6 +95,29 @@ def test_deployments_can_be_drained_and_drills_injected_and_cleared(page: Page, 
     assert page.evaluate("sessionStorage.length") == 0
 
 
+def test_a_deployment_refusing_credentials_shows_its_problem_and_a_page(page: Page, stack: Stack) -> None:
+    gateway = stack.start_gateway("refused-gateway", "alerting: {evaluation_interval_s: 0.2}\n")  # its own breakers and alerts
+    try:
+        r = admin(gateway.url, "POST", "/faults", {"deployment": "sim-a", "kind": "error", "status": 401, "rate": 1.0, "duration_s": 60})
+        assert r.status_code == 201, r.text
+        for _ in range(2):
+            reply = httpx.post(gateway.url + "/v1/chat/completions", timeout=30,
+                               json={"model": MODEL, "messages": [{"role": "user", "content": "credentials"}]})
+            assert reply.status_code == 200, reply.text
+            assert reply.headers["x-lifeline-deployment"] == "sim-b"
+
+        sign_in(page, gateway.url)
+        problem = page.locator("#deployments tr[data-deployment='sim-a'] .deployment-problem")
+        expect(problem).to_have_attribute("data-problem", "credentials_rejected")
+        expect(problem).to_contain_text("rejected our credentials (HTTP 401")
+        expect(page.locator("#deployments tr[data-deployment='sim-b'] .deployment-problem")).to_have_count(0)
+        alert = page.locator("[data-alert='deployment:sim-a:credentials_rejected']")
+        expect(alert).to_contain_text("check its api_key", timeout=15_000)
+        expect(alert).to_contain_text("Deployment sim-a answers HTTP 401: no traffic will fix it.")
+    finally:
+        gateway.stop()
+
+
 def _traffic(base: str, stop: threading.Event) -> None:
     with httpx.Client(timeout=10) as client:
         while not stop.is_set():

@@ -236,6 +236,51 @@ def test_all_deployments_failing_gives_503_with_retry_after(
     assert caught.value.status_code in (502, 503)
 
 
+# ------------------------------------- upstreams that refuse the deployment
+
+LEAKY_401 = "Incorrect API key provided: sk-upstream-9fQ2xL7pA3mBzR81. You can find your API key in your account."
+
+
+@STREAM
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("status", [401, 404])
+def test_a_primary_refusing_credentials_or_not_found_fails_over_unseen(
+    fresh_gateway, sim_a_control, api: str, status: int, stream: bool
+) -> None:
+    sim_a_control.set(error_rate=1.0, error_status=status, error_message=LEAKY_401)
+    model = OPENAI_MODEL if api == "openai" else ANTHROPIC_MODEL
+    text, finish, headers = call_with_headers(fresh_gateway.url, api, model, stream)
+    assert text
+    assert finish == FINISHED[api]
+    assert headers.get("x-lifeline-deployment") == DEPLOYMENTS[model][1]
+    assert headers.get("x-lifeline-attempts") == "2"
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_every_deployment_refusing_credentials_gives_502_naming_the_config_not_the_key(
+    fresh_gateway, sim_a_control, sim_b_control, http, api: str
+) -> None:
+    sim_a_control.set(error_rate=1.0, error_status=401, error_message=LEAKY_401)
+    sim_b_control.set(error_rate=1.0, error_status=403, error_message=LEAKY_401)
+    model = OPENAI_MODEL if api == "openai" else ANTHROPIC_MODEL
+    r = http.post(fresh_gateway.url + ROUTES[api], json=request_body(api, model, False))
+    assert r.status_code == 502, f"{r.status_code} {r.text}"
+    assert "sk-upstream" not in r.text and "Incorrect API key" not in r.text, r.text
+    error = assert_error_shape(api, r.json())
+    assert "rejected Lifeline's credentials; check its api_key" in error["message"], error
+    primary, secondary = DEPLOYMENTS[model]
+    assert f"'{primary}'" in error["message"] and f"'{secondary}'" in error["message"], error
+
+    if api == "openai":
+        with pytest.raises(openai.APIStatusError) as caught:
+            openai_client(fresh_gateway.url).chat.completions.create(model=model, messages=user())
+    else:
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            anthropic_client(fresh_gateway.url).messages.create(model=model, max_tokens=MAX_TOKENS, messages=user())
+    assert caught.value.status_code == 502
+    assert "sk-upstream" not in str(caught.value)
+
+
 # ------------------------------------------------------- request hygiene
 
 

@@ -64,7 +64,7 @@ enum AdminRoutes {
         KeyRoutes.add(to: admin, runtime: runtime)
         StatusAdminRoutes.add(to: admin, runtime: runtime)
 
-        admin.get("/alerts") { _, _ in jsonResponse(.ok, runtime.slo.json) }
+        admin.get("/alerts") { _, _ in jsonResponse(.ok, runtime.deploymentAlerts.merged(into: runtime.slo.json)) }
         admin.get("/capacity") { _, _ in
             do {
                 return jsonResponse(.ok, try await CapacityReport.build(runtime: runtime))
@@ -117,6 +117,17 @@ enum AdminRoutes {
             "state": .string(state), "drained": .bool(deployment.isDrained), "breaker": breaker,
             "faults": .array(faults.map { .string($0.id) }), "simulated": .bool(deployment.config.simulator != nil),
             "process": deployment.process?.json ?? .null,
+            "problem": deployment.problems.problem.map { problemJSON($0, runtime: runtime) } ?? .null,
+        ]
+    }
+
+    /// A refusal traffic will not fix, with wall-clock times (the log keeps monotonic ones).
+    static func problemJSON(_ problem: DeploymentProblem, runtime: GatewayRuntime) -> JSONValue {
+        let offset = runtime.wallClock() - runtime.clock()
+        return [
+            "kind": .string(problem.kind.rawValue), "status": .number(Double(problem.status)),
+            "summary": .string(problem.kind.headline), "count": .number(Double(problem.count)),
+            "since": .string(Timestamp.iso8601(problem.since + offset)), "last_at": .string(Timestamp.iso8601(problem.lastAt + offset)),
         ]
     }
 }

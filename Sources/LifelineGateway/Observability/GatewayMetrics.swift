@@ -28,7 +28,7 @@ public final class GatewayMetrics: Sendable {
 
     public func upstreamAttempt(deployment: String, model: String, outcome: String) {
         if outcome != "ok" { for observer in observers.withLock({ $0 }) { observer(.upstreamFailure(deployment: deployment, model: model, outcome: outcome)) } }
-        counter("lifeline_upstream_requests_total", [("deployment", deployment), ("outcome", outcome)], help: "Attempts at upstream deployments by outcome (ok, error_5xx, rate_limited, timeout, connect, disconnected, client_error, fault).").increment()
+        counter("lifeline_upstream_requests_total", [("deployment", deployment), ("outcome", outcome)], help: "Attempts at upstream deployments by outcome (ok, error_5xx, rate_limited, auth_error, not_found, timeout, connect, disconnected, malformed, client_error).").increment()
     }
 
     static let failoverPhases = ["before_first_byte", "mid_stream"]
@@ -95,6 +95,17 @@ public final class GatewayMetrics: Sendable {
 
     public func drained(deployment: String, _ drained: Bool) {
         gauge("lifeline_deployment_drained", [("deployment", deployment)], help: "1 while an operator has drained the deployment.").set(drained ? 1.0 : 0.0)
+    }
+
+    /// A deployment alert's state (burn-rate alerts are set with their SLO's status).
+    public func alertFiring(alert: String, severity: String, _ firing: Bool) {
+        gauge("lifeline_alerts_firing", [("alert", alert), ("severity", severity)], help: Self.firingHelp).set(firing ? 1.0 : 0.0)
+    }
+
+    public func deploymentProblem(deployment: String, kind: String, active: Bool) {
+        gauge("lifeline_deployment_problem", [("deployment", deployment), ("kind", kind)],
+              help: "1 while the deployment's latest attempts were refused in a way traffic will not fix (credentials_rejected, not_found).")
+            .set(active ? 1.0 : 0.0)
     }
 
     public func tokens(model: String, prompt: Int, completion: Int) {
@@ -179,7 +190,7 @@ public final class GatewayMetrics: Sendable {
     static let burnRateHelp = "Error-budget burn rate per SLO and window (1 spends the budget exactly over the SLO period)."
     static let budgetHelp = "Share of the SLO period's error budget not yet spent (negative when overspent)."
     static let objectiveHelp = "The SLO's target share of good requests."
-    static let firingHelp = "1 while the burn-rate alert fires."
+    static let firingHelp = "1 while the alert (burn-rate or deployment) fires."
 
     private func counter(_ name: String, _ labels: [(String, String)], help: String) -> Counter {
         registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)

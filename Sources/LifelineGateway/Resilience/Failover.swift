@@ -57,6 +57,7 @@ struct Failover {
                 if !outcomeLater { group.report(deployment, failure: nil) }
                 return .success((value, deployment))
             } catch {
+                let error = error.at(deployment)
                 group.report(deployment, failure: error)
                 // The client left: nothing failed, and nothing more is tried for it.
                 if error.isCancellation || Task.isCancelled { return .failure(.clientClosed) }
@@ -74,22 +75,15 @@ struct Failover {
         return .failure(Self.allFailed(model: group.name, failures: failures, budgetSpent: refused))
     }
 
-    /// An upstream refusal caused by the request itself, passed on with the upstream's words.
+    /// An upstream refusal caused by the request itself, passed on with the upstream's words redacted.
     static func clientFault(_ failure: UpstreamFailure) -> GatewayError {
-        guard case .status(let status) = failure.kind else { return allFailed(model: "", failures: [failure], budgetSpent: false) }
-        let param = failure.body?["error"]?["param"]?.stringValue
-        return GatewayError(status: status, message: failure.message.isEmpty ? "The upstream refused the request." : failure.message, param: param)
+        UpstreamErrorReport.clientFault(failure)
     }
 
-    /// Every attempt failed: 503 with a Retry-After the client can act on.
+    /// Every attempt failed: 502 when every deployment tried is misconfigured, else 503 with a
+    /// Retry-After; in Lifeline's own words, never the upstream's.
     static func allFailed(model: String, failures: [UpstreamFailure], budgetSpent: Bool) -> GatewayError {
-        let retryAfter = failures.compactMap(\.retryAfterSeconds).max().map { Int($0.rounded(.up)) } ?? 1
-        var message = failures.isEmpty
-            ? "No deployment of model '\(model)' is available right now."
-            : "Every deployment of model '\(model)' that was tried failed."
-        if budgetSpent { message += " The retry budget is spent, so no further deployment was tried." }
-        if let last = failures.last { message += " Last error: \(last.description)." }
-        return GatewayError(status: 503, message: message, code: "upstream_unavailable", retryAfterSeconds: max(retryAfter, 1))
+        UpstreamErrorReport.allFailed(model: model, failures: failures, budgetSpent: budgetSpent)
     }
 }
 

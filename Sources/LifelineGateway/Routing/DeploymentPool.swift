@@ -11,6 +11,8 @@ public final class Deployment: Sendable {
     let client: UpstreamClient
     /// The server Lifeline runs for this deployment, if it runs one.
     let process: ManagedProcess?
+    /// The latest refusal that traffic will not fix (credentials, not found), until it answers again.
+    let problems: DeploymentProblemLog
     private let drained = Atomic<Bool>(false)
     private let faults: FaultInjector
     private let metrics: GatewayMetrics
@@ -24,6 +26,7 @@ public final class Deployment: Sendable {
         self.config = config
         self.model = model
         self.process = process
+        self.problems = DeploymentProblemLog(deployment: config.name, metrics: metrics)
         self.client = UpstreamClient(deployment: config)
         self.faults = faults
         self.metrics = metrics
@@ -232,6 +235,8 @@ public final class ModelGroup: Sendable {
             slots.recordOverload(position, at: now)
         }
         metrics.upstreamAttempt(deployment: deployment.name, model: deployment.model, outcome: outcome)
+        // A refusal of the request itself still proves the deployment answers.
+        deployment.problems.record(failure?.isRetryable == false ? nil : failure, at: now)
         let (ejected, state) = detector.withLock { detector -> (Bool, CircuitBreaker.State) in
             var ejected = false
             switch failure?.kind {
@@ -286,6 +291,7 @@ public final class ModelGroup: Sendable {
         switch failure.kind {
         case .status(429): return "rate_limited"
         case .status(let status) where status >= 500: return "error_5xx"
+        case .status(let status) where DeploymentProblem.Kind(status: status) != nil: return DeploymentProblem.Kind(status: status)!.outcome
         case .status: return "client_error"
         case .timeout: return "timeout"
         case .connect: return "connect"

@@ -104,6 +104,35 @@ public final class UpstreamClient: Sendable {
         return (200..<300).contains(response.status.code)
     }
 
+    /// Whether the deployment would answer traffic: its model list, or (when the list is missing,
+    /// refused for another reason than credentials, or does not name the model) a 1-token request.
+    /// For `lifeline check-config --probe`; the verdict holds no upstream text.
+    public func check(timeoutMilliseconds: Int) async -> DeploymentCheck.Verdict {
+        let url = deployment.protocol == .openai ? deployment.baseURL + "/models" : deployment.baseURL + "/v1/models"
+        var request = HTTPClientRequest(url: url)
+        request.headers = headers
+        do {
+            let response = try await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds)))
+            let body = try? await response.body.collect(upTo: 16 * 1024 * 1024)
+            let status = Int(response.status.code)
+            if status == 401 || status == 403 { return .credentialsRejected(status: status) }
+            if (200..<300).contains(status) {
+                let ids = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }?["data"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
+                if ids?.contains(deployment.model) ?? false { return .ok(via: .modelList) }
+            }
+        } catch {
+            return DeploymentCheck.Verdict(Self.failure(from: error))
+        }
+        var probe = ChatRequest(model: deployment.model, messages: [.text(.user, "ping")], sourceProtocol: deployment.protocol)
+        probe.maxTokens = 1
+        do {
+            _ = try await complete(probe)
+            return .ok(via: .oneTokenRequest)
+        } catch {
+            return DeploymentCheck.Verdict(error)
+        }
+    }
+
     /// A whole (non-streamed) answer.
     public func complete(_ request: ChatRequest) async throws(UpstreamFailure) -> ChatResponse {
         let response = try await send(httpRequest(url: endpoint, body: encode(request, stream: false)))

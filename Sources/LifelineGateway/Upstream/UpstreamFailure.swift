@@ -14,11 +14,14 @@ public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
     }
 
     public var kind: Kind
+    /// The upstream's own words (or the transport's): for logs, which are redacted, never for clients.
     public var message: String
     /// From an upstream 429 or 503 `Retry-After`.
     public var retryAfterSeconds: Double?
-    /// The upstream's own error body, forwarded when the client caused the error.
+    /// The upstream's own error body, for the `param` of an error the client caused.
     public var body: JSONValue?
+    /// The deployment that failed, once the attempt is attributed.
+    public var deployment: String?
 
     public init(_ kind: Kind, _ message: String, retryAfterSeconds: Double? = nil, body: JSONValue? = nil) {
         self.kind = kind
@@ -27,15 +30,36 @@ public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
         self.body = body
     }
 
-    /// Another deployment may succeed: the fault is the upstream's, not the request's.
+    /// Another deployment may succeed: the fault is the deployment's, not the request's.
+    /// 401/403 (credentials) and 404 (base URL or model) are the deployment's configuration.
     public var isRetryable: Bool {
         switch kind {
         case .connect, .timeout, .disconnected, .malformed: true
-        case .status(let status): status == 408 || status == 409 || status == 429 || status >= 500
+        case .status(let status):
+            status == 408 || status == 409 || status == 429 || status >= 500 || DeploymentProblem.Kind(status: status) != nil
         }
     }
 
     public var description: String { "\(kind): \(message)" }
+
+    /// What went wrong in Lifeline's own words, with no upstream text: safe to show a client.
+    public var summary: String {
+        let what = switch kind {
+        case .connect: "could not be reached"
+        case .timeout: "timed out"
+        case .status(let status): "answered HTTP \(status)"
+        case .disconnected: "closed the connection before the answer ended"
+        case .malformed: "sent an answer Lifeline could not read"
+        }
+        return deployment.map { "deployment '\($0)' \(what)" } ?? "the upstream \(what)"
+    }
+
+    /// The same failure, attributed to the deployment it happened at.
+    func at(_ deployment: Deployment) -> UpstreamFailure {
+        var attributed = self
+        attributed.deployment = deployment.name
+        return attributed
+    }
 
     /// The attempt was cancelled by Lifeline itself (a hedge that lost, a client that left).
     public var isCancellation: Bool { kind == .disconnected && message == "cancelled" }

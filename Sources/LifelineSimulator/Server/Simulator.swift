@@ -83,12 +83,12 @@ public final class Simulator: Sendable {
 
     // MARK: Chat
 
-    private enum Fault { case none, hang, error(Int), rateLimited(Int) }
+    private enum Fault { case none, hang, error(Int, String?), rateLimited(Int) }
 
     private func drawFault() -> Fault {
         let knobs = currentKnobs
         if knobs.hang { return .hang }
-        if knobs.errorRate > 0, Double.random(in: 0..<1) < knobs.errorRate { return .error(knobs.errorStatus) }
+        if knobs.errorRate > 0, Double.random(in: 0..<1) < knobs.errorRate { return .error(knobs.errorStatus, knobs.errorMessage) }
         if knobs.rateLimitRate > 0, Double.random(in: 0..<1) < knobs.rateLimitRate { return .rateLimited(knobs.retryAfterSeconds) }
         return .none
     }
@@ -101,8 +101,8 @@ public final class Simulator: Sendable {
         case .hang:
             try await Task.sleep(for: .seconds(3600))
             return errorResponse(504, "hung", api: api)
-        case .error(let status):
-            return errorResponse(status, "The simulator was told to fail (status \(status)).", api: api)
+        case .error(let status, let message):
+            return errorResponse(status, message ?? "The simulator was told to fail (status \(status)).", api: api)
         case .rateLimited(let seconds):
             var response = errorResponse(429, "Rate limit reached; the simulator was told to refuse.", api: api)
             response.headers[.retryAfter] = String(seconds)

@@ -9,6 +9,9 @@ public struct SimulatorKnobs: Sendable, Equatable {
     /// Share of requests answered with `errorStatus`.
     public var errorRate = 0.0
     public var errorStatus = 500
+    /// The message of injected errors; nil: a fixed sentence naming the status. A drill may make
+    /// it quote a key, as real providers do on a 401.
+    public var errorMessage: String?
     /// Share of requests answered 429 with `Retry-After: retryAfterSeconds`.
     public var rateLimitRate = 0.0
     public var retryAfterSeconds = 1
@@ -22,12 +25,12 @@ public struct SimulatorKnobs: Sendable, Equatable {
 
     public init() {}
 
-    static let fields = ["ttft_ms", "tokens_per_second", "error_rate", "error_status", "rate_limit_rate", "retry_after_s",
+    static let fields = ["ttft_ms", "tokens_per_second", "error_rate", "error_status", "error_message", "rate_limit_rate", "retry_after_s",
                          "disconnect_after_tokens", "hang", "capacity"]
 
     public var json: JSONValue {
         ["ttft_ms": .number(Double(ttftMilliseconds)), "tokens_per_second": .number(tokensPerSecond),
-         "error_rate": .number(errorRate), "error_status": .number(Double(errorStatus)),
+         "error_rate": .number(errorRate), "error_status": .number(Double(errorStatus)), "error_message": errorMessage.map(JSONValue.string) ?? .null,
          "rate_limit_rate": .number(rateLimitRate), "retry_after_s": .number(Double(retryAfterSeconds)),
          "disconnect_after_tokens": .number(Double(disconnectAfterTokens)), "hang": .bool(hang), "capacity": .number(Double(capacity))]
     }
@@ -53,6 +56,12 @@ public struct SimulatorKnobs: Sendable, Equatable {
         if let v = try number("retry_after_s", 0...86_400) { retryAfterSeconds = Int(v) }
         if let v = try number("disconnect_after_tokens", 0...1_000_000) { disconnectAfterTokens = Int(v) }
         if let v = try number("capacity", 0...1_000_000) { capacity = Int(v) }
+        if let value = object["error_message"] {
+            guard value.isNull || value.stringValue != nil else {
+                throw RequestError("'error_message' must be a string or null", param: "error_message")
+            }
+            errorMessage = value.stringValue
+        }
         if let value = object["hang"] {
             guard let hang = value.boolValue else { throw RequestError("'hang' must be a boolean", param: "hang") }
             self.hang = hang

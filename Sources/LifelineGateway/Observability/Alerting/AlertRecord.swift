@@ -29,6 +29,10 @@ public struct AlertRecord: Sendable, Equatable {
     public var shortBurn: Double
     /// The highest long-window burn rate seen while firing.
     public var peakBurn: Double
+    /// Set for a deployment alert (no SLO, no burn rate): the deployment whose upstream refuses
+    /// Lifeline in a way traffic will not fix, and the status it answers.
+    public var deployment: String?
+    public var problemStatus: Int?
 
     public var isFiring: Bool { resolvedAt == nil }
     public var state: String { isFiring ? "firing" : "resolved" }
@@ -53,8 +57,49 @@ public struct AlertRecord: Sendable, Equatable {
         peakBurn = status.longBurn
     }
 
+    /// A deployment alert: `deployment:<name>:<problem>`, page severity, firing since the problem began.
+    init(deployment name: String, model: String, problem: DeploymentProblem.Kind, status: Int, startedAt: Double) {
+        alert = "deployment:\(name):\(problem.rawValue)"
+        id = "\(alert)@\(Int64((startedAt * 1000).rounded()))"
+        slo = ""
+        self.model = model
+        sli = problem.rawValue
+        severity = .page
+        rule = problem.rawValue
+        longWindow = ""
+        shortWindow = ""
+        threshold = 0
+        target = 0
+        periodDays = 0
+        self.startedAt = startedAt
+        longBurn = 0
+        shortBurn = 0
+        peakBurn = 0
+        deployment = name
+        problemStatus = status
+    }
+
+    /// The Alertmanager/Prometheus alert name, matching the shipped rules.
+    public var alertName: String {
+        switch (deployment, sli) {
+        case (_?, DeploymentProblem.Kind.credentialsRejected.rawValue): "LifelineUpstreamCredentialsRejected"
+        case (_?, _): "LifelineUpstreamNotFound"
+        case (nil, "latency"): "LifelineLatencyBudgetBurn"
+        case (nil, _): "LifelineAvailabilityBudgetBurn"
+        }
+    }
+
     /// One sentence for humans: what burns, how fast, against which promise.
     public var summary: String {
+        if let deployment {
+            let kind = DeploymentProblem.Kind(rawValue: sli) ?? .credentialsRejected
+            let status = problemStatus.map { " (HTTP \($0))" } ?? ""
+            if isFiring {
+                return "\(kind.advice(deployment: deployment).prefix(1).uppercased() + kind.advice(deployment: deployment).dropFirst())\(status). "
+                    + "Lifeline fails over to \(model)'s other deployments; traffic will not fix this."
+            }
+            return "Deployment '\(deployment)' answers again after \(Self.duration((resolvedAt ?? startedAt) - startedAt))."
+        }
         let what = sli == "latency"
             ? "\(model) latency (first token within \(Self.number(latencyThresholdMilliseconds ?? 0)) ms)"
             : "\(model) availability"
@@ -77,12 +122,24 @@ public struct AlertRecord: Sendable, Equatable {
             "since": .string(Timestamp.iso8601(startedAt)), "until": resolvedAt.map { .string(Timestamp.iso8601($0)) } ?? .null,
             "threshold": .number(Self.rounded(threshold)), "target": .number(target), "period_days": .number(periodDays),
             "windows": ["long": .string(longWindow), "short": .string(shortWindow)],
-            "burn_rates": .object([longWindow: .number(Self.rounded(longBurn)), shortWindow: .number(Self.rounded(shortBurn))]),
+            "burn_rates": burnRatesJSON,
             "peak_burn_rate": .number(Self.rounded(peakBurn)),
             "summary": .string(summary),
         ]
         if let latencyThresholdMilliseconds { object["threshold_ms"] = .number(latencyThresholdMilliseconds) }
+        if let deployment {
+            // No SLO behind it: the deployment and what it answered instead of burn rates.
+            for key in ["slo", "threshold", "target", "period_days", "windows", "burn_rates", "peak_burn_rate"] { object[key] = nil }
+            object["deployment"] = .string(deployment)
+            object["status"] = problemStatus.map { .number(Double($0)) } ?? .null
+        }
         return .object(object)
+    }
+
+    /// `{long window: burn, short window: burn}`; empty for a deployment alert, which has no windows.
+    var burnRatesJSON: JSONValue {
+        guard deployment == nil else { return [:] }
+        return .object([longWindow: .number(Self.rounded(longBurn)), shortWindow: .number(Self.rounded(shortBurn))])
     }
 
     static func rounded(_ value: Double) -> Double { (value * 1_000_000).rounded() / 1_000_000 }

@@ -26,6 +26,10 @@ enum WebhookPayload {
 
     static func title(_ change: AlertChange) -> String {
         let alert = change.alert
+        if let deployment = alert.deployment {
+            let what = alert.sli == DeploymentProblem.Kind.credentialsRejected.rawValue ? "rejects Lifeline's credentials" : "answers not found"
+            return "[\(change.transition.rawValue.uppercased())] \(alert.severity.rawValue): deployment \(deployment) \(what)"
+        }
         return "[\(change.transition.rawValue.uppercased())] \(alert.severity.rawValue): \(alert.model) \(alert.sli) error budget burn (\(alert.longWindow)/\(alert.shortWindow))"
     }
 
@@ -34,7 +38,11 @@ enum WebhookPayload {
         let alert = change.alert
         let burns = "*Burn rate \(alert.longWindow)*\n\(AlertRecord.number(alert.longBurn))"
         let shortBurns = "*Burn rate \(alert.shortWindow)*\n\(AlertRecord.number(alert.shortBurn))"
-        var fields: [JSONValue] = [
+        var fields: [JSONValue] = alert.deployment.map { deployment in [
+            ["type": "mrkdwn", "text": .string("*Deployment*\n`\(deployment)`")],
+            ["type": "mrkdwn", "text": .string("*Upstream status*\n\(alert.problemStatus.map(String.init) ?? "-")")],
+            ["type": "mrkdwn", "text": .string("*Since*\n\(Timestamp.iso8601(alert.startedAt))")],
+        ] } ?? [
             ["type": "mrkdwn", "text": .string(burns)],
             ["type": "mrkdwn", "text": .string(shortBurns)],
             ["type": "mrkdwn", "text": .string("*Threshold*\n\(AlertRecord.number(alert.threshold))")],
@@ -63,14 +71,18 @@ enum WebhookPayload {
             "version": 1, "id": .string(alert.id), "alert": .string(alert.alert), "severity": .string(alert.severity.rawValue),
             "state": .string(change.transition.rawValue), "slo": .string(alert.slo), "model": .string(alert.model),
             "sli": .string(alert.sli), "target": .number(alert.target), "threshold": .number(AlertRecord.rounded(alert.threshold)),
-            "burn_rates": .object([alert.longWindow: .number(AlertRecord.rounded(alert.longBurn)),
-                                   alert.shortWindow: .number(AlertRecord.rounded(alert.shortBurn))]),
+            "burn_rates": alert.burnRatesJSON,
             "windows": ["long": .string(alert.longWindow), "short": .string(alert.shortWindow)],
             "started_at": .string(Timestamp.iso8601(alert.startedAt)),
             "resolved_at": alert.resolvedAt.map { .string(Timestamp.iso8601($0)) } ?? .null,
             "summary": .string(alert.summary), "url": .string(alertsURL),
         ]
         if let threshold = alert.latencyThresholdMilliseconds { body["threshold_ms"] = .number(threshold) }
+        if let deployment = alert.deployment {
+            for key in ["slo", "target", "threshold", "burn_rates", "windows"] { body[key] = nil }
+            body["deployment"] = .string(deployment)
+            body["status"] = alert.problemStatus.map { .number(Double($0)) } ?? .null
+        }
         return .object(body)
     }
 
@@ -78,9 +90,19 @@ enum WebhookPayload {
     static func alertmanager(_ change: AlertChange, alertsURL: String, now: Double) -> JSONValue {
         let alert = change.alert
         let endsAt = alert.resolvedAt ?? max(now, alert.startedAt) + alertmanagerHoldSeconds
+        if let deployment = alert.deployment {
+            return [[
+                "labels": ["alertname": .string(alert.alertName), "severity": .string(alert.severity.rawValue), "model": .string(alert.model),
+                           "deployment": .string(deployment), "service": "lifeline"],
+                "annotations": ["summary": .string(title(change)), "description": .string(alert.summary)],
+                "startsAt": .string(Timestamp.iso8601(alert.startedAt)),
+                "endsAt": .string(Timestamp.iso8601(endsAt)),
+                "generatorURL": .string(alertsURL),
+            ]]
+        }
         return [[
             "labels": [
-                "alertname": .string(alert.sli == "latency" ? "LifelineLatencyBudgetBurn" : "LifelineAvailabilityBudgetBurn"),
+                "alertname": .string(alert.alertName),
                 "severity": .string(alert.severity.rawValue), "model": .string(alert.model), "slo": .string(alert.slo),
                 "long_window": .string(alert.longWindow), "short_window": .string(alert.shortWindow), "service": "lifeline",
             ],

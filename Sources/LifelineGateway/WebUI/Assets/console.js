@@ -400,6 +400,15 @@ const STATE_WORDS = {
   stopped: "process stopped",
 };
 
+/** A refusal traffic will not fix (credentials, base_url or model): what, and when last. */
+function problemDetail(problem) {
+  if (!problem || typeof problem !== "object") return null;
+  const last = Date.parse(String(problem.last_at ?? ""));
+  const when = Number.isNaN(last) ? "" : `, last at ${clock(new Date(last))}`;
+  return h("span", { class: "detail detail-alarm deployment-problem", "data-problem": String(problem.kind ?? "") },
+    `${String(problem.summary ?? problem.kind ?? "failing")} (HTTP ${Number(problem.status) || "?"}${when})`);
+}
+
 function renderDeployments(deployments) {
   replaceChildren(ui.deployments, deployments.map((d) => {
     const name = String(d.name ?? "");
@@ -414,7 +423,8 @@ function renderDeployments(deployments) {
     return h("tr", { "data-deployment": name, "data-state": String(d.state ?? "") },
       h("th", { scope: "row" }, h("span", { class: "deployment-name" }, name),
         h("span", { class: "detail" }, [d.model, d.protocol, d.priority !== undefined ? `priority ${d.priority}` : null].filter(Boolean).join(" · "))),
-      h("td", {}, h("span", { class: `state state-${String(d.state ?? "unknown").replace(/[^a-z_]/g, "")}` }, STATE_WORDS[d.state] ?? String(d.state ?? "unknown"))),
+      h("td", {}, h("span", { class: `state state-${String(d.state ?? "unknown").replace(/[^a-z_]/g, "")}` }, STATE_WORDS[d.state] ?? String(d.state ?? "unknown")),
+        problemDetail(d.problem)),
       h("td", { class: "wide-only" }, breakerText),
       h("td", { class: "wide-only" }, faultCount ? `${faultCount} active` : "none"),
       h("td", { class: "actions" },
@@ -574,7 +584,9 @@ function renderAlerts(body) {
           h("strong", { class: "alert-name" }, String(alert.alert ?? "")),
           h("span", { class: "muted alert-since" }, sinceText(alert.since))),
         h("p", { class: "alert-summary" }, String(alert.summary ?? "")),
-        h("p", { class: "detail" }, `Burn rates ${burnRates(alert.burn_rates)}; ${alert.severity ?? "alert"} at ${burn(alert.threshold)}.`))))
+        h("p", { class: "detail" }, alert.deployment
+          ? `Deployment ${alert.deployment} answers HTTP ${Number(alert.status) || "?"}: no traffic will fix it.`
+          : `Burn rates ${burnRates(alert.burn_rates)}; ${alert.severity ?? "alert"} at ${burn(alert.threshold)}.`))))
     : h("p", { class: "all-clear" }, h("span", { class: "state state-healthy" }, "all clear"), " No alerts firing."));
 
   replaceChildren(ui.slos, slos.length ? slos.map((slo) => {
