@@ -53,6 +53,7 @@ public final class GatewayRuntime: Sendable {
          metrics: GatewayMetrics = GatewayMetrics(), processes: [ManagedProcess] = [])
     {
         self.metrics = metrics
+        metrics.allowLabels(from: config)
         self.processes = Dictionary(uniqueKeysWithValues: processes.map { ($0.deployment, $0) })
         self.clock = clock
         self.logger = logger
@@ -231,6 +232,7 @@ public final class GatewayRuntime: Sendable {
             issues.append(ConfigIssue(path: "server", message: "server settings change only on restart"))
         }
         guard issues.isEmpty else { throw ConfigError(issues: issues) }
+        metrics.allowLabels(from: next)
         let nextPool = DeploymentPool(config: next, faults: faults, metrics: metrics, clock: clock, processes: processes, reusing: currentPool)
         state.withLock { $0 = (next, nextPool) }
         logger.notice("configuration reloaded", metadata: ["models": .stringConvertible(next.models.count)])

@@ -79,6 +79,7 @@ public enum GatewayServer {
         logger.info("store opened", metadata: ["path": .string(storePath), "keys": .stringConvertible(keys.list().count),
                                                "auth": .string(keys.mode.rawValue)])
         let token = try AdminToken.resolve(configured: config.admin.token, dataDirectory: config.server.dataDirectory, logger: logger)
+        StartupWarnings.log(config: config, authMode: keys.mode, logger: logger)
         let reload: @Sendable () async -> Response = { reloadResponse(runtime: runtime, configFile: configFile, overrides: overrides) }
         let router = GatewayRoutes.router(runtime: runtime, adminToken: token, reload: reload)
         let settings = config

@@ -106,10 +106,13 @@ public final class SQLiteStore: LifelineStore {
         self.path = path
     }
 
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// Opens (creating if needed) the database at `path` and applies pending migrations. A new
+    /// database is created 0600 in a 0700 directory; SQLite gives its `-wal` and `-shm` files the
+    /// database file's mode.
     public static func open(path: String, logger: Logger = Logger(label: "lifeline.store")) async throws -> SQLiteStore {
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        if !directory.isEmpty { try PrivateFiles.makeDirectory(directory) }
+        try PrivateFiles.createFile(path)
         let connection: SQLiteConnection
         do {
             connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
@@ -477,6 +480,8 @@ public final class SQLiteStore: LifelineStore {
     /// (`VACUUM INTO` reads one snapshot; writers carry on). Refuses to overwrite a file.
     public func backup(to file: String) async throws {
         guard !FileManager.default.fileExists(atPath: file) else { throw StoreError.duplicate("\(file)") }
+        // Created empty as 0600 first (VACUUM INTO accepts an empty file): a backup holds what the store does.
+        try PrivateFiles.createFile(file)
         try await serial.run { [self] in
             _ = try await connection.query("VACUUM INTO ?", [.text(file)])
         }
@@ -490,10 +495,12 @@ public final class SQLiteStore: LifelineStore {
         let files = FileManager.default
         guard files.fileExists(atPath: backup) else { throw StoreError.unreadable(path: backup, detail: "no such file") }
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty { try files.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        if !directory.isEmpty { try PrivateFiles.makeDirectory(directory) }
         let staged = path + ".restoring"
         for suffix in ["", "-wal", "-shm"] { try? files.removeItem(atPath: staged + suffix) }
         try files.copyItem(atPath: backup, toPath: staged)
+        // The copy keeps the backup's mode, which an older version wrote readable by all.
+        PrivateFiles.restrict(staged)
         do {
             let check = try await SQLiteStore.open(path: staged, logger: logger)
             try await check.close()

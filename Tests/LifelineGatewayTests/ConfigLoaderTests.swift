@@ -47,7 +47,7 @@ final class ConfigLoaderTests: XCTestCase {
             deployments: []
         """)
         XCTAssertEqual(found, [
-            "server.colour: unknown key (known: data_dir, drain_timeout_s, host, idle_timeout_s, max_body_bytes, port)",
+            "server.colour: unknown key (known: allowed_hosts, data_dir, drain_timeout_s, host, idle_timeout_s, max_body_bytes, port)",
             "server.port: must be from 0 to 65535, got 70000",
             "models[0].deployments[1].protocol: must be openai or anthropic, got 'grpc'",
             "models[0].deployments[1].api_key: environment variable MISSING is not set",

@@ -186,7 +186,7 @@ final class SlowClientTests: XCTestCase {
         defer { Task { await fixture.stop() } }
         let socket = try await RawHTTPConnection(port: fixture.gatewayPort)
         // Headers promise a body that never comes.
-        try await socket.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mod")
+        try await socket.send("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"mod")
         let clock = ContinuousClock()
         let started = clock.now
         let answer = try await socket.receive()
@@ -210,7 +210,7 @@ final class ClientDisconnectTests: XCTestCase {
         // Read the first bytes of a slow stream over a raw socket, then hang up.
         let socket = try await RawHTTPConnection(port: fixture.gatewayPort)
         let body = JSONCoding.encodeString(chatBody("chat-openai", "a slow answer", stream: true))
-        try await socket.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        try await socket.send("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
         let start = try await socket.receive()
         XCTAssertTrue(start.contains("200 OK"), start)
         XCTAssertEqual(fixture.simulatorA.activeStreams, 1)

@@ -25,7 +25,10 @@ final class GatewayFixture: @unchecked Sendable {
     let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)))
 
     /// - Parameter dataDirectory: reuse one to restart a gateway on the data a previous one kept.
-    static func start(dataDirectory: String? = nil, configure: (inout LifelineConfig) -> Void = { _ in }) async throws -> GatewayFixture {
+    /// - Parameter gatewayLogger: the gateway's logger, for tests that read its lines; else one that stays quiet.
+    static func start(dataDirectory: String? = nil, gatewayLogger: Logger? = nil,
+                      configure: (inout LifelineConfig) -> Void = { _ in }) async throws -> GatewayFixture
+    {
         let fixture = GatewayFixture()
         var logger = Logger(label: "test")
         logger.logLevel = .critical
@@ -55,7 +58,7 @@ final class GatewayFixture: @unchecked Sendable {
         let settings = config
         fixture.tasks.append(Task {
             defer { continuation.finish() }
-            try await GatewayServer.run(config: settings, logger: logger) { port, runtime in
+            try await GatewayServer.run(config: settings, logger: gatewayLogger ?? logger) { port, runtime in
                 continuation.yield((port, runtime))
                 continuation.finish()
             }

@@ -12,7 +12,9 @@ struct AccessGate: Sendable {
     func authenticate(_ request: Request) -> Result<Caller, GatewayError> {
         let authorization = request.headers[.authorization]
         let bearer = authorization.flatMap { $0.lowercased().hasPrefix("bearer ") ? String($0.dropFirst(7)).trimmingCharacters(in: .whitespaces) : nil }
-        return runtime.keys.authenticate(bearer: bearer, apiKey: request.headers[.apiKey])
+        let result = runtime.keys.authenticate(bearer: bearer, apiKey: request.headers[.apiKey])
+        if case .failure(let error) = result, error.code == "conflicting_credentials" { runtime.metrics.requestRefused(reason: .conflictingCredentials) }
+        return result
     }
 
     /// Checks permission, limits and capacity; on success `record` holds what `finish` must release.

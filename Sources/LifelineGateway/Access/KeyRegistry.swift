@@ -97,7 +97,18 @@ final class KeyRegistry: Sendable {
     }
 
     /// The caller behind a request's `Authorization: Bearer …` or `x-api-key`.
+    ///
+    /// Two different credentials are refused (400) rather than one picked: otherwise a junk
+    /// `x-api-key` beside a valid bearer key would drop the key and run the request as anonymous.
+    /// A Lifeline key (`sk-ll-…`) in either place is always checked; only a request that carries
+    /// none runs as anonymous in `auth: optional`.
     func authenticate(bearer: String?, apiKey: String?) -> Result<Caller, GatewayError> {
+        let bearer = bearer.flatMap { $0.isEmpty ? nil : $0 }
+        let apiKey = apiKey.flatMap { $0.isEmpty ? nil : $0 }
+        if let bearer, let apiKey, bearer != apiKey {
+            return .failure(GatewayError(status: 400, message: "The request carries two different credentials, in 'Authorization: Bearer …' and in 'x-api-key'; send one key in one header.",
+                                         param: "x-api-key", code: "conflicting_credentials"))
+        }
         let presented = apiKey ?? bearer
         guard let presented, presented.hasPrefix(Self.secretPrefix) else {
             if mode == .required {

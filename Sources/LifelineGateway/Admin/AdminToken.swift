@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import LifelineStore
 import Logging
 
 /// The operator's bearer token for `/admin/v1/…`: from config or `LIFELINE_ADMIN_TOKEN`, or made at
@@ -34,9 +35,13 @@ public struct AdminToken: Sendable {
         var random = SystemRandomNumberGenerator()
         let secret = "ll-admin-" + (0..<32).map { _ in String(UInt8.random(in: 0...15, using: &random), radix: 16) }.joined()
         let token = AdminToken(secret: secret)
-        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        try token.digest.map { String(format: "%02x", $0) }.joined().write(to: file, atomically: true, encoding: .utf8)
-        try? FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        try PrivateFiles.makeDirectory(dataDirectory)
+        try PrivateFiles.createFile(file.path)
+        PrivateFiles.restrict(file.path)
+        let handle = try FileHandle(forWritingTo: file)
+        try handle.truncate(atOffset: 0)
+        try handle.write(contentsOf: Data(token.digest.map { String(format: "%02x", $0) }.joined().utf8))
+        try handle.close()
         // Written straight to the descriptor: print() is buffered when stdout is a file.
         FileHandle.standardOutput.write(Data("""
         Lifeline admin token (shown once; only its hash is kept in \(file.path)):

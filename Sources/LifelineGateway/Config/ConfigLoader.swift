@@ -129,19 +129,39 @@ struct ConfigReader {
         return Int(number)
     }
 
+    /// A list of strings; `${NAME}` is substituted in each.
+    mutating func strings(_ object: [String: JSONValue], _ key: String, _ path: String) -> [String]? {
+        guard let value = object[key], !value.isNull else { return nil }
+        guard let list = value.arrayValue else { fail(join(path, key), "expected a list, got \(value.typeName)"); return nil }
+        var result: [String] = []
+        for (index, item) in list.enumerated() {
+            if let text = item.stringValue { result.append(substitute(text, "\(join(path, key))[\(index)]")) } else {
+                fail("\(join(path, key))[\(index)]", "expected a string, got \(item.typeName)")
+            }
+        }
+        return result
+    }
+
     func formatted(_ number: Double) -> String { number.rounded() == number ? String(Int(number)) : String(number) }
 
     mutating func readConfig(_ tree: JSONValue) -> LifelineConfig {
         var config = LifelineConfig()
         let root = object(tree, "", allowed: ["server", "routing", "admin", "auth", "admission", "models", "slos", "alerting", "notifications", "status",
                                               "storage"])
-        let server = object(root["server"], "server", allowed: ["host", "port", "drain_timeout_s", "max_body_bytes", "data_dir", "idle_timeout_s"])
+        let server = object(root["server"], "server", allowed: ["host", "port", "drain_timeout_s", "max_body_bytes", "data_dir", "idle_timeout_s",
+                                                                  "allowed_hosts"])
         if let host = string(server, "host", "server") { config.server.host = host }
         if let port = integer(server, "port", "server", in: 0...65535) { config.server.port = port }
         if let drain = number(server, "drain_timeout_s", "server", in: 0...3600) { config.server.drainTimeoutSeconds = drain }
         if let limit = integer(server, "max_body_bytes", "server", in: 1024...1_073_741_824) { config.server.maxBodyBytes = limit }
         if let directory = string(server, "data_dir", "server") { config.server.dataDirectory = directory }
         if let idle = number(server, "idle_timeout_s", "server", in: 0.1...3600) { config.server.idleTimeoutSeconds = idle }
+        if let hosts = strings(server, "allowed_hosts", "server") {
+            for (index, host) in hosts.enumerated() where HostAllowlist.Entry(host) == nil {
+                fail("server.allowed_hosts[\(index)]", "must be a host name or IP address, optionally with :port, or \"*\"; got '\(host)'")
+            }
+            config.server.allowedHosts = hosts
+        }
 
         readRouting(root["routing"], into: &config.routing)
         let admin = object(root["admin"], "admin", allowed: ["token"])
@@ -382,7 +402,14 @@ struct ConfigReader {
     }
 
     mutating func readAuth(_ raw: JSONValue?, into auth: inout AuthConfig) {
-        let object = object(raw, "auth", allowed: ["mode", "anonymous"])
+        let object = object(raw, "auth", allowed: ["mode", "anonymous", "trusted_proxies"])
+        for (index, entry) in (strings(object, "trusted_proxies", "auth") ?? []).enumerated() {
+            if let range = IPAddressRange(entry) {
+                auth.trustedProxies.append(range)
+            } else {
+                fail("auth.trusted_proxies[\(index)]", "must be an IP address or CIDR block such as 10.0.0.0/8, got '\(entry)'")
+            }
+        }
         if let mode = string(object, "mode", "auth") {
             if let parsed = AuthConfig.Mode(rawValue: mode) { auth.mode = parsed } else { fail("auth.mode", "must be optional or required, got '\(mode)'") }
         }

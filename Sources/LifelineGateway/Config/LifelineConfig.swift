@@ -70,6 +70,9 @@ public struct ServerConfig: Sendable, Equatable {
     public var dataDirectory = ".lifeline"
     /// A connection that sends and receives nothing for this long is closed (slow or stalled clients).
     public var idleTimeoutSeconds = 30.0
+    /// `Host` values accepted (`server.allowed_hosts`); nil: the bind address, `localhost`, the
+    /// loopback literals when bound to loopback, and the status page's host. `"*"` accepts any.
+    public var allowedHosts: [String]?
 }
 
 public struct AuthConfig: Sendable, Equatable {
@@ -79,6 +82,9 @@ public struct AuthConfig: Sendable, Equatable {
     /// The tier and limits of callers that present no Lifeline key.
     public var anonymousTier = Priority.normal
     public var anonymousLimits = CallerLimitPolicy()
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`auth.trusted_proxies`); empty:
+    /// the TCP peer is the client and the header is ignored.
+    public var trustedProxies: [IPAddressRange] = []
 
     /// The mode in force for a listen address.
     public func effectiveMode(host: String) -> Mode {

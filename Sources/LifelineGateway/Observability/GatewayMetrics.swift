@@ -7,6 +7,8 @@ import Synchronization
 public final class GatewayMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let observers = Mutex<[@Sendable (Decision) -> Void]>([])
+    /// The label values outside input may choose between; nil until a configuration is known.
+    private let allowedLabels = Mutex<MetricLabelPolicy?>(nil)
 
     /// Seconds buckets for LLM work: answers take from tens of milliseconds to minutes.
     /// 2 s is the default latency SLO threshold, so Prometheus can count requests under it exactly.
@@ -192,16 +194,47 @@ public final class GatewayMetrics: Sendable {
     static let objectiveHelp = "The SLO's target share of good requests."
     static let firingHelp = "1 while the alert (burn-rate or deployment) fires."
 
+    /// Takes in a configuration's public models and deployments as label values; names from
+    /// earlier configurations stay allowed, so requests that began before a reload are still counted.
+    public func allowLabels(from config: LifelineConfig) {
+        allowedLabels.withLock { policy in
+            var next = policy ?? MetricLabelPolicy()
+            next.allow(config)
+            policy = next
+        }
+    }
+
+    /// Every series is made through here: a value a client could choose becomes `unknown`
+    /// unless the configuration names it, so no request can add a series.
+    private func bounded(_ labels: [(String, String)]) -> [(String, String)] {
+        guard let policy = allowedLabels.withLock({ $0 }) else { return labels }
+        return labels.map { ($0.0, policy.value(label: $0.0, $0.1)) }
+    }
+
     private func counter(_ name: String, _ labels: [(String, String)], help: String) -> Counter {
-        registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+        registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: bounded(labels))
     }
 
     private func gauge(_ name: String, _ labels: [(String, String)], help: String) -> Gauge {
-        registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+        registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: bounded(labels))
     }
 
     private func histogram(_ name: String, _ labels: [(String, String)], help: String) -> ValueHistogram {
-        registry.makeValueHistogram(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels, buckets: Self.latencyBuckets)
+        registry.makeValueHistogram(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: bounded(labels),
+                                    buckets: Self.latencyBuckets)
+    }
+
+    public func requestRefused(reason: RefusalReason) {
+        counter("lifeline_request_refusals_total", [("reason", reason.rawValue)],
+                help: "Requests refused before any work: host_not_allowed, unsupported_content_type, conflicting_credentials, subscriber_pending_limit.").increment()
+    }
+
+    /// Why a request was refused at the door (bounded: these and nothing else become label values).
+    public enum RefusalReason: String, Sendable {
+        case hostNotAllowed = "host_not_allowed"
+        case unsupportedContentType = "unsupported_content_type"
+        case conflictingCredentials = "conflicting_credentials"
+        case subscriberPendingLimit = "subscriber_pending_limit"
     }
 
     static let shedReasons = ["queue_full", "queue_timeout"]

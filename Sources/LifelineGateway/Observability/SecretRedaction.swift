@@ -99,7 +99,7 @@ public enum LogSetup {
     {
         switch format {
         case .text:
-            RedactingLogHandler(StreamLogHandler.standardError(label: label), redactor: redactor)
+            RedactingLogHandler(TextLogHandler(label: label, output: output), redactor: redactor)
         case .json:
             RedactingLogHandler(JSONLogHandler(label: label, output: output), redactor: redactor)
         }

@@ -26,6 +26,7 @@ struct ChatEndpoint: Sendable {
         record.caller = caller
         let chat: ChatRequest
         do throws(GatewayError) {
+            if let refusal = JSONContentType.refusal(request, metrics: runtime.metrics) { throw refusal }
             let json = try await readJSON(request, limit: config.server.maxBodyBytes)
             chat = try decode(json, api: api)
         } catch {

@@ -17,6 +17,8 @@ enum GatewayRoutes {
     static func router(runtime: GatewayRuntime, adminToken: AdminToken, reload: @escaping @Sendable () async -> Response) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: ClientAddressMiddleware(trustedProxies: { runtime.config.auth.trustedProxies }))
+        router.add(middleware: HostAllowlistMiddleware(allowlist: HostAllowlist(runtime.config), metrics: runtime.metrics))
         let chat = ChatEndpoint(runtime: runtime)
         let embeddings = EmbeddingsEndpoint(runtime: runtime)
 

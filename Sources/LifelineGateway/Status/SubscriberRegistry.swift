@@ -8,17 +8,27 @@ import Synchronization
 /// operator approves them, so the page cannot be made to post to arbitrary addresses) or by an
 /// operator (active at once). Each can remove itself with the token it was given.
 final class SubscriberRegistry: Sendable {
-    /// A registration is refused beyond this many subscribers.
+    /// Approved subscribers: an operator's registration or approval is refused beyond this many.
     static let maximum = 1_000
+    /// Public registrations awaiting approval, counted apart from approved ones so that a flood of
+    /// them never stands in an operator's way: at most this many in all…
+    static let maximumPending = 100
+    /// …and this many from one client address (`GatewayRequestContext.clientAddress`).
+    static let maximumPendingPerSource = 5
 
     enum Failure: Error, Equatable {
         case invalid(String, param: String)
         case notFound(String)
         case forbidden
         case full
+        /// Too many registrations await approval: from this address (`perSource`) or in all.
+        case pendingLimit(perSource: Bool)
     }
 
     private let subscribers = Mutex<[Subscriber]>([])
+    /// Where each pending registration came from, by subscriber id. Kept in memory only: pending
+    /// registrations read back from the store count toward `maximumPending` alone.
+    private let pendingSources = Mutex<[String: String]>([:])
     private let store: any LifelineStore
 
     init(store: any LifelineStore) {
@@ -28,6 +38,8 @@ final class SubscriberRegistry: Sendable {
     func load() async throws {
         let saved = try await store.subscribers()
         subscribers.withLock { $0 = saved }
+        let pending = Set(saved.filter { $0.state == .pending }.map(\.id))
+        pendingSources.withLock { $0 = $0.filter { pending.contains($0.key) } }
     }
 
     var all: [Subscriber] { subscribers.withLock { $0 } }
@@ -35,7 +47,9 @@ final class SubscriberRegistry: Sendable {
     func subscriber(id: String) -> Subscriber? { subscribers.withLock { list in list.first { $0.id == id } } }
 
     /// Checks the request and adds the subscriber; returns it with the token that removes it (shown once).
-    func register(endpoint: String?, components: [String]?, knownComponents: [String], approved: Bool,
+    /// A registration that is not `approved` (made without the admin token) is bounded per `source`
+    /// address and in all; an approved one only by `maximum`.
+    func register(endpoint: String?, components: [String]?, knownComponents: [String], approved: Bool, source: String? = nil,
                   at now: Double) async throws(Failure) -> (Subscriber, token: String)
     {
         guard let endpoint, !endpoint.isEmpty else { throw .invalid("'endpoint' is required: the URL updates are POSTed to.", param: "endpoint") }
@@ -49,25 +63,52 @@ final class SubscriberRegistry: Sendable {
         if let unknown = components.first(where: { !known.contains($0) }) {
             throw .invalid("No component is named '\(unknown)' (known: \(knownComponents.joined(separator: ", "))).", param: "components")
         }
-        guard subscribers.withLock({ $0.count }) < Self.maximum else { throw .full }
+        let id = StableID.make("subscriber:\(now):\(UUID().uuidString)")
+        if approved {
+            guard activeCount < Self.maximum else { throw .full }
+        } else {
+            try reservePending(id: id, source: source ?? "unknown")
+        }
         var random = SystemRandomNumberGenerator()
         let token = "ll-sub-" + (0..<32).map { _ in String(UInt8.random(in: 0...15, using: &random), radix: 16) }.joined()
-        let subscriber = Subscriber(id: StableID.make("subscriber:\(now):\(UUID().uuidString)"), endpoint: endpoint,
+        let subscriber = Subscriber(id: id, endpoint: endpoint,
                                     tokenHash: KeyRegistry.hash(token), state: approved ? .active : .pending, components: components,
                                     createdAt: now, approvedAt: approved ? now : nil)
-        try await persist(subscriber)
+        do throws(Failure) {
+            try await persist(subscriber)
+        } catch {
+            _ = pendingSources.withLock { $0.removeValue(forKey: id) }
+            throw error
+        }
         subscribers.withLock { $0.append(subscriber) }
         return (subscriber, token)
+    }
+
+    private var activeCount: Int { subscribers.withLock { $0.count { $0.state != .pending } } }
+
+    /// Counts the registration against its source's and the overall pending bound, or refuses it.
+    private func reservePending(id: String, source: String) throws(Failure) {
+        let unattributed = subscribers.withLock { $0.filter { $0.state == .pending }.map(\.id) }
+        let refusal: Failure? = pendingSources.withLock { sources in
+            let pendingInAll = sources.count + unattributed.count { sources[$0] == nil }
+            guard pendingInAll < Self.maximumPending else { return .pendingLimit(perSource: false) }
+            guard sources.values.count(where: { $0 == source }) < Self.maximumPendingPerSource else { return .pendingLimit(perSource: true) }
+            sources[id] = source
+            return nil
+        }
+        if let refusal { throw refusal }
     }
 
     /// Activates a pending subscriber: updates from now on are sent to it.
     func approve(id: String, at now: Double) async throws(Failure) -> Subscriber {
         guard var subscriber = subscriber(id: id) else { throw .notFound(id) }
         guard subscriber.state == .pending else { return subscriber }
+        guard activeCount < Self.maximum else { throw .full }
         subscriber.state = .active
         subscriber.approvedAt = now
         try await persist(subscriber)
         let approved = subscriber
+        _ = pendingSources.withLock { $0.removeValue(forKey: id) }
         subscribers.withLock { list in
             if let index = list.firstIndex(where: { $0.id == id }) { list[index] = approved }
         }
@@ -87,6 +128,7 @@ final class SubscriberRegistry: Sendable {
             throw .invalid("The subscriber could not be removed: \(error)", param: "id")
         }
         subscribers.withLock { $0.removeAll { $0.id == id } }
+        _ = pendingSources.withLock { $0.removeValue(forKey: id) }
     }
 
     private func persist(_ subscriber: Subscriber) async throws(Failure) {

@@ -10,8 +10,9 @@ import LifelineWire
 enum SubscriberRoutes {
     static func add(to router: Router<GatewayRequestContext>, runtime: GatewayRuntime, adminToken: AdminToken) {
         let registry = runtime.subscribers
-        router.post("/api/v2/subscribers") { request, _ in
+        router.post("/api/v2/subscribers") { request, context in
             do throws(GatewayError) {
+                if let refusal = JSONContentType.refusal(request, metrics: runtime.metrics) { throw refusal }
                 let body = try await readJSON(request, limit: 16 * 1024)
                 let asOperator = bearer(request).map(adminToken.matches) ?? false
                 // Statuspage nests the fields under "subscriber"; a flat body works too.
@@ -34,7 +35,7 @@ enum SubscriberRoutes {
                 do throws(SubscriberRegistry.Failure) {
                     let (subscriber, token) = try await registry.register(
                         endpoint: fields["endpoint"]?.stringValue, components: components, knownComponents: runtime.status.componentNames,
-                        approved: asOperator, at: runtime.wallClock())
+                        approved: asOperator, source: context.clientAddress, at: runtime.wallClock())
                     runtime.logger.notice("status subscriber registered", metadata: [
                         "id": .string(subscriber.id), "state": .string(subscriber.state.rawValue)])
                     var answer = (asOperator ? SubscriberRegistry.adminJSON(subscriber) : SubscriberRegistry.publicJSON(subscriber)).objectValue ?? [:]
@@ -44,6 +45,11 @@ enum SubscriberRoutes {
                         : "Registered and active. Keep the token: it removes the subscription.")
                     return jsonResponse(.created, .object(answer))
                 } catch {
+                    if case .pendingLimit = error {
+                        runtime.metrics.requestRefused(reason: .subscriberPendingLimit)
+                        runtime.logger.notice("status subscriber registration refused: too many await approval",
+                                              metadata: ["client": .string(context.clientAddress ?? "unknown")])
+                    }
                     return failure(error)
                 }
             } catch {
@@ -96,7 +102,11 @@ enum SubscriberRoutes {
         case .invalid(let message, let param): adminError(400, message, param: param)
         case .notFound(let id): adminError(404, "No subscriber has id '\(id)'.", param: "id")
         case .forbidden: adminError(403, "Removing a subscriber takes its own token (Authorization: Bearer …) or the admin token.")
-        case .full: adminError(409, "The page has as many subscribers as it takes (\(SubscriberRegistry.maximum)).")
+        case .full: adminError(409, "The page has as many approved subscribers as it takes (\(SubscriberRegistry.maximum)).")
+        case .pendingLimit(let perSource):
+            perSource
+                ? adminError(429, "This address has \(SubscriberRegistry.maximumPendingPerSource) registrations awaiting approval already; an operator must approve or remove them first.")
+                : adminError(429, "\(SubscriberRegistry.maximumPending) registrations await approval already; try again after an operator has reviewed them.")
         }
     }
 }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import LifelineCore
+import LifelineStore
 import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
@@ -122,8 +123,9 @@ struct ManagedProcessService: Service {
     static func openLog(_ path: String) throws -> FileHandle {
         let manager = FileManager.default
         let url = URL(fileURLWithPath: path)
-        try manager.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        if !manager.fileExists(atPath: path) { _ = manager.createFile(atPath: path, contents: nil) }
+        // Private like the rest of the data directory: a server's output can quote its arguments and keys.
+        try PrivateFiles.makeDirectory(url.deletingLastPathComponent().path)
+        try PrivateFiles.createFile(path)
         let handle = try FileHandle(forWritingTo: url)
         try handle.seekToEnd()
         return handle
