@@ -35,7 +35,9 @@ final class SubscriberRegistry: Sendable {
     func subscriber(id: String) -> Subscriber? { subscribers.withLock { list in list.first { $0.id == id } } }
 
     /// Checks the request and adds the subscriber; returns it with the token that removes it (shown once).
-    func register(endpoint: String?, components: [String]?, knownComponents: [String], approved: Bool,
+    /// Without `allowPrivateTargets`, an endpoint whose host is a loopback or private address
+    /// (or `localhost`) is refused; names are checked again when each update is sent.
+    func register(endpoint: String?, components: [String]?, knownComponents: [String], approved: Bool, allowPrivateTargets: Bool = false,
                   at now: Double) async throws(Failure) -> (Subscriber, token: String)
     {
         guard let endpoint, !endpoint.isEmpty else { throw .invalid("'endpoint' is required: the URL updates are POSTed to.", param: "endpoint") }
@@ -43,6 +45,9 @@ final class SubscriberRegistry: Sendable {
               let host = url.host, !host.isEmpty
         else {
             throw .invalid("'endpoint' must be an absolute http or https URL of at most 2000 characters.", param: "endpoint")
+        }
+        if !allowPrivateTargets, PrivateAddress.literalIsPrivate(host) == true {
+            throw .invalid("'endpoint' is a loopback or private address; updates are only sent to public addresses.", param: "endpoint")
         }
         let components = components ?? []
         let known = Set(knownComponents)

@@ -34,7 +34,7 @@ enum SubscriberRoutes {
                 do throws(SubscriberRegistry.Failure) {
                     let (subscriber, token) = try await registry.register(
                         endpoint: fields["endpoint"]?.stringValue, components: components, knownComponents: runtime.status.componentNames,
-                        approved: asOperator, at: runtime.wallClock())
+                        approved: asOperator, allowPrivateTargets: runtime.config.notifications.allowPrivateTargets, at: runtime.wallClock())
                     runtime.logger.notice("status subscriber registered", metadata: [
                         "id": .string(subscriber.id), "state": .string(subscriber.state.rawValue)])
                     var answer = (asOperator ? SubscriberRegistry.adminJSON(subscriber) : SubscriberRegistry.publicJSON(subscriber)).objectValue ?? [:]
