@@ -234,6 +234,26 @@ final class NetworkHardeningTests: XCTestCase {
         XCTAssertTrue(exposition.contains("lifeline_open_connections 1"), exposition)
     }
 
+    func testNetworkLimitsAreReadFromTheServerBlockAndBadValuesNameTheirPath() throws {
+        let models = """
+        models:
+          - name: m
+            deployments: [{name: a, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x}]
+
+        """
+        let config = try ConfigLoader.parse(models + """
+        server: {request_read_timeout_s: 10, min_body_bytes_per_second: 0, body_rate_grace_s: 2, max_connections: 100, max_connections_per_client: 10}
+        """, environment: [:])
+        XCTAssertEqual(config.server.requestReadTimeoutSeconds, 10)
+        XCTAssertEqual(config.server.minBodyBytesPerSecond, 0)
+        XCTAssertEqual(config.server.bodyRateGraceSeconds, 2)
+        XCTAssertEqual(config.server.maxConnections, 100)
+        XCTAssertEqual(config.server.maxConnectionsPerClient, 10)
+        XCTAssertThrowsError(try ConfigLoader.parse(models + "server: {request_read_timeout_s: 0, max_connections_per_client: 0}\n", environment: [:])) {
+            XCTAssertEqual(($0 as? ConfigError)?.issues.map(\.path), ["server.request_read_timeout_s", "server.max_connections_per_client"])
+        }
+    }
+
     func testDefaultConnectionCapsFollowTheOpenFileLimitAndTakeThousandsOfStreamsFromOneAddress() {
         // Each stream holds two descriptors: the client's connection and the upstream's.
         XCTAssertGreaterThanOrEqual(ConnectionLimits.defaultMaximum(openFileLimit: 20_000), 5_000)
