@@ -130,6 +130,11 @@ echo "== SDK end-to-end tests"
 run_pytest_suite "SDK tests" tests/sdk "$LOG_DIR/pytest.log" 900
 py_passed=$suite_passed; py_failed=$suite_failed; py_skipped=$suite_skipped
 
+# Repros of the security review's findings, each asserting the attack is refused (loopback only).
+echo "== Security repro tests"
+run_pytest_suite "security tests" tests/security "$LOG_DIR/pytest-security.log" 300
+py_passed=$((py_passed + suite_passed)); py_failed=$((py_failed + suite_failed)); py_skipped=$((py_skipped + suite_skipped))
+
 # Chromium comes from the system (Debian's chromium package); Playwright never downloads one.
 echo "== Browser tests (chat page and operator console, headless Chromium)"
 run_pytest_suite "browser tests" tests/browser "$LOG_DIR/pytest-browser.log" 600

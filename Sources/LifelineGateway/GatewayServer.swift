@@ -83,9 +83,17 @@ public enum GatewayServer {
         let reload: @Sendable () async -> Response = { reloadResponse(runtime: runtime, configFile: configFile, overrides: overrides) }
         let router = GatewayRoutes.router(runtime: runtime, adminToken: token, reload: reload)
         let settings = config
+        let connectionLimits = ConnectionLimits(settings.server, metrics: metrics)
+        let readPolicy = RequestReadDeadlineHandler.Policy(settings.server)
+        logger.info("connection limits", metadata: ["max_connections": .stringConvertible(connectionLimits.maximum),
+                                                    "max_connections_per_client": .stringConvertible(connectionLimits.maximumPerClient)])
         let app = Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(settings.server.idleTimeoutSeconds * 1000)))),
+            server: .http1(configuration: .init(
+                // Per connection, in front of the router: caps on open connections, and deadlines for reading a request.
+                additionalChannelHandlers: [ConnectionLimitHandler(limits: connectionLimits),
+                                            RequestReadDeadlineHandler(policy: readPolicy, metrics: metrics)],
+                idleTimeout: .milliseconds(Int64(settings.server.idleTimeoutSeconds * 1000)))),
             configuration: .init(address: .hostname(settings.server.host, port: settings.server.port), serverName: nil, backlog: 4096),
             onServerRunning: { channel in
                 runtime.readiness.set(true)

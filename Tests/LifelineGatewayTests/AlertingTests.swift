@@ -30,6 +30,8 @@ final class AlertingTests: XCTestCase {
         config.alerting.windowScale = Self.scale
         config.notifications.webhooks = webhooks
         config.notifications.backoff = Backoff(base: 0.01, maximum: 0.05)
+        // The receivers listen on loopback.
+        config.notifications.allowPrivateTargets = true
         return config
     }
 

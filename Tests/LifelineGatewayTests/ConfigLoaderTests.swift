@@ -47,7 +47,8 @@ final class ConfigLoaderTests: XCTestCase {
             deployments: []
         """)
         XCTAssertEqual(found, [
-            "server.colour: unknown key (known: allowed_hosts, data_dir, drain_timeout_s, host, idle_timeout_s, max_body_bytes, port)",
+            "server.colour: unknown key (known: allowed_hosts, body_rate_grace_s, data_dir, drain_timeout_s, host, idle_timeout_s, max_body_bytes, "
+                + "max_connections, max_connections_per_client, min_body_bytes_per_second, port, request_read_timeout_s)",
             "server.port: must be from 0 to 65535, got 70000",
             "models[0].deployments[1].protocol: must be openai or anthropic, got 'grpc'",
             "models[0].deployments[1].api_key: environment variable MISSING is not set",
@@ -186,12 +187,14 @@ final class ConfigLoaderTests: XCTestCase {
         notifications:
           max_attempts: 3
           backoff: {base_ms: 100, max_ms: 2000}
+          allow_private_targets: true   # Alertmanager on this host
           webhooks:
             - {name: ops, format: slack, url: "${SLACK_URL}", severities: [page]}
             - {name: am, format: alertmanager, url: "http://127.0.0.1:9093", headers: {authorization: "Bearer ${AM_TOKEN}"}}
         """, environment: ["SLACK_URL": "https://hooks.example/T0/B0/secret", "AM_TOKEN": "am-secret-token"])
         XCTAssertEqual(config.notifications.maxAttempts, 3)
         XCTAssertEqual(config.notifications.backoff, Backoff(base: 0.1, maximum: 2))
+        XCTAssertTrue(config.notifications.allowPrivateTargets)
         XCTAssertEqual(config.notifications.webhooks.map(\.name), ["ops", "am"])
         XCTAssertEqual(config.notifications.webhooks.map(\.format), [.slack, .alertmanager])
         XCTAssertEqual(config.notifications.webhooks[0].severities, [.page])

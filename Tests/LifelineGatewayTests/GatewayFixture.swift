@@ -52,6 +52,8 @@ final class GatewayFixture: @unchecked Sendable {
             ModelConfig(name: "chat-anthropic", deployments: [deployment("an-1", .anthropic, port: portA, priority: 1),
                                                               deployment("an-2", .anthropic, port: portB, priority: 2)]),
         ]
+        // Webhook receivers in tests listen on loopback; a test of the refusal turns this off.
+        config.notifications.allowPrivateTargets = true
         configure(&config)
         config.admin.token = adminToken
         let (started, continuation) = AsyncStream<(Int, GatewayRuntime)>.makeStream()

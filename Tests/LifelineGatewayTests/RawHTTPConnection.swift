@@ -35,7 +35,8 @@ final class RawHTTPConnection: @unchecked Sendable {
         let bytes = Array(text.utf8)
         var sent = 0
         while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, 0) }
+            // MSG_NOSIGNAL: a send to a connection the server closed fails instead of raising SIGPIPE.
+            let count = bytes[sent...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             guard count > 0 else { throw SocketError(operation: "send") }
             sent += count
         }
@@ -46,6 +47,13 @@ final class RawHTTPConnection: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 65536)
         let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
         return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : ""
+    }
+
+    /// Whatever arrives within `milliseconds`: nil if nothing did, "" at end of stream (or a reset).
+    func receive(within milliseconds: Int32) async throws -> String? {
+        var descriptorSet = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        guard poll(&descriptorSet, 1, milliseconds) > 0 else { return nil }
+        return try await receive()
     }
 
     func close() async throws {

@@ -16,6 +16,7 @@ final class WebhookReceiver: Sendable {
 
     private let posts = Mutex<[Post]>([])
     private let failures = Mutex<(remaining: Int, status: Int)>((0, 500))
+    private let redirectTarget = Mutex<String?>(nil)
     private let task = Mutex<Task<Void, any Error>?>(nil)
     private let boundPort = Atomic<Int>(0)
 
@@ -26,6 +27,9 @@ final class WebhookReceiver: Sendable {
     /// Answers the next `count` posts with `status` (and records them) before accepting again.
     func fail(next count: Int, status: Int = 500) { failures.withLock { $0 = (count, status) } }
 
+    /// Answers every post (and records it) with `307 Temporary Redirect` to `location`.
+    func redirect(to location: String) { redirectTarget.withLock { $0 = location } }
+
     static func start() async throws -> WebhookReceiver {
         let receiver = WebhookReceiver()
         let router = Router()
@@ -35,6 +39,9 @@ final class WebhookReceiver: Sendable {
             for field in request.headers { headers[field.name.canonicalName.lowercased()] = field.value }
             let json = (try? JSONCoding.decode(body.readableBytesView)) ?? .null
             receiver.posts.withLock { $0.append(Post(path: request.uri.path, headers: headers, body: json)) }
+            if let location = receiver.redirectTarget.withLock({ $0 }) {
+                return Response(status: .temporaryRedirect, headers: [.location: location])
+            }
             let status = receiver.failures.withLock { failures -> Int? in
                 guard failures.remaining > 0 else { return nil }
                 failures.remaining -= 1

@@ -17,7 +17,8 @@ from test_console import sign_in, wait_for_poll
 from test_console_keys_alerts import no_horizontal_scroll, panel_screenshot
 
 # Status evaluated every 0.2 s, so a maintenance starts and ends within one console poll.
-STATUS = "status: {evaluation_interval_s: 0.2}\n"
+# Subscribers registered on this gateway (test_console_postmortems) listen on loopback.
+STATUS = "status: {evaluation_interval_s: 0.2}\nnotifications: {allow_private_targets: true}\n"
 
 
 @pytest.fixture(scope="module")

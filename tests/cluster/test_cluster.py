@@ -95,6 +95,7 @@ def instance_config(sim_a: int, sim_b: int, receiver: str) -> str:
         # One hour lasts 5 s.
         f"alerting: {{window_scale: {1 / 720}, evaluation_interval_s: 0.2}}\n"
         "notifications:\n"
+        "  allow_private_targets: true\n"  # the receiver listens on loopback
         "  backoff: {base_ms: 10, max_ms: 100}\n"
         "  webhooks:\n"
         f'    - {{name: ops, format: json, url: "{receiver}/alerts"}}\n'

@@ -35,6 +35,7 @@ def alerting_config(receiver_url: str) -> str:
         f"alerting: {{window_scale: {WINDOW_SCALE}, evaluation_interval_s: 0.2}}\n"
         "routing: {backoff: {base_ms: 0, max_ms: 0}}\n"
         "notifications:\n"
+        "  allow_private_targets: true\n"  # the receiver listens on loopback
         "  max_attempts: 3\n"
         "  backoff: {base_ms: 10, max_ms: 100}\n"
         "  webhooks:\n"

@@ -149,7 +149,8 @@ struct ConfigReader {
         let root = object(tree, "", allowed: ["server", "routing", "admin", "auth", "admission", "models", "slos", "alerting", "notifications", "status",
                                               "storage"])
         let server = object(root["server"], "server", allowed: ["host", "port", "drain_timeout_s", "max_body_bytes", "data_dir", "idle_timeout_s",
-                                                                  "allowed_hosts"])
+                                                                  "allowed_hosts", "request_read_timeout_s", "min_body_bytes_per_second",
+                                                                  "body_rate_grace_s", "max_connections", "max_connections_per_client"])
         if let host = string(server, "host", "server") { config.server.host = host }
         if let port = integer(server, "port", "server", in: 0...65535) { config.server.port = port }
         if let drain = number(server, "drain_timeout_s", "server", in: 0...3600) { config.server.drainTimeoutSeconds = drain }
@@ -162,6 +163,7 @@ struct ConfigReader {
             }
             config.server.allowedHosts = hosts
         }
+        readNetworkLimits(server, into: &config.server)
 
         readRouting(root["routing"], into: &config.routing)
         let admin = object(root["admin"], "admin", allowed: ["token"])
@@ -312,7 +314,10 @@ struct ConfigReader {
 
     mutating func readNotifications(_ raw: JSONValue?, into notifications: inout NotificationsConfig) {
         let path = "notifications"
-        let object = object(raw, path, allowed: ["webhooks", "max_attempts", "backoff"])
+        let object = object(raw, path, allowed: ["webhooks", "max_attempts", "backoff", "allow_private_targets"])
+        if let value = object["allow_private_targets"] {
+            if let flag = value.boolValue { notifications.allowPrivateTargets = flag } else { fail(join(path, "allow_private_targets"), "expected true or false") }
+        }
         if let attempts = integer(object, "max_attempts", path, in: 1...20) { notifications.maxAttempts = attempts }
         let backoffPath = join(path, "backoff")
         let backoff = self.object(object["backoff"], backoffPath, allowed: ["base_ms", "max_ms"])
@@ -338,6 +343,9 @@ struct ConfigReader {
             let url = string(fields, "url", webhookPath) ?? ""
             if url.isEmpty { fail(join(webhookPath, "url"), "required") }
             else if !isHTTPURL(url) { fail(join(webhookPath, "url"), "not a URL (expected http:// or https:// with a host)") }
+            else if !notifications.allowPrivateTargets, let host = URL(string: url)?.host, PrivateAddress.literalIsPrivate(host) == true {
+                fail(join(webhookPath, "url"), "a loopback or private address; set notifications.allow_private_targets: true to allow it")
+            }
             var webhook = WebhookConfig(name: name, format: format, url: url.hasSuffix("/") ? String(url.dropLast()) : url)
             if let rawSeverities = fields["severities"], !rawSeverities.isNull {
                 if let list = rawSeverities.arrayValue {
@@ -361,6 +369,16 @@ struct ConfigReader {
             if let timeout = integer(fields, "timeout_ms", webhookPath, in: 1...600_000) { webhook.timeoutMilliseconds = timeout }
             notifications.webhooks.append(webhook)
         }
+    }
+
+    /// `server.request_read_timeout_s`, `min_body_bytes_per_second`, `body_rate_grace_s`,
+    /// `max_connections`, `max_connections_per_client`.
+    mutating func readNetworkLimits(_ server: [String: JSONValue], into settings: inout ServerConfig) {
+        if let value = number(server, "request_read_timeout_s", "server", in: 0.1...3600) { settings.requestReadTimeoutSeconds = value }
+        if let value = number(server, "min_body_bytes_per_second", "server", in: 0...1_073_741_824) { settings.minBodyBytesPerSecond = value }
+        if let value = number(server, "body_rate_grace_s", "server", in: 0...3600) { settings.bodyRateGraceSeconds = value }
+        if let value = integer(server, "max_connections", "server", in: 1...10_000_000) { settings.maxConnections = value }
+        if let value = integer(server, "max_connections_per_client", "server", in: 1...10_000_000) { settings.maxConnectionsPerClient = value }
     }
 
     func isHTTPURL(_ text: String) -> Bool {

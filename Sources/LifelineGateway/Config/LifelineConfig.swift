@@ -73,6 +73,18 @@ public struct ServerConfig: Sendable, Equatable {
     /// `Host` values accepted (`server.allowed_hosts`); nil: the bind address, `localhost`, the
     /// loopback literals when bound to loopback, and the status page's host. `"*"` accepts any.
     public var allowedHosts: [String]?
+    /// The longest a request's headers and body may take to arrive, from its first byte (from the
+    /// connection's opening for the first request); the idle timer alone resets on every byte.
+    public var requestReadTimeoutSeconds = 30.0
+    /// After `bodyRateGraceSeconds`, a body arriving slower than this gets 408 and its connection closes.
+    public var minBodyBytesPerSecond = 1_024.0
+    public var bodyRateGraceSeconds = 5.0
+    /// Open client connections beyond which a new one gets 503; nil: derived from the open-file
+    /// limit at start (see `ConnectionLimits`).
+    public var maxConnections: Int?
+    /// Open connections from one client address beyond which a new one gets 503; nil: the same as
+    /// the overall cap (one address may be a reverse proxy, or a benchmark on loopback).
+    public var maxConnectionsPerClient: Int?
 }
 
 public struct AuthConfig: Sendable, Equatable {
@@ -288,6 +300,9 @@ public struct NotificationsConfig: Sendable, Equatable {
     /// Attempts per delivery, the first included, with full-jitter exponential backoff between them.
     public var maxAttempts = 5
     public var backoff = Backoff(base: 0.5, maximum: 30)
+    /// Whether webhooks and status subscribers may target loopback, link-local and private
+    /// addresses. Off: such targets are refused when configured, registered and sent to.
+    public var allowPrivateTargets = false
 }
 
 public struct WebhookConfig: Sendable, Equatable {

@@ -186,7 +186,7 @@ public final class GatewayMetrics: Sendable {
 
     public func notificationDelivery(target: String, outcome: String) {
         counter("lifeline_notifications_total", [("target", target), ("outcome", outcome)],
-                help: "Webhook deliveries by target (a webhook's name, or subscribers) and outcome (delivered, failed, suppressed).").increment()
+                help: "Webhook deliveries by target (a webhook's name, or subscribers) and outcome (delivered, failed, suppressed, refused).").increment()
     }
 
     static let burnRateHelp = "Error-budget burn rate per SLO and window (1 spends the budget exactly over the SLO period)."
@@ -281,6 +281,21 @@ public final class GatewayMetrics: Sendable {
     public func leader(_ leading: Bool) {
         gauge("lifeline_leader", [], help: "1 while this instance runs the singleton duties (incidents, alerts, notifications, maintenance).")
             .set(leading ? 1.0 : 0.0)
+    }
+
+    /// Client connections open now (`server.max_connections` caps them).
+    public func openConnections(_ count: Int) {
+        gauge("lifeline_open_connections", [], help: "Client connections open now.").set(Double(count))
+    }
+
+    public func connectionRefused(reason: String) {
+        counter("lifeline_connections_refused_total", [("reason", reason)],
+                help: "Connections answered 503 and closed, by cap (max_connections, max_connections_per_client).").increment()
+    }
+
+    public func slowRequest(reason: String) {
+        counter("lifeline_slow_requests_total", [("reason", reason)],
+                help: "Requests cut off while arriving, by reason (header_deadline, body_deadline, body_rate).").increment()
     }
 
     public func exposition() -> [UInt8] { registry.emitToBuffer() }

@@ -48,8 +48,11 @@ final class SubscriberRegistry: Sendable {
 
     /// Checks the request and adds the subscriber; returns it with the token that removes it (shown once).
     /// A registration that is not `approved` (made without the admin token) is bounded per `source`
-    /// address and in all; an approved one only by `maximum`.
+    /// address and in all; an approved one only by `maximum`. Without `allowPrivateTargets`, an
+    /// endpoint whose host is a loopback or private address (or `localhost`) is refused; names
+    /// are checked again when each update is sent.
     func register(endpoint: String?, components: [String]?, knownComponents: [String], approved: Bool, source: String? = nil,
+                  allowPrivateTargets: Bool = false,
                   at now: Double) async throws(Failure) -> (Subscriber, token: String)
     {
         guard let endpoint, !endpoint.isEmpty else { throw .invalid("'endpoint' is required: the URL updates are POSTed to.", param: "endpoint") }
@@ -57,6 +60,9 @@ final class SubscriberRegistry: Sendable {
               let host = url.host, !host.isEmpty
         else {
             throw .invalid("'endpoint' must be an absolute http or https URL of at most 2000 characters.", param: "endpoint")
+        }
+        if !allowPrivateTargets, PrivateAddress.literalIsPrivate(host) == true {
+            throw .invalid("'endpoint' is a loopback or private address; updates are only sent to public addresses.", param: "endpoint")
         }
         let components = components ?? []
         let known = Set(knownComponents)

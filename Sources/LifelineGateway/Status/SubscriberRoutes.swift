@@ -35,7 +35,8 @@ enum SubscriberRoutes {
                 do throws(SubscriberRegistry.Failure) {
                     let (subscriber, token) = try await registry.register(
                         endpoint: fields["endpoint"]?.stringValue, components: components, knownComponents: runtime.status.componentNames,
-                        approved: asOperator, source: context.clientAddress, at: runtime.wallClock())
+                        approved: asOperator, source: context.clientAddress,
+                        allowPrivateTargets: runtime.config.notifications.allowPrivateTargets, at: runtime.wallClock())
                     runtime.logger.notice("status subscriber registered", metadata: [
                         "id": .string(subscriber.id), "state": .string(subscriber.state.rawValue)])
                     var answer = (asOperator ? SubscriberRegistry.adminJSON(subscriber) : SubscriberRegistry.publicJSON(subscriber)).objectValue ?? [:]

@@ -106,14 +106,17 @@ public struct WebhookTarget: Sendable {
     public var timeoutMilliseconds = 5_000
     public var maxAttempts = 5
     public var backoff = Backoff(base: 0.5, maximum: 30)
+    /// `notifications.allow_private_targets`: whether loopback and private addresses may be sent to.
+    public var allowPrivateTargets = false
 
-    /// A URL with the retry policy of the `notifications` block.
+    /// A URL with the retry and target policy of the `notifications` block.
     init(url: String, headers: [String: String] = [:], timeoutMilliseconds: Int = 5_000, notifications: NotificationsConfig) {
         self.url = url
         self.headers = headers
         self.timeoutMilliseconds = timeoutMilliseconds
         maxAttempts = notifications.maxAttempts
         backoff = notifications.backoff
+        allowPrivateTargets = notifications.allowPrivateTargets
     }
 
     /// A configured webhook: its URL in its format, its headers and timeout.
@@ -131,8 +134,11 @@ public struct WebhookTarget: Sendable {
 /// twice. A delivery queued but not yet tried when the process stopped is sent after the restart;
 /// one that was being sent is marked failed rather than risk a duplicate. A failed attempt
 /// (connection error, timeout, 408, 429, 5xx) is retried with full-jitter exponential backoff up
-/// to `max_attempts`; any other answer is final. Webhook URLs are credentials and appear in no
-/// log line and no API answer: targets are named.
+/// to `max_attempts`; any other answer is final, a redirect included (redirects are never followed).
+/// Each attempt resolves the target and connects only to the address it checked (see
+/// `WebhookDestination`); a private or loopback target is refused unless
+/// `notifications.allow_private_targets`. Webhook URLs are credentials and appear in no log line
+/// and no API answer: targets are named.
 public final class Notifier: Service, Sendable {
     static let deliveriesKept = 200
     static let deliveredKeysKept = 50_000
@@ -293,22 +299,23 @@ public final class Notifier: Service, Sendable {
             update(job.delivery.id) { $0.attempts = attempt }
             var retryable = true
             do {
-                var request = HTTPClientRequest(url: target.url)
-                request.method = .POST
-                request.headers.add(name: "content-type", value: "application/json")
-                request.headers.add(name: "user-agent", value: "lifeline/\(LifelineVersion.current)")
-                for (name, value) in target.headers { request.headers.replaceOrAdd(name: name, value: value) }
-                request.body = .bytes(ByteBuffer(bytes: job.body))
-                let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(target.timeoutMilliseconds)))
-                _ = try? await response.body.collect(upTo: 64 * 1024)
-                let code = Int(response.status.code)
+                let destination = try await WebhookDestination.resolve(url: target.url, allowPrivate: target.allowPrivateTargets)
+                let code = try await post(job.body, to: target, via: destination)
                 responseStatus = code
                 if (200..<300).contains(code) {
                     await finish(job, status: .delivered, responseStatus: code, error: nil)
                     return
                 }
+                // A 3xx lands here too: redirects are not followed, and not retried.
                 failure = "HTTP \(code)"
                 retryable = code >= 500 || code == 429 || code == 408
+            } catch let refusal as WebhookDestination.Refusal {
+                failure = WebhookDestination.describe(refusal)
+                if refusal != .unresolved {
+                    // Final: the same URL would be refused again.
+                    await finish(job, status: .failed, responseStatus: nil, error: failure, outcome: "refused")
+                    return
+                }
             } catch {
                 // Only the error's kind: its text could quote the (secret) URL.
                 failure = Self.describe(error)
@@ -319,6 +326,26 @@ public final class Notifier: Service, Sendable {
             try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
         }
         await finish(job, status: .failed, responseStatus: responseStatus, error: failure)
+    }
+
+    /// One POST over a client pinned to the checked address; returns the status code.
+    private func post(_ body: [UInt8], to target: WebhookTarget, via destination: WebhookDestination) async throws -> Int {
+        let client = destination.makeClient()
+        do {
+            var request = HTTPClientRequest(url: target.url)
+            request.method = .POST
+            request.headers.add(name: "content-type", value: "application/json")
+            request.headers.add(name: "user-agent", value: "lifeline/\(LifelineVersion.current)")
+            for (name, value) in target.headers { request.headers.replaceOrAdd(name: name, value: value) }
+            request.body = .bytes(ByteBuffer(bytes: body))
+            let response = try await client.execute(request, timeout: .milliseconds(Int64(target.timeoutMilliseconds)))
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            try? await client.shutdown()
+            return Int(response.status.code)
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
     }
 
     /// Takes the delivery in the store before its first attempt. With several instances the one
@@ -356,7 +383,8 @@ public final class Notifier: Service, Sendable {
         }
     }
 
-    private func finish(_ job: Job, status: NotificationDelivery.Status, responseStatus: Int?, error: String?) async {
+    /// `outcome` is the metric's label when it says more than the status (`refused`: a private target).
+    private func finish(_ job: Job, status: NotificationDelivery.Status, responseStatus: Int?, error: String?, outcome: String? = nil) async {
         let now = clock()
         var finished: NotificationDelivery?
         update(job.delivery.id) {
@@ -368,7 +396,8 @@ public final class Notifier: Service, Sendable {
         }
         await persist(job)
         // Subscribers share one label value: their number is not bounded by the config.
-        metrics.notificationDelivery(target: job.delivery.kind == .subscriber ? "subscribers" : job.delivery.target, outcome: status.rawValue)
+        metrics.notificationDelivery(target: job.delivery.kind == .subscriber ? "subscribers" : job.delivery.target,
+                                     outcome: outcome ?? status.rawValue)
         guard let finished else { return }
         let metadata: Logger.Metadata = [
             "kind": .string(finished.kind.rawValue), "target": .string(finished.target), "subject": .string(finished.subject),
@@ -376,6 +405,10 @@ public final class Notifier: Service, Sendable {
         ]
         if status == .delivered {
             logger.info("notification delivered", metadata: metadata)
+        } else if outcome == "refused" {
+            // The host only: the rest of the URL (path, query, user info) may be a credential.
+            let host = URL(string: job.target?.url ?? "")?.host ?? ""
+            logger.warning("notification target refused", metadata: metadata.merging(["error": .string(error ?? ""), "host": .string(host)]) { $1 })
         } else {
             logger.warning("notification failed", metadata: metadata.merging(["error": .string(error ?? "")]) { $1 })
         }
