@@ -24,7 +24,9 @@ final class GatewayFixture: @unchecked Sendable {
     let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
 
     /// - Parameter dataDirectory: reuse one to restart a gateway on the data a previous one kept.
-    static func start(dataDirectory: String? = nil, configure: (inout LifelineConfig) -> Void = { _ in }) async throws -> GatewayFixture {
+    /// - Parameter gatewayLogger: where the gateway logs (default: nowhere below critical).
+    static func start(dataDirectory: String? = nil, gatewayLogger: Logger? = nil,
+                      configure: (inout LifelineConfig) -> Void = { _ in }) async throws -> GatewayFixture {
         let fixture = GatewayFixture()
         var logger = Logger(label: "test")
         logger.logLevel = .critical
@@ -54,7 +56,7 @@ final class GatewayFixture: @unchecked Sendable {
         let settings = config
         fixture.tasks.append(Task {
             defer { continuation.finish() }
-            try await GatewayServer.run(config: settings, logger: logger) { port, runtime in
+            try await GatewayServer.run(config: settings, logger: gatewayLogger ?? logger) { port, runtime in
                 continuation.yield((port, runtime))
                 continuation.finish()
             }
