@@ -34,6 +34,15 @@ final class ErrorGuidanceEndToEndTests: XCTestCase {
         XCTAssertEqual(anthropic.json?["error"]?["type"], "not_found_error")
         XCTAssertTrue(anthropic.json?["error"]?["message"]?.stringValue?.contains("Unknown path POST /v1/messages/count_token") == true, anthropic.text)
 
+        // A mistyped Messages path, or any unknown path from an Anthropic client, gets Anthropic's shape.
+        let mistyped = try await fixture.post("/v1/message", chatBody("chat-anthropic", "hi", api: .anthropic))
+        XCTAssertEqual(mistyped.json?["error"]?["type"], "not_found_error")
+        XCTAssertEqual(mistyped.json?["error"]?["message"], "Unknown path POST /v1/message. Did you mean /v1/messages?")
+        let fromAnthropicClient = try await fixture.get("/v1/files", headers: ["anthropic-version": "2023-06-01"])
+        XCTAssertEqual(fromAnthropicClient.json?["type"], "error")
+        let fromOpenAIClient = try await fixture.get("/v1/files")
+        XCTAssertEqual(fromOpenAIClient.json?["error"]?["code"], "unknown_url")
+
         let other = try await fixture.get("/helthz")
         XCTAssertEqual(other.status, 404)
         XCTAssertTrue(other.json?["error"]?["message"]?.stringValue?.contains("Did you mean /healthz?") == true, other.text)

@@ -82,9 +82,14 @@ struct RouteCatalog: Sendable {
         return ClosestName.find(trimmed, among: candidates.keys.sorted()).flatMap { candidates[$0] }
     }
 
-    /// Anthropic's shape for the `/v1/messages` family, OpenAI's for the rest of `/v1` and everything else.
-    static func api(of path: String) -> WireProtocol {
-        path == "/v1/messages" || path.hasPrefix("/v1/messages/") ? .anthropic : .openai
+    /// Anthropic's shape for the `/v1/messages` family (asked for, or the closest route to a
+    /// mistyped path) and for Anthropic's clients (they send `anthropic-version`); OpenAI's for
+    /// the rest of `/v1` and everything else.
+    static func api(of path: String, closest: String?, headers: HTTPFields) -> WireProtocol {
+        let messages = { (path: String) in path == "/v1/messages" || path.hasPrefix("/v1/messages/") }
+        if messages(path) || closest.map(messages) == true { return .anthropic }
+        if let name = HTTPField.Name("anthropic-version"), headers[name] != nil { return .anthropic }
+        return .openai
     }
 
     /// 404 or 405 for a request no route took.
@@ -94,7 +99,8 @@ struct RouteCatalog: Sendable {
         let shown = path.count > 120 ? String(path.prefix(120)) + "…" : path
         let method = request.method.rawValue
         let allowed = methods(at: path)
-        let api = Self.api(of: path)
+        let suggestion = allowed.isEmpty ? closest(to: path) : nil
+        let api = Self.api(of: path, closest: suggestion, headers: request.headers)
         let status: Int
         let message: String
         let code: String
@@ -107,7 +113,7 @@ struct RouteCatalog: Sendable {
         } else {
             status = 404
             code = "unknown_url"
-            let hint = closest(to: path).map { " Did you mean \($0)?" } ?? ""
+            let hint = suggestion.map { " Did you mean \($0)?" } ?? ""
             message = "Unknown path \(method) \(shown).\(hint)"
         }
         let body: JSONValue = switch api {
