@@ -4,11 +4,12 @@ variables, and the shipped example configs."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
 
-from conftest import _process_env
+from conftest import LifelineProcess, _process_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,3 +65,26 @@ def test_the_shipped_examples_pass_check_config(lifeline_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == f"{path}: ok (1 models, 2 deployments)", result.stdout
         assert result.stderr == ""
+
+
+def test_serve_logs_the_warning_at_start(lifeline_path: Path, tmp_path: Path) -> None:
+    config = tmp_path / "sim.yaml"
+    config.write_text(
+        "models:\n"
+        "  - name: chat\n"
+        "    deployments:\n"
+        "      - {name: sim, protocol: openai, model: lifeline-sim, simulator: {}, api_key: $SIM_KEY}\n"
+    )
+    p = LifelineProcess(
+        name="serve-warning",
+        args_for_port=lambda port: [str(lifeline_path), "serve", "--config", str(config), "--port", str(port), "--log-format", "json"],
+        workdir=tmp_path,
+        env=_process_env(),
+    )
+    p.start()
+    p.stop()
+    assert p.log_path is not None
+    lines = [json.loads(line) for line in p.log_path.read_text().splitlines() if line.startswith("{")]
+    warnings = [line for line in lines if line["message"] == "configuration warning"]
+    assert [(w["level"], w["path"]) for w in warnings] == [("warning", "models[0].deployments[0].api_key")], lines
+    assert "$SIM_KEY" in warnings[0]["problem"]
