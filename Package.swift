@@ -52,7 +52,7 @@ let package = Package(
             .embedInCode("WebUI/Assets"),
         ]),
         .executableTarget(name: "lifeline", dependencies: [
-            "LifelineGateway", "LifelineSimulator", "LifelineWire",
+            "LifelineCore", "LifelineGateway", "LifelineSimulator", "LifelineWire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),

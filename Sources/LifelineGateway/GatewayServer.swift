@@ -138,7 +138,8 @@ public enum GatewayServer {
             return adminError(409, "This server runs on the embedded zero config; start it with --config to reload.")
         }
         do {
-            var next = try ConfigLoader.load(file: configFile)
+            var (next, warnings) = try ConfigLoader.loadChecked(file: configFile)
+            ConfigLoader.log(warnings, logger: runtime.logger)
             SecretRedactor.shared.register(next.secretValues)
             overrides.apply(to: &next)
             try runtime.reload(next)
@@ -239,7 +240,14 @@ struct ReloadOnHangup: Service {
 }
 
 /// A service that is already running in its own task; the group only stops it.
+///
+/// It is stopped the way the group stops its own services, by a graceful shutdown of its inner
+/// group (the server closes its listener and finishes what it serves), not by cancelling its
+/// task: a cancelled Hummingbird server logs "Waiting on child channel: CancellationError()" at
+/// error level, once per simulator, on every clean SIGTERM. Only if this service itself is
+/// cancelled (the outer drain timeout ran out) is the inner task cancelled too.
 final class PreStartedService: Service, Sendable {
+    private let group: ServiceGroup
     private let task: Task<Void, any Error>
     private let stop: AsyncStream<Void>.Continuation
     private let stopped: AsyncStream<Void>
@@ -248,18 +256,24 @@ final class PreStartedService: Service, Sendable {
         let (stopped, stop) = AsyncStream<Void>.makeStream()
         self.stopped = stopped
         self.stop = stop
+        let group = ServiceGroup(services: [app], logger: app.logger)
+        self.group = group
         task = Task {
-            try await ServiceGroup(services: [app], logger: app.logger).run()
+            try await group.run()
         }
     }
 
     func run() async throws {
-        await withGracefulShutdownHandler {
-            for await _ in stopped {}
-        } onGracefulShutdown: { [stop] in
-            stop.finish()
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                for await _ in stopped {}
+            } onGracefulShutdown: { [stop] in
+                stop.finish()
+            }
+            await group.triggerGracefulShutdown()
+            _ = await task.result
+        } onCancel: { [task] in
+            task.cancel()
         }
-        task.cancel()
-        _ = await task.result
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LifelineCore
 import LifelineGateway
 import LifelineSimulator
 import Logging
@@ -11,6 +12,7 @@ struct Lifeline: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lifeline",
         abstract: "A self-hosted AI gateway that keeps answering when model providers fail.",
+        version: LifelineVersion.description(environment: ProcessInfo.processInfo.environment),
         subcommands: [Serve.self, Simulate.self, CheckConfig.self, Keys.self, Deployments.self, Drill.self, Incidents.self,
                       MaintenanceCommand.self, Subscribers.self, Reload.self, Backup.self, Restore.self, Capacity.self])
 
@@ -66,7 +68,9 @@ struct Serve: AsyncParsableCommand {
         let settings: LifelineConfig
         if let file = config ?? ProcessInfo.processInfo.environment["LIFELINE_CONFIG"] {
             do {
-                settings = try ConfigLoader.load(file: file)
+                let warnings: [ConfigIssue]
+                (settings, warnings) = try ConfigLoader.loadChecked(file: file)
+                ConfigLoader.log(warnings, logger: logger)
             } catch {
                 printError("\(file): invalid configuration\n\(error.description)")
                 throw ExitCode(2)
@@ -133,9 +137,12 @@ struct CheckConfig: AsyncParsableCommand {
     func run() async throws {
         let config: LifelineConfig
         do {
-            config = try ConfigLoader.load(file: file)
+            let warnings: [ConfigIssue]
+            (config, warnings) = try ConfigLoader.loadChecked(file: file)
             let deployments = config.models.reduce(0) { $0 + $1.deployments.count }
-            print("\(file): ok (\(config.models.count) models, \(deployments) deployments)")
+            for warning in warnings { printError("\(file): warning: \(warning.description)") }
+            print("\(file): ok (\(config.models.count) models, \(deployments) deployments)"
+                  + (warnings.isEmpty ? "" : ", \(warnings.count) warning\(warnings.count == 1 ? "" : "s")"))
         } catch {
             printError(error.issues.map { "\(file): \($0.description)" }.joined(separator: "\n"))
             throw ExitCode(1)

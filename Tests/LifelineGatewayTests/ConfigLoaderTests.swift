@@ -222,3 +222,167 @@ final class ConfigLoaderTests: XCTestCase {
         ])
     }
 }
+
+/// The configuration the README and `docs/` show, and the files in `examples/`, load as written.
+extension ConfigLoaderTests {
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// A ```yaml block of a Markdown file, with the line it starts on.
+    struct YAMLBlock {
+        var file: String
+        var line: Int
+        var text: String
+        var isFragment: Bool
+    }
+
+    /// Every ```yaml block of `markdown`. The rule for what a block is:
+    /// - a block with a top-level `models:` key is a whole config file and loads on its own;
+    /// - any other block is a sub-tree of the top level (`storage:` …) and loads after a base of
+    ///   one simulated model, so its keys and values are checked too;
+    /// - a block right after a `<!-- fragment -->` line (blank lines between allowed) is a
+    ///   deliberately partial excerpt (a deployment entry alone, say) and is not loaded.
+    static func yamlBlocks(in markdown: String, file: String) -> [YAMLBlock] {
+        var blocks: [YAMLBlock] = []
+        let lines = markdown.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var index = 0
+        while index < lines.count {
+            let fence = lines[index].trimmingCharacters(in: .whitespaces)
+            guard fence == "```yaml" || fence == "```yml" else { index += 1; continue }
+            let indent = lines[index].prefix { $0 == " " }.count
+            let previous = lines[..<index].last { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+            let start = index + 1
+            var end = start
+            while end < lines.count, lines[end].trimmingCharacters(in: .whitespaces) != "```" { end += 1 }
+            let text = lines[start..<min(end, lines.count)].map { String($0.dropFirst(min(indent, $0.prefix { $0 == " " }.count))) }
+                .joined(separator: "\n")
+            blocks.append(YAMLBlock(file: file, line: start, text: text,
+                                    isFragment: previous?.trimmingCharacters(in: .whitespaces) == "<!-- fragment -->"))
+            index = end + 1
+        }
+        return blocks
+    }
+
+    /// A stand-in for every `${NAME}` in `yaml` that fits where such variables go: a PostgreSQL
+    /// URL for database variables, an https URL for other `…URL` ones, a plain word otherwise.
+    static func dummyEnvironment(for yaml: String) -> [String: String] {
+        var environment: [String: String] = [:]
+        var rest = Substring(yaml)
+        while let start = rest.range(of: "${"), let end = rest[start.upperBound...].firstIndex(of: "}") {
+            let name = String(rest[start.upperBound..<end])
+            environment[name] = if name.contains("DATABASE") || name.contains("POSTGRES") {
+                "postgres://lifeline:dummy@127.0.0.1:5432/lifeline"
+            } else if name.hasSuffix("URL") {
+                "https://hooks.example.com/dummy"
+            } else {
+                "dummy-\(name.lowercased())"
+            }
+            rest = rest[rest.index(after: end)...]
+        }
+        return environment
+    }
+
+    static let baseForSubTrees = """
+    models:
+      - name: base-model
+        deployments:
+          - {name: base-sim, protocol: openai, model: lifeline-sim, simulator: {}}
+
+    """
+
+    func testEveryYAMLExampleInTheDocsLoads() throws {
+        let root = Self.repositoryRoot
+        var markdownFiles = ["README.md"]
+        let docs = root.appendingPathComponent("docs")
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: docs.path)) ?? [] where name.hasSuffix(".md") {
+            markdownFiles.append("docs/" + name)
+        }
+        var checked = 0
+        for file in markdownFiles {
+            let markdown = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
+            for block in Self.yamlBlocks(in: markdown, file: file) where !block.isFragment {
+                let isWhole = block.text.split(separator: "\n").contains { $0.hasPrefix("models:") }
+                let yaml = isWhole ? block.text : Self.baseForSubTrees + block.text
+                do {
+                    let (_, warnings) = try ConfigLoader.parseChecked(yaml, environment: Self.dummyEnvironment(for: yaml))
+                    XCTAssertEqual(warnings.map(\.description), [], "\(file):\(block.line)")
+                } catch {
+                    XCTFail("\(file):\(block.line): the yaml block does not load:\n\(error.description)")
+                }
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThanOrEqual(checked, 2, "the README's configuration reference and its PostgreSQL example at least")
+
+        let examples = root.appendingPathComponent("examples")
+        let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        for required in ["openai-anthropic.yaml", "openai-anthropic-local.yaml", "local-model.yaml"] {
+            XCTAssertTrue(files.contains(required), required)
+        }
+        for name in files {
+            let yaml = try String(contentsOf: examples.appendingPathComponent(name), encoding: .utf8)
+            do {
+                let (config, warnings) = try ConfigLoader.parseChecked(yaml, environment: Self.dummyEnvironment(for: yaml))
+                XCTAssertEqual(warnings.map(\.description), [], name)
+                XCTAssertFalse(config.models.isEmpty, name)
+            } catch {
+                XCTFail("examples/\(name) does not load:\n\(error.description)")
+            }
+        }
+    }
+
+    func testTheExtractionFindsBlocksAndHonoursTheFragmentMark() {
+        let markdown = """
+        text
+        ```yaml
+        storage:
+          key_refresh_s: 1
+        ```
+        <!-- fragment -->
+
+        ```yaml
+        - name: alone
+        ```
+          ```yaml
+          models: []
+          ```
+        """
+        let blocks = Self.yamlBlocks(in: markdown, file: "x.md")
+        XCTAssertEqual(blocks.map(\.isFragment), [false, true, false])
+        XCTAssertEqual(blocks.map(\.text), ["storage:\n  key_refresh_s: 1", "- name: alone", "models: []"])
+        // The README's old PostgreSQL line is what this test exists to catch.
+        XCTAssertThrowsError(try ConfigLoader.parse(Self.baseForSubTrees + "storage:\n  postgres: {url: ${DATABASE_URL}}\n",
+                                                    environment: ["DATABASE_URL": "postgres://u:p@h/d"]))
+    }
+
+    func testASecretThatLooksLikeAnUnexpandedVariableIsAWarningWithItsPath() throws {
+        let yaml = """
+        admin: {token: "%ADMIN_TOKEN%"}
+        storage:
+          postgres:
+            url: postgres://lifeline:${DB_PASSWORD@127.0.0.1/lifeline
+        models:
+          - name: chat
+            deployments:
+              - {name: openai, protocol: openai, base_url: "https://api.openai.com/v1", api_key: $OPENAI_API_KEY, model: gpt-4o-mini}
+              - {name: good, protocol: openai, base_url: "https://api.openai.com/v1", api_key: "${GOOD_KEY}", model: gpt-4o-mini}
+              - {name: literal, protocol: openai, base_url: "https://api.openai.com/v1", api_key: "sk-plain-123", model: gpt-4o-mini}
+        notifications:
+          webhooks:
+            - {name: hook, format: json, url: "https://hooks.example.com/x", headers: {authorization: "Bearer $HOOK_TOKEN"}}
+        """
+        let (config, warnings) = try ConfigLoader.parseChecked(yaml, environment: ["GOOD_KEY": "sk-real"])
+        XCTAssertEqual(warnings.map(\.description), [
+            "admin.token: looks like an unexpanded environment variable (%ADMIN_TOKEN%); write ${ADMIN_TOKEN}",
+            "storage.postgres.url: looks like an unexpanded environment variable (${DB_PASSWORD has no closing brace); write ${DB_PASSWORD}",
+            "notifications.webhooks[0].headers.authorization: looks like an unexpanded environment variable ($HOOK_TOKEN); only ${HOOK_TOKEN} is substituted",
+            "models[0].deployments[0].api_key: looks like an unexpanded environment variable ($OPENAI_API_KEY); only ${OPENAI_API_KEY} is substituted",
+        ])
+        // It still loads as written: a warning, not an error.
+        XCTAssertEqual(config.models[0].deployments[0].apiKey, "$OPENAI_API_KEY")
+        XCTAssertEqual(config.models[0].deployments[1].apiKey, "sk-real")
+        // A substituted value may hold anything; only the file's own text is looked at.
+        let (_, none) = try ConfigLoader.parseChecked(Self.baseForSubTrees + "admin: {token: \"${TOKEN}\"}\n", environment: ["TOKEN": "a$b%c%"])
+        XCTAssertEqual(none.map(\.description), [])
+    }
+}

@@ -1,5 +1,5 @@
 import LifelineGateway
-import LifelineSimulator
+@testable import LifelineSimulator
 import LifelineWire
 import XCTest
 
@@ -187,6 +187,32 @@ final class ResilienceEndToEndTests: XCTestCase {
         XCTAssertEqual(transcript.comments.count, 1)
         let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
         XCTAssertTrue(metrics.contains(#"lifeline_failovers_total{model="chat-anthropic",phase="mid_stream",outcome="attempted"} 1"#), metrics)
+    }
+
+    func testAStreamResumedOnAnotherModelIdGoesOnWithoutASecondOpening() async throws {
+        // an-2 runs another upstream model: its simulator's own answer differs from an-1's.
+        try await start { config in config.models[1].deployments[1].model = "another-model" }
+        let body = chatBody("chat-anthropic", "retry budgets", stream: true, maxTokens: 100)
+        let reference = try StreamTranscript(try await fixture.post("/v1/chat/completions", body).body)
+        let openers = DeterministicText.openers
+        XCTAssertEqual(openers.filter { reference.text.contains($0) }.count, 1, reference.text)
+        var resumed: [String] = []
+        for _ in 0..<2 {
+            _ = try await fixture.admin("POST", "/faults", ["deployment": "an-1", "kind": "disconnect", "after_tokens": 6])
+            let reply = try await fixture.post("/v1/chat/completions", body)
+            let transcript = try StreamTranscript(reply.body)
+            XCTAssertEqual(transcript.comments.count, 1, reply.text)
+            XCTAssertEqual(transcript.doneCount, 1)
+            resumed.append(transcript.text)
+            _ = try await fixture.admin("DELETE", "/faults")
+        }
+        let text = resumed[0]
+        XCTAssertEqual(resumed[1], text, "deterministic")
+        let sent = reference.text.split(separator: " ", omittingEmptySubsequences: false).prefix(6).joined(separator: " ")
+        XCTAssertTrue(text.hasPrefix(sent), "\(sent)|\(text)")
+        XCTAssertGreaterThan(text.count, sent.count + 10, text)
+        // One opening: the continuation does not answer again from the start.
+        XCTAssertEqual(openers.filter { text.contains($0) }.count, 1, text)
     }
 
     func testADeploymentAtItsOwnRequestAllowanceIsAvoidedInsteadOfHit() async throws {

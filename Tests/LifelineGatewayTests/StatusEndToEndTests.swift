@@ -1,6 +1,7 @@
 import Foundation
 @testable import LifelineGateway
 import LifelineWire
+import Logging
 import XCTest
 
 /// The status page over real sockets: Statuspage JSON, feeds and the HTML page with its CSP;
@@ -91,6 +92,38 @@ final class StatusEndToEndTests: XCTestCase {
         }
         let all = try await fixture.get("/api/v2/incidents.json").json?["incidents"]?.arrayValue ?? []
         XCTAssertEqual(all.map { $0["status"]?.stringValue }, ["resolved"], "one event, one incident")
+    }
+
+    func testAnIncidentLogsEachStoredUpdateOnceNotEveryEvaluation() async throws {
+        let captured = StructuredLogTests.Captured()
+        var logger = Logger(label: "lifeline") { JSONLogHandler(label: $0, output: captured.output) }
+        logger.logLevel = .info
+        fixture = try await GatewayFixture.start(gatewayLogger: logger) { config in
+            GatewayFixture.fastStatus(&config)
+            config.status.policy.updateIntervalSeconds = 3600
+        }
+        for deployment in ["oa-1", "oa-2"] {
+            _ = try await fixture.admin("POST", "/faults", ["deployment": .string(deployment), "kind": "error", "status": 500, "rate": 1, "duration_s": 60])
+        }
+        var incidentID = ""
+        try await waitFor("an incident") {
+            try await sendRequests(3)
+            incidentID = try await fixture.get("/api/v2/incidents/unresolved.json").json?["incidents"]?[0]?["id"]?.stringValue ?? ""
+            return !incidentID.isEmpty
+        }
+        // Failures go on while it is open, so its evidence changes at every evaluation (every 50 ms).
+        let evaluations = 20
+        for _ in 0..<evaluations {
+            try await sendRequests(1)
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let incident = try await fixture.get("/api/v2/incidents/unresolved.json").json?["incidents"]?[0]
+        XCTAssertEqual(incident?["id"]?.stringValue, incidentID)
+        let updates = try XCTUnwrap(incident?["incident_updates"]?.arrayValue)
+        let lines = captured.all.compactMap { try? JSONCoding.decode(Array($0.utf8)) }
+            .filter { $0["message"]?.stringValue?.hasPrefix("incident ") == true && $0["id"]?.stringValue == incidentID }
+        XCTAssertEqual(lines.count, updates.count, lines.map { JSONCoding.encodeString($0) }.joined(separator: "\n"))
+        XCTAssertEqual(lines.first?["message"], "incident investigating")
     }
 
     func testIncidentRequestsAreCheckedAndNeedTheAdminToken() async throws {

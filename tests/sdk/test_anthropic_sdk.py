@@ -9,9 +9,11 @@ import anthropic
 import pytest
 
 from conftest import (
+    ANTHROPIC_MODEL,
     OPENAI_MODEL,
     PUBLIC_MODELS,
     anthropic_text,
+    httpx,
     openai_text,
     user,
 )
@@ -284,3 +286,11 @@ def test_anthropic_client_on_openai_model_gets_the_openai_api_text(ant: anthropi
     assert native
     assert via_anthropic == native
     assert {"stop": "end_turn", "length": "max_tokens"}[finish] == stop_reason
+
+
+def test_an_unknown_path_names_the_closest_route_in_the_sdk_error(ant: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        ant.post("/v1/message", cast_to=httpx.Response, body={"model": ANTHROPIC_MODEL, "max_tokens": 10, "messages": user()})
+    error = assert_anthropic_error(caught.value.response, 404, "not_found_error")
+    assert "Did you mean /v1/messages?" in error["message"]
+    assert "Did you mean /v1/messages?" in str(caught.value)

@@ -4,6 +4,7 @@ log output, whatever happens (failures, refused admin calls, reloads good and ba
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from conftest import (
     ANTHROPIC_MODEL,
     GatewayFactory,
     LifelineProcess,
+    _process_env,
     httpx,
     user,
 )
@@ -153,3 +155,34 @@ def test_secrets_never_appear_in_any_log_output(gateway_factory: GatewayFactory,
     assert ADMIN_SECRET not in output
     if log_format == "json":
         json_lines(gw)
+
+
+def test_a_clean_sigterm_logs_no_error_line(lifeline_path: Path, tmp_path: Path) -> None:
+    """The zero config (two simulated upstreams run in-process) through traffic and a SIGTERM:
+    it exits 0 and nothing is logged at error level or above (the simulators' servers used to
+    be cancelled and log "Waiting on child channel: CancellationError()" each)."""
+    workdir = tmp_path / "sigterm"
+    workdir.mkdir()
+    p = LifelineProcess(
+        name="sigterm-zero-config",
+        args_for_port=lambda port: [str(lifeline_path), "serve", "--port", str(port), "--log-format", "json"],
+        workdir=workdir,
+        env=_process_env(),
+    )
+    p.start()
+    try:
+        with httpx.Client(timeout=30) as c:
+            for api in ("/v1/chat/completions", "/v1/messages"):
+                with c.stream("POST", p.url + api, json={"model": "chat-default", "max_tokens": 50, "stream": True,
+                                                          "messages": user("hello before shutdown")}) as s:
+                    assert s.status_code == 200
+                    s.read()
+        assert p.proc is not None
+        p.proc.send_signal(signal.SIGTERM)
+        assert p.proc.wait(timeout=30) == 0
+    finally:
+        p.stop()
+    lines = json_lines(p)
+    assert any(line["message"] == "lifeline is ready" for line in lines)
+    errors = [line for line in lines if line["level"] in ("error", "critical")]
+    assert errors == [], errors

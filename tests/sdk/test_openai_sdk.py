@@ -16,6 +16,7 @@ from conftest import (
     OPENAI_MODEL,
     PUBLIC_MODELS,
     anthropic_text,
+    httpx,
     openai_client,
     openai_text,
     user,
@@ -384,3 +385,20 @@ def test_openai_client_on_anthropic_model_gets_the_anthropic_api_text(oai: opena
     assert native
     assert via_openai == native
     assert {"end_turn": "stop", "max_tokens": "length", "stop_sequence": "stop"}[stop_reason] == finish
+
+
+def test_an_unknown_path_names_the_closest_route_in_the_sdk_error(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        oai.post("/chat/completion", cast_to=httpx.Response, body={"model": OPENAI_MODEL, "messages": user()})
+    error = assert_openai_error(caught.value.response, 404)
+    assert error["code"] == "unknown_url"
+    assert "Did you mean /v1/chat/completions?" in error["message"]
+    assert "Did you mean /v1/chat/completions?" in str(caught.value)
+
+
+def test_an_unknown_model_lists_the_models_to_use(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        oai.chat.completions.create(model="chat-opnai", messages=user())
+    error = assert_openai_error(caught.value.response, 404)
+    assert "Did you mean 'chat-openai'?" in error["message"]
+    assert "Available models: chat-openai, chat-anthropic." in str(caught.value)

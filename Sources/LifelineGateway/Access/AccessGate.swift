@@ -21,7 +21,10 @@ struct AccessGate: Sendable {
     func admit(_ caller: Caller, model: String, request: Request, estimatedTokens: Int, record: inout RequestRecord) async -> GatewayError? {
         record.caller = caller
         if !caller.models.isEmpty, !caller.models.contains(model) {
-            return GatewayError(status: 403, message: "This API key may not use model '\(model)'.", param: "model", code: "model_not_allowed")
+            let usable = caller.usableModels(of: runtime.pool.modelNames)
+            return GatewayError(status: 403, message: "This API key may not use model '\(model)'; "
+                                    + (usable.isEmpty ? "it may use none of the configured models." : "it may use: \(GatewayError.listed(usable))."),
+                                param: "model", code: "model_not_allowed")
         }
         var requested: Priority?
         if let header = request.headers[.lifelinePriority] {

@@ -15,6 +15,9 @@ struct Caller: Sendable {
     var models: [String]
 
     var isAnonymous: Bool { id == Self.anonymousID }
+
+    /// The public models among `all` this caller may use, in their order.
+    func usableModels(of all: [String]) -> [String] { models.isEmpty ? all : all.filter(models.contains) }
 }
 
 /// Lifeline's API keys: kept as hashes in the store, cached here with each caller's live limits.

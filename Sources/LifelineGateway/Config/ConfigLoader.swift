@@ -1,7 +1,7 @@
 import Foundation
 import LifelineCore
 import LifelineWire
-import LifelineCore
+import Logging
 import Yams
 
 /// One thing wrong in a config file, with the path of the field.
@@ -19,13 +19,27 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
 /// Reads YAML into `LifelineConfig`, collecting every problem instead of stopping at the first.
 public enum ConfigLoader {
     public static func load(file: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> LifelineConfig {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw ConfigError(issues: [ConfigIssue(path: "", message: "cannot read \(file)")])
-        }
-        return try parse(String(decoding: data, as: UTF8.self), environment: environment)
+        try loadChecked(file: file, environment: environment).config
     }
 
     public static func parse(_ yaml: String, environment: [String: String]) throws(ConfigError) -> LifelineConfig {
+        try parseChecked(yaml, environment: environment).config
+    }
+
+    /// Like `load`, with the warnings: things that load but are likely mistakes (a secret that
+    /// looks like an unexpanded variable), each with its path.
+    public static func loadChecked(file: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError)
+        -> (config: LifelineConfig, warnings: [ConfigIssue])
+    {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ConfigError(issues: [ConfigIssue(path: "", message: "cannot read \(file)")])
+        }
+        return try parseChecked(String(decoding: data, as: UTF8.self), environment: environment)
+    }
+
+    public static func parseChecked(_ yaml: String, environment: [String: String]) throws(ConfigError)
+        -> (config: LifelineConfig, warnings: [ConfigIssue])
+    {
         let tree: JSONValue
         do {
             guard let node = try Yams.compose(yaml: yaml) else {
@@ -40,7 +54,14 @@ public enum ConfigLoader {
         var reader = ConfigReader(environment: environment)
         let config = reader.readConfig(tree)
         if !reader.issues.isEmpty { throw ConfigError(issues: reader.issues) }
-        return config
+        return (config, reader.warnings)
+    }
+
+    /// One log warning per config warning, with its path (the values themselves are never logged).
+    public static func log(_ warnings: [ConfigIssue], logger: Logger) {
+        for warning in warnings {
+            logger.warning("configuration warning", metadata: ["path": .string(warning.path), "problem": .string(warning.message)])
+        }
     }
 
     /// YAML scalars keep their resolved type (int, float, bool, null, string).
@@ -69,8 +90,51 @@ public enum ConfigLoader {
 struct ConfigReader {
     let environment: [String: String]
     var issues: [ConfigIssue] = []
+    var warnings: [ConfigIssue] = []
 
     init(environment: [String: String]) { self.environment = environment }
+
+    /// A secret field (API key, token, URL with a password, webhook header): read like any string,
+    /// with a warning when its text holds a variable that `${NAME}` substitution did not expand.
+    mutating func secret(_ object: [String: JSONValue], _ key: String, _ path: String) -> String? {
+        if let raw = object[key]?.stringValue, let reference = Self.unexpandedVariable(in: raw) {
+            warnings.append(ConfigIssue(path: join(path, key), message: reference))
+        }
+        return string(object, key, path)
+    }
+
+    /// What looks like an environment variable left as text: `$NAME`, `${NAME` without its
+    /// closing brace, or `%NAME%`. Only the reference is quoted, never the rest of the value.
+    static func unexpandedVariable(in raw: String) -> String? {
+        let characters = Array(raw)
+        func name(from start: Int) -> String {
+            String(characters[start...].prefix { $0.isLetter || $0.isNumber || $0 == "_" })
+        }
+        var index = 0
+        while index < characters.count {
+            if characters[index] == "$", index + 1 < characters.count {
+                if characters[index + 1] == "{" {
+                    let variable = name(from: index + 2)
+                    let end = index + 2 + variable.count
+                    if end < characters.count, characters[end] == "}" { index = end + 1; continue }
+                    if !variable.isEmpty {
+                        return "looks like an unexpanded environment variable (${\(variable) has no closing brace); write ${\(variable)}"
+                    }
+                } else if characters[index + 1].isLetter || characters[index + 1] == "_" {
+                    let variable = name(from: index + 1)
+                    return "looks like an unexpanded environment variable ($\(variable)); only ${\(variable)} is substituted"
+                }
+            } else if characters[index] == "%" {
+                let variable = name(from: index + 1)
+                let end = index + 1 + variable.count
+                if !variable.isEmpty, end < characters.count, characters[end] == "%", variable.first?.isLetter == true {
+                    return "looks like an unexpanded environment variable (%\(variable)%); write ${\(variable)}"
+                }
+            }
+            index += 1
+        }
+        return nil
+    }
 
     mutating func fail(_ path: String, _ message: String) { issues.append(ConfigIssue(path: path, message: message)) }
 
@@ -167,12 +231,12 @@ struct ConfigReader {
 
         readRouting(root["routing"], into: &config.routing)
         let admin = object(root["admin"], "admin", allowed: ["token"])
-        config.admin.token = string(admin, "token", "admin")
+        config.admin.token = secret(admin, "token", "admin")
         let storage = object(root["storage"], "storage", allowed: ["postgres", "key_refresh_s"])
         if let refresh = number(storage, "key_refresh_s", "storage", in: 0.05...3600) { config.storage.keyRefreshSeconds = refresh }
         if storage["postgres"] != nil {
             let postgres = object(storage["postgres"], "storage.postgres", allowed: ["url"])
-            if let url = string(postgres, "url", "storage.postgres") {
+            if let url = secret(postgres, "url", "storage.postgres") {
                 if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
                     config.storage.postgresURL = url
                 } else {
@@ -340,7 +404,7 @@ struct ConfigReader {
                 fail(join(webhookPath, "format"), "required (slack, json or alertmanager)")
             }
             // The URL is often a credential (Slack's are): errors never quote it.
-            let url = string(fields, "url", webhookPath) ?? ""
+            let url = secret(fields, "url", webhookPath) ?? ""
             if url.isEmpty { fail(join(webhookPath, "url"), "required") }
             else if !isHTTPURL(url) { fail(join(webhookPath, "url"), "not a URL (expected http:// or https:// with a host)") }
             else if !notifications.allowPrivateTargets, let host = URL(string: url)?.host, PrivateAddress.literalIsPrivate(host) == true {
@@ -363,7 +427,7 @@ struct ConfigReader {
                 let headersPath = join(webhookPath, "headers")
                 let headers = self.object(fields["headers"], headersPath, allowed: Set(fields["headers"]?.objectValue?.keys.map { $0 } ?? []))
                 for key in headers.keys.sorted() {
-                    if let value = string(headers, key, headersPath) { webhook.headers[key] = value }
+                    if let value = secret(headers, key, headersPath) { webhook.headers[key] = value }
                 }
             }
             if let timeout = integer(fields, "timeout_ms", webhookPath, in: 1...600_000) { webhook.timeoutMilliseconds = timeout }
@@ -528,7 +592,7 @@ struct ConfigReader {
         }
         var deployment = DeploymentConfig(name: name, protocol: wireProtocol, model: string(object, "model", path) ?? "")
         if deployment.model.isEmpty { fail(join(path, "model"), "required (the upstream's model id)") }
-        deployment.apiKey = string(object, "api_key", path)
+        deployment.apiKey = secret(object, "api_key", path)
         if let priority = integer(object, "priority", path, in: 0...1000) { deployment.priority = priority }
         if let weight = number(object, "weight", path, in: 0...1_000_000) { deployment.weight = weight }
         deployment.requestsPerMinute = integer(object, "rpm", path, in: 1...100_000_000)

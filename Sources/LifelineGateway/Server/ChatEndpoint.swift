@@ -34,7 +34,7 @@ struct ChatEndpoint: Sendable {
         }
         record.model = chat.model
         record.stream = chat.stream
-        guard let group = runtime.pool.models[chat.model] else { return refuse(.unknownModel(chat.model), api: api, record: &record) }
+        guard let group = runtime.pool.models[chat.model] else { return refuse(.unknownModel(chat.model, usable: caller.usableModels(of: runtime.pool.modelNames)), api: api, record: &record) }
         if let refusal = await gate.admit(caller, model: chat.model, request: request, estimatedTokens: AccessGate.estimateTokens(chat),
                                           record: &record)
         {

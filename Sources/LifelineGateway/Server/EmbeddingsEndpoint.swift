@@ -33,7 +33,7 @@ struct EmbeddingsEndpoint: Sendable {
         }
         let model = object["model"]?.stringValue ?? ""
         record.model = model
-        guard let group = runtime.pool.models[model] else { return refuse(.unknownModel(model), record: &record) }
+        guard let group = runtime.pool.models[model] else { return refuse(.unknownModel(model, usable: caller.usableModels(of: runtime.pool.modelNames)), record: &record) }
         let inputCharacters = JSONCoding.encode(object["input"] ?? .null).count
         if let refusal = await gate.admit(caller, model: model, request: request, estimatedTokens: inputCharacters / 4 + 1, record: &record) {
             return refuse(refusal, record: &record)

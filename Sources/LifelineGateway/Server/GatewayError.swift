@@ -27,9 +27,19 @@ public struct GatewayError: Error, Sendable {
         self.init(status: status, message: error.message, param: error.param)
     }
 
-    static func unknownModel(_ name: String) -> GatewayError {
-        GatewayError(status: 404, message: "The model '\(name)' does not exist or you do not have access to it.",
-                     param: "model", code: "model_not_found")
+    /// Names the models the caller may use (`usable`), and the closest one when the name looks mistyped.
+    static func unknownModel(_ name: String, usable: [String]) -> GatewayError {
+        let shown = name.count > 100 ? String(name.prefix(100)) + "…" : name
+        var message = "The model '\(shown)' does not exist or you do not have access to it."
+        if let closest = ClosestName.find(name, among: usable) { message += " Did you mean '\(closest)'?" }
+        message += usable.isEmpty ? " No model is available to this key." : " Available models: \(listed(usable))."
+        return GatewayError(status: 404, message: message, param: "model", code: "model_not_found")
+    }
+
+    /// Up to 20 names, then how many more.
+    static func listed(_ names: [String]) -> String {
+        let shown = names.prefix(20).joined(separator: ", ")
+        return names.count > 20 ? shown + " and \(names.count - 20) more" : shown
     }
 
     /// The client closed the connection before its answer began; nobody reads this, but the

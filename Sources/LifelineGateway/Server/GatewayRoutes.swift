@@ -36,9 +36,14 @@ enum GatewayRoutes {
         router.post("/v1/chat/completions") { request, context in await chat.handle(request, context: context, api: .openai) }
         router.post("/v1/messages") { request, context in await chat.handle(request, context: context, api: .anthropic) }
         router.get("/v1/models") { _, _ in jsonResponse(.ok, modelList(runtime.pool)) }
-        router.get("/v1/models/{name}") { _, context in
+        router.get("/v1/models/{name}") { request, context in
             let name = context.parameters.get("name") ?? ""
-            guard runtime.pool.models[name] != nil else { return GatewayError.unknownModel(name).response(for: .openai) }
+            guard runtime.pool.models[name] != nil else {
+                // The list is public (`/v1/models`); a key with an allow-list sees only its models.
+                let caller = try? AccessGate(runtime: runtime).authenticate(request).get()
+                let usable = caller.map { $0.usableModels(of: runtime.pool.modelNames) } ?? runtime.pool.modelNames
+                return GatewayError.unknownModel(name, usable: usable).response(for: .openai)
+            }
             return jsonResponse(.ok, modelEntry(name))
         }
         router.post("/v1/embeddings") { request, context in await embeddings.handle(request, context: context) }
@@ -46,6 +51,8 @@ enum GatewayRoutes {
         WebUIRoutes.add(to: router)
         StatusRoutes.add(to: router, runtime: runtime)
         SubscriberRoutes.add(to: router, runtime: runtime, adminToken: adminToken)
+        // Last, so it wraps only what no route above took.
+        router.add(middleware: UnknownRouteMiddleware(catalog: RouteCatalog(router.routes.map { ($0.method.rawValue, $0.path.description) })))
         return router
     }
 

@@ -163,6 +163,9 @@ public final class StatusCenter: Sendable {
     /// show what the leader and operators saved (`sync`).
     func evaluate(pool: DeploymentPool, at now: Double, peers: PeerCounts = PeerCounts(), leading: Bool = true) {
         var changedIncidents: [Incident] = []
+        // Incidents with a new update, status or impact: logged and counted once each. The others
+        // in `changedIncidents` only have new evidence to save.
+        var announced: [Incident] = []
         var startedOrEnded: [(Maintenance, Bool)] = []
         var uptimeRows: [UptimeRecord] = []
         state.withLock { state in
@@ -184,7 +187,13 @@ public final class StatusCenter: Sendable {
                     ? .operational : StatusBoard.status(for: figure, thresholds: state.board.thresholds)
             }
             if leading, var change = state.tracker.evaluate(statuses: traffic, figures: figures, at: now) {
-                if let existing = state.incidents.first(where: { $0.id == change.id }) {
+                let existing = state.incidents.first(where: { $0.id == change.id })
+                if existing == nil || existing!.status != change.status || existing!.impact != change.impact
+                    || existing!.updates.count != change.updates.count
+                {
+                    announced.append(change)
+                }
+                if let existing {
                     // The tracker keeps the timeline; what was measured and written meanwhile lives here.
                     change.evidence = existing.evidence
                     change.postmortemBody = existing.postmortemBody
@@ -263,7 +272,7 @@ public final class StatusCenter: Sendable {
             logger.notice(started ? "maintenance started" : "maintenance completed", metadata: [
                 "id": .string(maintenance.id), "deployments": .string(maintenance.deployments.joined(separator: ","))])
         }
-        for incident in changedIncidents {
+        for incident in announced {
             metrics.statusIncidentChanged(status: incident.status.rawValue)
             logger.notice("incident \(incident.status.rawValue)", metadata: [
                 "id": .string(incident.id), "impact": .string(incident.impact.rawValue), "name": .string(incident.name)])

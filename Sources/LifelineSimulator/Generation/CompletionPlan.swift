@@ -11,6 +11,7 @@ public struct CompletionPlan: Sendable, Equatable {
     public var completionTokens: Int { toolCalls.isEmpty ? pieces.count : toolCalls.reduce(0) { $0 + max(1, $1.arguments.count / 4) } }
 
     /// Plans choice `choice` of `request`: tools first, then text with prefill, stop sequences and token limit applied.
+    /// An assistant prefill is continued: its own answer's prefix exactly, any other text naturally.
     public static func make(for request: ChatRequest, choice: Int) -> CompletionPlan {
         let lastRole = request.messages.last?.role
         if !request.tools.isEmpty, request.toolChoice != ToolChoice.none, lastRole == .user {
@@ -21,8 +22,12 @@ public struct CompletionPlan: Sendable, Equatable {
             tokens = jsonTokens(answer: tokens.joined(), schema: request.responseFormat?["json_schema"]?["schema"])
         }
         var pieces = tokens
-        if let prefill = request.assistantPrefill, !prefill.isEmpty, tokens.joined().hasPrefix(prefill) {
-            pieces = remainder(of: tokens, after: prefill.utf8.count)
+        if let prefill = request.assistantPrefill, !prefill.isEmpty {
+            // Its own text is continued exactly (a resumed stream then equals the unfailed one);
+            // any other text is carried on naturally rather than answered again from the start.
+            pieces = tokens.joined().hasPrefix(prefill)
+                ? remainder(of: tokens, after: prefill.utf8.count)
+                : ContinuationText.tokens(after: prefill, request: request, choice: choice)
         }
         var plan = CompletionPlan(pieces: pieces, toolCalls: [], finishReason: .stop, stopSequence: nil)
         plan.applyStopSequences(request.stop)
