@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """One load-generator process for bench/streams: holds many concurrent SSE streams.
 
-Started by bench/streams/run.py, several at once, each with its share of the streams (it
-can be run by hand too: `loadgen.py SPEC.json`, see `Spec` below). Plain asyncio streams
-(uvloop when installed), HTTP/1.1 written by hand, chunked transfer decoding, and no JSON
-parsing on the hot path: a content chunk is a `data:` line whose `"content":"` is not empty.
+Started by bench/streams/run.py, several at once, each with its share of the streams (the
+spec is a JSON file written by run.py's run_load). One asyncio protocol per connection (uvloop
+when installed; bytes are parsed in data_received, so an event costs no task wake-up),
+HTTP/1.1 written by hand, chunked transfer decoding, and no JSON parsing on the hot path: a
+content chunk is a `data:` line whose `"content":"` is not empty. Times are time.monotonic().
 
 Per stream it records the status, the time from the start of connect to the first content
 chunk (TTFT), the gaps between content chunks (count, sum, how many under 1 ms, and a
@@ -82,113 +83,196 @@ def error_code(payload: bytes) -> str:
         return "unparsed"
 
 
-async def one_stream(spec: dict[str, Any], index: int, start_at: float, gaps: list[int]) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    hangup_every = spec["hangup_every"]
-    hangup = hangup_every > 0 and index % hangup_every == hangup_every // 2
-    hangup_after = max(1, spec["hangup_after"])
-    rec: dict[str, Any] = {"i": index, "status": None, "ttft": None, "chunks": 0, "events": 0, "gap_n": 0,
-                           "gap_sum": 0.0, "bunched": 0, "done": False, "hung_up": False, "planned_hangup": hangup,
-                           "error_code": None, "failure": None}
-    await asyncio.sleep(max(0.0, start_at - loop.time()))
-    t0 = loop.time()
-    rec["start"] = t0
-    writer = None
-    try:
-        async def run() -> None:
-            nonlocal writer
-            reader, writer = await asyncio.open_connection(spec["host"], spec["port"], limit=MAX_HEAD)
-            writer.write(spec["request"].encode())
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.split(b"\r\n")
-            rec["status"] = int(lines[0].split()[1])
+class StreamClient(asyncio.Protocol):
+    """One SSE stream, parsed in data_received: no task wake-up per event."""
+
+    def __init__(self, spec: dict[str, Any], rec: dict[str, Any], t0: float, hangup: bool, gaps: list[int]):
+        self.spec, self.rec, self.t0, self.hangup, self.gaps = spec, rec, t0, hangup, gaps
+        self.hangup_after = max(1, spec["hangup_after"])
+        self.finished = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.head = bytearray()
+        self.in_body = False
+        self.decoder: ChunkedDecoder | None = None
+        self.raw = bytearray()
+        self.body = bytearray()
+        self.error_body: bytearray | None = None
+        self.last: float | None = None
+        self.received = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(self.spec["request_bytes"])
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        rec = self.rec
+        if self.error_body is not None:
+            self._finish_error()
+        elif not rec["done"] and not rec["hung_up"] and rec["error_code"] is None and rec["failure"] is None:
+            rec["failure"] = "eof_before_done" if self.in_body else ("reset" if exc else "eof_before_status")
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    def _end(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _finish_error(self) -> None:
+        body = bytes(self.error_body or b"")
+        if self.decoder is not None:
+            out = bytearray()
+            try:
+                ChunkedDecoder().feed(bytearray(body), out)
+            except ValueError:
+                pass
+            body = bytes(out)
+        self.rec["error_code"] = error_code(body)
+        self.error_body = None
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        rec = self.rec
+        self.received += len(data)
+        if self.received > self.spec["max_bytes"]:
+            rec["failure"] = "too_many_bytes"
+            self._end()
+            return
+        if not self.in_body:
+            self.head += data
+            at = self.head.find(b"\r\n\r\n")
+            if at < 0:
+                if len(self.head) > MAX_HEAD:
+                    rec["failure"] = "header_too_long"
+                    self._end()
+                return
+            lines = bytes(self.head[:at]).split(b"\r\n")
+            data = bytes(self.head[at + 4:])
+            self.head = bytearray()
+            self.in_body = True
+            try:
+                rec["status"] = int(lines[0].split()[1])
+            except (IndexError, ValueError):
+                rec["failure"] = "bad_status_line"
+                self._end()
+                return
             headers = {}
             for line in lines[1:]:
                 name, _, value = line.partition(b":")
                 headers[name.strip().lower()] = value.strip().lower()
-            chunked = headers.get(b"transfer-encoding", b"").endswith(b"chunked")
-            length = int(headers[b"content-length"]) if b"content-length" in headers else None
+            if headers.get(b"transfer-encoding", b"").endswith(b"chunked"):
+                self.decoder = ChunkedDecoder()
             if rec["status"] != 200:
-                body = await reader.read(min(length or MAX_ERROR_BODY, MAX_ERROR_BODY)) if length != 0 else b""
-                if chunked:
-                    out = bytearray()
-                    ChunkedDecoder().feed(bytearray(body), out)
-                    body = bytes(out)
-                rec["error_code"] = error_code(body)
+                self.error_body = bytearray()
+                self.length = int(headers.get(b"content-length", b"-1") or -1)
+        if self.error_body is not None:
+            self.error_body += data
+            if len(self.error_body) >= MAX_ERROR_BODY or (self.length >= 0 and len(self.error_body) >= self.length) \
+                    or (self.decoder is not None and self.error_body.endswith(b"0\r\n\r\n")):
+                self._finish_error()
+                self._end()
+            return
+        body = self.body
+        if self.decoder is not None and not self.raw and not body and self.decoder.state == ChunkedDecoder.SIZE:
+            # Fast path: the read is exactly one chunk holding one whole event (the usual case
+            # for paced streams), so no buffering and no decoder state.
+            i = data.find(b"\r\n")
+            if 0 < i <= 8:
+                try:
+                    size = int(data[:i], 16)
+                except ValueError:
+                    size = -1
+                if size > 2 and len(data) == i + size + 4 and data.endswith(b"\n\n\r\n") \
+                        and data.count(b"\n", i + 2) == 3:
+                    self._line(data[i + 2:i + size], now)
+                    self._after_events()
+                    return
+        if self.decoder is None:
+            body += data
+        else:
+            self.raw += data
+            try:
+                self.decoder.feed(self.raw, body)
+            except ValueError:
+                rec["failure"] = "bad_chunking"
+                self._end()
                 return
-            decoder = ChunkedDecoder() if chunked else None
-            raw = bytearray()
-            body = bytearray()
-            last = None
-            received = 0
-            while True:
-                data = await reader.read(65536)
-                now = loop.time()
-                if not data:
-                    break
-                if decoder is None:
-                    body += data
-                else:
-                    raw += data
-                    decoder.feed(raw, body)
-                start = 0
-                while True:
-                    nl = body.find(b"\n", start)
-                    if nl < 0:
-                        break
-                    line = body[start:nl]
-                    start = nl + 1
-                    if not line.startswith(b"data:"):
-                        continue
-                    rec["events"] += 1
-                    at = line.find(CONTENT)
-                    if at >= 0 and line[at + 11:at + 12] != b'"':
-                        rec["chunks"] += 1
-                        if last is None:
-                            rec["ttft"] = now - t0
-                        else:
-                            gap = now - last
-                            rec["gap_n"] += 1
-                            rec["gap_sum"] += gap
-                            if gap < 0.001:
-                                rec["bunched"] += 1
-                            gaps[min(int(gap * 1000), GAP_BINS - 1)] += 1
-                        last = now
-                    elif line.startswith(b"data: [DONE]") or line.startswith(b"data:[DONE]"):
-                        rec["done"] = True
-                    elif b'"error"' in line:
-                        rec["error_code"] = error_code(bytes(line[5:]))
-                del body[:start]
-                received += len(data)
-                if hangup and rec["chunks"] >= hangup_after and not rec["done"]:
-                    rec["hung_up"] = True
-                    return
-                if rec["done"] and (decoder is None or decoder.finished):
-                    return
-                if decoder is not None and decoder.finished:
-                    return
-                if received > spec["max_bytes"]:
-                    rec["failure"] = "too_many_bytes"
-                    return
-            if not rec["done"] and rec["error_code"] is None:
-                rec["failure"] = "eof_before_done"
+        start = 0
+        while True:
+            nl = body.find(b"\n", start)
+            if nl < 0:
+                break
+            line = body[start:nl]
+            start = nl + 1
+            if line.startswith(b"data:"):
+                self._line(line, now)
+        if start:
+            del body[:start]
+        self._after_events()
+
+    def _line(self, line: bytes | bytearray, now: float) -> None:
+        """One `data:` line."""
+        rec = self.rec
+        rec["events"] += 1
+        at = line.find(CONTENT)
+        if at >= 0 and line[at + 11:at + 12] != b'"':
+            rec["chunks"] += 1
+            if self.last is None:
+                rec["ttft"] = now - self.t0
+            else:
+                gap = now - self.last
+                rec["gap_n"] += 1
+                rec["gap_sum"] += gap
+                if gap < 0.001:
+                    rec["bunched"] += 1
+                self.gaps[min(int(gap * 1000), GAP_BINS - 1)] += 1
+            self.last = now
+        elif line.startswith(b"data: [DONE]") or line.startswith(b"data:[DONE]"):
+            rec["done"] = True
+        elif b'"error"' in line:
+            rec["error_code"] = error_code(bytes(line[5:]))
+
+    def _after_events(self) -> None:
+        rec = self.rec
+        if self.hangup and rec["chunks"] >= self.hangup_after and not rec["done"]:
+            rec["hung_up"] = True
+            self._end()
+        elif self.decoder is not None and self.decoder.finished:
+            self._end()
+        elif self.decoder is None and rec["done"]:
+            self._end()
+
+
+async def one_stream(spec: dict[str, Any], index: int, start_at: float, gaps: list[int]) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    hangup_every = spec["hangup_every"]
+    hangup = hangup_every > 0 and index % hangup_every == hangup_every // 2
+    rec: dict[str, Any] = {"i": index, "status": None, "ttft": None, "chunks": 0, "events": 0, "gap_n": 0,
+                           "gap_sum": 0.0, "bunched": 0, "done": False, "hung_up": False, "planned_hangup": hangup,
+                           "error_code": None, "failure": None}
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    t0 = time.monotonic()
+    proto = StreamClient(spec, rec, t0, hangup, gaps)
+    try:
+        async def run() -> None:
+            await loop.create_connection(lambda: proto, spec["host"], spec["port"])
+            await proto.finished
 
         await asyncio.wait_for(run(), timeout=spec["timeout_s"])
     except asyncio.TimeoutError:
         rec["failure"] = "timeout"
-    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError) as exc:
+    except OSError as exc:
         rec["failure"] = type(exc).__name__
     finally:
-        if writer is not None:
-            writer.close()
-    rec["elapsed"] = loop.time() - t0
+        if proto.transport is not None:
+            proto.transport.abort() if rec["failure"] == "timeout" else proto.transport.close()
+    rec["elapsed"] = time.monotonic() - t0
     return rec
 
 
 async def main_async(spec: dict[str, Any]) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    # The spec's start time is wall-clock (shared by every process); convert once.
-    offset = loop.time() - time.time()
+    # The spec's start time is wall-clock (shared by every process); convert once. Stream times
+    # use time.monotonic(): uvloop's loop.time() is cached per iteration, in whole milliseconds.
+    offset = time.monotonic() - time.time()
     start = spec["start_epoch"] + offset
     total, ramp = spec["total"], spec["ramp_s"]
     gaps = [0] * GAP_BINS
@@ -204,6 +288,7 @@ async def main_async(spec: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     spec = json.loads(open(sys.argv[1]).read())
+    spec["request_bytes"] = spec["request"].encode()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
