@@ -485,8 +485,8 @@ def print_tables(levels: list[dict[str, Any]], tps: float) -> None:
     pace = 1000.0 / tps if tps else None
     print()
     print("| streams | target | run | started | completed | refused | hung up | other | TTFT p50 / p99 ms | "
-          "added TTFT p50 / p99 ms | proxy CPU µs/event | × nginx | RSS idle / peak MiB | mean gap ms | bunched | loadgen CPU |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "added TTFT p50 / p99 ms | proxy CPU µs/event | × nginx | RSS idle / peak MiB | mean gap ms | bunched | simulator CPU | loadgen CPU |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for lv in levels:
         for run in lv["runs"]:
             s = run["summary"]
@@ -499,12 +499,14 @@ def print_tables(levels: list[dict[str, Any]], tps: float) -> None:
                   f"{fmt(s['ttft_ms']['p50'])} / {fmt(s['ttft_ms']['p99'])} | "
                   f"{fmt(added.get('p50'))} / {fmt(added.get('p99'))} | {fmt(run['proxy_cpu_us_per_event'])} | "
                   f"{fmt(ratio, 2)} | {fmt(run['rss_idle_mib'])} / {fmt(run['rss_peak_mib'])} | "
-                  f"{fmt(gaps['mean_ms'], 2)} | {bunched or '–'} | {fmt(run['loadgen_cpu_share'] * 100, 0)} % |")
+                  f"{fmt(gaps['mean_ms'], 2)} | {bunched or '–'} | {fmt(run['simulator_cpu_share'] * 100, 0)} % | "
+                  f"{fmt(run['loadgen_cpu_share'] * 100, 0)} % |")
     print()
     print(f"Simulator pace: one content chunk every {fmt(pace, 1)} ms. TTFT counts from the start of connect. "
           "'other' = timeouts, transport errors and ends without [DONE]. Proxy CPU per SSE event relayed to the clients "
           f"(utime+stime at {HZ} ticks/s). RSS peak is VmHWM since the process started (nginx: all its processes). "
-          "loadgen CPU: its busiest process's CPU time over the run's length (100 % = one core).")
+          "simulator CPU: its CPU time over the run's length; loadgen CPU: its busiest process's (100 % = one core; "
+          f"{os.cpu_count()} cores in all, shared by the simulator, the proxy and the load generator).")
     print()
     print("Refusals and failures:")
     for lv in levels:
@@ -684,6 +686,7 @@ def main() -> int:
                         "proxy_cpu_s": round(cpu_us / 1e6, 2),
                         "proxy_cpu_us_per_event": round(cpu_us / events, 1) if events else None,
                         "simulator_cpu_s": round((sim1 - sim0) / HZ, 2),
+                        "simulator_cpu_share": round((sim1 - sim0) / HZ / max(wall - 1.0, 0.001), 3),
                         "rss_idle_mib": idle[target],
                         "rss_peak_mib": round(status_kib(ppids, "VmHWM") / 1024, 1),
                         "rss_after_mib": round(status_kib(ppids, "VmRSS") / 1024, 1),
