@@ -520,7 +520,9 @@ def print_burst(b: dict[str, Any]) -> None:
     g = b["gateway_metrics"]
     print(f"burst: {b['streams']} streams at once, drill armed {b['arm']} "
           + (f"(posted at {b['fault_posted_s']} s; {b.get('streaming_at_fault', '-')} streaming then, "
-             f"{b.get('ended_before_fault', 0)} already ended)" if b["arm"] == "after" else "(posted before the first stream)"))
+             f"{b.get('ended_before_fault', 0)} already ended"
+             + ("" if b.get("all_streaming") else "; not every stream had its first chunk within --burst-wait-s") + ")"
+             if b["arm"] == "after" else "(posted before the first stream)"))
     print("| streams | admitted | refused | completed | = reference | stream_interrupted | other SSE errors | other errors "
           "| resumed | failovers mid_stream | retry_budget_exhausted | disconnect faults applied |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
