@@ -455,6 +455,7 @@ async def run_burst(url: str, n: int, max_tokens: int, arm: str, wait_s: float, 
             streaming = sum(1 for t in tasks if not t.done())
             info["streaming_at_fault"] = streaming
             info["ended_before_fault"] = n - streaming
+            info["fault_sent_s"] = round(time.monotonic() - start, 3)
             await post_fault()
             info["fault_posted_s"] = round(time.monotonic() - start, 3)
         done, pending = await asyncio.wait(tasks, timeout=CLIENT_TIMEOUT_S + wait_s + 10)
@@ -519,7 +520,7 @@ def summarise_burst(info: dict[str, Any], refs: dict[str, str], metrics: str, n:
 def print_burst(b: dict[str, Any]) -> None:
     g = b["gateway_metrics"]
     print(f"burst: {b['streams']} streams at once, drill armed {b['arm']} "
-          + (f"(posted at {b['fault_posted_s']} s; {b.get('streaming_at_fault', '-')} streaming then, "
+          + (f"(sent at {b.get('fault_sent_s')} s, answered at {b['fault_posted_s']} s; {b.get('streaming_at_fault', '-')} streaming then, "
              f"{b.get('ended_before_fault', 0)} already ended"
              + ("" if b.get("all_streaming") else "; not every stream had its first chunk within --burst-wait-s") + ")"
              if b["arm"] == "after" else "(posted before the first stream)"))
