@@ -18,10 +18,24 @@ stream without [DONE]), p50/p99 of the full answer time and
 of the time to first token, and the share of streams whose text equals the reference for
 their prompt; the summary goes to bench/chaos/results/latest.json.
 
-A benchmark, not a test: it exits 0 whenever it could measure, whatever the numbers.
-Needs httpx (the SDK test venv has it). Usage:
+Then a burst phase (`--burst N`, default 100; 0 skips it), on a fresh gateway with its own
+two simulators pacing `--burst-tokens-per-second` (default 10, so the 20- to 40-token answers
+last 2 to 4 s): N streams are started together (asyncio, one connection each) and, once every
+admitted stream has its first content chunk (or ended; at most --burst-wait-s), a drill
+`{"deployment": "oa-1", "kind": "disconnect", "after_tokens": 5}` is posted, meant to cut every
+stream on oa-1 at once. `--burst-arm before` posts the same drill before the burst instead, so
+every attempt at oa-1 is cut at its fifth token, all within the burst's start-up spread. It
+reports how many streams were admitted, refused (status and error code), were streaming when
+the drill was posted, completed, equal their reference, ended with an SSE error event (by
+code: `stream_interrupted` is a stream the gateway could not resume), and the gateway's
+lifeline_failovers_total{phase="mid_stream"}, lifeline_retry_budget_exhausted_total and
+lifeline_faults_injected_total. In the JSON under "burst".
 
-  python bench/chaos/run.py [--seconds 60] [--clients 16] [--baseline]
+A benchmark, not a test: it exits 0 whenever it could measure, whatever the numbers.
+Needs httpx (the SDK test venv has it; so has .venv-bench, made by bench/streams/run.sh). Usage:
+
+  python bench/chaos/run.py [--seconds 60] [--clients 16] [--baseline] [--burst 100] [--burst-arm after|before]
+  python bench/chaos/run.py --burst-only --burst 500
 
 LIFELINE_BIN selects the binary (a release build, for numbers worth quoting); without it
 the debug build under .build/debug is used.
@@ -30,6 +44,7 @@ the debug build under .build/debug is used.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import json
 import os
@@ -344,6 +359,191 @@ def print_table(phases: list[dict[str, Any]]) -> None:
         print(f"host 1-minute load average during each phase ({os.cpu_count()} CPUs): {loads}")
 
 
+# ---------------------------------------------------------------- burst phase
+
+
+async def astream_once(client: httpx.AsyncClient, url: str, prompt: str, max_tokens: int,
+                       first_chunk: asyncio.Event | None = None) -> dict[str, Any]:
+    """stream_once for asyncio, also noting an SSE error event's code; sets `first_chunk` at
+    the first content chunk (or at the end, whatever happened)."""
+    body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens, "stream": True}
+    out: dict[str, Any] = {"prompt": prompt, "status": None, "ttft": None, "total": None, "done": False, "text": "",
+                           "resumed": 0, "deployment": None, "error": None, "error_code": None}
+    start = time.monotonic()
+    parts: list[str] = []
+    try:
+        async with client.stream("POST", url + "/v1/chat/completions", json=body) as r:
+            out["status"] = r.status_code
+            out["deployment"] = r.headers.get("x-lifeline-deployment")
+            if r.status_code != 200:
+                raw = await r.aread()
+                out["error"] = f"HTTP {r.status_code}"
+                try:
+                    out["error_code"] = (json.loads(raw).get("error") or {}).get("code")
+                except (ValueError, AttributeError):
+                    pass
+            else:
+                n = 0
+                async for line in r.aiter_lines():
+                    n += 1
+                    if n > MAX_LINES:
+                        out["error"] = "too many lines"
+                        break
+                    if line.startswith(": lifeline resumed"):
+                        out["resumed"] += 1
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        out["done"] = True
+                        continue
+                    event = json.loads(payload)
+                    if isinstance(event.get("error"), dict):
+                        out["error_code"] = event["error"].get("code") or event["error"].get("type") or "no_code"
+                        continue
+                    for choice in event.get("choices") or []:
+                        content = (choice.get("delta") or {}).get("content")
+                        if content:
+                            if out["ttft"] is None:
+                                out["ttft"] = time.monotonic() - start
+                                if first_chunk is not None:
+                                    first_chunk.set()
+                            parts.append(content)
+                if out["error_code"] is not None:
+                    out["error"] = f"SSE error {out['error_code']}"
+                elif not out["done"] and out["error"] is None:
+                    out["error"] = "stream ended without [DONE]"
+    except Exception as exc:  # noqa: BLE001 - any failure is a client-visible error, never a dead client
+        out["error"] = type(exc).__name__ + ": " + str(exc)[:200]
+    finally:
+        if first_chunk is not None:
+            first_chunk.set()
+    out["total"] = time.monotonic() - start
+    out["text"] = "".join(parts)
+    return out
+
+
+async def run_burst(url: str, n: int, max_tokens: int, arm: str, wait_s: float, fault_duration_s: float) -> dict[str, Any]:
+    """N streams at once; the drill is posted once every one is streaming (arm 'after') or
+    before the first (arm 'before')."""
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    fault = {"deployment": "oa-1", "kind": "disconnect", "after_tokens": 5, "rate": 1.0, "duration_s": fault_duration_s}
+    limits = httpx.Limits(max_connections=n + 8, max_keepalive_connections=n + 8)
+    timeout = httpx.Timeout(CLIENT_TIMEOUT_S, connect=CLIENT_TIMEOUT_S, pool=CLIENT_TIMEOUT_S)
+    info: dict[str, Any] = {"arm": arm, "fault": fault}
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client, \
+            httpx.AsyncClient(timeout=5.0, headers=headers) as admin:
+        async def post_fault() -> None:
+            r = await admin.post(url + "/admin/v1/faults", json=fault)
+            if r.status_code != 201:
+                raise SystemExit(f"drill fault {fault} refused: {r.status_code} {r.text}")
+
+        if arm == "before":
+            await post_fault()
+            info["fault_posted_s"] = 0.0
+        events = [asyncio.Event() for _ in range(n)]
+        start = time.monotonic()
+        tasks = [asyncio.ensure_future(astream_once(client, url, PROMPTS[i % len(PROMPTS)], max_tokens, events[i]))
+                 for i in range(n)]
+        if arm == "after":
+            waiter = asyncio.gather(*(e.wait() for e in events))
+            try:
+                await asyncio.wait_for(waiter, timeout=wait_s)
+                info["all_streaming"] = True
+            except asyncio.TimeoutError:
+                info["all_streaming"] = False
+            streaming = sum(1 for t in tasks if not t.done())
+            info["streaming_at_fault"] = streaming
+            info["ended_before_fault"] = n - streaming
+            info["fault_sent_s"] = round(time.monotonic() - start, 3)
+            await post_fault()
+            info["fault_posted_s"] = round(time.monotonic() - start, 3)
+        done, pending = await asyncio.wait(tasks, timeout=CLIENT_TIMEOUT_S + wait_s + 10)
+        for t in pending:
+            t.cancel()
+        results = [t.result() for t in done if t.exception() is None]
+        info["lost"] = n - len(results)
+        info["wall_s"] = round(time.monotonic() - start, 2)
+        info["results"] = results
+    return info
+
+
+def summarise_burst(info: dict[str, Any], refs: dict[str, str], metrics: str, n: int) -> dict[str, Any]:
+    results = info.pop("results")
+    admitted = [r for r in results if r["status"] == 200]
+    refused = [r for r in results if r["status"] is not None and r["status"] != 200]
+    completed = [r for r in results if r["error"] is None]
+    matching = [r for r in completed if r["text"] == refs[r["prompt"]]]
+    sse_errors: dict[str, int] = {}
+    for r in admitted:
+        if r["error_code"]:
+            sse_errors[r["error_code"]] = sse_errors.get(r["error_code"], 0) + 1
+    refusals: dict[str, int] = {}
+    for r in refused:
+        key = f"{r['status']} {r['error_code'] or ''}".strip()
+        refusals[key] = refusals.get(key, 0) + 1
+    other: dict[str, int] = {}
+    for r in results:
+        if r["error"] is not None and r["status"] == 200 and not r["error_code"]:
+            other[r["error"]] = other.get(r["error"], 0) + 1
+        elif r["status"] is None:
+            other[r["error"] or "no status"] = other.get(r["error"] or "no status", 0) + 1
+    ms = lambda v: None if v is None else round(v * 1000, 1)  # noqa: E731
+    ttfts = [r["ttft"] for r in admitted if r["ttft"] is not None]
+    first_deployment: dict[str, int] = {}
+    for r in admitted:
+        first_deployment[r["deployment"] or "?"] = first_deployment.get(r["deployment"] or "?", 0) + 1
+    return {
+        **info,
+        "streams": n,
+        "admitted": len(admitted),
+        "refused": len(refused),
+        "refusals": refusals,
+        "completed": len(completed),
+        "reference_match": len(matching),
+        "resumed_streams": sum(1 for r in results if r["resumed"]),
+        "sse_errors": sse_errors,
+        "stream_interrupted": sse_errors.get("stream_interrupted", 0),
+        "other_errors": other,
+        "answered_first_by": first_deployment,
+        "ttft_ms": {"p50": ms(percentile(ttfts, 50)), "p99": ms(percentile(ttfts, 99))},
+        "gateway_metrics": {
+            "failovers_mid_stream": metric_sum(metrics, "lifeline_failovers_total", phase="mid_stream"),
+            "failovers_before_first_byte": metric_sum(metrics, "lifeline_failovers_total", phase="before_first_byte"),
+            "retry_budget_exhausted": metric_sum(metrics, "lifeline_retry_budget_exhausted_total"),
+            "faults_injected_disconnect": metric_sum(metrics, "lifeline_faults_injected_total", kind="disconnect"),
+            "shed": metric_sum(metrics, "lifeline_shed_total"),
+        },
+    }
+
+
+def print_burst(b: dict[str, Any]) -> None:
+    g = b["gateway_metrics"]
+    print(f"burst: {b['streams']} streams at once, drill armed {b['arm']} "
+          + (f"(sent at {b.get('fault_sent_s')} s, answered at {b['fault_posted_s']} s; {b.get('streaming_at_fault', '-')} streaming then, "
+             f"{b.get('ended_before_fault', 0)} already ended"
+             + ("" if b.get("all_streaming") else "; not every stream had its first chunk within --burst-wait-s") + ")"
+             if b["arm"] == "after" else "(posted before the first stream)"))
+    print("| streams | admitted | refused | completed | = reference | stream_interrupted | other SSE errors | other errors "
+          "| resumed | failovers mid_stream | retry_budget_exhausted | disconnect faults applied |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    other_sse = sum(v for k, v in b["sse_errors"].items() if k != "stream_interrupted")
+    print(f"| {b['streams']} | {b['admitted']} | {b['refused']} | {b['completed']} | {b['reference_match']} | "
+          f"{b['stream_interrupted']} | {other_sse} | {sum(b['other_errors'].values()) + b['lost']} | {b['resumed_streams']} | "
+          f"{g['failovers_mid_stream']:g} | {g['retry_budget_exhausted']:g} | {g['faults_injected_disconnect']:g} |")
+    if b["refusals"]:
+        print(f"refused: {b['refusals']}")
+    if b["sse_errors"]:
+        print(f"SSE error events: {b['sse_errors']}")
+    if b["other_errors"]:
+        print(f"other errors: {b['other_errors']}")
+    print(f"first answered by: {b['answered_first_by']}; TTFT p50/p99 {b['ttft_ms']['p50']}/{b['ttft_ms']['p99']} ms; "
+          f"shed {g['shed']:g}; wall {b['wall_s']} s")
+    if b["arm"] == "after" and g["faults_injected_disconnect"] == 0:
+        print("note: the drill was applied to no attempt: this binary draws a fault when an attempt starts, "
+              "so streams already running are not cut (try --burst-arm before)")
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -358,10 +558,18 @@ def main() -> int:
     ap.add_argument("--base-ejection-s", type=float, default=1.0)
     ap.add_argument("--max-ejection-s", type=float, default=4.0)
     ap.add_argument("--baseline", action="store_true", help="also run a phase of the same length with no fault, first")
+    ap.add_argument("--burst", type=int, default=100, help="streams in the burst phase (0: no burst phase)")
+    ap.add_argument("--burst-only", action="store_true", help="skip the timed phases, run only the burst")
+    ap.add_argument("--burst-arm", choices=("after", "before"), default="after",
+                    help="post the drill once every stream is streaming (after) or before the burst (before)")
+    ap.add_argument("--burst-tokens-per-second", type=float, default=10.0, help="pace of the burst's simulators")
+    ap.add_argument("--burst-wait-s", type=float, default=15.0, help="longest wait for every stream to be streaming")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     args = ap.parse_args()
     if not (1 <= args.seconds <= 3600 and 1 <= args.clients <= 256):
         ap.error("--seconds must be 1..3600 and --clients 1..256")
+    if not 0 <= args.burst <= 5000 or (args.burst_only and args.burst == 0):
+        ap.error("--burst must be 0..5000 (and above 0 with --burst-only)")
 
     raw_bin = os.environ.get("LIFELINE_BIN")
     binary = Path(raw_bin) if raw_bin else ROOT / ".build" / "debug" / "lifeline"
@@ -370,7 +578,7 @@ def main() -> int:
     if not os.access(binary, os.X_OK):
         print(f"no executable at {binary} (set LIFELINE_BIN)", file=sys.stderr)
         return 1
-    build = "release" if raw_bin else "debug"
+    build = "debug" if "/debug/" in str(binary) else "release"
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     logdir = Path(tempfile.mkdtemp(prefix="lifeline-chaos."))
@@ -379,12 +587,14 @@ def main() -> int:
     env["SIM_KEY"] = SIM_KEY
     procs: list[Proc] = []
     phase_seconds = args.seconds / len(PHASES)
-    phases = ([("baseline", None)] if args.baseline else []) + PHASES
+    phases = [] if args.burst_only else ([("baseline", None)] if args.baseline else []) + PHASES
     summaries: list[dict[str, Any]] = []
+    burst: dict[str, Any] | None = None
 
-    def start_gateway(tag: str) -> Proc:
+    def start_gateway(tag: str, upstreams: list[Proc] | None = None) -> Proc:
         config = logdir / f"gateway-{tag}.yaml"
-        config.write_text(gateway_config(sims[0].port, sims[1].port, args))
+        pair = upstreams or sims
+        config.write_text(gateway_config(pair[0].port, pair[1].port, args))
         port = free_port()
         g = Proc(f"gateway-{tag}", [str(binary), "serve", "--config", str(config), "--port", str(port)], port, logdir, env)
         procs.append(g)
@@ -407,6 +617,7 @@ def main() -> int:
         refs = take_references(gateway.url, args.max_tokens)
         gateway.stop()
         print(f"binary {binary} ({build}); {args.clients} clients; {len(phases)} phases of {phase_seconds:.1f}s; "
+              f"burst {args.burst}; "
               f"simulators {args.tokens_per_second:g} tokens/s, ttft {args.ttft_ms} ms; max_tokens {args.max_tokens}; "
               f"first_token_ms {args.first_token_ms}; logs in {logdir}")
 
@@ -427,12 +638,40 @@ def main() -> int:
             gateway.stop()
             summaries.append(summarise(name, fault, results, refs, metrics, phase_seconds))
             summaries[-1]["host_load_1m"] = [round(load_before, 2), round(load_after, 2)]
+
+        if args.burst:
+            slow = []
+            for name in ("burstA", "burstB"):
+                port = free_port()
+                p = Proc(name, [str(binary), "simulate", "--port", str(port), "--protocol", "both", "--log-level", "warning",
+                                "--tokens-per-second", str(args.burst_tokens_per_second), "--ttft-ms", str(args.ttft_ms)],
+                         port, logdir, env)
+                procs.append(p)
+                slow.append(p)
+            for p in slow:
+                p.wait_ready("/healthz")
+            gateway = start_gateway("burst", slow)
+            print(f"burst: {args.burst} streams at once, simulators at {args.burst_tokens_per_second:g} tokens/s, "
+                  f"drill armed {args.burst_arm} ...", flush=True)
+            load_before = os.getloadavg()[0]
+            info = asyncio.run(run_burst(gateway.url, args.burst, args.max_tokens, args.burst_arm, args.burst_wait_s,
+                                         CLIENT_TIMEOUT_S + args.burst_wait_s + 30))
+            load_after = os.getloadavg()[0]
+            with httpx.Client(timeout=5.0) as c:
+                metrics = c.get(gateway.url + "/metrics").text
+            gateway.stop()
+            burst = summarise_burst(info, refs, metrics, args.burst)
+            burst["host_load_1m"] = [round(load_before, 2), round(load_after, 2)]
     finally:
         for p in reversed(procs):
             p.stop()
 
-    print()
-    print_table(summaries)
+    if summaries:
+        print()
+        print_table(summaries)
+    if burst:
+        print()
+        print_burst(burst)
     report = {
         "benchmark": "chaos",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -445,8 +684,11 @@ def main() -> int:
             "gateway": {"first_token_ms": args.first_token_ms, "base_ejection_s": args.base_ejection_s,
                         "max_ejection_s": args.max_ejection_s, "fresh_gateway_per_phase": True},
             "prompts": len(PROMPTS),
+            "burst": {"streams": args.burst, "arm": args.burst_arm, "tokens_per_second": args.burst_tokens_per_second,
+                      "wait_s": args.burst_wait_s} if args.burst else None,
         },
         "phases": summaries,
+        "burst": burst,
         "logs": str(logdir),
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
