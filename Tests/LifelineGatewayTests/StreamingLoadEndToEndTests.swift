@@ -114,12 +114,7 @@ final class StreamingLoadEndToEndTests: XCTestCase {
     }
 
     func testABurstOfStreamsCutByOneDeploymentAllResumeOnTheOther() async throws {
-        fixture = try await GatewayFixture.start(configure: Self.patientDeployments)
-        var knobs = SimulatorKnobs()
-        knobs.tokensPerSecond = 50
-        fixture.simulatorA.setKnobs(knobs)
-        fixture.simulatorB.setKnobs(knobs)
-        let fixture = self.fixture!
+        let fixture = try await startPaced()
         let prompts = (0..<10).map { "burst \($0)" }
         var references: [String: String] = [:]
         for prompt in prompts {
@@ -144,12 +139,7 @@ final class StreamingLoadEndToEndTests: XCTestCase {
     }
 
     func testWhenEveryDeploymentCutsStreamsContinuationsStayBounded() async throws {
-        fixture = try await GatewayFixture.start(configure: Self.patientDeployments)
-        var knobs = SimulatorKnobs()
-        knobs.tokensPerSecond = 50
-        fixture.simulatorA.setKnobs(knobs)
-        fixture.simulatorB.setKnobs(knobs)
-        let fixture = self.fixture!
+        let fixture = try await startPaced()
         for deployment in ["oa-1", "oa-2"] {
             _ = try await fixture.admin("POST", "/faults", ["deployment": .string(deployment), "kind": "disconnect", "after_tokens": 5, "duration_s": 600])
         }
@@ -171,6 +161,16 @@ final class StreamingLoadEndToEndTests: XCTestCase {
         // the budget allows (3 a second over 10 s), however many streams keep breaking.
         XCTAssertLessThanOrEqual(attempted, Double(streams + 30), text)
         XCTAssertGreaterThan(refused, 0, text)
+    }
+
+    /// The fixture's two simulators at 50 tokens a second, behind `patientDeployments`.
+    private func startPaced() async throws -> GatewayFixture {
+        fixture = try await GatewayFixture.start(configure: Self.patientDeployments)
+        var knobs = SimulatorKnobs()
+        knobs.tokensPerSecond = 50
+        fixture.simulatorA.setKnobs(knobs)
+        fixture.simulatorB.setKnobs(knobs)
+        return fixture
     }
 
     /// No backoff, and first-token timeouts long enough that a debug build carrying a hundred

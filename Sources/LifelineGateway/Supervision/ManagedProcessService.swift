@@ -121,7 +121,6 @@ struct ManagedProcessService: Service {
 
     /// The log file, appended to (its directory created if need be).
     static func openLog(_ path: String) throws -> FileHandle {
-        let manager = FileManager.default
         let url = URL(fileURLWithPath: path)
         // Private like the rest of the data directory: a server's output can quote its arguments and keys.
         try PrivateFiles.makeDirectory(url.deletingLastPathComponent().path)
