@@ -98,6 +98,23 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(limit.limit, ConcurrencyLimitPolicy().minimumLimit)
     }
 
+    func testLateSlowAnswersDoNotDriveTheLimitBelowTheirOwnConcurrency() {
+        var policy = ConcurrencyLimitPolicy()
+        policy.initialLimit = 50
+        policy.minimumLimit = 4
+        policy.maximumLimit = 100
+        var limit = GradientConcurrencyLimit(policy: policy)
+        for _ in 0..<500 { limit.record(latency: 0.05, inFlight: 60) }
+        XCTAssertEqual(limit.limit, 100)
+        // Answers that started at 50 in flight arrive ten times slower, long after the limit
+        // reacted: they pull it down to half their concurrency, not to the minimum.
+        for _ in 0..<80 { limit.record(latency: 0.5, inFlight: 50) }
+        XCTAssertEqual(limit.limit, 25, accuracy: 1)
+        // Answers started at the new concurrency are fast again: no further cut.
+        for _ in 0..<20 { limit.record(latency: 0.05, inFlight: 12) }
+        XCTAssertGreaterThanOrEqual(limit.limit, 24)
+    }
+
     func testOverloadSignsBackOffOncePerInterval() {
         var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
         // A burst of 500 429s within one interval counts once.

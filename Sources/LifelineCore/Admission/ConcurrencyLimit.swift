@@ -27,11 +27,11 @@ public struct ConcurrencyLimitPolicy: Sendable, Equatable {
 ///
 /// Samples are what rises when the upstream queues: time to first token for streams, the whole
 /// answer otherwise; never how long a stream lasts. A short average of them is compared with a
-/// slow baseline: while they match, the limit grows by about √limit per sample; when the short
-/// average climbs above `tolerance` × the baseline, the limit is multiplied by their ratio
-/// (never below half) and so shrinks. Overload the upstream reports outright (429s, timeouts,
-/// refused connections) shrinks it too. A limit that is not being used (fewer than half its
-/// slots busy) does not grow: idle slots prove nothing about the upstream.
+/// slow baseline: while they match, the limit grows by about √limit per sample (while at least
+/// half of it is in use); when the short average and the sample climb above `tolerance` × the
+/// baseline, the limit is multiplied by their ratio (never below half), but never below the
+/// sample's own concurrency times that ratio, so late answers cannot make it overshoot.
+/// Overload the upstream reports outright (429s, timeouts, refused connections) shrinks it too.
 public struct GradientConcurrencyLimit: Sendable, Equatable {
     public let policy: ConcurrencyLimitPolicy
     public private(set) var limit: Double
@@ -64,9 +64,19 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
         let gradient = max(0.5, min(1.0, policy.tolerance * long / short))
         // Growth needs use: an idle limit proves nothing. Queueing shrinks it either way.
         let underused = Double(inFlight) < limit / 2
-        if underused, gradient >= 1 { return }
-        let proposed = limit * gradient + (underused ? 0 : limit.squareRoot())
-        limit = limit * (1 - policy.smoothing) + proposed * policy.smoothing
+        if gradient >= 1 {
+            guard !underused else { return }
+            limit += limit.squareRoot() * policy.smoothing
+        } else {
+            // A sample judges the concurrency it ran at: the limit never falls below that
+            // concurrency times the gradient. Answers that started before the last cut arrive
+            // late, and a limit already under their floor has acted on their news; a fast
+            // answer is no news of queueing, however slow the average still is.
+            let floor = max(policy.minimumLimit, Double(inFlight) * gradient)
+            guard limit > floor, latency > policy.tolerance * long else { return }
+            let proposed = limit * gradient + (underused ? 0 : limit.squareRoot())
+            limit = max(floor, limit * (1 - policy.smoothing) + proposed * policy.smoothing)
+        }
         limit = min(policy.maximumLimit, max(policy.minimumLimit, limit))
     }
 
