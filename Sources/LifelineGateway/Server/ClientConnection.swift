@@ -5,61 +5,64 @@ import Synchronization
 ///
 /// Hummingbird does not cancel a handler whose client hung up, so a request waiting for an
 /// admission slot or an upstream's first token would carry on for nobody. `untilClosed` runs
-/// the work in a child task and cancels it when the connection closes first: the wait ends,
-/// the upstream attempt is cancelled, and nothing is counted as a failure.
+/// the work in a task of its own and cancels it when the connection closes first: the wait
+/// ends, the upstream attempt is cancelled, and nothing is counted as a failure.
 enum ClientConnection {
     static func untilClosed<Value: Sendable>(_ channel: (any Channel)?, _ work: @escaping @Sendable () async -> Value) async -> Value {
         guard let channel else { return await work() }
-        return await withTaskGroup(of: Value?.self) { group in
-            group.addTask { await work() }
-            group.addTask {
-                await closed(channel)
-                return nil
-            }
-            var answer: Value?
-            while answer == nil, let next = await group.next() {
-                // Either the work finished, or the client left and the cancelled work winds down.
-                group.cancelAll()
-                answer = next
-            }
-            return answer!
+        let watch = ConnectionWatch.of(channel)
+        let task = Task { await work() }
+        if watch.begin({ task.cancel() }) {
+            defer { watch.end() }
+            return await task.value
         }
-    }
-
-    /// Returns once the channel has closed, or at once when the task is cancelled.
-    private static func closed(_ channel: any Channel) async {
-        let waiter = OneShot()
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                waiter.store(continuation)
-                channel.closeFuture.whenComplete { _ in waiter.fire() }
-                if Task.isCancelled { waiter.fire() }
-            }
-        } onCancel: {
-            waiter.fire()
-        }
+        // Closed already: the work winds down at once.
+        task.cancel()
+        return await task.value
     }
 }
 
-/// A continuation resumed exactly once, by whichever of several events comes first.
-private final class OneShot: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<Void, Never>?, fired: Bool)>((nil, false))
+/// One client connection's close, watched once for the connection's life (a keep-alive
+/// connection serves many requests; each sets what its close must cancel, then clears it).
+final class ConnectionWatch: Sendable {
+    private static let open = Mutex<[ObjectIdentifier: ConnectionWatch]>([:])
+    private let state = Mutex<(closed: Bool, onClose: (@Sendable () -> Void)?)>((false, nil))
 
-    func store(_ continuation: CheckedContinuation<Void, Never>) {
-        let fireNow = state.withLock { state -> Bool in
-            if state.fired { return true }
-            state.continuation = continuation
-            return false
+    static func of(_ channel: any Channel) -> ConnectionWatch {
+        let id = ObjectIdentifier(channel)
+        let (watch, isNew) = open.withLock { open -> (ConnectionWatch, Bool) in
+            if let existing = open[id] { return (existing, false) }
+            let created = ConnectionWatch()
+            open[id] = created
+            return (created, true)
         }
-        if fireNow { continuation.resume() }
+        if isNew {
+            // The channel lives until this runs, so its identifier cannot be reused before.
+            channel.closeFuture.whenComplete { _ in
+                _ = open.withLock { $0.removeValue(forKey: id) }
+                watch.close()
+            }
+        }
+        return watch
     }
 
-    func fire() {
-        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.fired = true
-            defer { state.continuation = nil }
-            return state.continuation
+    /// Sets what the close cancels; false if the connection is already closed.
+    func begin(_ onClose: @escaping @Sendable () -> Void) -> Bool {
+        state.withLock { state in
+            guard !state.closed else { return false }
+            state.onClose = onClose
+            return true
         }
-        continuation?.resume()
+    }
+
+    func end() { state.withLock { $0.onClose = nil } }
+
+    private func close() {
+        let onClose = state.withLock { state -> (@Sendable () -> Void)? in
+            state.closed = true
+            defer { state.onClose = nil }
+            return state.onClose
+        }
+        onClose?()
     }
 }
