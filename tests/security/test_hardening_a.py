@@ -192,3 +192,26 @@ def test_a_flood_of_pending_registrations_never_blocks_the_operator(gateway: Lif
                           headers={"authorization": f"Bearer {admin_token(gateway)}"})
         assert operator.status_code == 201, operator.text
         assert operator.json()["state"] == "active"
+
+
+LEAKY = "Incorrect API key provided: sk-upstream-4kQ9zT2mW7. You can find your API key in your account."
+
+
+def test_an_upstream_error_never_hands_its_key_to_a_client(gateway: LifelineProcess) -> None:
+    """Point 2: every deployment answers 401 quoting its own key; the client gets 502 naming the
+    deployments' configuration, in Lifeline's words, and no upstream text."""
+    auth = {"authorization": f"Bearer {admin_token(gateway)}"}
+    with httpx.Client(base_url=gateway.url, timeout=TIMEOUT_S) as c:
+        deployments = c.get("/admin/v1/deployments", headers=auth).json()["data"]
+        controls = [d["base_url"].removesuffix("/v1") + "/sim/control" for d in deployments]
+        try:
+            for control in controls:
+                assert c.post(control, json={"error_rate": 1.0, "error_status": 401, "error_message": LEAKY}).status_code == 200
+            for path, api_body in (("/v1/chat/completions", chat()), ("/v1/messages", chat())):
+                r = c.post(path, json=api_body)
+                assert r.status_code == 502, r.text
+                assert "sk-upstream" not in r.text and "Incorrect API key" not in r.text, r.text
+                assert "api_key" in r.text, r.text
+        finally:
+            for control in controls:
+                c.delete(control)
