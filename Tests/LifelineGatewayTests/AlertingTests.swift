@@ -95,6 +95,23 @@ final class AlertingTests: XCTestCase {
         XCTAssertEqual(monitor.firing, [])
     }
 
+    func testAnSLORemovedByAReloadIsExportedAgainWhenAReloadRestoresIt() {
+        let metrics = GatewayMetrics()
+        let monitor = SLOMonitor(config: config(), metrics: metrics, now: 0)
+        func burnRateExported() -> Bool {
+            String(decoding: metrics.exposition(), as: UTF8.self).contains(#"lifeline_slo_burn_rate{slo="chat:availability",window="1h"} "#)
+        }
+        _ = monitor.evaluate(at: 1)
+        XCTAssertTrue(burnRateExported())
+        var latencyOnly = config()
+        latencyOnly.slos = [SLOConfig(model: "chat", latency: LatencySLOConfig())]
+        _ = monitor.reload(latencyOnly, at: 1.1)
+        XCTAssertFalse(burnRateExported())
+        _ = monitor.reload(config(), at: 1.2)
+        _ = monitor.evaluate(at: 1.3)
+        XCTAssertTrue(burnRateExported())
+    }
+
     func testPayloadsInEachFormat() throws {
         let change = firingChange()
         let url = "http://lifeline.example/admin/v1/alerts"

@@ -95,6 +95,32 @@ final class TranslationTests: XCTestCase {
         XCTAssertEqual(OpenAIChatResponse.events(inChunk: try JSONCoding.decode(events[0].data)),
                        [.textDelta(choice: 0, text: "Hi", logprobs: nil)])
     }
+
+    /// Text chunks are written without a JSON tree; their bytes must stay those of the tree's encoding.
+    func testOpenAIStreamEncoderTextChunksEqualTheirJSONEncoding() throws {
+        let texts = ["Hi", "", "quote \" back\\slash\nnew\ttab\r\u{1}\u{1f}", "héllo 🌍", "{\"json\": [1, 2]}"]
+        let logprobs: JSONValue = ["content": [["token": "Hi", "logprob": -0.25, "bytes": [72, 105], "top_logprobs": []]]]
+        for includeUsage in [false, true] {
+            var encoder = OpenAIStreamEncoder(id: "chatcmpl-\"id\"\n", model: "m/ö \\", created: 1_733_000_000, includeUsage: includeUsage)
+            var announced: Set<Int> = []
+            for (offset, text) in texts.enumerated() {
+                for choice in [0, 1, 12] {
+                    let probabilities: JSONValue? = offset % 2 == 0 ? nil : logprobs
+                    var delta: [String: JSONValue] = ["content": .string(text)]
+                    if announced.insert(choice).inserted { delta["role"] = "assistant" }
+                    var object: [String: JSONValue] = [
+                        "id": "chatcmpl-\"id\"\n", "object": "chat.completion.chunk", "created": 1_733_000_000, "model": "m/ö \\",
+                        "choices": [["index": .number(Double(choice)), "delta": .object(delta), "finish_reason": .null,
+                                     "logprobs": probabilities ?? .null]],
+                    ]
+                    if includeUsage { object["usage"] = .null }
+                    let expected = SSE.data(JSONCoding.encode(.object(object)))
+                    let actual = encoder.encode(.textDelta(choice: choice, text: text, logprobs: probabilities))
+                    XCTAssertEqual(String(decoding: actual, as: UTF8.self), String(decoding: expected, as: UTF8.self))
+                }
+            }
+        }
+    }
 }
 
 final class StopSequenceScannerTests: XCTestCase {

@@ -163,14 +163,13 @@ public final class GatewayMetrics: Sendable {
     public func sloRemoved(_ status: SLOEvaluator.Status) {
         let slo = status.objective.name
         for window in status.burnRates.keys {
-            registry.unregisterGauge(gauge("lifeline_slo_burn_rate", [("slo", slo), ("window", window)], help: Self.burnRateHelp))
+            unregisterGauge("lifeline_slo_burn_rate", [("slo", slo), ("window", window)], help: Self.burnRateHelp)
         }
-        registry.unregisterGauge(gauge("lifeline_slo_error_budget_remaining", [("slo", slo)], help: Self.budgetHelp))
-        registry.unregisterGauge(gauge("lifeline_slo_objective", [("slo", slo), ("model", status.objective.model),
-                                                                  ("sli", status.objective.kind.name)], help: Self.objectiveHelp))
+        unregisterGauge("lifeline_slo_error_budget_remaining", [("slo", slo)], help: Self.budgetHelp)
+        unregisterGauge("lifeline_slo_objective", [("slo", slo), ("model", status.objective.model), ("sli", status.objective.kind.name)],
+                        help: Self.objectiveHelp)
         for alert in status.alerts {
-            registry.unregisterGauge(gauge("lifeline_alerts_firing", [("alert", alert.id), ("severity", alert.rule.severity.rawValue)],
-                                           help: Self.firingHelp))
+            unregisterGauge("lifeline_alerts_firing", [("alert", alert.id), ("severity", alert.rule.severity.rawValue)], help: Self.firingHelp)
         }
     }
 
@@ -211,17 +210,61 @@ public final class GatewayMetrics: Sendable {
         return labels.map { ($0.0, policy.value(label: $0.0, $0.1)) }
     }
 
+    /// A series: its name and its (bounded) label names and values in order.
+    private struct SeriesKey: Hashable {
+        let name: String
+        let labels: [String]
+
+        init(_ name: String, _ labels: [(String, String)]) {
+            self.name = name
+            self.labels = labels.flatMap { [$0.0, $0.1] }
+        }
+    }
+
+    private enum SeriesHandle {
+        case counter(Counter)
+        case gauge(Gauge)
+        case histogram(ValueHistogram)
+    }
+
+    /// Handles already made, so a request's metrics cost one lookup each: the registry checks the
+    /// name and every label again, under its lock, each time a handle is asked for.
+    private let handles = Mutex<[SeriesKey: SeriesHandle]>([:])
+
     private func counter(_ name: String, _ labels: [(String, String)], help: String) -> Counter {
-        registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: bounded(labels))
+        let labels = bounded(labels)
+        let key = SeriesKey(name, labels)
+        if case .counter(let counter)? = handles.withLock({ $0[key] }) { return counter }
+        let counter = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+        handles.withLock { $0[key] = .counter(counter) }
+        return counter
     }
 
     private func gauge(_ name: String, _ labels: [(String, String)], help: String) -> Gauge {
-        registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: bounded(labels))
+        let labels = bounded(labels)
+        let key = SeriesKey(name, labels)
+        if case .gauge(let gauge)? = handles.withLock({ $0[key] }) { return gauge }
+        let gauge = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+        handles.withLock { $0[key] = .gauge(gauge) }
+        return gauge
     }
 
     private func histogram(_ name: String, _ labels: [(String, String)], help: String) -> ValueHistogram {
-        registry.makeValueHistogram(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: bounded(labels),
-                                    buckets: Self.latencyBuckets)
+        let labels = bounded(labels)
+        let key = SeriesKey(name, labels)
+        if case .histogram(let histogram)? = handles.withLock({ $0[key] }) { return histogram }
+        let histogram = registry.makeValueHistogram(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help),
+                                                    labels: labels, buckets: Self.latencyBuckets)
+        handles.withLock { $0[key] = .histogram(histogram) }
+        return histogram
+    }
+
+    /// Drops a gauge's series from the exposition and from the handles, so a later `gauge` call
+    /// registers it again rather than setting the dropped one.
+    private func unregisterGauge(_ name: String, _ labels: [(String, String)], help: String) {
+        let gauge = gauge(name, labels, help: help)
+        handles.withLock { _ = $0.removeValue(forKey: SeriesKey(name, bounded(labels))) }
+        registry.unregisterGauge(gauge)
     }
 
     public func requestRefused(reason: RefusalReason) {

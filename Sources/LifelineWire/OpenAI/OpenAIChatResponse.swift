@@ -91,20 +91,30 @@ public struct OpenAIStreamEncoder: Sendable {
     private let includeUsage: Bool
     private var announcedChoices: Set<Int> = []
     private var usage: Usage?
+    /// What follows a chunk's `choices` array, the same for every chunk of the stream.
+    private let chunkTail: [UInt8]
 
     public init(id: String, model: String, created: Int, includeUsage: Bool) {
         self.id = id
         self.model = model
         self.created = created
         self.includeUsage = includeUsage
+        var tail: [UInt8] = Array("],\"created\":".utf8)
+        JSONWriter.writeNumber(Double(created), into: &tail)
+        tail.append(contentsOf: ",\"id\":".utf8)
+        JSONWriter.writeString(id, into: &tail)
+        tail.append(contentsOf: ",\"model\":".utf8)
+        JSONWriter.writeString(model, into: &tail)
+        tail.append(contentsOf: ",\"object\":\"chat.completion.chunk\"".utf8)
+        if includeUsage { tail.append(contentsOf: ",\"usage\":null".utf8) }
+        tail.append(contentsOf: "}\n\n".utf8)
+        chunkTail = tail
     }
 
     public mutating func encode(_ event: ChatEvent) -> [UInt8] {
         switch event {
         case .textDelta(let choice, let text, let logprobs):
-            var delta: [String: JSONValue] = ["content": .string(text)]
-            if announcedChoices.insert(choice).inserted { delta["role"] = "assistant" }
-            return chunk(choice: choice, delta: .object(delta), finishReason: nil, logprobs: logprobs)
+            return textChunk(choice: choice, text: text, announce: announcedChoices.insert(choice).inserted, logprobs: logprobs)
         case .toolCallDelta(let choice, let index, let callID, let name, let arguments):
             var function: [String: JSONValue] = ["arguments": .string(arguments)]
             if let name { function["name"] = .string(name) }
@@ -133,6 +143,24 @@ public struct OpenAIStreamEncoder: Sendable {
             out += SSE.data(JSONCoding.encode(object))
         }
         out += SSE.data(Array("[DONE]".utf8))
+        return out
+    }
+
+    /// A text chunk written straight to bytes: it is most of every stream, and building it as a
+    /// `JSONValue` tree first costs more than the rest of the relay. The bytes are exactly those of
+    /// `chunk(choice:delta:finishReason:logprobs:)` (keys in sorted order).
+    private func textChunk(choice: Int, text: String, announce: Bool, logprobs: JSONValue?) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(96 + text.utf8.count + chunkTail.count)
+        out.append(contentsOf: "data: {\"choices\":[{\"delta\":{\"content\":".utf8)
+        JSONWriter.writeString(text, into: &out)
+        if announce { out.append(contentsOf: ",\"role\":\"assistant\"".utf8) }
+        out.append(contentsOf: "},\"finish_reason\":null,\"index\":".utf8)
+        JSONWriter.writeNumber(Double(choice), into: &out)
+        out.append(contentsOf: ",\"logprobs\":".utf8)
+        JSONWriter.write(logprobs ?? .null, into: &out)
+        out.append(UInt8(ascii: "}"))
+        out += chunkTail
         return out
     }
 
