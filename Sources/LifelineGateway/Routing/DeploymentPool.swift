@@ -191,7 +191,7 @@ public final class ModelGroup: Sendable {
         let now = clock()
         let position = index(of: target)
         let healthy = detector.withLock { $0.isHealthy(position, at: now) }
-        let load = slots.snapshot[position]
+        let load = slots.load(position)
         let state = RetryTarget(failedJustNow: failed === target, healthy: healthy, inFlight: load.inFlight, limit: load.limit)
         let grant = budget.withLock { $0.grant(onto: state, at: now) }
         if grant == .refused { metrics.retryBudgetExhausted(model: name) }

@@ -48,23 +48,27 @@ final class DeploymentSlots: Sendable {
         state.withLock { state in zip(state.limits, state.inFlight).map { ($0.slots, $1) } }
     }
 
-    func hasRoom(_ position: Int) -> Bool {
-        state.withLock { $0.inFlight[position] < $0.limits[position].slots }
+    /// One deployment's limit and attempts in flight.
+    func load(_ position: Int) -> (limit: Int, inFlight: Int) {
+        state.withLock { ($0.limits[position].slots, $0.inFlight[position]) }
     }
 
     /// Takes a slot now if one is free, else waits up to `wait` seconds for one.
     func acquire(_ position: Int, wait: Double) async -> Bool {
-        let (taken, id) = state.withLock { state -> (Bool, UInt64?) in
+        let (taken, id) = state.withLock { state -> (inFlight: Int?, id: UInt64?) in
             if state.inFlight[position] < state.limits[position].slots, state.waiting[position].isEmpty {
                 state.inFlight[position] += 1
-                return (true, nil)
+                return (state.inFlight[position], nil)
             }
-            guard wait > 0, state.waiting[position].count < maximumWaiting else { return (false, nil) }
+            guard wait > 0, state.waiting[position].count < maximumWaiting else { return (nil, nil) }
             state.nextID += 1
             state.arriving.insert(state.nextID)
-            return (false, state.nextID)
+            return (nil, state.nextID)
         }
-        if taken { report(position); return true }
+        if let taken {
+            metrics.deploymentInFlight(taken, deployment: names[position])
+            return true
+        }
         guard let id else { return false }
         let timer = Task { [weak self] in
             try? await Task.sleep(for: .seconds(wait))
@@ -103,12 +107,12 @@ final class DeploymentSlots: Sendable {
 
     /// An attempt ended: its slot goes to the next waiter, if any.
     func release(_ position: Int) {
-        let woken = state.withLock { state -> [Waiter] in
+        let (woken, inFlight) = state.withLock { state -> ([Waiter], Int) in
             state.inFlight[position] = max(0, state.inFlight[position] - 1)
-            return Self.admitWaiting(&state, position)
+            return (Self.admitWaiting(&state, position), state.inFlight[position])
         }
         for waiter in woken { waiter.continuation.resume(returning: true) }
-        report(position)
+        metrics.deploymentInFlight(inFlight, deployment: names[position])
     }
 
     /// An answer's latency (time to first token for streams) trains the deployment's limit.
