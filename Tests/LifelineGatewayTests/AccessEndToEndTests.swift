@@ -151,8 +151,8 @@ final class AccessEndToEndTests: XCTestCase {
         let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
         XCTAssertTrue(metrics.contains(#"lifeline_shed_total{reason="queue_full",priority="low"}"#), metrics)
         // Every reason and priority is exported from the start; critical ones were never shed.
-        XCTAssertEqual(StreamingLoadEndToEndTests.value(of: #"lifeline_shed_total{reason="queue_full",priority="critical"}"#, in: metrics), 0, metrics)
-        XCTAssertEqual(StreamingLoadEndToEndTests.value(of: #"lifeline_shed_total{reason="queue_timeout",priority="critical"}"#, in: metrics), 0, metrics)
+        XCTAssertEqual(metricValue(#"lifeline_shed_total{reason="queue_full",priority="critical"}"#, in: metrics), 0, metrics)
+        XCTAssertEqual(metricValue(#"lifeline_shed_total{reason="queue_timeout",priority="critical"}"#, in: metrics), 0, metrics)
         XCTAssertTrue(metrics.contains(#"lifeline_concurrency_limit{scope="gateway"} 2"#))
     }
 

@@ -150,6 +150,11 @@ final class GatewayFixture: @unchecked Sendable {
         return Reply(status: Int(response.status.code), headers: [:], body: Array(bytes.readableBytesView))
     }
 
+    /// The gateway's `/metrics` exposition.
+    func metricsText() async throws -> String {
+        String(decoding: try await get("/metrics").body, as: UTF8.self)
+    }
+
     func get(_ path: String, headers: [String: String] = [:]) async throws -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -162,6 +167,14 @@ final class GatewayFixture: @unchecked Sendable {
 }
 
 struct GatewayStartFailure: Error {}
+
+/// The value of the series that starts with `series` (name and labels, as exposed).
+func metricValue(_ series: String, in exposition: String) -> Double? {
+    for line in exposition.split(separator: "\n") where line.hasPrefix(series + " ") {
+        return Double(line.dropFirst(series.count + 1))
+    }
+    return nil
+}
 
 /// Reads a streamed reply's text in either API, and its SSE comments.
 struct StreamTranscript {

@@ -21,11 +21,6 @@ final class NetworkHardeningTests: XCTestCase {
         return receiver
     }
 
-    private func metrics() async throws -> String {
-        let reply = try await XCTUnwrap(fixture).get("/metrics")
-        return String(decoding: reply.body, as: UTF8.self)
-    }
-
     // MARK: Webhooks
 
     func testASubscriberThatRedirectsIsNotFollowedToTheAddressItNames() async throws {
@@ -85,7 +80,7 @@ final class NetworkHardeningTests: XCTestCase {
         XCTAssertTrue(error.contains("allow_private_targets"), error)
         XCTAssertFalse(error.contains("secret"))
         XCTAssertEqual(target.received.count, 0, "nothing is sent to a loopback target")
-        let exposition = try await metrics()
+        let exposition = try await XCTUnwrap(fixture).metricsText()
         XCTAssertTrue(exposition.contains(#"lifeline_notifications_total{target="subscribers",outcome="refused"} 1"#), exposition)
     }
 
@@ -161,7 +156,7 @@ final class NetworkHardeningTests: XCTestCase {
         let (headerReply, headerEnded) = try await trickle("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", byte: "a")
         XCTAssertEqual(headerReply, "")
         XCTAssertTrue(headerEnded)
-        let exposition = try await metrics()
+        let exposition = try await XCTUnwrap(fixture).metricsText()
         XCTAssertTrue(exposition.contains(#"lifeline_slow_requests_total{reason="body_deadline"} 1"#), exposition)
         XCTAssertTrue(exposition.contains(#"lifeline_slow_requests_total{reason="header_deadline"} 1"#), exposition)
     }
@@ -176,7 +171,7 @@ final class NetworkHardeningTests: XCTestCase {
         let (reply, ended) = try await trickle(head, byte: " ")
         XCTAssertTrue(reply.hasPrefix("HTTP/1.1 408"), reply)
         XCTAssertTrue(ended)
-        let exposition = try await metrics()
+        let exposition = try await XCTUnwrap(fixture).metricsText()
         XCTAssertTrue(exposition.contains(#"lifeline_slow_requests_total{reason="body_rate"} 1"#), exposition)
     }
 
@@ -194,7 +189,7 @@ final class NetworkHardeningTests: XCTestCase {
             // Longer than the read deadline, shorter than the idle timeout.
             try await Task.sleep(for: .seconds(1))
         }
-        let exposition = try await metrics()
+        let exposition = try await XCTUnwrap(fixture).metricsText()
         XCTAssertFalse(exposition.contains("lifeline_slow_requests_total{"), exposition)
     }
 
@@ -229,7 +224,7 @@ final class NetworkHardeningTests: XCTestCase {
         try await waitFor("connections are taken again") {
             (try? await fixture.get("/metrics").status) == 200
         }
-        let exposition = try await metrics()
+        let exposition = try await XCTUnwrap(fixture).metricsText()
         XCTAssertTrue(exposition.contains(#"lifeline_connections_refused_total{reason="max_connections_per_client"} 1"#), exposition)
         XCTAssertTrue(exposition.contains("lifeline_open_connections 1"), exposition)
     }

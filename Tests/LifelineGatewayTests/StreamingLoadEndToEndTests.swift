@@ -24,10 +24,6 @@ final class StreamingLoadEndToEndTests: XCTestCase {
         }
     }
 
-    private func metrics() async throws -> String {
-        String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
-    }
-
     func testStreamsTheClientCutAreForgottenAndNewRequestsAreAllAnswered() async throws {
         try await startSolo()
         var knobs = SimulatorKnobs()
@@ -52,13 +48,13 @@ final class StreamingLoadEndToEndTests: XCTestCase {
         }
         // Every slot comes back: nothing is left counted in flight at the gateway or the deployment.
         try await waitFor("in-flight counts back to 0") {
-            let text = try await metrics()
+            let text = try await self.fixture.metricsText()
             return text.contains("lifeline_in_flight_requests 0")
                 && text.contains(#"lifeline_deployment_in_flight_requests{deployment="solo-1"} 0"#)
         }
         let simulator = fixture.simulatorA
         try await waitFor("the upstream streams cancelled") { simulator.activeStreams == 0 }
-        let text = try await metrics()
+        let text = try await self.fixture.metricsText()
         XCTAssertTrue(text.contains(#"lifeline_upstream_requests_total{deployment="solo-1",outcome="disconnected"}"#) == false,
                       "a client hanging up is not an upstream failure:\n\(text)")
         XCTAssertTrue(text.contains(#"lifeline_circuit_state{deployment="solo-1"} 0"#), text)
@@ -107,9 +103,9 @@ final class StreamingLoadEndToEndTests: XCTestCase {
             XCTAssertEqual(transcript.doneCount, 1)
             XCTAssertEqual(transcript.errors.count, 0)
         }
-        let text = try await metrics()
+        let text = try await fixture.metricsText()
         for reason in ["queue_full", "queue_timeout"] {
-            XCTAssertEqual(Self.value(of: #"lifeline_shed_total{reason="\#(reason)",priority="normal"}"#, in: text), 0, text)
+            XCTAssertEqual(metricValue(#"lifeline_shed_total{reason="\#(reason)",priority="normal"}"#, in: text), 0, text)
         }
     }
 
@@ -134,7 +130,7 @@ final class StreamingLoadEndToEndTests: XCTestCase {
             let broken = transcripts.filter { $0.1.text != references[$0.0] || !$0.1.errors.isEmpty || $0.1.doneCount != 1 }
             XCTAssertEqual(broken.count, 0, "run \(run): \(broken.count) of 100 streams broke, e.g. \(broken.first.map { "\($0.1.errors) \($0.1.comments) \($0.1.text) vs \(references[$0.0] ?? "")" } ?? "")")
         }
-        let text = try await metrics()
+        let text = try await fixture.metricsText()
         XCTAssertTrue(text.contains(#"lifeline_failovers_total{model="chat-openai",phase="mid_stream",outcome="refused"} 0"#), text)
     }
 
@@ -154,9 +150,9 @@ final class StreamingLoadEndToEndTests: XCTestCase {
         for transcript in transcripts {
             XCTAssertEqual(transcript.errors.first?["error"]?["code"]?.stringValue, "stream_interrupted")
         }
-        let text = try await metrics()
-        let attempted = try XCTUnwrap(Self.value(of: #"lifeline_failovers_total{model="chat-openai",phase="mid_stream",outcome="attempted"}"#, in: text))
-        let refused = try XCTUnwrap(Self.value(of: #"lifeline_failovers_total{model="chat-openai",phase="mid_stream",outcome="refused"}"#, in: text))
+        let text = try await fixture.metricsText()
+        let attempted = try XCTUnwrap(metricValue(#"lifeline_failovers_total{model="chat-openai",phase="mid_stream",outcome="attempted"}"#, in: text))
+        let refused = try XCTUnwrap(metricValue(#"lifeline_failovers_total{model="chat-openai",phase="mid_stream",outcome="refused"}"#, in: text))
         // One free continuation each onto the deployment not yet seen failing, then only what
         // the budget allows (3 a second over 10 s), however many streams keep breaking.
         XCTAssertLessThanOrEqual(attempted, Double(streams + 30), text)
@@ -182,13 +178,5 @@ final class StreamingLoadEndToEndTests: XCTestCase {
                 config.models[model].deployments[deployment].timeouts.firstTokenMilliseconds = 15_000
             }
         }
-    }
-
-    /// The value of the series that starts with `series` (name and labels, as exposed).
-    static func value(of series: String, in exposition: String) -> Double? {
-        for line in exposition.split(separator: "\n") where line.hasPrefix(series + " ") {
-            return Double(line.dropFirst(series.count + 1))
-        }
-        return nil
     }
 }

@@ -38,8 +38,6 @@ final class UpstreamRefusalEndToEndTests: XCTestCase {
         return list.json?["data"]?.arrayValue?.first { $0["name"]?.stringValue == name }
     }
 
-    func metrics() async throws -> String { String(decoding: try await fixture.get("/metrics").body, as: UTF8.self) }
-
     func assertNoSecret(_ reply: GatewayFixture.Reply, file: StaticString = #filePath, line: UInt = #line) {
         for secret in ["sk-upstream", "upstream-secret", "Incorrect API key", "simulator was told"] {
             XCTAssertFalse(reply.text.contains(secret), "'\(secret)' reached the client: \(reply.text)", file: file, line: line)
@@ -71,7 +69,7 @@ final class UpstreamRefusalEndToEndTests: XCTestCase {
         XCTAssertEqual(after.status, 200)
         XCTAssertEqual(after.headers["x-lifeline-attempts"], "1")
 
-        let text = try await metrics()
+        let text = try await fixture.metricsText()
         XCTAssertTrue(text.contains(#"lifeline_upstream_requests_total{deployment="oa-1",outcome="auth_error"} 3"#), text)
         XCTAssertTrue(text.contains(#"lifeline_upstream_requests_total{deployment="an-1",outcome="auth_error"} 2"#), text)
         XCTAssertFalse(text.contains(#"outcome="client_error""#), text)
@@ -104,7 +102,7 @@ final class UpstreamRefusalEndToEndTests: XCTestCase {
         XCTAssertTrue(firing.contains(alert), "\(firing)")
         XCTAssertTrue(firing.contains("deployment:an-1:credentials_rejected"), "\(firing)")
         XCTAssertFalse(firing.contains { $0.contains("oa-2") || $0.contains("an-2") }, "\(firing)")
-        let alertMetrics = try await metrics()
+        let alertMetrics = try await fixture.metricsText()
         XCTAssertTrue(alertMetrics.contains(#"lifeline_alerts_firing{alert="deployment:oa-1:credentials_rejected",severity="page"} 1"#), alertMetrics)
 
         // Fixed upstream: the half-open trial answers, and the problem is gone.
@@ -115,7 +113,7 @@ final class UpstreamRefusalEndToEndTests: XCTestCase {
         }
         let recovered = try await deployment("oa-1")
         XCTAssertEqual(recovered?["problem"], .null)
-        let recoveredMetrics = try await metrics()
+        let recoveredMetrics = try await fixture.metricsText()
         XCTAssertTrue(recoveredMetrics.contains(#"lifeline_deployment_problem{deployment="oa-1",kind="credentials_rejected"} 0"#))
         let resolved = await receiver.wait { posts in
             posts.contains { $0.body["alert"]?.stringValue == alert && $0.body["state"]?.stringValue == "resolved" }
@@ -171,7 +169,7 @@ final class UpstreamRefusalEndToEndTests: XCTestCase {
         // The deployment answered: it has no problem, and the outcome is the request's.
         let answered = try await deployment("oa-1")
         XCTAssertEqual(answered?["problem"], .null)
-        let counted = try await metrics()
+        let counted = try await fixture.metricsText()
         XCTAssertTrue(counted.contains(#"lifeline_upstream_requests_total{deployment="oa-1",outcome="client_error"} 1"#))
     }
 
@@ -186,7 +184,7 @@ final class UpstreamRefusalEndToEndTests: XCTestCase {
             XCTAssertEqual(reply.status, 200, reply.text)
             XCTAssertEqual(reply.headers["x-lifeline-deployment"], "oa-2")
         }
-        let counted = try await metrics()
+        let counted = try await fixture.metricsText()
         XCTAssertTrue(counted.contains(#"lifeline_upstream_requests_total{deployment="oa-1",outcome="not_found"} 2"#))
         let listed = try await deployment("oa-1")
         XCTAssertEqual(listed?["problem"]?["kind"], "not_found")
