@@ -312,7 +312,7 @@ extension ConfigLoaderTests {
                 checked += 1
             }
         }
-        XCTAssertGreaterThanOrEqual(checked, 2, "the README's configuration reference and its PostgreSQL example at least")
+        XCTAssertGreaterThanOrEqual(checked, 2, "the configuration reference in docs/configuration.md and the PostgreSQL example in docs/several-instances.md at least")
 
         let examples = root.appendingPathComponent("examples")
         let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter { $0.hasSuffix(".yaml") }.sorted()
@@ -350,7 +350,7 @@ extension ConfigLoaderTests {
         let blocks = Self.yamlBlocks(in: markdown, file: "x.md")
         XCTAssertEqual(blocks.map(\.isFragment), [false, true, false])
         XCTAssertEqual(blocks.map(\.text), ["storage:\n  key_refresh_s: 1", "- name: alone", "models: []"])
-        // The README's old PostgreSQL line is what this test exists to catch.
+        // The docs' old PostgreSQL line is what this test exists to catch.
         XCTAssertThrowsError(try ConfigLoader.parse(Self.baseForSubTrees + "storage:\n  postgres: {url: ${DATABASE_URL}}\n",
                                                     environment: ["DATABASE_URL": "postgres://u:p@h/d"]))
     }
