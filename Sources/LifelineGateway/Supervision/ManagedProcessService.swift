@@ -63,7 +63,6 @@ struct ManagedProcessService: Service {
         do {
             let directory = config.workingDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) }
             let executable = try Self.executable(config.command, in: directory)
-            let command = [executable.path] + process.resolvedArguments
             let wrapped = ParentDeathSignal.wrap(executable, process.resolvedArguments)
             if !wrapped.guarded, !warnedUnguarded {
                 warnedUnguarded = true
@@ -87,7 +86,10 @@ struct ManagedProcessService: Service {
             try await LaunchThread.shared.run { try child.run() }
             try? log.close()
             // Written before the launch is reported, so no stop can run before the record exists.
-            try? ProcessRecord.launched(pid: child.processIdentifier, command: command)?.write(to: process.pidFile)
+            let pid = child.processIdentifier
+            if let line = await ProcessRecord.settledCommandLine(of: pid, wrapper: wrapped.guarded ? wrapped.executable.path : nil) {
+                try? ProcessRecord.launched(pid: pid, command: line)?.write(to: process.pidFile)
+            }
             process.launched(pid: child.processIdentifier)
             return child
         } catch {

@@ -16,7 +16,7 @@ struct ProcessRecord: Codable, Equatable, Sendable {
     var pid: Int32
     /// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks after boot.
     var startTime: String
-    /// The command line the process runs (after `setpriv` has executed it), argument by argument.
+    /// The command line the process runs (after `setpriv` has executed it), argument by argument, as `/proc` shows it.
     var command: [String]
 
     enum CodingKeys: String, CodingKey {
@@ -77,6 +77,18 @@ struct ProcessRecord: Codable, Equatable, Sendable {
         let fields = stat[stat.index(after: endOfName)...].split(separator: " ")
         guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }
         return String(fields[19])
+    }
+
+    /// The command line `/proc` shows once the process runs its own program: `setpriv` (the
+    /// `wrapper`) replaces itself with the command a moment after the launch, and an interpreted
+    /// script shows its interpreter. Nil when the process is gone or still the wrapper after 2 s.
+    static func settledCommandLine(of pid: Int32, wrapper: String?) async -> [String]? {
+        for _ in 0..<100 {
+            guard let line = commandLine(of: pid) else { return nil }
+            if line.first != wrapper { return line }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
     }
 
     static func commandLine(of pid: Int32) -> [String]? {
