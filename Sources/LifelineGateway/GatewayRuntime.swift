@@ -280,6 +280,9 @@ struct RequestRecord {
     var ticket: AdmissionController.Ticket?
     /// When admission granted a slot: the limit learns from latency after it, not from queueing before it.
     var admittedAt: Double?
+    /// Time spent waiting for a slot at busy deployments: Lifeline's own queueing, which the
+    /// gateway's limit must not read as the upstream answering slowly.
+    var slotWaitSeconds = 0.0
     /// Set when the service refused the request to protect itself (load shedding): it counts
     /// against availability whatever its status, unlike a caller over its own limit.
     var shedByService = false
@@ -320,7 +323,8 @@ extension GatewayRuntime {
         }
         if let ticket = record.ticket {
             // Only answers train the limit: a failed request says nothing about healthy latency.
-            let latency = record.status < 400 ? (record.firstTokenAt ?? now) - (record.admittedAt ?? record.started) : nil
+            let latency = record.status < 400
+                ? (record.firstTokenAt ?? now) - (record.admittedAt ?? record.started) - record.slotWaitSeconds : nil
             admission.release(ticket, latency: latency)
         }
         // Building the line costs more than the check: skip it when info is filtered out.
