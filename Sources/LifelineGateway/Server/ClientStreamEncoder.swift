@@ -5,10 +5,11 @@ enum ClientStreamEncoder {
     case openai(OpenAIStreamEncoder)
     case anthropic(AnthropicStreamEncoder)
 
-    init(api: WireProtocol, id: String, model: String, created: Int, includeUsage: Bool) {
+    /// `promptTokens`: what Anthropic's `message_start` announces as the prompt's `input_tokens`.
+    init(api: WireProtocol, id: String, model: String, created: Int, includeUsage: Bool, promptTokens: Int = 0) {
         switch api {
         case .openai: self = .openai(OpenAIStreamEncoder(id: id, model: model, created: created, includeUsage: includeUsage))
-        case .anthropic: self = .anthropic(AnthropicStreamEncoder(id: id, model: model))
+        case .anthropic: self = .anthropic(AnthropicStreamEncoder(id: id, model: model, promptTokens: promptTokens))
         }
     }
 

@@ -140,8 +140,12 @@ final class StreamLease: Sendable {
     private func relay(_ opened: OpenedStream, from first: Deployment, record: inout RequestRecord,
                        to writer: inout any ResponseBodyWriter) async throws
     {
+        // message_start carries the prompt's size: the upstream's own count when it announced one
+        // before its first token, else Lifeline's estimate; message_delta then carries the final usage.
+        let promptTokens = opened.stream.announcedPromptTokens ?? TokenEstimate.promptTokens(for: chat)
         var encoder = ClientStreamEncoder(api: api, id: (api == .openai ? "chatcmpl-" : "msg_") + requestID, model: chat.model,
-                                          created: Int(Date().timeIntervalSince1970), includeUsage: chat.includeUsage)
+                                          created: Int(Date().timeIntervalSince1970), includeUsage: chat.includeUsage,
+                                          promptTokens: promptTokens)
         var progress = Progress()
         if api == .anthropic, !chat.stop.isEmpty { progress.scanner = StopSequenceScanner(sequences: chat.stop) }
         var current = opened

@@ -162,6 +162,23 @@ public final class UpstreamClient: Sendable {
         return response.usage.promptTokens
     }
 
+    /// The prompt's token count from the upstream's own counter (Anthropic's
+    /// `/v1/messages/count_tokens`); nil when the upstream has none or does not answer.
+    public func countTokens(_ request: ChatRequest) async -> Int? {
+        guard deployment.protocol == .anthropic,
+              var body = AnthropicMessagesRequest.encode(request, upstreamModel: deployment.model, stream: false).objectValue
+        else { return nil }
+        // The counter takes the prompt's fields only.
+        body = body.filter { ["model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"].contains($0.key) }
+        let url = deployment.baseURL + "/v1/messages/count_tokens"
+        guard let response = try? await send(httpRequest(url: url, body: .object(body))),
+              let bytes = try? await response.body.collect(upTo: 1024 * 1024),
+              let json = try? JSONCoding.decode(bytes.readableBytesView),
+              let count = json["input_tokens"]?.intValue, count >= 0
+        else { return nil }
+        return count
+    }
+
     /// Opens a stream; events are read from the returned iterator.
     public func stream(_ request: ChatRequest) async throws(UpstreamFailure) -> UpstreamEventStream {
         let response = try await send(httpRequest(url: endpoint, body: encode(request, stream: true)))
@@ -190,6 +207,9 @@ public struct UpstreamEventStream {
     private var pendingIndex = 0
     private var finished = false
     private var textEventsDelivered = 0
+    /// The prompt's token count the upstream announced before its first token (Anthropic's
+    /// `message_start`); nil when it did not.
+    var announcedPromptTokens: Int? { wireProtocol == .anthropic ? anthropic.announcedInputTokens : nil }
     /// A drill cuts the stream after this many text events.
     var cutAfterTextEvents: Int?
 

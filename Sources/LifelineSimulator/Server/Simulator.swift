@@ -48,6 +48,7 @@ public final class Simulator: Sendable {
         }
         if protocols != .openai {
             router.post("/v1/messages") { [self] request, _ in try await messages(request) }
+            router.post("/v1/messages/count_tokens") { [self] request, _ in try await countTokens(request) }
         }
         router.get("/sim/control") { [self] _, _ in jsonResponse(.ok, currentKnobs.json) }
         router.delete("/sim/control") { [self] _, _ in
@@ -118,6 +119,27 @@ public final class Simulator: Sendable {
         try await complete(request, api: .anthropic)
     }
 
+    /// Anthropic's token counter: the same count the simulator reports as a message's `input_tokens`.
+    private func countTokens(_ request: Request) async throws -> Response {
+        let body = try await request.body.collect(upTo: 32 * 1024 * 1024)
+        do {
+            guard var object = try JSONCoding.decode(body.readableBytesView).objectValue else {
+                return errorResponse(400, "The request body must be a JSON object.", api: .anthropic)
+            }
+            guard object["max_tokens"] == nil else {
+                return errorResponse(400, "max_tokens: Extra inputs are not permitted", param: "max_tokens", api: .anthropic)
+            }
+            object["max_tokens"] = 1
+            let chat = try AnthropicMessagesRequest.decode(.object(object))
+            if let refusal = try await faultResponse(api: .anthropic) { return refusal }
+            return jsonResponse(.ok, ["input_tokens": .number(Double(DeterministicText.promptTokens(for: chat)))])
+        } catch let error as RequestError {
+            return errorResponse(400, error.message, param: error.param, api: .anthropic)
+        } catch {
+            return errorResponse(400, "We could not parse the JSON body of your request. (\(error))", api: .anthropic)
+        }
+    }
+
     private func errorResponse(_ status: Int, _ message: String, param: String? = nil, api: WireProtocol) -> Response {
         let body = api == .openai
             ? ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param)
@@ -128,10 +150,12 @@ public final class Simulator: Sendable {
     private func complete(_ request: Request, api: WireProtocol) async throws -> Response {
         requestCount.add(1, ordering: .relaxed)
         let body = try await request.body.collect(upTo: 32 * 1024 * 1024)
-        let chat: ChatRequest
+        var chat: ChatRequest
         do {
             let json = try JSONCoding.decode(body.readableBytesView)
             chat = api == .openai ? try OpenAIChatRequest.decode(json) : try AnthropicMessagesRequest.decode(json)
+            // Anthropic has no response_format: a model asked in its system prompt for JSON answers in JSON.
+            if api == .anthropic, chat.responseFormat == nil { chat.responseFormat = JSONOutputInstruction.format(inSystem: chat.system) }
         } catch let error as RequestError {
             return errorResponse(400, error.message, param: error.param, api: api)
         } catch {

@@ -48,6 +48,8 @@ public struct AnthropicStreamDecoder: Sendable {
     private var outputTokens = 0
     private var stopReason: FinishReason?
     private var stopSequence: String?
+    /// The prompt's token count as the upstream's `message_start` announced it.
+    public private(set) var announcedInputTokens: Int?
 
     public init() {}
 
@@ -58,6 +60,7 @@ public struct AnthropicStreamDecoder: Sendable {
         switch type {
         case "message_start":
             inputTokens = json["message"]?["usage"]?["input_tokens"]?.intValue ?? 0
+            announcedInputTokens = json["message"]?["usage"]?["input_tokens"]?.intValue
             outputTokens = json["message"]?["usage"]?["output_tokens"]?.intValue ?? 0
             return []
         case "content_block_start":

@@ -26,6 +26,10 @@ public struct ChatRequest: Sendable, Equatable {
     public var logprobs: Bool = false
     public var topLogprobs: Int?
     public var user: String?
+    /// OpenAI's `reasoning_effort`, when the request asked for one.
+    public var reasoningEffort: String?
+    /// Anthropic's extended thinking budget (`thinking.budget_tokens`), when thinking is enabled.
+    public var thinkingBudget: Int?
     /// Fields of the source API that Lifeline does not model; forwarded only to an upstream
     /// speaking the same protocol.
     public var passthrough: [String: JSONValue] = [:]
