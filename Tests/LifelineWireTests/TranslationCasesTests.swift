@@ -83,11 +83,14 @@ final class TranslationCasesTests: XCTestCase {
         XCTAssertEqual(AnthropicMessagesRequest.encode(chat, upstreamModel: "u", stream: false)["thinking"], ["type": "enabled", "budget_tokens": 8000])
     }
 
-    func testThinkingBlocksInAnswersAreLeftOutOfTheTextBothWays() throws {
+    func testThinkingBlocksBecomeReasoningAndBackInAnswersAndStreams() throws {
         let answer: JSONValue = ["id": "msg_1", "model": "u", "stop_reason": "end_turn", "usage": ["input_tokens": 12, "output_tokens": 5],
                                  "content": [["type": "thinking", "thinking": "Let me think.", "signature": "sig"], ["type": "text", "text": "Hello."]]]
         let decoded = try AnthropicMessagesResponse.decode(answer)
         XCTAssertEqual(decoded.choices[0].text, "Hello.")
+        XCTAssertEqual(decoded.choices[0].reasoning, "Let me think.")
+        XCTAssertEqual(OpenAIChatResponse.encode(decoded)["choices"]?[0]?["message"]?["reasoning_content"], "Let me think.")
+        XCTAssertEqual(AnthropicMessagesResponse.encode(decoded)["content"]?[0], ["type": "thinking", "thinking": "Let me think.", "signature": "sig"])
         var stream = AnthropicStreamDecoder()
         var events: [ChatEvent] = []
         events += try stream.events(type: "message_start", json: ["message": ["usage": ["input_tokens": 12, "output_tokens": 0]]])
@@ -96,7 +99,20 @@ final class TranslationCasesTests: XCTestCase {
         events += try stream.events(type: "content_block_delta", json: ["index": 0, "delta": ["type": "signature_delta", "signature": "sig"]])
         events += try stream.events(type: "content_block_start", json: ["index": 1, "content_block": ["type": "text", "text": ""]])
         events += try stream.events(type: "content_block_delta", json: ["index": 1, "delta": ["type": "text_delta", "text": "Hello."]])
-        XCTAssertEqual(events, [.textDelta(choice: 0, text: "Hello.", logprobs: nil)])
+        XCTAssertEqual(events, [.reasoningDelta(choice: 0, text: "Let me think.", signature: nil),
+                                .reasoningDelta(choice: 0, text: "", signature: "sig"),
+                                .textDelta(choice: 0, text: "Hello.", logprobs: nil)])
+        // Re-encoded for an Anthropic client: a thinking block, signed, then the text block.
+        var encoder = AnthropicStreamEncoder(id: "m", model: "x", promptTokens: 12)
+        let wire = String(decoding: events.flatMap { encoder.encode($0) } + encoder.finish(), as: UTF8.self)
+        let order = ["\"thinking_delta\"", "\"signature_delta\"", "\"content_block_stop\"", "\"text_delta\""].map { wire.range(of: $0)?.lowerBound }
+        XCTAssertFalse(order.contains(nil), wire)
+        XCTAssertEqual(order.compactMap { $0 }, order.compactMap { $0 }.sorted(), wire)
+        XCTAssertTrue(wire.contains("\"input_tokens\":12"), wire)
+        // For an OpenAI client: reasoning_content deltas.
+        var openAI = OpenAIStreamEncoder(id: "c", model: "x", created: 0, includeUsage: false)
+        let chunks = String(decoding: events.flatMap { openAI.encode($0) }, as: UTF8.self)
+        XCTAssertTrue(chunks.contains("\"reasoning_content\":\"Let me think.\""), chunks)
         XCTAssertEqual(stream.announcedInputTokens, 12)
     }
 

@@ -201,19 +201,51 @@ def test_json_schema_answers_fit_the_schema_on_either_upstream(oai: openai.OpenA
 # --------------------------------------------------------------------- reasoning
 
 
+def openai_reasoning(client: openai.OpenAI, model: str, stream: bool, **kw: Any) -> tuple[str, str]:
+    """(reasoning_content, content), streamed or not."""
+    if not stream:
+        message = client.chat.completions.create(model=model, messages=user(), **kw).choices[0].message
+        return (message.model_extra or {}).get("reasoning_content") or "", message.content or ""
+    reasoning: list[str] = []
+    text: list[str] = []
+    with client.chat.completions.create(model=model, messages=user(), stream=True, **kw) as s:
+        for chunk in s:
+            for choice in chunk.choices:
+                reasoning.append((choice.delta.model_extra or {}).get("reasoning_content") or "")
+                text.append(choice.delta.content or "")
+    return "".join(reasoning), "".join(text)
+
+
 @pytest.mark.parametrize("stream", STREAM)
 @pytest.mark.parametrize("model", PUBLIC_MODELS)
-def test_reasoning_effort_is_accepted_by_either_upstream(oai: openai.OpenAI, model: str, stream: bool) -> None:
+def test_reasoning_effort_brings_reasoning_content_from_either_upstream(oai: openai.OpenAI, model: str, stream: bool) -> None:
     # High effort's budget fits under 3000 tokens only if it is fitted under max_tokens, as Anthropic requires.
-    text, finish = openai_text(oai, model, stream, reasoning_effort="high", max_completion_tokens=3000)
-    assert text and finish == "stop"
+    reasoning, text = openai_reasoning(oai, model, stream, reasoning_effort="high", max_completion_tokens=3000)
+    assert reasoning.startswith("The question is about"), reasoning
+    plain, _ = openai_text(oai, model, False, max_completion_tokens=3000)
+    assert text == plain, "reasoning leaked into the answer's text"
 
 
 @pytest.mark.parametrize("stream", STREAM)
 @pytest.mark.parametrize("model", PUBLIC_MODELS)
-def test_anthropic_thinking_is_accepted_by_either_upstream(ant: anthropic.Anthropic, model: str, stream: bool) -> None:
-    text, stop = anthropic_text(ant, model, stream, max_tokens=4000, thinking={"type": "enabled", "budget_tokens": 2048})
-    assert text and stop == "end_turn"
+def test_anthropic_thinking_comes_back_as_a_thinking_block_from_either_upstream(ant: anthropic.Anthropic, model: str, stream: bool) -> None:
+    kw = dict(model=model, max_tokens=4000, messages=user(), thinking={"type": "enabled", "budget_tokens": 2048})
+    if stream:
+        with ant.messages.stream(**kw) as s:
+            deltas = [e.delta.type for e in s if e.type == "content_block_delta"]
+            message = s.get_final_message()
+        assert deltas.index("thinking_delta") < deltas.index("signature_delta") < deltas.index("text_delta"), deltas
+    else:
+        message = ant.messages.create(**kw)
+    assert [b.type for b in message.content] == ["thinking", "text"]
+    assert message.content[0].thinking.startswith("The question is about")
+    if model == ANTHROPIC_MODEL:
+        assert message.content[0].signature, "the upstream's signature was lost"
+    # The turn goes back with its thinking block, as Anthropic requires with thinking on.
+    follow = ant.messages.create(model=model, max_tokens=4000, thinking={"type": "enabled", "budget_tokens": 2048}, messages=[
+        *user(), {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in message.content]},
+        {"role": "user", "content": "And at night?"}])
+    assert follow.stop_reason == "end_turn"
 
 
 def test_a_thinking_budget_not_below_max_tokens_is_refused_in_anthropic_shape(ant: anthropic.Anthropic) -> None:

@@ -126,6 +126,8 @@ final class StreamLease: Sendable {
         var scanner: StopSequenceScanner?
         /// Set when the gateway's own stop scan ended the answer.
         var stoppedBySequence = false
+        /// Set once the stream has been resumed: a continuation's reasoning is not the answer's.
+        var resumed = false
 
         /// Closes an attempt's usage: reported by the upstream, or else its text events counted as
         /// completion tokens (a cut stream reports nothing, nor do some servers, llama.cpp's among
@@ -203,6 +205,7 @@ final class StreamLease: Sendable {
                     deployment = resumed.deployment
                     current = resumed.value
                     progress.splicer = ContinuationSplicer(sent: progress.text)
+                    progress.resumed = true
                     // Held-back text was never sent; the continuation brings it again.
                     if let scanner = progress.scanner { progress.scanner = StopSequenceScanner(sequences: scanner.sequences) }
                     if let event = current.first { out += forward(event, &encoder, &progress) }
@@ -244,6 +247,8 @@ final class StreamLease: Sendable {
         case .toolCallDelta:
             progress.sawToolCall = true
             return encoder.encode(event)
+        case .reasoningDelta:
+            return progress.resumed ? [] : encoder.encode(event)
         case .usage(let usage):
             progress.attemptUsage = usage
             return []

@@ -179,8 +179,13 @@ public final class Simulator: Sendable {
         var response = ChatResponse(
             id: id, model: chat.model, created: created,
             choices: plans.enumerated().map { index, plan in
-                ChatChoice(index: index, text: plan.text, toolCalls: plan.toolCalls, finishReason: plan.finishReason,
-                           logprobs: chat.logprobs ? logprobs(plan.pieces) : nil)
+                var choice = ChatChoice(index: index, text: plan.text, toolCalls: plan.toolCalls, finishReason: plan.finishReason,
+                                        logprobs: chat.logprobs ? logprobs(plan.pieces) : nil)
+                if !plan.reasoning.isEmpty {
+                    choice.reasoning = plan.reasoning.joined()
+                    choice.reasoningSignature = api == .anthropic ? Self.signature(plan.reasoning) : nil
+                }
+                return choice
             },
             usage: usage)
         response.stopSequence = plans.first?.stopSequence
@@ -199,10 +204,21 @@ public final class Simulator: Sendable {
 
     struct SimulatedDisconnect: Error {}
 
+    /// A thinking block's signature: deterministic, like everything the simulator writes.
+    static func signature(_ reasoning: [String]) -> String {
+        var hash = StableHash()
+        hash.combine(reasoning.joined())
+        return "sim-signature-" + String(hash.value, radix: 16)
+    }
+
     private func streamResponse(chat: ChatRequest, api: WireProtocol, plans: [CompletionPlan], usage: Usage, id: String,
                                 created: Int, knobs: SimulatorKnobs) -> Response
     {
         var events: [ChatEvent] = []
+        for (index, plan) in plans.enumerated() where !plan.reasoning.isEmpty {
+            events += plan.reasoning.map { .reasoningDelta(choice: index, text: $0, signature: nil) }
+            if api == .anthropic { events.append(.reasoningDelta(choice: index, text: "", signature: Self.signature(plan.reasoning))) }
+        }
         // Interleave choices token by token, as OpenAI does for n > 1.
         let longest = plans.map { max($0.pieces.count, $0.toolCalls.isEmpty ? 0 : 1) }.max() ?? 0
         for step in 0..<longest {

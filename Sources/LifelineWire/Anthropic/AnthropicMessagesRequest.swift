@@ -168,9 +168,10 @@ public enum AnthropicMessagesRequest {
             case "thinking":
                 guard assistant else { throw .range(blockReader.name("type"), "thinking blocks belong to assistant messages", style: .anthropic) }
                 _ = try blockReader.requiredString("thinking")
-                continue
+                // Kept for Anthropic upstreams, which need a turn's thinking back with its tool calls.
+                parts.append(.media(raw, source: .anthropic))
             case "redacted_thinking":
-                continue
+                parts.append(.media(raw, source: .anthropic))
             default:
                 parts.append(.media(raw, source: .anthropic))
             }
