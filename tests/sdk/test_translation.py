@@ -367,3 +367,9 @@ def test_anthropic_refusals_are_worded_as_anthropic_does(ant: anthropic.Anthropi
             ant.messages.create(model=ANTHROPIC_MODEL, max_tokens=10, messages=user(), extra_body=kw)
         assert caught.value.body["error"]["type"] == "invalid_request_error"
         assert caught.value.body["error"]["message"].startswith(prefix), caught.value.body
+
+
+def test_an_anthropic_tool_choice_without_tools_reaches_an_openai_upstream_without_it(ant: anthropic.Anthropic) -> None:
+    # Anthropic's reference allows it; OpenAI's refuses tool_choice without tools, so it is not sent.
+    text, stop = anthropic_text(ant, OPENAI_MODEL, False, max_tokens=1024, tool_choice={"type": "auto"})
+    assert text and stop == "end_turn"

@@ -220,7 +220,8 @@ public enum OpenAIChatRequest {
                 return ["type": "function", "function": .object(function)]
             })
         }
-        switch request.toolChoice {
+        // OpenAI takes a tool choice only with tools; Anthropic's reference lets one come alone.
+        switch request.tools.isEmpty ? nil : request.toolChoice {
         case .some(.auto): object["tool_choice"] = "auto"
         case .some(.none): object["tool_choice"] = "none"
         case .some(.required): object["tool_choice"] = "required"
