@@ -292,6 +292,18 @@ def test_count_tokens_without_an_anthropic_upstream_is_an_estimate_that_grows_wi
     assert abs(longer.input_tokens - len("Hello there. " * 200) / 4) < 20
 
 
+def test_each_count_is_counted_by_its_source_in_metrics(ant: anthropic.Anthropic, gateway, http) -> None:
+    ant.messages.count_tokens(model=ANTHROPIC_MODEL, messages=user())
+    ant.messages.count_tokens(model=OPENAI_MODEL, messages=user())
+    text = http.get(gateway.url + "/metrics").text
+    for model, source in ((ANTHROPIC_MODEL, "upstream"), (OPENAI_MODEL, "estimate")):
+        assert any(
+            line.startswith("lifeline_token_counts_total{") and f'model="{model}"' in line and f'source="{source}"' in line
+            and float(line.rsplit(" ", 1)[1]) >= 1
+            for line in text.splitlines()
+        ), f"no count from {source} for {model}"
+
+
 def test_count_tokens_refuses_bad_input_and_unknown_models_in_anthropic_shape(ant: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.BadRequestError) as caught:
         ant.messages.count_tokens(model=ANTHROPIC_MODEL, messages=[{"role": "robot", "content": "hi"}])

@@ -38,9 +38,11 @@ struct CountTokensEndpoint: Sendable {
         let counters = group.attemptOrder().filter { $0.config.protocol == .anthropic }.prefix(Self.maximumUpstreamsAsked)
         for deployment in counters {
             if let count = await deployment.client.countTokens(chat) {
+                runtime.metrics.tokenCount(model: chat.model, source: "upstream")
                 return Self.answer(count, source: "upstream", deployment: deployment.name)
             }
         }
+        runtime.metrics.tokenCount(model: chat.model, source: "estimate")
         return Self.answer(TokenEstimate.promptTokens(for: chat), source: "estimate", deployment: nil)
     }
 
