@@ -107,8 +107,9 @@ public final class PostgresStore: LifelineStore {
             """
             CREATE TABLE stored_responses (
                 id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
-                response TEXT NOT NULL, conversation TEXT NOT NULL)
+                response TEXT NOT NULL, conversation TEXT NOT NULL, seq BIGINT GENERATED ALWAYS AS IDENTITY)
             """,
+            "CREATE INDEX stored_responses_by_seq ON stored_responses (seq)",
         ] + storedResponsesIndexes,
     ]
 
@@ -607,17 +608,16 @@ public final class PostgresStore: LifelineStore {
 
     public func save(_ response: StoredResponse, now: Double, limit: Int) async throws {
         try await transaction { connection in
+            _ = try await connection.query("DELETE FROM stored_responses WHERE id = \(response.id)", logger: logger)
             _ = try await connection.query("""
-                INSERT INTO stored_responses VALUES (\(response.id), \(response.owner), \(response.createdAt), \(response.expiresAt),
-                    \(response.response), \(response.conversation))
-                ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, created_at = excluded.created_at, expires_at = excluded.expires_at,
-                    response = excluded.response, conversation = excluded.conversation
+                INSERT INTO stored_responses (id, owner, created_at, expires_at, response, conversation)
+                VALUES (\(response.id), \(response.owner), \(response.createdAt), \(response.expiresAt), \(response.response), \(response.conversation))
                 """, logger: logger)
             _ = try await connection.query("DELETE FROM stored_responses WHERE expires_at <= \(now)", logger: logger)
+            // Each save takes the next `seq`, so the rows of earlier saves are a `seq` range.
             let keep = max(0, limit)
             _ = try await connection.query(
-                "DELETE FROM stored_responses WHERE id IN (SELECT id FROM stored_responses ORDER BY created_at DESC, id DESC OFFSET \(keep))",
-                logger: logger)
+                "DELETE FROM stored_responses WHERE seq <= (SELECT max(seq) FROM stored_responses) - \(keep)", logger: logger)
         }
     }
 

@@ -491,9 +491,9 @@ public final class SQLiteStore: LifelineStore {
                     [.text(response.id), .text(response.owner), .float(response.createdAt), .float(response.expiresAt),
                      .text(response.response), .text(response.conversation)])
                 _ = try await connection.query("DELETE FROM stored_responses WHERE expires_at <= ?", [.float(now)])
+                // A new row takes the next rowid, so the rows of earlier saves are a rowid range.
                 _ = try await connection.query(
-                    "DELETE FROM stored_responses WHERE id IN (SELECT id FROM stored_responses ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?)",
-                    [.integer(max(0, limit))])
+                    "DELETE FROM stored_responses WHERE rowid <= (SELECT max(rowid) FROM stored_responses) - ?", [.integer(max(0, limit))])
             }
         }
     }

@@ -153,7 +153,7 @@ public protocol LifelineStore: Sendable {
     /// Traffic minutes from `minute` (Unix seconds) on, every scope.
     func traffic(since minute: Int) async throws -> [TrafficMinute]
     /// Keeps a Responses answer (replacing one with its id), then forgets those expired by
-    /// `now` and the oldest beyond `limit`.
+    /// `now` and any saved before the last `limit` saves.
     func save(_ response: StoredResponse, now: Double, limit: Int) async throws
     /// The stored response `id` of `owner`, unless it has expired by `now`; another owner's is nil.
     func storedResponse(id: String, owner: String, now: Double) async throws -> StoredResponse?
@@ -311,10 +311,10 @@ let earlierBucketsKeptSeconds = 400.0 * 86_400
 /// Schema 6 after each store's own `CREATE TABLE shared_buckets`, in the SQL both speak: its
 /// indexes, and the buckets kept before (one process's, without an instance) moved in as the rows
 /// of an earlier instance, named as `SLOEvaluator.series(slo:ring:)` names them.
-/// Schema 7: stored Responses answers, found by id and owner, aged out by expiry and by count.
+/// Schema 7: stored Responses answers, found by id and owner, aged out by expiry (this index)
+/// and by count (each store's insertion sequence, so trimming never scans the table).
 let storedResponsesIndexes = [
     "CREATE INDEX stored_responses_by_expiry ON stored_responses (expires_at)",
-    "CREATE INDEX stored_responses_by_creation ON stored_responses (created_at)",
 ]
 
 let sharedBucketsMigration = [
