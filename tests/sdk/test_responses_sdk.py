@@ -276,6 +276,32 @@ def test_a_stream_cut_mid_way_is_resumed_with_identical_text(gateway, fresh_gate
     assert len(completed) == 1
 
 
+def test_a_stream_that_cannot_be_resumed_ends_with_error_and_response_failed(
+    fresh_gateway, sim_a_control, sim_b_control, http
+) -> None:
+    sim_a_control.set(disconnect_after_tokens=5)
+    sim_b_control.set(disconnect_after_tokens=5)
+    body = {"model": PUBLIC_MODELS[0], "input": PROMPT, "max_output_tokens": MAX_OUTPUT, "stream": True}
+    with http.stream("POST", fresh_gateway.url + "/v1/responses", json=body) as r:
+        assert r.status_code == 200
+        events = [json.loads(line[len("data:"):]) for line in r.iter_lines() if line.startswith("data:")]
+    types = [e["type"] for e in events]
+    assert types[0] == "response.created" and "response.output_text.delta" in types
+    assert types[-2:] == ["error", "response.failed"], types
+    assert "response.completed" not in types
+    failed = events[-1]["response"]
+    assert failed["status"] == "failed" and failed["error"]["message"]
+    assert failed["output"][0]["status"] == "incomplete"
+
+    with openai_client(fresh_gateway.url).responses.stream(
+        model=PUBLIC_MODELS[0], input=PROMPT, max_output_tokens=MAX_OUTPUT
+    ) as s:
+        seen = [event.type for event in s]
+        with pytest.raises(RuntimeError):
+            s.get_final_response()
+    assert seen[-1] == "response.failed"
+
+
 def test_responses_count_in_the_metrics_under_their_own_route(gateway, oai: openai.OpenAI, http) -> None:
     oai.responses.create(model=PUBLIC_MODELS[0], input=PROMPT, max_output_tokens=MAX_OUTPUT)
     metrics = http.get(gateway.url + "/metrics").text
