@@ -629,6 +629,10 @@ public final class PostgresStore: LifelineStore {
         }
     }
 
+    public func deleteStoredResponse(id: String, owner: String) async throws -> Bool {
+        !(try await rows("DELETE FROM stored_responses WHERE id = \(id) AND owner = \(owner) RETURNING id")).isEmpty
+    }
+
     public func close() async throws {
         // The lock goes first, so another instance takes over at once.
         await leadership.release()

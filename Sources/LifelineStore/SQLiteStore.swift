@@ -509,6 +509,13 @@ public final class SQLiteStore: LifelineStore {
         }
     }
 
+    public func deleteStoredResponse(id: String, owner: String) async throws -> Bool {
+        try await serial.run { [self] in
+            _ = try await connection.query("DELETE FROM stored_responses WHERE id = ? AND owner = ?", [.text(id), .text(owner)])
+            return (try await connection.query("SELECT changes() AS n", []).first?.column("n")?.integer ?? 0) > 0
+        }
+    }
+
     // MARK: Backup and restore
 
     /// Writes a consistent copy of the whole database to `file` while it is in use

@@ -157,6 +157,8 @@ public protocol LifelineStore: Sendable {
     func save(_ response: StoredResponse, now: Double, limit: Int) async throws
     /// The stored response `id` of `owner`, unless it has expired by `now`; another owner's is nil.
     func storedResponse(id: String, owner: String, now: Double) async throws -> StoredResponse?
+    /// Forgets the stored response `id` of `owner`; false if there was none (or it is another owner's).
+    func deleteStoredResponse(id: String, owner: String) async throws -> Bool
     func close() async throws
 }
 

@@ -207,6 +207,13 @@ extension StoreContract {
         try await store.save(response("resp_d", at: 200), now: 200, limit: 3)
         let short = try await store.storedResponse(id: "resp_short", owner: "k1", now: 120)
         XCTAssertNil(short, "an expired response was not forgotten")
+
+        let othersDelete = try await store.deleteStoredResponse(id: "resp_d", owner: "k2")
+        let ownDelete = try await store.deleteStoredResponse(id: "resp_d", owner: "k1")
+        let again = try await store.deleteStoredResponse(id: "resp_d", owner: "k1")
+        XCTAssertEqual([othersDelete, ownDelete, again], [false, true, false])
+        let deleted = try await store.storedResponse(id: "resp_d", owner: "k1", now: 200)
+        XCTAssertNil(deleted)
         try await store.close()
     }
 

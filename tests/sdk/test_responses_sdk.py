@@ -163,6 +163,13 @@ def test_a_stored_response_is_only_its_creators(gateway) -> None:
     assert refused.value.param == "previous_response_id"
     with pytest.raises(openai.NotFoundError):
         openai_client(gateway.url).responses.retrieve(r.id)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.delete(r.id)
+    owner.responses.delete(r.id)
+    with pytest.raises(openai.NotFoundError):
+        owner.responses.retrieve(r.id)
+    with pytest.raises(openai.NotFoundError):
+        owner.responses.delete(r.id)
 
 
 @pytest.mark.parametrize("body,param", [

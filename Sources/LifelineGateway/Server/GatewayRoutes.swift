@@ -38,6 +38,7 @@ enum GatewayRoutes {
         router.post("/v1/messages") { request, context in await chat.handle(request, context: context, api: .anthropic) }
         router.post("/v1/responses") { request, context in await responses.create(request, context: context) }
         router.get("/v1/responses/{id}") { request, context in await responses.retrieve(request, context: context) }
+        router.delete("/v1/responses/{id}") { request, context in await responses.delete(request, context: context) }
         router.get("/v1/models") { _, _ in jsonResponse(.ok, modelList(runtime.pool)) }
         router.get("/v1/models/{name}") { request, context in
             let name = context.parameters.get("name") ?? ""

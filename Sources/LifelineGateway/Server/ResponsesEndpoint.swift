@@ -4,7 +4,7 @@ import LifelineStore
 import LifelineWire
 import NIOCore
 
-/// `POST /v1/responses` and `GET /v1/responses/{id}`: OpenAI's Responses API over the chat path.
+/// `POST /v1/responses`, `GET` and `DELETE /v1/responses/{id}`: OpenAI's Responses API over the chat path.
 ///
 /// A request becomes the canonical `ChatRequest` (after the stored conversation it continues,
 /// when it names `previous_response_id`) and is served by `ChatEndpoint.serve` like any chat
@@ -65,6 +65,26 @@ struct ResponsesEndpoint: Sendable {
         } catch {
             return error.response(for: .openai)
         }
+    }
+
+    /// `DELETE /v1/responses/{id}`: forgets a stored answer of the caller's.
+    func delete(_ request: Request, context: GatewayRequestContext) async -> Response {
+        let caller: Caller
+        switch AccessGate(runtime: runtime).authenticate(request) {
+        case .failure(let error): return error.response(for: .openai)
+        case .success(let found): caller = found
+        }
+        let id = context.parameters.get("id") ?? ""
+        let notFound = GatewayError(status: 404, message: "Response with id '\(Self.shown(id))' not found.", param: "response_id")
+        guard id.hasPrefix("resp_"), id.utf8.count <= 100 else { return notFound.response(for: .openai) }
+        do {
+            guard try await runtime.store.deleteStoredResponse(id: id, owner: caller.id) else { return notFound.response(for: .openai) }
+        } catch {
+            runtime.logger.warning("stored response could not be deleted", metadata: ["error": "\(error)"])
+            return GatewayError(status: 503, message: "Stored responses cannot be changed right now; try again shortly.",
+                                code: "store_unavailable", retryAfterSeconds: 1).response(for: .openai)
+        }
+        return jsonResponse(.ok, ["id": .string(id), "object": "response", "deleted": true])
     }
 
     /// Puts the conversation of `previousID` (the caller's own) before this turn's input.
