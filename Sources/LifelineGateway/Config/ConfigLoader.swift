@@ -232,8 +232,13 @@ struct ConfigReader {
         readRouting(root["routing"], into: &config.routing)
         let admin = object(root["admin"], "admin", allowed: ["token"])
         config.admin.token = secret(admin, "token", "admin")
-        let storage = object(root["storage"], "storage", allowed: ["postgres", "key_refresh_s"])
+        let storage = object(root["storage"], "storage", allowed: ["postgres", "key_refresh_s", "responses"])
         if let refresh = number(storage, "key_refresh_s", "storage", in: 0.05...3600) { config.storage.keyRefreshSeconds = refresh }
+        if storage["responses"] != nil {
+            let responses = object(storage["responses"], "storage.responses", allowed: ["ttl_s", "max_stored"])
+            if let ttl = number(responses, "ttl_s", "storage.responses", in: 60...(400 * 86_400)) { config.storage.responsesTTLSeconds = ttl }
+            if let limit = integer(responses, "max_stored", "storage.responses", in: 0...100_000_000) { config.storage.maxStoredResponses = limit }
+        }
         if storage["postgres"] != nil {
             let postgres = object(storage["postgres"], "storage.postgres", allowed: ["url"])
             if let url = secret(postgres, "url", "storage.postgres") {

@@ -127,6 +127,10 @@ public struct StorageConfig: Sendable, Equatable {
     public var postgresURL: String?
     /// How often keys changed elsewhere are read from the store (`storage.key_refresh_s`).
     public var keyRefreshSeconds = 1.0
+    /// How long a stored Responses answer is kept (`storage.responses.ttl_s`; OpenAI keeps them 30 days).
+    public var responsesTTLSeconds = 30.0 * 86_400
+    /// The most stored Responses answers kept; beyond it the oldest go (`storage.responses.max_stored`).
+    public var maxStoredResponses = 100_000
 }
 
 public struct AdminConfig: Sendable, Equatable {

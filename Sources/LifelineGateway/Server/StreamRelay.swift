@@ -13,7 +13,7 @@ import Synchronization
 /// and a `ContinuationSplicer` removes any overlap, so the client reads one unbroken answer.
 struct StreamRelay: Sendable {
     let chat: ChatRequest
-    let api: WireProtocol
+    let api: ClientAPI
     /// Every available deployment in preference order; resumption may use any of them.
     let order: [Deployment]
     let failover: Failover
@@ -45,7 +45,7 @@ struct StreamRelay: Sendable {
             runtime.finish(record)
             var headers = extra
             headers[.lifelineAttempts] = String(record.attempts)
-            return error.response(for: api, headers: headers)
+            return error.response(for: api.errorShape, headers: headers)
         case .success(let (opened, deployment)):
             record.deployment = deployment.name
             record.firstTokenAt = runtime.clock()
@@ -145,11 +145,11 @@ final class StreamLease: Sendable {
         // message_start carries the prompt's size: the upstream's own count when it announced one
         // before its first token, else Lifeline's estimate; message_delta then carries the final usage.
         let promptTokens = opened.stream.announcedPromptTokens ?? TokenEstimate.promptTokens(for: chat)
-        var encoder = ClientStreamEncoder(api: api, id: (api == .openai ? "chatcmpl-" : "msg_") + requestID, model: chat.model,
+        var encoder = ClientStreamEncoder(api: api, id: api.answerID(requestID: requestID), model: chat.model,
                                           created: Int(Date().timeIntervalSince1970), includeUsage: chat.includeUsage,
                                           promptTokens: promptTokens)
         var progress = Progress()
-        if api == .anthropic, !chat.stop.isEmpty { progress.scanner = StopSequenceScanner(sequences: chat.stop) }
+        if api.isAnthropic, !chat.stop.isEmpty { progress.scanner = StopSequenceScanner(sequences: chat.stop) }
         var current = opened
         var deployment = first
         var attemptRequest = chat
@@ -221,6 +221,8 @@ final class StreamLease: Sendable {
         record.usage = progress.usage
         out += encoder.encode(.usage(progress.usage))
         out += encoder.finish()
+        // Kept before the last bytes go out, so a client that reads it back at once finds it.
+        if case .responses(let exchange) = api, let response = encoder.completedResponse { await exchange.keep(response, runtime: runtime) }
         try await write(&out, to: &writer)
         try await writer.finish(nil)
     }
