@@ -194,6 +194,27 @@ final class ResponsesTranslationTests: XCTestCase {
         XCTAssertEqual(encoder.completedResponse, ResponsesResponse.encode(answer, header: header))
     }
 
+    func testReasoningIsNotOutputTextStreamedOrNot() throws {
+        var encoder = ResponsesStreamEncoder(header: header)
+        var bytes = encoder.encode(.reasoningDelta(choice: 0, text: "Think first.", signature: nil))
+        bytes += encoder.encode(.reasoningDelta(choice: 0, text: "", signature: "sig"))
+        bytes += encoder.encode(.textDelta(choice: 0, text: "Hello.", logprobs: nil))
+        bytes += encoder.encode(.finish(choice: 0, reason: .stop, stopSequence: nil))
+        bytes += encoder.encode(.usage(Usage(promptTokens: 7, completionTokens: 3)))
+        bytes += encoder.finish()
+        let stream = try events(bytes)
+        XCTAssertEqual(stream.filter { $0.type == "response.output_text.delta" }.compactMap { $0.data["delta"]?.stringValue }, ["Hello."])
+        XCTAssertEqual(stream.map { $0.data["sequence_number"]?.intValue }, Array(0..<stream.count))
+        var choice = ChatChoice(index: 0, text: "Hello.", finishReason: .stop)
+        choice.reasoning = "Think first."
+        choice.reasoningSignature = "sig"
+        let answer = ChatResponse(id: "x", model: "m", created: 1, choices: [choice], usage: Usage(promptTokens: 7, completionTokens: 3))
+        let object = ResponsesResponse.encode(answer, header: header)
+        XCTAssertEqual(object["output"]?.arrayValue?.count, 1)
+        XCTAssertEqual(object["output"]?[0]?["content"]?[0]?["text"], "Hello.")
+        XCTAssertEqual(stream.last?.data["response"], object, "the streamed and returned answers agree")
+    }
+
     func testAToolCallStreamSendsArgumentDeltasAndDoneWithTheWholeArguments() throws {
         var encoder = ResponsesStreamEncoder(header: header)
         var bytes = encoder.encode(.toolCallDelta(choice: 0, index: 0, id: "call_9", name: "get_weather", arguments: ""))

@@ -90,6 +90,24 @@ def test_item_input_and_instructions_are_the_system_prompt_and_messages(oai: ope
     assert r.output_text == chat_text(oai, model, [{"role": "system", "content": INSTRUCTIONS}, *user()])
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@MODELS
+def test_input_of_only_instructions_and_system_text_is_answered(oai: openai.OpenAI, model: str, stream: bool) -> None:
+    # No user turn at all: Anthropic answers only conversations that open with one, so the
+    # translation must supply it rather than send an empty conversation.
+    items = [{"role": "developer", "content": "Describe a lighthouse at dawn."}]
+    kw: dict[str, Any] = dict(input=items, instructions="You are terse.", max_output_tokens=MAX_OUTPUT)
+    if stream:
+        text, r = stream_text(oai, model, **kw)
+        assert r.output_text == text
+    else:
+        r = oai.responses.create(model=model, **kw)
+    assert_completed(r, model)
+    assert r.output_text.strip(), r.output
+    chat = [{"role": "system", "content": "You are terse."}, {"role": "developer", "content": "Describe a lighthouse at dawn."}]
+    assert r.output_text == chat_text(oai, model, chat)
+
+
 @MODELS
 def test_tool_call_round_trip_with_function_call_output(oai: openai.OpenAI, model: str) -> None:
     asked = oai.responses.create(model=model, input=WEATHER_QUESTION, tools=[WEATHER_TOOL])
