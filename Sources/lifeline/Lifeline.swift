@@ -84,11 +84,11 @@ struct Serve: AsyncParsableCommand {
 }
 
 struct Simulate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a deterministic OpenAI/Anthropic-compatible model server with fault knobs.")
+    static let configuration = CommandConfiguration(abstract: "Run a deterministic model server (OpenAI, Anthropic, Gemini or Azure OpenAI protocol) with fault knobs.")
 
     @Option(help: "Listen address.") var host = "127.0.0.1"
     @Option(help: "Listen port (0 picks a free port).") var port = 9001
-    @Option(name: .customLong("protocol"), help: "openai, anthropic or both.") var wireProtocol = "both"
+    @Option(name: .customLong("protocol"), help: "openai, anthropic, both, gemini or azure_openai.") var wireProtocol = "both"
     @Option(help: "Model ids listed at /v1/models (any name is answered).") var model: [String] = ["lifeline-sim"]
     @Option(help: "Time to first token, in milliseconds.") var ttftMs = 0
     @Option(help: "Token pace; 0 sends as fast as possible.") var tokensPerSecond = 0.0
@@ -104,7 +104,7 @@ struct Simulate: AsyncParsableCommand {
 
     func run() async throws {
         guard let protocols = Simulator.Protocols(rawValue: wireProtocol) else {
-            throw ValidationError("--protocol must be openai, anthropic or both")
+            throw ValidationError("--protocol must be openai, anthropic, both, gemini or azure_openai")
         }
         var knobs = SimulatorKnobs()
         knobs.ttftMilliseconds = ttftMs

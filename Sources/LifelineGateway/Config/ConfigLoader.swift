@@ -583,12 +583,14 @@ struct ConfigReader {
 
     mutating func readDeployment(_ raw: JSONValue, _ path: String) -> DeploymentConfig? {
         let object = object(raw, path, allowed: ["name", "protocol", "base_url", "api_key", "model", "priority", "weight", "timeouts", "simulator",
-                                                 "process", "health_check", "rpm", "tpm", "stream_usage"])
+                                                 "process", "health_check", "rpm", "tpm", "stream_usage", "api_version", "deployment"])
         let name = string(object, "name", path) ?? ""
         if name.isEmpty { fail(join(path, "name"), "required") }
         var wireProtocol = WireProtocol.openai
         if let text = string(object, "protocol", path) {
-            if let parsed = WireProtocol(rawValue: text) { wireProtocol = parsed } else { fail(join(path, "protocol"), "must be openai or anthropic, got '\(text)'") }
+            if let parsed = WireProtocol(rawValue: text) { wireProtocol = parsed } else {
+                fail(join(path, "protocol"), "must be one of \(WireProtocol.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+            }
         }
         var deployment = DeploymentConfig(name: name, protocol: wireProtocol, model: string(object, "model", path) ?? "")
         if deployment.model.isEmpty { fail(join(path, "model"), "required (the upstream's model id)") }
@@ -620,6 +622,8 @@ struct ConfigReader {
             }
         } else if deployment.simulator != nil {
             // The simulator's own port.
+        } else if wireProtocol == .gemini, deployment.process == nil {
+            deployment.baseURL = Self.geminiBaseURL
         } else if let process = deployment.process {
             deployment.process?.picksPort = true
             if !(process.arguments + process.environment.values).contains(where: { $0.contains(ProcessConfig.portPlaceholder) }) {
@@ -642,6 +646,47 @@ struct ConfigReader {
             if let value = integer(check, "timeout_ms", checkPath, in: 1...600_000) { settings.timeoutMilliseconds = value }
             deployment.healthCheck = settings
         }
+        readProviderFields(object, path, into: &deployment)
         return deployment
+    }
+}
+
+extension ConfigReader {
+    /// Google's Gemini API, the base URL of a `gemini` deployment that names none.
+    static let geminiBaseURL = "https://generativelanguage.googleapis.com/v1beta"
+
+    /// The fields of the hosted providers' protocols (Gemini, Azure OpenAI): what goes into their
+    /// URLs is checked to be a plain path segment, and their key is required.
+    mutating func readProviderFields(_ object: [String: JSONValue], _ path: String, into deployment: inout DeploymentConfig) {
+        let segment = { (text: String) in !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) } }
+        let apiVersion = string(object, "api_version", path)
+        let azureDeployment = string(object, "deployment", path)
+        if deployment.protocol != .azureOpenAI {
+            if apiVersion != nil { fail(join(path, "api_version"), "only for protocol azure_openai") }
+            if azureDeployment != nil { fail(join(path, "deployment"), "only for protocol azure_openai") }
+        }
+        switch deployment.protocol {
+        case .gemini:
+            let model = deployment.model.hasPrefix("models/") ? String(deployment.model.dropFirst(7)) : deployment.model
+            if !deployment.model.isEmpty, !segment(model) {
+                fail(join(path, "model"), "a Gemini model id holds only letters, digits, '-', '_' and '.', got '\(deployment.model)'")
+            }
+        case .azureOpenAI:
+            if let apiVersion {
+                if segment(apiVersion) { deployment.apiVersion = apiVersion }
+                else { fail(join(path, "api_version"), "expected an Azure API version such as 2024-10-21, or v1, got '\(apiVersion)'") }
+            }
+            if let azureDeployment {
+                if segment(azureDeployment) { deployment.azureDeployment = azureDeployment }
+                else { fail(join(path, "deployment"), "an Azure deployment name holds only letters, digits, '-', '_' and '.', got '\(azureDeployment)'") }
+            } else if !deployment.model.isEmpty, !segment(deployment.model), deployment.apiVersion != "v1" {
+                fail(join(path, "deployment"), "required when model '\(deployment.model)' is not a valid Azure deployment name")
+            }
+        default:
+            return
+        }
+        if deployment.apiKey == nil, deployment.simulator == nil, object["api_key"] == nil {
+            fail(join(path, "api_key"), "required for protocol \(deployment.protocol.rawValue) (write it as ${ENV_VAR})")
+        }
     }
 }

@@ -160,7 +160,8 @@ public struct ModelConfig: Sendable, Equatable {
 public struct DeploymentConfig: Sendable, Equatable {
     public var name: String
     public var `protocol`: WireProtocol
-    /// For OpenAI, up to and including `/v1`; for Anthropic, the host root.
+    /// For OpenAI, up to and including `/v1`; for Anthropic and Azure OpenAI, the host root; for
+    /// Gemini, up to and including the API version (default: Google's `v1beta`).
     public var baseURL = ""
     public var apiKey: String?
     public var model: String
@@ -179,6 +180,11 @@ public struct DeploymentConfig: Sendable, Equatable {
     /// When present, Lifeline runs this upstream server itself and keeps it running.
     public var process: ProcessConfig?
     public var streamUsage = StreamUsage.reported
+    /// Azure OpenAI (`api_version`): the `api-version` query parameter, or `v1` for the
+    /// `/openai/v1/` API; nil: `UpstreamEndpoint.defaultAzureAPIVersion`.
+    public var apiVersion: String?
+    /// Azure OpenAI (`deployment`): the deployment name in the URL; nil: `model`.
+    public var azureDeployment: String?
 
     /// Where a stream's token usage comes from.
     public enum StreamUsage: String, Sendable, CaseIterable {

@@ -6,10 +6,10 @@ enum ClientStreamEncoder {
     case anthropic(AnthropicStreamEncoder)
 
     init(api: WireProtocol, id: String, model: String, created: Int, includeUsage: Bool) {
-        switch api {
-        case .openai: self = .openai(OpenAIStreamEncoder(id: id, model: model, created: created, includeUsage: includeUsage))
-        case .anthropic: self = .anthropic(AnthropicStreamEncoder(id: id, model: model))
-        }
+        // Clients speak OpenAI's API or Anthropic's; the other protocols are upstreams only.
+        self = api == .anthropic
+            ? .anthropic(AnthropicStreamEncoder(id: id, model: model))
+            : .openai(OpenAIStreamEncoder(id: id, model: model, created: created, includeUsage: includeUsage))
     }
 
     mutating func encode(_ event: ChatEvent) -> [UInt8] {

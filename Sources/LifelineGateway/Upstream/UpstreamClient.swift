@@ -11,8 +11,8 @@ import NIOHTTP1
 public final class UpstreamClient: Sendable {
     public let deployment: DeploymentConfig
     private let http: HTTPClient
-    private let endpoint: String
-    private let headers: HTTPHeaders
+    private let endpoint: UpstreamEndpoint
+    private var headers: HTTPHeaders { endpoint.headers }
 
     /// `maximumConnections`: connections this deployment may open at once; above the most
     /// attempts its concurrency limit can allow, so the pool never queues what routing admitted.
@@ -25,17 +25,7 @@ public final class UpstreamClient: Sendable {
         configuration.decompression = .disabled
         configuration.httpVersion = .http1Only
         http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-        var headers = HTTPHeaders([("content-type", "application/json"), ("accept", "application/json, text/event-stream")])
-        switch deployment.protocol {
-        case .openai:
-            endpoint = deployment.baseURL + "/chat/completions"
-            if let key = deployment.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
-        case .anthropic:
-            endpoint = deployment.baseURL + "/v1/messages"
-            headers.add(name: "anthropic-version", value: "2023-06-01")
-            if let key = deployment.apiKey { headers.add(name: "x-api-key", value: key) }
-        }
-        self.headers = headers
+        endpoint = UpstreamEndpoint(deployment)
     }
 
     public func shutdown() async {
@@ -54,6 +44,8 @@ public final class UpstreamClient: Sendable {
         switch deployment.protocol {
         case .openai: OpenAIChatRequest.encode(request, upstreamModel: deployment.model, stream: stream)
         case .anthropic: AnthropicMessagesRequest.encode(request, upstreamModel: deployment.model, stream: stream)
+        case .gemini: GeminiRequest.encode(request)
+        case .azureOpenAI: OpenAIChatRequest.encode(request, upstreamModel: deployment.upstreamDeployment, stream: stream)
         }
     }
 
@@ -70,6 +62,8 @@ public final class UpstreamClient: Sendable {
             let json = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }
             let message = json?["error"]?["message"]?.stringValue ?? body.map { String(buffer: $0) } ?? ""
             let retryAfter = response.headers.first(name: "retry-after").flatMap(Double.init)
+                ?? response.headers.first(name: "retry-after-ms").flatMap(Double.init).map { $0 / 1000 }
+                ?? GeminiError.retryDelaySeconds(json)
             throw UpstreamFailure(.status(Int(response.status.code)), message, retryAfterSeconds: retryAfter, body: json)
         }
         return response
@@ -96,7 +90,7 @@ public final class UpstreamClient: Sendable {
 
     /// A cheap liveness check: the upstream's model list answers 2xx in time.
     public func probe(timeoutMilliseconds: Int) async -> Bool {
-        let url = deployment.protocol == .openai ? deployment.baseURL + "/models" : deployment.baseURL + "/v1/models"
+        let url = endpoint.modelsURL
         var request = HTTPClientRequest(url: url)
         request.headers = headers
         guard let response = try? await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds))) else { return false }
@@ -108,7 +102,7 @@ public final class UpstreamClient: Sendable {
     /// refused for another reason than credentials, or does not name the model) a 1-token request.
     /// For `lifeline check-config --probe`; the verdict holds no upstream text.
     public func check(timeoutMilliseconds: Int) async -> DeploymentCheck.Verdict {
-        let url = deployment.protocol == .openai ? deployment.baseURL + "/models" : deployment.baseURL + "/v1/models"
+        let url = endpoint.modelsURL
         var request = HTTPClientRequest(url: url)
         request.headers = headers
         do {
@@ -117,13 +111,13 @@ public final class UpstreamClient: Sendable {
             let status = Int(response.status.code)
             if status == 401 || status == 403 { return .credentialsRejected(status: status) }
             if (200..<300).contains(status) {
-                let ids = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }?["data"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
+                let ids = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }.flatMap { UpstreamEndpoint.modelIDs(in: $0, protocol: deployment.protocol) }
                 if ids?.contains(deployment.model) ?? false { return .ok(via: .modelList) }
             }
         } catch {
             return DeploymentCheck.Verdict(Self.failure(from: error))
         }
-        var probe = ChatRequest(model: deployment.model, messages: [.text(.user, "ping")], sourceProtocol: deployment.protocol)
+        var probe = ChatRequest(model: deployment.model, messages: [.text(.user, "ping")], sourceProtocol: .openai)
         probe.maxTokens = 1
         do {
             _ = try await complete(probe)
@@ -135,18 +129,27 @@ public final class UpstreamClient: Sendable {
 
     /// A whole (non-streamed) answer.
     public func complete(_ request: ChatRequest) async throws(UpstreamFailure) -> ChatResponse {
-        let response = try await send(httpRequest(url: endpoint, body: encode(request, stream: false)))
+        let response = try await send(httpRequest(url: endpoint.completionURL, body: encode(request, stream: false)))
         let body: ByteBuffer
         do {
             body = try await response.body.collect(upTo: 64 * 1024 * 1024)
         } catch {
             throw Self.failure(from: error)
         }
+        let json: JSONValue
         do {
-            let json = try JSONCoding.decode(body.readableBytesView)
+            json = try JSONCoding.decode(body.readableBytesView)
+        } catch {
+            throw UpstreamFailure(.malformed, "unreadable answer: \(error)")
+        }
+        if deployment.protocol == .gemini, let reason = GeminiResponse.promptBlockReason(json) {
+            throw UpstreamFailure.contentFilter("the prompt was blocked (\(reason))")
+        }
+        do {
             switch deployment.protocol {
-            case .openai: return try OpenAIChatResponse.decode(json)
+            case .openai, .azureOpenAI: return try OpenAIChatResponse.decode(json)
             case .anthropic: return try AnthropicMessagesResponse.decode(json)
+            case .gemini: return try GeminiResponse.decode(json)
             }
         } catch {
             throw UpstreamFailure(.malformed, "unreadable answer: \(error)")
@@ -164,7 +167,7 @@ public final class UpstreamClient: Sendable {
 
     /// Opens a stream; events are read from the returned iterator.
     public func stream(_ request: ChatRequest) async throws(UpstreamFailure) -> UpstreamEventStream {
-        let response = try await send(httpRequest(url: endpoint, body: encode(request, stream: true)))
+        let response = try await send(httpRequest(url: endpoint.streamURL, body: encode(request, stream: true)))
         return UpstreamEventStream(body: response.body, protocol: deployment.protocol)
     }
 
@@ -185,6 +188,7 @@ public struct UpstreamEventStream {
     private var iterator: HTTPClientResponse.Body.AsyncIterator
     private var parser = SSEParser()
     private var anthropic = AnthropicStreamDecoder()
+    private var gemini = GeminiStreamDecoder()
     private let wireProtocol: WireProtocol
     private var pending: [ChatEvent] = []
     private var pendingIndex = 0
@@ -219,7 +223,15 @@ public struct UpstreamEventStream {
             } catch {
                 throw UpstreamClient.failure(from: error)
             }
-            guard let chunk else { throw UpstreamFailure(.disconnected, "the upstream ended the stream early") }
+            guard let chunk else {
+                // Gemini's stream has no end marker: it ends properly when the connection closes after a finish reason.
+                if wireProtocol == .gemini, gemini.sawFinish {
+                    pending = gemini.finish()
+                    finished = true
+                    continue
+                }
+                throw UpstreamFailure(.disconnected, "the upstream ended the stream early")
+            }
             let events: [SSEEvent]
             do {
                 events = try parser.feed(chunk.readableBytesView)
@@ -232,7 +244,7 @@ public struct UpstreamEventStream {
 
     private mutating func decode(_ event: SSEEvent) throws(UpstreamFailure) {
         switch wireProtocol {
-        case .openai:
+        case .openai, .azureOpenAI:
             if event.data.elementsEqual("[DONE]".utf8) { finished = true; return }
             guard let json = try? JSONCoding.decode(event.data) else { throw UpstreamFailure(.malformed, "a stream chunk that is not JSON") }
             if let error = json["error"] {
@@ -249,6 +261,14 @@ public struct UpstreamEventStream {
                 throw UpstreamFailure(.status(status), error.message)
             }
             if type == "message_stop" { finished = true }
+        case .gemini:
+            guard let json = try? JSONCoding.decode(event.data) else { throw UpstreamFailure(.malformed, "a stream chunk that is not JSON") }
+            do {
+                pending += try gemini.events(in: json)
+            } catch {
+                if error.blockReason != nil { throw UpstreamFailure.contentFilter(error.message) }
+                throw UpstreamFailure(.status(error.status), error.message)
+            }
         }
     }
 }

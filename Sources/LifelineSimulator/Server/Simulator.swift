@@ -6,11 +6,27 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// A deterministic OpenAI- and Anthropic-compatible model server with fault knobs.
+/// A deterministic model server with fault knobs, speaking OpenAI's and Anthropic's APIs
+/// (`both`), or Gemini's, or Azure OpenAI's.
 ///
 /// It is a real HTTP server: the gateway's failure handling is tested against it over sockets.
 public final class Simulator: Sendable {
-    public enum Protocols: String, Sendable, CaseIterable { case openai, anthropic, both }
+    public enum Protocols: String, Sendable, CaseIterable {
+        case openai, anthropic, both, gemini
+        case azureOpenAI = "azure_openai"
+
+        /// What a `simulator:` deployment of `wireProtocol` serves.
+        public init(serving wireProtocol: WireProtocol) {
+            switch wireProtocol {
+            case .openai, .anthropic: self = .both
+            case .gemini: self = .gemini
+            case .azureOpenAI: self = .azureOpenAI
+            }
+        }
+
+        var servesOpenAI: Bool { self == .openai || self == .both }
+        var servesAnthropic: Bool { self == .anthropic || self == .both }
+    }
 
     public let protocols: Protocols
     public let models: [String]
@@ -42,13 +58,15 @@ public final class Simulator: Sendable {
         let router = Router()
         router.get("/healthz") { _, _ in "ok" }
         router.get("/v1/models") { [self] _, _ in jsonResponse(.ok, modelList()) }
-        if protocols != .anthropic {
+        if protocols.servesOpenAI {
             router.post("/v1/chat/completions") { [self] request, _ in try await chatCompletions(request) }
             router.post("/v1/embeddings") { [self] request, _ in try await embeddings(request) }
         }
-        if protocols != .openai {
+        if protocols.servesAnthropic {
             router.post("/v1/messages") { [self] request, _ in try await messages(request) }
         }
+        if protocols == .gemini { addGeminiRoutes(to: router) }
+        if protocols == .azureOpenAI { addAzureRoutes(to: router) }
         router.get("/sim/control") { [self] _, _ in jsonResponse(.ok, currentKnobs.json) }
         router.delete("/sim/control") { [self] _, _ in
             resetKnobs()
@@ -74,7 +92,7 @@ public final class Simulator: Sendable {
             logger: logger)
     }
 
-    private func modelList() -> JSONValue {
+    func modelList() -> JSONValue {
         ["object": "list", "data": .array(models.map {
             ["id": .string($0), "object": "model", "created": 1_700_000_000, "owned_by": "lifeline-simulator",
              "type": "model", "display_name": .string($0), "created_at": "2023-11-14T22:13:20Z"]
@@ -94,7 +112,7 @@ public final class Simulator: Sendable {
     }
 
     /// The answer a drawn fault gives instead of the real one, if any (hang waits first).
-    private func faultResponse(api: WireProtocol) async throws -> Response? {
+    func faultResponse(api: WireProtocol) async throws -> Response? {
         switch drawFault() {
         case .none:
             return nil
@@ -104,34 +122,44 @@ public final class Simulator: Sendable {
         case .error(let status, let message):
             return errorResponse(status, message ?? "The simulator was told to fail (status \(status)).", api: api)
         case .rateLimited(let seconds):
+            if api == .gemini {
+                // Gemini says how long to wait in a RetryInfo detail, not a header.
+                return jsonResponse(.tooManyRequests, GeminiError.body(status: 429, message: "Resource has been exhausted; the simulator was told to refuse.",
+                                                                       retryAfterSeconds: seconds))
+            }
             var response = errorResponse(429, "Rate limit reached; the simulator was told to refuse.", api: api)
             response.headers[.retryAfter] = String(seconds)
+            if api == .azureOpenAI { response.headers[HTTPFields.Element.Name("retry-after-ms")!] = String(seconds * 1000) }
             return response
         }
     }
 
     private func chatCompletions(_ request: Request) async throws -> Response {
-        try await complete(request, api: .openai)
+        try await complete(request, api: .openai) { json throws(RequestError) in try OpenAIChatRequest.decode(json) }
     }
 
     private func messages(_ request: Request) async throws -> Response {
-        try await complete(request, api: .anthropic)
+        try await complete(request, api: .anthropic) { json throws(RequestError) in try AnthropicMessagesRequest.decode(json) }
     }
 
-    private func errorResponse(_ status: Int, _ message: String, param: String? = nil, api: WireProtocol) -> Response {
-        let body = api == .openai
-            ? ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param)
-            : ErrorBody.anthropic(message: message, type: ErrorBody.anthropicType(status: status))
+    func errorResponse(_ status: Int, _ message: String, param: String? = nil, api: WireProtocol) -> Response {
+        let body = switch api {
+        case .openai: ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param)
+        case .anthropic: ErrorBody.anthropic(message: message, type: ErrorBody.anthropicType(status: status))
+        case .gemini: GeminiError.body(status: status, message: message)
+        case .azureOpenAI: AzureOpenAIError.body(status: status, message: message, param: param)
+        }
         return jsonResponse(HTTPResponse.Status(code: status), body)
     }
 
-    private func complete(_ request: Request, api: WireProtocol) async throws -> Response {
+    /// Answers one chat request in `api`'s shape; `decode` reads its body.
+    func complete(_ request: Request, api: WireProtocol, decode: (JSONValue) throws(RequestError) -> ChatRequest) async throws -> Response {
         requestCount.add(1, ordering: .relaxed)
         let body = try await request.body.collect(upTo: 32 * 1024 * 1024)
         let chat: ChatRequest
         do {
             let json = try JSONCoding.decode(body.readableBytesView)
-            chat = api == .openai ? try OpenAIChatRequest.decode(json) : try AnthropicMessagesRequest.decode(json)
+            chat = try decode(json)
         } catch let error as RequestError {
             return errorResponse(400, error.message, param: error.param, api: api)
         } catch {
@@ -139,10 +167,12 @@ public final class Simulator: Sendable {
         }
         if let refusal = try await faultResponse(api: api) { return refusal }
         let knobs = currentKnobs
-        let plans = (0..<chat.choiceCount).map { CompletionPlan.make(for: chat, choice: $0) }
+        if knobs.contentFilter == .prompt { return contentFilterRefusal(api: api, chat: chat) }
+        var plans = (0..<chat.choiceCount).map { CompletionPlan.make(for: chat, choice: $0) }
+        if knobs.contentFilter == .completion { plans = plans.map { $0.filtered() } }
         let promptTokens = DeterministicText.promptTokens(for: chat)
         let usage = Usage(promptTokens: promptTokens, completionTokens: plans.reduce(0) { $0 + $1.completionTokens })
-        let id = (api == .openai ? "chatcmpl-" : "msg_") + String(DeterministicText.seed(for: chat, choice: 0), radix: 16)
+        let id = (api == .anthropic ? "msg_" : "chatcmpl-") + String(DeterministicText.seed(for: chat, choice: 0), radix: 16)
         let created = Int(Date().timeIntervalSince1970)
         if chat.stream {
             return streamResponse(chat: chat, api: api, plans: plans, usage: usage, id: id, created: created, knobs: knobs)
@@ -160,8 +190,13 @@ public final class Simulator: Sendable {
             },
             usage: usage)
         response.stopSequence = plans.first?.stopSequence
-        response.systemFingerprint = api == .openai ? "fp_lifeline_sim" : nil
-        let bytes = JSONCoding.encode(api == .openai ? OpenAIChatResponse.encode(response) : AnthropicMessagesResponse.encode(response))
+        response.systemFingerprint = api == .openai || api == .azureOpenAI ? "fp_lifeline_sim" : nil
+        let answer: JSONValue = switch api {
+        case .openai, .azureOpenAI: OpenAIChatResponse.encode(response)
+        case .anthropic: AnthropicMessagesResponse.encode(response)
+        case .gemini: GeminiResponse.encode(response)
+        }
+        let bytes = JSONCoding.encode(answer)
         if knobs.disconnectAfterTokens > 0 {
             // Send part of the body, then cut the connection.
             let partial = Array(bytes.prefix(bytes.count / 2))
@@ -206,12 +241,12 @@ public final class Simulator: Sendable {
             await gate.enter(capacity: knobs.capacity)
             defer { gate.leave() }
             if knobs.ttftMilliseconds > 0 { try await Task.sleep(for: .milliseconds(knobs.ttftMilliseconds)) }
-            var openAI = OpenAIStreamEncoder(id: id, model: chat.model, created: created, includeUsage: chat.includeUsage)
-            var anthropic = AnthropicStreamEncoder(id: id, model: chat.model, promptTokens: usage.promptTokens)
-            var pending: [UInt8] = api == .anthropic ? anthropic.start() : []
+            var encoder = SimulatorStreamEncoder(api: api, id: id, model: chat.model, created: created, includeUsage: chat.includeUsage,
+                                                 promptTokens: usage.promptTokens)
+            var pending: [UInt8] = encoder.start()
             var tokensSent = 0
             for event in plannedEvents {
-                pending += api == .openai ? openAI.encode(event) : anthropic.encode(event)
+                pending += encoder.encode(event)
                 guard case .textDelta = event else { continue }
                 tokensSent += 1
                 if cutAfter > 0, tokensSent >= cutAfter {
@@ -224,7 +259,7 @@ public final class Simulator: Sendable {
                     try await Task.sleep(for: .seconds(interval))
                 }
             }
-            pending += api == .openai ? openAI.finish() : anthropic.finish()
+            pending += encoder.finish()
             try await writer.write(ByteBuffer(bytes: pending))
             try await writer.finish(nil)
         })

@@ -22,17 +22,23 @@ public struct SimulatorKnobs: Sendable, Equatable {
     /// Requests served at once; more wait their turn (so time to first token grows with load,
     /// as it does at a real provider). 0 is unlimited.
     public var capacity = 0
+    /// The content filter: `prompt` refuses every prompt, `completion` cuts every answer halfway
+    /// with `content_filter`; each in its protocol's own way.
+    public var contentFilter = ContentFilter.off
+
+    public enum ContentFilter: String, Sendable, CaseIterable { case off, prompt, completion }
 
     public init() {}
 
     static let fields = ["ttft_ms", "tokens_per_second", "error_rate", "error_status", "error_message", "rate_limit_rate", "retry_after_s",
-                         "disconnect_after_tokens", "hang", "capacity"]
+                         "disconnect_after_tokens", "hang", "capacity", "content_filter"]
 
     public var json: JSONValue {
         ["ttft_ms": .number(Double(ttftMilliseconds)), "tokens_per_second": .number(tokensPerSecond),
          "error_rate": .number(errorRate), "error_status": .number(Double(errorStatus)), "error_message": errorMessage.map(JSONValue.string) ?? .null,
          "rate_limit_rate": .number(rateLimitRate), "retry_after_s": .number(Double(retryAfterSeconds)),
-         "disconnect_after_tokens": .number(Double(disconnectAfterTokens)), "hang": .bool(hang), "capacity": .number(Double(capacity))]
+         "disconnect_after_tokens": .number(Double(disconnectAfterTokens)), "hang": .bool(hang), "capacity": .number(Double(capacity)),
+         "content_filter": .string(contentFilter.rawValue)]
     }
 
     /// Applies the fields present in `json`; names the first bad field.
@@ -61,6 +67,12 @@ public struct SimulatorKnobs: Sendable, Equatable {
                 throw RequestError("'error_message' must be a string or null", param: "error_message")
             }
             errorMessage = value.stringValue
+        }
+        if let value = object["content_filter"] {
+            guard let filter = value.stringValue.flatMap(ContentFilter.init(rawValue:)) else {
+                throw RequestError("'content_filter' must be off, prompt or completion", param: "content_filter")
+            }
+            contentFilter = filter
         }
         if let value = object["hang"] {
             guard let hang = value.boolValue else { throw RequestError("'hang' must be a boolean", param: "hang") }
