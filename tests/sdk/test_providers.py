@@ -9,6 +9,7 @@ OpenAI's API: the translation must lose nothing. Faults are set on the simulator
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from pathlib import Path
@@ -22,12 +23,11 @@ from conftest import (
     SIM_KEY,
     LifelineProcess,
     ProcessStartError,
-    SimControl,
-    anthropic_client,
+    anthropic_client as new_anthropic_client,
     anthropic_sse_content,
     anthropic_sse_events,
     anthropic_text,
-    openai_client,
+    openai_client as new_openai_client,
     openai_sse_content,
     openai_text,
     process_env,
@@ -81,14 +81,45 @@ def azure_sim(lifeline_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     p.stop()
 
 
+# One HTTP client for every knob change, and one SDK client per base URL: building a client costs
+# a fifth of a second here (its TLS context), more than the requests these tests make.
+KNOBS_HTTP = httpx.Client(timeout=10.0)
+TOUCHED: set[str] = set()
+
+
+class SimControl:
+    """A simulator's fault knobs (`/sim/control`); the knobs set are reset after the test."""
+
+    def __init__(self, sim: LifelineProcess):
+        self.url = sim.url + "/sim/control"
+
+    def set(self, **knobs: Any) -> None:
+        TOUCHED.add(self.url)
+        r = KNOBS_HTTP.post(self.url, json=knobs)
+        assert r.status_code == 200, f"POST {self.url} {knobs} -> {r.status_code} {r.text}"
+        state = r.json()
+        for key, value in knobs.items():
+            assert state[key] == value, f"simulator knob {key}={state[key]!r}, expected {value!r}"
+
+
 @pytest.fixture(autouse=True)
-def _reset_provider_simulators(gemini_sim: LifelineProcess, azure_sim: LifelineProcess) -> Iterator[None]:
-    controls = (SimControl(gemini_sim), SimControl(azure_sim))
-    for c in controls:
-        c.reset()
+def _reset_simulators(gemini_sim: LifelineProcess, azure_sim: LifelineProcess, sim_b: LifelineProcess) -> Iterator[None]:
+    """Replaces conftest's reset for this module: only the simulators a test changed are reset, after it."""
     yield
-    for c in controls:
-        c.reset()
+    while TOUCHED:
+        url = TOUCHED.pop()
+        r = KNOBS_HTTP.delete(url)
+        assert r.status_code == 200, f"DELETE {url} -> {r.status_code} {r.text}"
+
+
+@functools.lru_cache(maxsize=None)
+def openai_client(base: str) -> openai.OpenAI:
+    return new_openai_client(base)
+
+
+@functools.lru_cache(maxsize=None)
+def anthropic_client(base: str) -> anthropic.Anthropic:
+    return new_anthropic_client(base)
 
 
 def providers_config(gemini_port: int, azure_port: int, sim_b_port: int) -> str:
