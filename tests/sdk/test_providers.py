@@ -448,6 +448,19 @@ def test_stream_cut_midway_resumes_on_another_protocol_with_identical_content(
         assert types.count("message_stop") == 1 and types[-1] == "message_stop"
 
 
+@pytest.mark.parametrize("model,deployment", [(GEMINI, "gm-1"), (AZURE, "az-1")])
+def test_a_disconnect_drill_on_a_new_protocol_deployment_is_resumed_elsewhere(
+    fresh_providers_gateway, reference, http, model: str, deployment: str
+) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    r = http.post(fresh_providers_gateway.url + "/admin/v1/faults", headers=admin,
+                  json={"deployment": deployment, "kind": "disconnect", "rate": 1.0, "after_tokens": 5, "duration_s": 60})
+    assert r.status_code == 201, r.text
+    text, finish = openai_text(openai_client(fresh_providers_gateway.url), model, True,
+                               messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}], max_tokens=MAX_TOKENS)
+    assert (text, finish) == (reference.choices[0].message.content, "stop")
+
+
 # ----------------------------------------- simulated deployments and config
 
 

@@ -7,6 +7,9 @@ public enum WireProtocol: String, Sendable, Codable, CaseIterable {
     case gemini
     /// OpenAI's chat format at Azure OpenAI's URLs, with Azure's key header and errors; upstreams only.
     case azureOpenAI = "azure_openai"
+
+    /// The APIs clients speak to Lifeline.
+    public static let clientAPIs: [WireProtocol] = [.openai, .anthropic]
 }
 
 /// One chat request in Lifeline's own terms, whichever API it arrived on.
