@@ -487,3 +487,26 @@ def test_check_config_names_a_missing_credential_by_its_path(lifeline_path: Path
     output = result.stdout + result.stderr
     assert "models[0].deployments[0].api_key: required for protocol gemini" in output
     assert "models[0].deployments[1].api_key: environment variable AZURE_OPENAI_KEY is not set" in output
+
+
+def test_check_config_probe_reaches_gemini_and_azure_deployments(
+    lifeline_path: Path, tmp_path: Path, gemini_sim: LifelineProcess, azure_sim: LifelineProcess
+) -> None:
+    config = tmp_path / "probe.yaml"
+    key = f'api_key: "${{SIM_KEY}}", model: {UPSTREAM_MODEL}'
+    config.write_text(f"""models:
+  - name: m
+    deployments:
+      - {{name: gemini, protocol: gemini, base_url: "http://127.0.0.1:{gemini_sim.port}/v1beta", {key}}}
+      - {{name: azure, protocol: azure_openai, base_url: "http://127.0.0.1:{azure_sim.port}", {key}}}
+      - {{name: azure-v1, protocol: azure_openai, base_url: "http://127.0.0.1:{azure_sim.port}", {key}, api_version: v1}}
+      - {{name: gemini-wrong-url, protocol: gemini, base_url: "http://127.0.0.1:{gemini_sim.port}/v1", {key}}}
+""")
+    result = subprocess.run([str(lifeline_path), "check-config", "--probe", str(config)], capture_output=True, text=True,
+                            env=process_env(ADMIN_TOKEN, SIM_KEY=SIM_KEY), timeout=60)
+    lines = result.stdout.splitlines()
+    assert "gemini (model m): ok (model list)" in lines, result.stdout
+    assert "azure (model m): ok (model list)" in lines, result.stdout
+    assert "azure-v1 (model m): ok (model list)" in lines, result.stdout
+    assert "gemini-wrong-url (model m): not found (HTTP 404): check base_url and model" in lines, result.stdout
+    assert result.returncode == 1

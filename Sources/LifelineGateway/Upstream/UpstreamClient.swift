@@ -112,12 +112,12 @@ public final class UpstreamClient: Sendable {
             if status == 401 || status == 403 { return .credentialsRejected(status: status) }
             if (200..<300).contains(status) {
                 let ids = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }.flatMap { UpstreamEndpoint.modelIDs(in: $0, protocol: deployment.protocol) }
-                if ids?.contains(deployment.model) ?? false { return .ok(via: .modelList) }
+                if ids?.contains(deployment.listedModel) ?? false { return .ok(via: .modelList) }
             }
         } catch {
             return DeploymentCheck.Verdict(Self.failure(from: error))
         }
-        var probe = ChatRequest(model: deployment.model, messages: [.text(.user, "ping")], sourceProtocol: .openai)
+        var probe = ChatRequest(model: deployment.model, messages: [.text(.user, "ping")], sourceProtocol: deployment.protocol)
         probe.maxTokens = 1
         do {
             _ = try await complete(probe)

@@ -33,7 +33,7 @@ struct UpstreamEndpoint: Sendable {
             if let key = deployment.apiKey { headers.add(name: "x-api-key", value: key) }
         case .gemini:
             // The model id is checked at config load to hold only characters a path segment may.
-            let model = deployment.model.hasPrefix("models/") ? String(deployment.model.dropFirst(7)) : deployment.model
+            let model = deployment.listedModel
             completionURL = base + "/models/\(model):generateContent"
             streamURL = base + "/models/\(model):streamGenerateContent?alt=sse"
             modelsURL = base + "/models"
@@ -65,6 +65,9 @@ struct UpstreamEndpoint: Sendable {
 extension DeploymentConfig {
     /// The name the upstream knows the model by: Azure's deployment name, else the model id.
     var upstreamDeployment: String { azureDeployment ?? model }
+
+    /// The model id as the upstream's model list names it (Gemini's without its `models/` prefix).
+    var listedModel: String { self.protocol == .gemini && model.hasPrefix("models/") ? String(model.dropFirst(7)) : model }
 
     /// The base URL of a server Lifeline runs itself on loopback `port` (a simulator, a managed process).
     func loopbackBaseURL(port: Int) -> String {
