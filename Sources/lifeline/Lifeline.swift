@@ -100,11 +100,15 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Cut each answer after this many tokens (0: never).") var disconnectAfterTokens = 0
     @Flag(help: "Accept requests and never answer.") var hang = false
     @Option(help: "Requests served at once; more wait their turn (0: unlimited).") var capacity = 0
+    @Option(help: "Content filter: off, prompt (refuse every prompt) or completion (cut every answer halfway).") var contentFilter = "off"
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         guard let protocols = Simulator.Protocols(rawValue: wireProtocol) else {
             throw ValidationError("--protocol must be openai, anthropic, both, gemini or azure_openai")
+        }
+        guard let filter = SimulatorKnobs.ContentFilter(rawValue: contentFilter) else {
+            throw ValidationError("--content-filter must be off, prompt or completion")
         }
         var knobs = SimulatorKnobs()
         knobs.ttftMilliseconds = ttftMs
@@ -117,6 +121,7 @@ struct Simulate: AsyncParsableCommand {
         knobs.disconnectAfterTokens = disconnectAfterTokens
         knobs.hang = hang
         knobs.capacity = capacity
+        knobs.contentFilter = filter
         let logger = logging.makeLogger("lifeline.simulator")
         let simulator = Simulator(protocols: protocols, models: model, knobs: knobs)
         let app = simulator.application(host: host, port: port, logger: logger) { port in
