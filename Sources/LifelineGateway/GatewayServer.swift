@@ -157,6 +157,11 @@ public enum GatewayServer {
     static func managedProcess(_ deployment: DeploymentConfig, _ settings: ProcessConfig, dataDirectory: String,
                                clock: @escaping @Sendable () -> Double, metrics: GatewayMetrics, logger: Logger) async throws -> ManagedProcess
     {
+        // A child an earlier run left behind holds its port and memory: stop it before taking a port.
+        let pidFile = "\(dataDirectory)/processes/\(deployment.name).pid"
+        if let stale = await ProcessRecord.stopStale(at: pidFile, grace: min(settings.stopGraceSeconds, 5)) {
+            logger.warning("managed process left by an earlier run", metadata: ["deployment": .string(deployment.name), "outcome": .string(stale)])
+        }
         var baseURL = deployment.baseURL
         let port: Int
         if settings.picksPort {
@@ -168,7 +173,7 @@ public enum GatewayServer {
         }
         let logFile = settings.logFile ?? "\(dataDirectory)/processes/\(deployment.name).log"
         return ManagedProcess(deployment: deployment.name, config: settings, baseURL: baseURL, port: port, logFile: logFile,
-                              clock: clock, metrics: metrics, logger: logger)
+                              pidFile: pidFile, clock: clock, metrics: metrics, logger: logger)
     }
 
     /// A port nothing listens on right now, found by binding port 0 on loopback and closing again.

@@ -6,7 +6,7 @@ import LifelineStore
 struct Backup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Copy the embedded SQLite store to FILE, consistently, while the server keeps serving.",
-        discussion: "For a PostgreSQL store use pg_dump; see the README's \"Backup and restore\".")
+        discussion: "For a PostgreSQL store use pg_dump; see docs/several-instances.md, \"Backup and restore\".")
     @Argument(help: "Where to write the backup (must not exist).") var file: String
     @Option(help: "The server's data directory.") var dataDir = ".lifeline"
 

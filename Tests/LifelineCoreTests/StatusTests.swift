@@ -191,6 +191,90 @@ final class IncidentTrackerTests: XCTestCase {
     }
 }
 
+/// The timings the defaults promise, on a manual clock: the default `StatusThresholds` and
+/// `IncidentPolicy`, evaluated every 5 s as the gateway does, with ten requests a second.
+final class StatusTimingTests: XCTestCase {
+    private static let evaluationInterval = 5.0
+
+    /// Sends ten requests a second from 0 to `end` (each failing when `fails(time, index)` says so)
+    /// and evaluates the board and tracker on the gateway's tick; returns every incident change with its time.
+    private func simulate(until end: Double, fails: (Double, Int) -> Bool) -> [(at: Double, incident: Incident)] {
+        var board = StatusBoard(models: ["chat-default"], thresholds: StatusThresholds())
+        var tracker = IncidentTracker(policy: IncidentPolicy(), windowSeconds: board.thresholds.windowSeconds)
+        var changes: [(at: Double, incident: Incident)] = []
+        var nextEvaluation = 0.0
+        for index in 0...Int(end * 10) {
+            let now = Double(index) / 10
+            if now >= nextEvaluation - 1e-9 {
+                var statuses: [String: ComponentStatus] = [:]
+                var figures: [String: ComponentFigures] = [:]
+                for component in board.components {
+                    figures[component.name] = board.figures(of: component.name, at: now)
+                    statuses[component.name] = board.status(of: component.name, at: now)
+                }
+                if let change = tracker.evaluate(statuses: statuses, figures: figures, at: now) { changes.append((now, change)) }
+                nextEvaluation += Self.evaluationInterval
+            }
+            let outcome = RequestOutcome(status: fails(now, index) ? 503 : 200, latencySeconds: 0.2)
+            board.record(route: "chat_completions", model: "chat-default", outcome: outcome, at: now)
+        }
+        return changes
+    }
+
+    func testAMajorOutageIsPublicWithin20To30SecondsAndResolvesWithinFiveMinutesOfRecovery() throws {
+        // Healthy for a minute, every request failing for ten minutes, then healthy again.
+        let changes = simulate(until: 1200) { time, _ in time >= 60 && time < 660 }
+        let opened = try XCTUnwrap(changes.first)
+        XCTAssertEqual(opened.incident.status, .investigating)
+        XCTAssertEqual(opened.incident.impact, .critical)
+        XCTAssertGreaterThanOrEqual(opened.at - 60, 20, "not before the major-outage delay")
+        XCTAssertLessThanOrEqual(opened.at - 60, 30)
+        let monitoring = try XCTUnwrap(changes.first { $0.incident.status == .monitoring })
+        let resolved = try XCTUnwrap(changes.first { $0.incident.status == .resolved })
+        XCTAssertGreaterThan(monitoring.at, 660)
+        XCTAssertLessThanOrEqual(resolved.at - 660, 300, "resolved within five minutes of recovery")
+        XCTAssertGreaterThanOrEqual(resolved.at - monitoring.at, IncidentPolicy().resolveAfterSeconds - 1e-6)
+        XCTAssertEqual(Set(changes.map(\.incident.id)), [opened.incident.id], "one event, one incident")
+    }
+
+    func testAPartialOutageOpensLaterThanAMajorOneAndADegradationLaterStill() throws {
+        // Three requests in ten fail: a partial outage.
+        let partial = try XCTUnwrap(simulate(until: 200) { time, index in time >= 60 && index % 10 < 3 }.first)
+        XCTAssertEqual(partial.incident.impact, .major)
+        XCTAssertGreaterThanOrEqual(partial.at - 60, 30)
+        XCTAssertLessThanOrEqual(partial.at - 60, 45)
+        // One request in twenty fails: degraded performance.
+        let degraded = try XCTUnwrap(simulate(until: 200) { time, index in time >= 60 && index % 20 == 0 }.first)
+        XCTAssertEqual(degraded.incident.impact, .minor)
+        XCTAssertGreaterThanOrEqual(degraded.at - 60, 45)
+        XCTAssertLessThanOrEqual(degraded.at - 60, 65)
+    }
+
+    func testAProblemThatWorsensOpensOnceTheWorseDelayHasPassedSinceItBegan() throws {
+        // Degraded from 60 s (one request in twenty failing, seen from 75 s), every request failing from 90 s.
+        let changes = simulate(until: 200) { time, index in time >= 90 || (time >= 60 && index % 20 == 0) }
+        let opened = try XCTUnwrap(changes.first)
+        XCTAssertEqual(opened.incident.impact, .critical)
+        XCTAssertLessThan(opened.at - 90, IncidentPolicy().openAfterMajorOutageSeconds, "counted from when the problem began")
+        XCTAssertLessThan(opened.at, 75 + IncidentPolicy().openAfterSeconds, "not the degradation's delay")
+    }
+
+    func testATwoSecondBurstOfFailuresOpensNothing() {
+        XCTAssertTrue(simulate(until: 400) { time, _ in time >= 60 && time < 62 }.isEmpty)
+    }
+
+    func testAWorseStatusNeverWaitsLongerThanAMilderOne() {
+        var policy = IncidentPolicy()
+        policy.openAfterSeconds = 1
+        XCTAssertEqual(policy.openAfter(.majorOutage), 1)
+        XCTAssertEqual(policy.openAfter(.partialOutage), 1)
+        policy.openAfterSeconds = 45
+        XCTAssertEqual(policy.openAfter(.degradedPerformance), 45)
+        XCTAssertEqual(policy.openAfter(.partialOutage), 30)
+        XCTAssertEqual(policy.openAfter(.majorOutage), 20)
+    }
+}
+
 final class MaintenanceTests: XCTestCase {
     func testTheScheduleMovesAMaintenanceThroughItsStatuses() {
         var maintenance = Maintenance(id: "m1", name: "Upgrade", message: "Upgrading sim-a", deployments: ["sim-a"],

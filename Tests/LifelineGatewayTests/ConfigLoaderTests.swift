@@ -156,12 +156,28 @@ final class ConfigLoaderTests: XCTestCase {
         status: {open_after_s: -1, require_approval: maybe, degraded_error_share: 0.5, partial_outage_error_share: 0.2, colour: red}
         """), [
             "status.colour: unknown key (known: degraded_error_share, evaluation_interval_s, latency_quantile, latency_threshold_ms, "
-                + "major_outage_error_share, minimum_requests, monitor_after_s, open_after_s, page_name, page_url, "
-                + "partial_outage_error_share, require_approval, resolve_after_s, update_interval_s, window_s)",
+                + "major_outage_error_share, minimum_requests, monitor_after_s, open_after_major_outage_s, open_after_partial_outage_s, "
+                + "open_after_s, page_name, page_url, partial_outage_error_share, require_approval, resolve_after_s, time_scale, "
+                + "update_interval_s, window_s)",
             "status.open_after_s: must be from 0 to 86400, got -1",
             "status.require_approval: expected true or false",
             "status: error shares must rise: degraded_error_share ≤ partial_outage_error_share ≤ major_outage_error_share",
         ])
+    }
+
+    func testTheStatusTimeScaleShrinksEveryStatusDurationAndNothingElse() throws {
+        let defaults = try ConfigLoader.parse(Self.oneModel, environment: [:]).status
+        let scaled = try ConfigLoader.parse(Self.oneModel + "status: {time_scale: 0.05, open_after_major_outage_s: 10}\n", environment: [:]).status
+        XCTAssertEqual(scaled.evaluationIntervalSeconds, defaults.evaluationIntervalSeconds * 0.05, accuracy: 1e-9)
+        XCTAssertEqual(scaled.thresholds.windowSeconds, defaults.thresholds.windowSeconds * 0.05, accuracy: 1e-9)
+        XCTAssertEqual(scaled.policy.openAfterSeconds, defaults.policy.openAfterSeconds * 0.05, accuracy: 1e-9)
+        XCTAssertEqual(scaled.policy.openAfterPartialOutageSeconds, defaults.policy.openAfterPartialOutageSeconds * 0.05, accuracy: 1e-9)
+        XCTAssertEqual(scaled.policy.openAfterMajorOutageSeconds, 0.5, accuracy: 1e-9, "a given value is scaled too")
+        XCTAssertEqual(scaled.policy.monitorAfterSeconds, defaults.policy.monitorAfterSeconds * 0.05, accuracy: 1e-9)
+        XCTAssertEqual(scaled.policy.resolveAfterSeconds, defaults.policy.resolveAfterSeconds * 0.05, accuracy: 1e-9)
+        XCTAssertEqual(scaled.policy.updateIntervalSeconds, defaults.policy.updateIntervalSeconds * 0.05, accuracy: 1e-9)
+        XCTAssertEqual(scaled.thresholds.latencyThresholdSeconds, defaults.thresholds.latencyThresholdSeconds, "a request's latency is not a delay")
+        XCTAssertEqual(issues(Self.oneModel + "status: {time_scale: 2}\n"), ["status.time_scale: must be from 0.0001 to 1, got 2"])
     }
 
     func testTheStorageBlockSelectsPostgresAndItsURLIsASecret() throws {
@@ -312,7 +328,7 @@ extension ConfigLoaderTests {
                 checked += 1
             }
         }
-        XCTAssertGreaterThanOrEqual(checked, 2, "the README's configuration reference and its PostgreSQL example at least")
+        XCTAssertGreaterThanOrEqual(checked, 2, "the configuration reference in docs/configuration.md and the PostgreSQL example in docs/several-instances.md at least")
 
         let examples = root.appendingPathComponent("examples")
         let files = try FileManager.default.contentsOfDirectory(atPath: examples.path).filter { $0.hasSuffix(".yaml") }.sorted()
@@ -350,7 +366,7 @@ extension ConfigLoaderTests {
         let blocks = Self.yamlBlocks(in: markdown, file: "x.md")
         XCTAssertEqual(blocks.map(\.isFragment), [false, true, false])
         XCTAssertEqual(blocks.map(\.text), ["storage:\n  key_refresh_s: 1", "- name: alone", "models: []"])
-        // The README's old PostgreSQL line is what this test exists to catch.
+        // The docs' old PostgreSQL line is what this test exists to catch.
         XCTAssertThrowsError(try ConfigLoader.parse(Self.baseForSubTrees + "storage:\n  postgres: {url: ${DATABASE_URL}}\n",
                                                     environment: ["DATABASE_URL": "postgres://u:p@h/d"]))
     }

@@ -118,17 +118,18 @@ final class StreamingLoadEndToEndTests: XCTestCase {
         }
         _ = try await fixture.admin("POST", "/faults", ["deployment": "oa-1", "kind": "disconnect", "after_tokens": 5, "duration_s": 600])
         for run in 0..<3 {
-            let transcripts = try await withThrowingTaskGroup(of: (String, StreamTranscript).self) { group in
+            let transcripts = try await withThrowingTaskGroup(of: (String, StreamTranscript, String).self) { group in
                 for index in 0..<100 {
                     let prompt = prompts[index % prompts.count]
                     group.addTask {
-                        (prompt, try StreamTranscript(try await fixture.post("/v1/chat/completions", chatBody("chat-openai", prompt, stream: true, maxTokens: 40)).body))
+                        let reply = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", prompt, stream: true, maxTokens: 40))
+                        return (prompt, try StreamTranscript(reply.body), "\(reply.status) \(reply.text.prefix(300))")
                     }
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             let broken = transcripts.filter { $0.1.text != references[$0.0] || !$0.1.errors.isEmpty || $0.1.doneCount != 1 }
-            XCTAssertEqual(broken.count, 0, "run \(run): \(broken.count) of 100 streams broke, e.g. \(broken.first.map { "\($0.1.errors) \($0.1.comments) \($0.1.text) vs \(references[$0.0] ?? "")" } ?? "")")
+            XCTAssertEqual(broken.count, 0, "run \(run): \(broken.count) of 100 streams broke, e.g. \(broken.first.map { "\($0.2) vs \(references[$0.0] ?? "")" } ?? "")")
         }
         let text = try await fixture.metricsText()
         XCTAssertTrue(text.contains(#"lifeline_failovers_total{model="chat-openai",phase="mid_stream",outcome="refused"} 0"#), text)

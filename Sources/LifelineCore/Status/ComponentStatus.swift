@@ -45,7 +45,8 @@ public enum ComponentStatus: String, Sendable, CaseIterable, Comparable {
 /// outcomes over `windowSeconds`; latency compares the `latencyQuantile` of time to first token
 /// with `latencyThresholdSeconds` (via the share of slower answers, so no samples are kept).
 public struct StatusThresholds: Sendable, Equatable {
-    public var windowSeconds = 60.0
+    /// Short enough that most requests failing shows as a major outage within 15 s (half the window).
+    public var windowSeconds = 30.0
     /// Fewer requests than this in the window say nothing either way (status stays operational).
     public var minimumRequests = 5
     public var degradedErrorShare = 0.02

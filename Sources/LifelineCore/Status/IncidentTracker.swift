@@ -1,21 +1,45 @@
-/// When automatic incidents open, update, move to monitoring and resolve.
+/// When automatic incidents open, update, move to monitoring and resolve. The worse users have it,
+/// the sooner the page says so: a major outage opens an incident after `openAfterMajorOutage`, a
+/// partial outage after `openAfterPartialOutage`, a degradation after `openAfter`. Recovery takes
+/// `monitorAfter` + `resolveAfter` once the figures are normal again.
+///
+/// With the defaults and `StatusThresholds`' 30 s window, evaluated every 5 s: a major outage is
+/// public within 20–30 s, a partial one within about 35–45 s, a degradation within about a minute;
+/// an incident resolves about 4 minutes after recovery (the window draining, 30 s, then 180 s of
+/// quiet), within the promised 5.
 public struct IncidentPolicy: Sendable, Equatable {
-    /// A worse status must last this long before an incident opens (a blip opens none).
-    public var openAfterSeconds = 60.0
+    /// A component must have been worse than operational this long before a degradation opens an
+    /// incident (a blip shorter than this opens none).
+    public var openAfterSeconds = 45.0
+    /// …this long when it is a partial outage…
+    public var openAfterPartialOutageSeconds = 30.0
+    /// …and this long when most requests fail (a major outage).
+    public var openAfterMajorOutageSeconds = 20.0
     /// Figures must stay recovered this long before the incident moves to monitoring.
     public var monitorAfterSeconds = 30.0
     /// …and this much longer, quietly, before it resolves.
-    public var resolveAfterSeconds = 300.0
+    public var resolveAfterSeconds = 180.0
     /// How often an open incident gets an update while it lasts.
     public var updateIntervalSeconds = 300.0
     /// Automatic incidents start as drafts until an operator publishes them.
     public var requireApproval = false
 
     public init() {}
+
+    /// How long a problem that is now `status` must have lasted to open (or reopen) an incident: its
+    /// own delay, or a milder status's when that is shorter, so a worse status never waits longer.
+    public func openAfter(_ status: ComponentStatus) -> Double {
+        switch status {
+        case .majorOutage: min(openAfterMajorOutageSeconds, openAfterPartialOutageSeconds, openAfterSeconds)
+        case .partialOutage: min(openAfterPartialOutageSeconds, openAfterSeconds)
+        case .operational, .degradedPerformance, .underMaintenance: openAfterSeconds
+        }
+    }
 }
 
 /// The automatic incident state machine: one real event is one incident. Time-based hysteresis
-/// on both edges — worse for `openAfter` to open (or to reopen from monitoring), recovered for
+/// on both edges — worse for `openAfter(status)` to open (or to reopen from monitoring), counted
+/// from when the problem began and judged by how bad it is now; recovered for
 /// `monitorAfter` to monitor, quiet for `resolveAfter` more to resolve — so a status that
 /// flickers at a threshold neither opens a string of incidents nor flips the open one back and
 /// forth. Pure: advanced by `evaluate` with the statuses, figures and time.
@@ -44,7 +68,7 @@ public struct IncidentTracker: Sendable {
 
     /// An operator changed the incident (status, text, publication): keep their version.
     /// Resolving it by hand ends it here too; a problem still present must then last
-    /// `openAfter` again before a new incident opens.
+    /// `openAfter(status)` again before a new incident opens.
     public mutating func operatorChanged(_ changed: Incident, at now: Double) {
         guard changed.id == incident?.id else { return }
         if changed.isResolved {
@@ -71,7 +95,7 @@ public struct IncidentTracker: Sendable {
         let betterFor = betterSince.map { now - $0 + 1e-6 } ?? -1
 
         guard var current = incident else {
-            guard worseFor >= policy.openAfterSeconds else { return nil }
+            guard worseFor >= policy.openAfter(worst) else { return nil }
             let id = StableID.make("incident:auto:\(worseSince ?? now)")
             var opened = Incident(id: id, name: Self.title(affected), status: .investigating, impact: worst.impact, createdAt: now,
                                   components: affected.keys.sorted(), automatic: true, published: !policy.requireApproval)
@@ -96,7 +120,7 @@ public struct IncidentTracker: Sendable {
                 + describe(affected, figures), at: now, affected: affected)
             return remember(current, affected, now)
         case .monitoring:
-            if worseFor >= policy.openAfterSeconds {
+            if worseFor >= policy.openAfter(worst) {
                 current.impact = max(current.impact, worst.impact)
                 current.add(status: .investigating, body: "The problem is back. " + describe(affected, figures), at: now, affected: affected)
                 return remember(current, affected, now)

@@ -231,7 +231,7 @@ final class KeyRegistry: Sendable {
     /// Takes in what other instances sharing the store used in this minute and the last:
     /// the store's per-caller totals less what this instance wrote itself. Called every
     /// `storage.key_refresh_s`, so limits and budgets hold across instances to within what the
-    /// others admit in about two refresh and flush intervals (see the README's overshoot bound).
+    /// others admit in about two refresh and flush intervals (see the overshoot bound in docs/several-instances.md).
     ///
     /// With `priming`, what is in the store now is only marked as known: at start, the budget
     /// already counts it (it was loaded with the keys).

@@ -350,7 +350,8 @@ struct ConfigReader {
         let object = object(raw, path, allowed: [
             "page_name", "page_url", "evaluation_interval_s", "window_s", "minimum_requests", "degraded_error_share",
             "partial_outage_error_share", "major_outage_error_share", "latency_quantile", "latency_threshold_ms", "open_after_s",
-            "monitor_after_s", "resolve_after_s", "update_interval_s", "require_approval"])
+            "open_after_partial_outage_s", "open_after_major_outage_s", "monitor_after_s", "resolve_after_s", "update_interval_s",
+            "require_approval", "time_scale"])
         if let name = string(object, "page_name", path) { status.pageName = name }
         if let url = string(object, "page_url", path) {
             if isHTTPURL(url) { status.pageURL = url.hasSuffix("/") ? String(url.dropLast()) : url } else { fail(join(path, "page_url"), "not an http(s) URL") }
@@ -364,11 +365,24 @@ struct ConfigReader {
         if let value = number(object, "latency_quantile", path, in: 0.5...0.9999) { status.thresholds.latencyQuantile = value }
         if let value = number(object, "latency_threshold_ms", path, in: 1...600_000) { status.thresholds.latencyThresholdSeconds = value / 1000 }
         if let value = number(object, "open_after_s", path, in: 0...86_400) { status.policy.openAfterSeconds = value }
+        if let value = number(object, "open_after_partial_outage_s", path, in: 0...86_400) { status.policy.openAfterPartialOutageSeconds = value }
+        if let value = number(object, "open_after_major_outage_s", path, in: 0...86_400) { status.policy.openAfterMajorOutageSeconds = value }
         if let value = number(object, "monitor_after_s", path, in: 0...86_400) { status.policy.monitorAfterSeconds = value }
         if let value = number(object, "resolve_after_s", path, in: 0...86_400) { status.policy.resolveAfterSeconds = value }
         if let value = number(object, "update_interval_s", path, in: 1...86_400) { status.policy.updateIntervalSeconds = value }
         if let value = object["require_approval"] {
             if let flag = value.boolValue { status.policy.requireApproval = flag } else { fail(join(path, "require_approval"), "expected true or false") }
+        }
+        // Every duration of the status page at once (tests shrink minutes to seconds), like `alerting.window_scale`.
+        if let scale = number(object, "time_scale", path, in: 0.0001...1), scale != 1 {
+            status.evaluationIntervalSeconds = max(0.05, status.evaluationIntervalSeconds * scale)
+            status.thresholds.windowSeconds *= scale
+            status.policy.openAfterSeconds *= scale
+            status.policy.openAfterPartialOutageSeconds *= scale
+            status.policy.openAfterMajorOutageSeconds *= scale
+            status.policy.monitorAfterSeconds *= scale
+            status.policy.resolveAfterSeconds *= scale
+            status.policy.updateIntervalSeconds *= scale
         }
         let shares = status.thresholds
         if !(shares.degradedErrorShare <= shares.partialOutageErrorShare && shares.partialOutageErrorShare <= shares.majorOutageErrorShare) {

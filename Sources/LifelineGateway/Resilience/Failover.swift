@@ -42,7 +42,7 @@ struct Failover {
             }
             // A retry waits for room no longer than the deployment takes to start answering.
             let wait = isRetry ? Double(deployment.config.timeouts.firstTokenMilliseconds) / 1000 : slotWait
-            guard await group.admit(deployment, waitingUpTo: wait) else { continue }
+            guard await group.admit(deployment, waitingUpTo: wait, priority: record.priority ?? .normal) else { continue }
             if isRetry {
                 metrics.failover(model: group.name, phase: phase.rawValue)
                 record.failoverPhase = phase.rawValue

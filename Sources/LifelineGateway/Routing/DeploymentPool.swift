@@ -206,12 +206,13 @@ public final class ModelGroup: Sendable {
     }
 
     /// Takes a slot at the deployment's breaker (a half-open breaker allows only a few trials)
-    /// and one under its concurrency limit, waiting up to `wait` seconds for the latter.
-    func admit(_ deployment: Deployment, waitingUpTo wait: Double = 0) async -> Bool {
+    /// and one under its concurrency limit, waiting up to `wait` seconds for the latter (in
+    /// priority order).
+    func admit(_ deployment: Deployment, waitingUpTo wait: Double = 0, priority: Priority = .normal) async -> Bool {
         let now = clock()
         let position = index(of: deployment)
         guard detector.withLock({ $0.admit(position, at: now) }) else { return false }
-        guard await slots.acquire(position, wait: wait) else {
+        guard await slots.acquire(position, wait: wait, priority: priority) else {
             detector.withLock { $0.releaseTrial(position) }
             return false
         }

@@ -4,12 +4,13 @@ import Synchronization
 /// Each deployment's adaptive concurrency limit, the attempts it has in flight, and the
 /// attempts waiting for one of its slots.
 ///
-/// A deployment at its limit is busy, not broken: an attempt waits briefly for a slot (first
-/// come, first served) instead of being refused, and a slot freed by a finished attempt, or
+/// A deployment at its limit is busy, not broken: an attempt waits briefly for a slot (by
+/// priority, then first come, first served) instead of being refused, and a slot freed by a finished attempt, or
 /// added by a grown limit, goes to the longest waiter.
 final class DeploymentSlots: Sendable {
     private struct Waiter {
         let id: UInt64
+        let priority: Priority
         let continuation: CheckedContinuation<Bool, Never>
     }
 
@@ -48,13 +49,19 @@ final class DeploymentSlots: Sendable {
         state.withLock { state in zip(state.limits, state.inFlight).map { ($0.slots, $1) } }
     }
 
+    /// Attempts waiting for one of a deployment's slots.
+    func waiting(_ position: Int) -> Int {
+        state.withLock { $0.waiting[position].count + $0.arriving.count }
+    }
+
     /// One deployment's limit and attempts in flight.
     func load(_ position: Int) -> (limit: Int, inFlight: Int) {
         state.withLock { ($0.limits[position].slots, $0.inFlight[position]) }
     }
 
-    /// Takes a slot now if one is free, else waits up to `wait` seconds for one.
-    func acquire(_ position: Int, wait: Double) async -> Bool {
+    /// Takes a slot now if one is free, else waits up to `wait` seconds for one, behind the
+    /// waiters of its own priority and above, ahead of the less important ones.
+    func acquire(_ position: Int, wait: Double, priority: Priority) async -> Bool {
         let (taken, id) = state.withLock { state -> (inFlight: Int?, id: UInt64?) in
             if state.inFlight[position] < state.limits[position].slots, state.waiting[position].isEmpty {
                 state.inFlight[position] += 1
@@ -80,7 +87,9 @@ final class DeploymentSlots: Sendable {
                 let answer = state.withLock { state -> Bool? in
                     state.arriving.remove(id)
                     if let answer = state.early.removeValue(forKey: id) { return answer }
-                    state.waiting[position].append(Waiter(id: id, continuation: continuation))
+                    let waiter = Waiter(id: id, priority: priority, continuation: continuation)
+                    let place = state.waiting[position].firstIndex { $0.priority < priority } ?? state.waiting[position].endIndex
+                    state.waiting[position].insert(waiter, at: place)
                     return nil
                 }
                 if let answer { continuation.resume(returning: answer) }

@@ -15,6 +15,8 @@ public final class ManagedProcess: Sendable {
     public let port: Int
     /// Where the process's stdout and stderr are appended.
     public let logFile: String
+    /// Where the running process is recorded (`ProcessRecord`), for the next start to clean up after a hard kill.
+    public let pidFile: String
     let clock: @Sendable () -> Double
     private let metrics: GatewayMetrics
     private let logger: Logger
@@ -31,7 +33,7 @@ public final class ManagedProcess: Sendable {
 
     private let state: Mutex<State>
 
-    init(deployment: String, config: ProcessConfig, baseURL: String, port: Int, logFile: String,
+    init(deployment: String, config: ProcessConfig, baseURL: String, port: Int, logFile: String, pidFile: String,
          clock: @escaping @Sendable () -> Double, metrics: GatewayMetrics, logger: Logger)
     {
         self.deployment = deployment
@@ -39,6 +41,7 @@ public final class ManagedProcess: Sendable {
         self.baseURL = baseURL
         self.port = port
         self.logFile = logFile
+        self.pidFile = pidFile
         self.clock = clock
         self.metrics = metrics
         var logger = logger
@@ -80,6 +83,12 @@ public final class ManagedProcess: Sendable {
 
     func willLaunch() {
         state.withLock { $0.launching = true }
+    }
+
+    /// Logged once per process when it runs without a parent-death signal.
+    func warnUnguarded() {
+        logger.warning("managed process started without a parent-death signal (util-linux's setpriv not found); if Lifeline is killed with SIGKILL it keeps running until the next start stops it",
+                       metadata: ["pid_file": .string(pidFile)])
     }
 
     func launched(pid: Int32) {

@@ -13,7 +13,9 @@ import Darwin
 /// health endpoint, relaunches it with backoff when it dies or never turns healthy, and on
 /// shutdown stops it (SIGTERM, then SIGKILL after the grace period).
 ///
-/// The decisions are `ProcessSupervisor`'s; this only carries them out with Foundation's `Process`.
+/// The decisions are `ProcessSupervisor`'s; this only carries them out with Foundation's `Process`,
+/// started so that the child dies with Lifeline even when Lifeline is SIGKILLed (`LaunchThread`,
+/// `ParentDeathSignal`) and recorded in a pid file for the next start (`ProcessRecord`).
 struct ManagedProcessService: Service {
     let process: ManagedProcess
 
@@ -23,11 +25,12 @@ struct ManagedProcessService: Service {
     func run() async throws {
         // The running child's `Process`, kept alive (with its termination handler) until it is replaced or stopped.
         var child: Process?
+        var warnedUnguarded = false
         await withGracefulShutdownHandler {
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
                 switch process.action() {
                 case .launch:
-                    child = launch()
+                    child = await launch(warnedUnguarded: &warnedUnguarded)
                 case .checkHealth:
                     if await isHealthy() { process.healthy() } else {
                         try? await Task.sleep(for: .milliseconds(process.config.healthIntervalMilliseconds))
@@ -45,18 +48,28 @@ struct ManagedProcessService: Service {
         }
         process.stop()
         // Stopping must finish even when this task was cancelled, so it runs in a task of its own.
-        await Task { [process] in await Self.terminate(process) }.value
+        await Task { [process] in
+            await Self.terminate(process)
+            if !process.isAlive { try? FileManager.default.removeItem(atPath: process.pidFile) }
+        }.value
         _ = child
     }
 
-    /// Starts the process; an exit is reported by its termination handler.
-    private func launch() -> Process? {
+    /// Starts the process from the launch thread with the parent-death signal set, and records it
+    /// in its pid file; an exit is reported by its termination handler.
+    private func launch(warnedUnguarded: inout Bool) async -> Process? {
         let config = process.config
         let child = Process()
         do {
             let directory = config.workingDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) }
-            child.executableURL = try Self.executable(config.command, in: directory)
-            child.arguments = process.resolvedArguments
+            let executable = try Self.executable(config.command, in: directory)
+            let wrapped = ParentDeathSignal.wrap(executable, process.resolvedArguments)
+            if !wrapped.guarded, !warnedUnguarded {
+                warnedUnguarded = true
+                process.warnUnguarded()
+            }
+            child.executableURL = wrapped.executable
+            child.arguments = wrapped.arguments
             child.environment = ProcessInfo.processInfo.environment.merging(process.resolvedEnvironment) { $1 }
             if let directory { child.currentDirectoryURL = directory }
             let log = try Self.openLog(process.logFile)
@@ -70,8 +83,13 @@ struct ManagedProcessService: Service {
                                description: signalled ? "killed by signal \(status)" : "exit status \(status)")
             }
             process.willLaunch()
-            try child.run()
+            try await LaunchThread.shared.run { try child.run() }
             try? log.close()
+            // Written before the launch is reported, so no stop can run before the record exists.
+            let pid = child.processIdentifier
+            if let line = await ProcessRecord.settledCommandLine(of: pid, wrapper: wrapped.guarded ? wrapped.executable.path : nil) {
+                try? ProcessRecord.launched(pid: pid, command: line)?.write(to: process.pidFile)
+            }
             process.launched(pid: child.processIdentifier)
             return child
         } catch {
