@@ -27,7 +27,9 @@ public enum GatewayServer {
                 var knobs = SimulatorKnobs()
                 knobs.ttftMilliseconds = settings.ttftMilliseconds
                 knobs.tokensPerSecond = settings.tokensPerSecond
-                let simulator = Simulator(protocols: .both, models: [deployment.model], knobs: knobs)
+                let simulator = deployment.protocol == .bedrock
+                    ? Simulator(protocols: .bedrock, models: [deployment.model], knobs: knobs, bedrockCredentials: deployment.awsCredentials)
+                    : Simulator(protocols: .both, models: [deployment.model], knobs: knobs)
                 let (port, service) = try await startSimulator(simulator, logger: logger)
                 services.append(service)
                 config.models[modelIndex].deployments[index].baseURL = deployment.protocol == .openai

@@ -3,6 +3,7 @@ import Foundation
 import LifelineCore
 import LifelineGateway
 import LifelineSimulator
+import LifelineWire
 import Logging
 import NIOCore
 import NIOPosix
@@ -84,11 +85,15 @@ struct Serve: AsyncParsableCommand {
 }
 
 struct Simulate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a deterministic OpenAI/Anthropic-compatible model server with fault knobs.")
+    static let configuration = CommandConfiguration(abstract: "Run a deterministic OpenAI/Anthropic/Bedrock-compatible model server with fault knobs.")
 
     @Option(help: "Listen address.") var host = "127.0.0.1"
     @Option(help: "Listen port (0 picks a free port).") var port = 9001
-    @Option(name: .customLong("protocol"), help: "openai, anthropic or both.") var wireProtocol = "both"
+    @Option(name: .customLong("protocol"), help: "openai, anthropic, both (OpenAI and Anthropic) or bedrock (Converse).") var wireProtocol = "both"
+    @Option(help: "Bedrock: the access key id whose signatures are checked (with --aws-secret-access-key-env); without it only the Authorization header's shape is.")
+    var awsAccessKeyId: String?
+    @Option(help: "Bedrock: the environment variable holding the secret access key that signatures are checked with.")
+    var awsSecretAccessKeyEnv: String?
     @Option(help: "Model ids listed at /v1/models (any name is answered).") var model: [String] = ["lifeline-sim"]
     @Option(help: "Time to first token, in milliseconds.") var ttftMs = 0
     @Option(help: "Token pace; 0 sends as fast as possible.") var tokensPerSecond = 0.0
@@ -104,7 +109,18 @@ struct Simulate: AsyncParsableCommand {
 
     func run() async throws {
         guard let protocols = Simulator.Protocols(rawValue: wireProtocol) else {
-            throw ValidationError("--protocol must be openai, anthropic or both")
+            throw ValidationError("--protocol must be openai, anthropic, both or bedrock")
+        }
+        var credentials: AWSCredentials?
+        switch (awsAccessKeyId, awsSecretAccessKeyEnv) {
+        case (nil, nil): break
+        case (let id?, let variable?):
+            guard let secret = ProcessInfo.processInfo.environment[variable], !secret.isEmpty else {
+                throw ValidationError("--aws-secret-access-key-env: environment variable \(variable) is not set")
+            }
+            credentials = AWSCredentials(accessKeyID: id, secretAccessKey: secret)
+        default:
+            throw ValidationError("--aws-access-key-id and --aws-secret-access-key-env go together")
         }
         var knobs = SimulatorKnobs()
         knobs.ttftMilliseconds = ttftMs
@@ -118,7 +134,7 @@ struct Simulate: AsyncParsableCommand {
         knobs.hang = hang
         knobs.capacity = capacity
         let logger = logging.makeLogger("lifeline.simulator")
-        let simulator = Simulator(protocols: protocols, models: model, knobs: knobs)
+        let simulator = Simulator(protocols: protocols, models: model, knobs: knobs, bedrockCredentials: credentials)
         let app = simulator.application(host: host, port: port, logger: logger) { port in
             logger.info("simulator listening", metadata: ["address": .string("http://\(host):\(port)")])
         }

@@ -89,9 +89,9 @@ struct Failover {
 
 extension ChatRequest {
     /// Whether the gateway must apply the stop sequences itself: an Anthropic client expects to
-    /// learn which sequence matched, and an OpenAI upstream does not say.
+    /// learn which sequence matched, and only an Anthropic upstream says.
     func gatewayAppliesStop(on deployment: Deployment) -> Bool {
-        sourceProtocol == .anthropic && deployment.config.protocol == .openai && !stop.isEmpty
+        sourceProtocol == .anthropic && deployment.config.protocol != .anthropic && !stop.isEmpty
     }
 
     /// The request as sent to `deployment`.

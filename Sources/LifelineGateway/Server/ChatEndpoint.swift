@@ -97,7 +97,8 @@ struct ChatEndpoint: Sendable {
     private func decode(_ json: JSONValue, api: WireProtocol) throws(GatewayError) -> ChatRequest {
         do {
             switch api {
-            case .openai: return try OpenAIChatRequest.decode(json)
+            // Bedrock is an upstream protocol only: no route takes its requests.
+            case .openai, .bedrock: return try OpenAIChatRequest.decode(json)
             case .anthropic: return try AnthropicMessagesRequest.decode(json)
             }
         } catch {

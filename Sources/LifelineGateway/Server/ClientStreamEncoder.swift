@@ -7,7 +7,8 @@ enum ClientStreamEncoder {
 
     init(api: WireProtocol, id: String, model: String, created: Int, includeUsage: Bool) {
         switch api {
-        case .openai: self = .openai(OpenAIStreamEncoder(id: id, model: model, created: created, includeUsage: includeUsage))
+        // Bedrock is an upstream protocol only; no client reads it.
+        case .openai, .bedrock: self = .openai(OpenAIStreamEncoder(id: id, model: model, created: created, includeUsage: includeUsage))
         case .anthropic: self = .anthropic(AnthropicStreamEncoder(id: id, model: model))
         }
     }

@@ -57,7 +57,8 @@ public struct GatewayError: Error, Sendable {
     /// The JSON error body in the shape of `api`.
     func body(for api: WireProtocol) -> JSONValue {
         switch api {
-        case .openai: ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param, code: code)
+        // Bedrock is an upstream protocol only; no client reads its errors.
+        case .openai, .bedrock: ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param, code: code)
         case .anthropic: ErrorBody.anthropic(message: message, type: ErrorBody.anthropicType(status: status))
         }
     }

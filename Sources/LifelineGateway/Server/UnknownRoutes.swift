@@ -117,7 +117,7 @@ struct RouteCatalog: Sendable {
             message = "Unknown path \(method) \(shown).\(hint)"
         }
         let body: JSONValue = switch api {
-        case .openai: ErrorBody.openAI(message: message, type: "invalid_request_error", code: code)
+        case .openai, .bedrock: ErrorBody.openAI(message: message, type: "invalid_request_error", code: code)
         case .anthropic: ErrorBody.anthropic(message: message, type: status == 404 ? "not_found_error" : "invalid_request_error")
         }
         return Response(status: .init(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONCoding.encode(body))))

@@ -12,7 +12,10 @@ public final class UpstreamClient: Sendable {
     public let deployment: DeploymentConfig
     private let http: HTTPClient
     private let endpoint: String
+    /// Where streams are asked for: the same URL but for Bedrock (`/converse-stream`).
+    private let streamEndpoint: String
     private let headers: HTTPHeaders
+    private let bedrock: BedrockSigning?
 
     /// `maximumConnections`: connections this deployment may open at once; above the most
     /// attempts its concurrency limit can allow, so the pool never queues what routing admitted.
@@ -26,6 +29,7 @@ public final class UpstreamClient: Sendable {
         configuration.httpVersion = .http1Only
         http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
         var headers = HTTPHeaders([("content-type", "application/json"), ("accept", "application/json, text/event-stream")])
+        var bedrock: BedrockSigning?
         switch deployment.protocol {
         case .openai:
             endpoint = deployment.baseURL + "/chat/completions"
@@ -34,7 +38,14 @@ public final class UpstreamClient: Sendable {
             endpoint = deployment.baseURL + "/v1/messages"
             headers.add(name: "anthropic-version", value: "2023-06-01")
             if let key = deployment.apiKey { headers.add(name: "x-api-key", value: key) }
+        case .bedrock:
+            let signing = BedrockSigning(deployment: deployment)
+            bedrock = signing
+            endpoint = signing.url(deployment, stream: false)
+            headers.replaceOrAdd(name: "accept", value: "application/json, application/vnd.amazon.eventstream")
         }
+        streamEndpoint = bedrock?.url(deployment, stream: true) ?? endpoint
+        self.bedrock = bedrock
         self.headers = headers
     }
 
@@ -46,7 +57,14 @@ public final class UpstreamClient: Sendable {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers = headers
-        request.body = .bytes(ByteBuffer(bytes: JSONCoding.encode(body)))
+        let bytes = JSONCoding.encode(body)
+        if let bedrock {
+            // Signed per request: the signature covers the time and the body.
+            for (name, value) in bedrock.headers(stream: url == streamEndpoint, body: bytes, date: Date()) {
+                request.headers.replaceOrAdd(name: name, value: value)
+            }
+        }
+        request.body = .bytes(ByteBuffer(bytes: bytes))
         return request
     }
 
@@ -54,6 +72,7 @@ public final class UpstreamClient: Sendable {
         switch deployment.protocol {
         case .openai: OpenAIChatRequest.encode(request, upstreamModel: deployment.model, stream: stream)
         case .anthropic: AnthropicMessagesRequest.encode(request, upstreamModel: deployment.model, stream: stream)
+        case .bedrock: BedrockConverseRequest.encode(request)
         }
     }
 
@@ -68,9 +87,16 @@ public final class UpstreamClient: Sendable {
         guard response.status.code < 300 else {
             let body = try? await response.body.collect(upTo: 1024 * 1024)
             let json = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }
-            let message = json?["error"]?["message"]?.stringValue ?? body.map { String(buffer: $0) } ?? ""
+            var message = json?["error"]?["message"]?.stringValue ?? body.map { String(buffer: $0) } ?? ""
+            var status = Int(response.status.code)
+            if deployment.protocol == .bedrock {
+                // Bedrock names the error in a header (or `__type`); the type decides, whatever status carried it.
+                let type = response.headers.first(name: "x-amzn-errortype") ?? json?["__type"]?.stringValue
+                if let type, let typed = BedrockError.status(forType: type) { status = typed }
+                message = BedrockError.message(in: json) ?? message
+            }
             let retryAfter = response.headers.first(name: "retry-after").flatMap(Double.init)
-            throw UpstreamFailure(.status(Int(response.status.code)), message, retryAfterSeconds: retryAfter, body: json)
+            throw UpstreamFailure(.status(status), message, retryAfterSeconds: retryAfter, body: json)
         }
         return response
     }
@@ -94,9 +120,26 @@ public final class UpstreamClient: Sendable {
         return UpstreamFailure(.connect, "\(error)")
     }
 
-    /// A cheap liveness check: the upstream's model list answers 2xx in time.
+    /// The upstream's model list; nil for Bedrock, whose runtime endpoint has none.
+    private var modelListURL: String? {
+        switch deployment.protocol {
+        case .openai: deployment.baseURL + "/models"
+        case .anthropic: deployment.baseURL + "/v1/models"
+        case .bedrock: nil
+        }
+    }
+
+    /// A cheap liveness check: the upstream's model list answers 2xx in time (for Bedrock, which
+    /// lists no models at its runtime endpoint, a one-token answer).
     public func probe(timeoutMilliseconds: Int) async -> Bool {
-        let url = deployment.protocol == .openai ? deployment.baseURL + "/models" : deployment.baseURL + "/v1/models"
+        guard let url = modelListURL else {
+            var probe = ChatRequest(model: deployment.model, messages: [.text(.user, "ping")], sourceProtocol: deployment.protocol)
+            probe.maxTokens = 1
+            let request = httpRequest(url: endpoint, body: encode(probe, stream: false))
+            guard let response = try? await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds))) else { return false }
+            _ = try? await response.body.collect(upTo: 1024 * 1024)
+            return (200..<300).contains(response.status.code)
+        }
         var request = HTTPClientRequest(url: url)
         request.headers = headers
         guard let response = try? await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds))) else { return false }
@@ -108,20 +151,21 @@ public final class UpstreamClient: Sendable {
     /// refused for another reason than credentials, or does not name the model) a 1-token request.
     /// For `lifeline check-config --probe`; the verdict holds no upstream text.
     public func check(timeoutMilliseconds: Int) async -> DeploymentCheck.Verdict {
-        let url = deployment.protocol == .openai ? deployment.baseURL + "/models" : deployment.baseURL + "/v1/models"
-        var request = HTTPClientRequest(url: url)
-        request.headers = headers
-        do {
-            let response = try await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds)))
-            let body = try? await response.body.collect(upTo: 16 * 1024 * 1024)
-            let status = Int(response.status.code)
-            if status == 401 || status == 403 { return .credentialsRejected(status: status) }
-            if (200..<300).contains(status) {
-                let ids = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }?["data"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
-                if ids?.contains(deployment.model) ?? false { return .ok(via: .modelList) }
+        if let url = modelListURL {
+            var request = HTTPClientRequest(url: url)
+            request.headers = headers
+            do {
+                let response = try await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds)))
+                let body = try? await response.body.collect(upTo: 16 * 1024 * 1024)
+                let status = Int(response.status.code)
+                if status == 401 || status == 403 { return .credentialsRejected(status: status) }
+                if (200..<300).contains(status) {
+                    let ids = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }?["data"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
+                    if ids?.contains(deployment.model) ?? false { return .ok(via: .modelList) }
+                }
+            } catch {
+                return DeploymentCheck.Verdict(Self.failure(from: error))
             }
-        } catch {
-            return DeploymentCheck.Verdict(Self.failure(from: error))
         }
         var probe = ChatRequest(model: deployment.model, messages: [.text(.user, "ping")], sourceProtocol: deployment.protocol)
         probe.maxTokens = 1
@@ -147,6 +191,7 @@ public final class UpstreamClient: Sendable {
             switch deployment.protocol {
             case .openai: return try OpenAIChatResponse.decode(json)
             case .anthropic: return try AnthropicMessagesResponse.decode(json)
+            case .bedrock: return try BedrockConverseResponse.decode(json)
             }
         } catch {
             throw UpstreamFailure(.malformed, "unreadable answer: \(error)")
@@ -164,7 +209,7 @@ public final class UpstreamClient: Sendable {
 
     /// Opens a stream; events are read from the returned iterator.
     public func stream(_ request: ChatRequest) async throws(UpstreamFailure) -> UpstreamEventStream {
-        let response = try await send(httpRequest(url: endpoint, body: encode(request, stream: true)))
+        let response = try await send(httpRequest(url: streamEndpoint, body: encode(request, stream: true)))
         return UpstreamEventStream(body: response.body, protocol: deployment.protocol)
     }
 
@@ -185,6 +230,8 @@ public struct UpstreamEventStream {
     private var iterator: HTTPClientResponse.Body.AsyncIterator
     private var parser = SSEParser()
     private var anthropic = AnthropicStreamDecoder()
+    private var eventStream = AWSEventStreamDecoder()
+    private var bedrock = BedrockStreamDecoder()
     private let wireProtocol: WireProtocol
     private var pending: [ChatEvent] = []
     private var pendingIndex = 0
@@ -219,7 +266,15 @@ public struct UpstreamEventStream {
             } catch {
                 throw UpstreamClient.failure(from: error)
             }
-            guard let chunk else { throw UpstreamFailure(.disconnected, "the upstream ended the stream early") }
+            guard let chunk else {
+                // Bedrock's stream has no end marker: it is whole once messageStop has come.
+                if wireProtocol == .bedrock, bedrock.stopped { finished = true; continue }
+                throw UpstreamFailure(.disconnected, "the upstream ended the stream early")
+            }
+            if wireProtocol == .bedrock {
+                try decodeBedrock(chunk)
+                continue
+            }
             let events: [SSEEvent]
             do {
                 events = try parser.feed(chunk.readableBytesView)
@@ -230,8 +285,28 @@ public struct UpstreamEventStream {
         }
     }
 
+    /// Bedrock's binary event-stream frames; a frame that fails its checksum or its bounds ends the attempt.
+    private mutating func decodeBedrock(_ chunk: ByteBuffer) throws(UpstreamFailure) {
+        let messages: [AWSEventStreamMessage]
+        do {
+            messages = try eventStream.feed(chunk.readableBytesView)
+        } catch {
+            throw UpstreamFailure(.malformed, "an unreadable event-stream frame: \(error.message)")
+        }
+        for message in messages {
+            do {
+                pending += try bedrock.events(message)
+            } catch {
+                throw UpstreamFailure(.status(error.status), "\(error.type): \(error.message)")
+            }
+            if bedrock.finished { finished = true }
+        }
+    }
+
     private mutating func decode(_ event: SSEEvent) throws(UpstreamFailure) {
         switch wireProtocol {
+        case .bedrock:
+            return
         case .openai:
             if event.data.elementsEqual("[DONE]".utf8) { finished = true; return }
             guard let json = try? JSONCoding.decode(event.data) else { throw UpstreamFailure(.malformed, "a stream chunk that is not JSON") }

@@ -6,11 +6,12 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// A deterministic OpenAI- and Anthropic-compatible model server with fault knobs.
+/// A deterministic OpenAI-, Anthropic- and Bedrock-compatible model server with fault knobs.
 ///
 /// It is a real HTTP server: the gateway's failure handling is tested against it over sockets.
 public final class Simulator: Sendable {
-    public enum Protocols: String, Sendable, CaseIterable { case openai, anthropic, both }
+    /// `both` serves OpenAI and Anthropic; `bedrock` serves Bedrock's Converse API alone.
+    public enum Protocols: String, Sendable, CaseIterable { case openai, anthropic, both, bedrock }
 
     public let protocols: Protocols
     public let models: [String]
@@ -19,9 +20,15 @@ public final class Simulator: Sendable {
     private let requestCount = Atomic<Int>(0)
     private let streamCount = Atomic<Int>(0)
     private let gate = CapacityGate()
+    /// Bedrock requests must carry a SigV4 `Authorization` (or a bearer key); with credentials the
+    /// signature itself is checked against them.
+    let bedrockAuthentication: BedrockAuthentication
 
-    public init(protocols: Protocols = .both, models: [String] = ["lifeline-sim"], knobs: SimulatorKnobs = .init()) {
+    public init(protocols: Protocols = .both, models: [String] = ["lifeline-sim"], knobs: SimulatorKnobs = .init(),
+                bedrockCredentials: AWSCredentials? = nil)
+    {
         self.protocols = protocols
+        self.bedrockAuthentication = BedrockAuthentication(credentials: bedrockCredentials)
         self.models = models
         self.defaults = knobs
         self.knobs = Mutex(knobs)
@@ -42,11 +49,15 @@ public final class Simulator: Sendable {
         let router = Router()
         router.get("/healthz") { _, _ in "ok" }
         router.get("/v1/models") { [self] _, _ in jsonResponse(.ok, modelList()) }
-        if protocols != .anthropic {
+        if protocols == .bedrock {
+            router.post("/model/:modelId/converse") { [self] request, context in try await converse(request, context: context, stream: false) }
+            router.post("/model/:modelId/converse-stream") { [self] request, context in try await converse(request, context: context, stream: true) }
+        }
+        if protocols == .openai || protocols == .both {
             router.post("/v1/chat/completions") { [self] request, _ in try await chatCompletions(request) }
             router.post("/v1/embeddings") { [self] request, _ in try await embeddings(request) }
         }
-        if protocols != .openai {
+        if protocols == .anthropic || protocols == .both {
             router.post("/v1/messages") { [self] request, _ in try await messages(request) }
         }
         router.get("/sim/control") { [self] _, _ in jsonResponse(.ok, currentKnobs.json) }
@@ -118,20 +129,31 @@ public final class Simulator: Sendable {
         try await complete(request, api: .anthropic)
     }
 
+    private func converse(_ request: Request, context: some RequestContext, stream: Bool) async throws -> Response {
+        let raw = context.parameters.get("modelId") ?? ""
+        return try await complete(request, api: .bedrock, bedrockTarget: (raw.removingPercentEncoding ?? raw, stream))
+    }
+
     private func errorResponse(_ status: Int, _ message: String, param: String? = nil, api: WireProtocol) -> Response {
+        if api == .bedrock { return BedrockAuthentication.errorResponse(status, type: BedrockError.type(forStatus: status), message) }
         let body = api == .openai
             ? ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param)
             : ErrorBody.anthropic(message: message, type: ErrorBody.anthropicType(status: status))
         return jsonResponse(HTTPResponse.Status(code: status), body)
     }
 
-    private func complete(_ request: Request, api: WireProtocol) async throws -> Response {
+    private func complete(_ request: Request, api: WireProtocol, bedrockTarget: (model: String, stream: Bool)? = nil) async throws -> Response {
         requestCount.add(1, ordering: .relaxed)
         let body = try await request.body.collect(upTo: 32 * 1024 * 1024)
+        if api == .bedrock, let refusal = bedrockAuthentication.refusal(for: request, body: body.readableBytesView) { return refusal }
         let chat: ChatRequest
         do {
             let json = try JSONCoding.decode(body.readableBytesView)
-            chat = api == .openai ? try OpenAIChatRequest.decode(json) : try AnthropicMessagesRequest.decode(json)
+            switch api {
+            case .openai: chat = try OpenAIChatRequest.decode(json)
+            case .anthropic: chat = try AnthropicMessagesRequest.decode(json)
+            case .bedrock: chat = try BedrockConverseRequest.decode(json, modelID: bedrockTarget?.model ?? "", stream: bedrockTarget?.stream ?? false)
+            }
         } catch let error as RequestError {
             return errorResponse(400, error.message, param: error.param, api: api)
         } catch {
@@ -161,7 +183,12 @@ public final class Simulator: Sendable {
             usage: usage)
         response.stopSequence = plans.first?.stopSequence
         response.systemFingerprint = api == .openai ? "fp_lifeline_sim" : nil
-        let bytes = JSONCoding.encode(api == .openai ? OpenAIChatResponse.encode(response) : AnthropicMessagesResponse.encode(response))
+        let answer: JSONValue = switch api {
+        case .openai: OpenAIChatResponse.encode(response)
+        case .anthropic: AnthropicMessagesResponse.encode(response)
+        case .bedrock: BedrockConverseResponse.encode(response)
+        }
+        let bytes = JSONCoding.encode(answer)
         if knobs.disconnectAfterTokens > 0 {
             // Send part of the body, then cut the connection.
             let partial = Array(bytes.prefix(bytes.count / 2))
@@ -200,7 +227,8 @@ public final class Simulator: Sendable {
         let plannedEvents = events
         let interval = knobs.tokensPerSecond > 0 ? 1 / knobs.tokensPerSecond : 0
         let cutAfter = knobs.disconnectAfterTokens
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: ResponseBody { [self] writer in
+        let contentType = api == .bedrock ? "application/vnd.amazon.eventstream" : "text/event-stream"
+        return Response(status: .ok, headers: [.contentType: contentType, .cacheControl: "no-cache"], body: ResponseBody { [self] writer in
             streamCount.add(1, ordering: .relaxed)
             defer { streamCount.subtract(1, ordering: .relaxed) }
             await gate.enter(capacity: knobs.capacity)
@@ -208,10 +236,19 @@ public final class Simulator: Sendable {
             if knobs.ttftMilliseconds > 0 { try await Task.sleep(for: .milliseconds(knobs.ttftMilliseconds)) }
             var openAI = OpenAIStreamEncoder(id: id, model: chat.model, created: created, includeUsage: chat.includeUsage)
             var anthropic = AnthropicStreamEncoder(id: id, model: chat.model, promptTokens: usage.promptTokens)
-            var pending: [UInt8] = api == .anthropic ? anthropic.start() : []
+            var bedrock = BedrockStreamEncoder()
+            var pending: [UInt8] = switch api {
+            case .openai: []
+            case .anthropic: anthropic.start()
+            case .bedrock: bedrock.start()
+            }
             var tokensSent = 0
             for event in plannedEvents {
-                pending += api == .openai ? openAI.encode(event) : anthropic.encode(event)
+                switch api {
+                case .openai: pending += openAI.encode(event)
+                case .anthropic: pending += anthropic.encode(event)
+                case .bedrock: pending += bedrock.encode(event)
+                }
                 guard case .textDelta = event else { continue }
                 tokensSent += 1
                 if cutAfter > 0, tokensSent >= cutAfter {
@@ -224,7 +261,11 @@ public final class Simulator: Sendable {
                     try await Task.sleep(for: .seconds(interval))
                 }
             }
-            pending += api == .openai ? openAI.finish() : anthropic.finish()
+            switch api {
+            case .openai: pending += openAI.finish()
+            case .anthropic: pending += anthropic.finish()
+            case .bedrock: pending += bedrock.finish()
+            }
             try await writer.write(ByteBuffer(bytes: pending))
             try await writer.finish(nil)
         })

@@ -183,6 +183,7 @@ public enum AnthropicMessagesRequest {
             case .text(let text): ["type": "text", "text": .string(text)]
             case .media(let value, source: .anthropic): value
             case .media(let value, source: .openai): AnthropicMedia.fromOpenAI(value)
+            case .media(let value, source: .bedrock): BedrockMedia.toAnthropic(value)
             }
         }
     }

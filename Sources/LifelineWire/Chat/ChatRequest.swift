@@ -2,6 +2,8 @@
 public enum WireProtocol: String, Sendable, Codable, CaseIterable {
     case openai
     case anthropic
+    /// Amazon Bedrock's Converse API: an upstream protocol only.
+    case bedrock
 }
 
 /// One chat request in Lifeline's own terms, whichever API it arrived on.

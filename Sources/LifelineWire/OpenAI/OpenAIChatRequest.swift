@@ -210,6 +210,7 @@ public enum OpenAIChatRequest {
             case .text(let text): return ["type": "text", "text": .string(text)]
             case .media(let value, source: .openai): return value
             case .media(let value, source: .anthropic): return AnthropicMedia.toOpenAI(value)
+            case .media(let value, source: .bedrock): return BedrockMedia.toOpenAI(value)
             }
         })
     }
