@@ -103,6 +103,8 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Share of requests answered 429 (0 to 1).") var rateLimitRate = 0.0
     @Option(help: "Retry-After seconds on 429.") var retryAfter = 1
     @Option(help: "Cut each answer after this many tokens (0: never).") var disconnectAfterTokens = 0
+    @Option(help: "End each stream after this many tokens with the protocol's in-band error for --error-status (0: never).")
+    var streamErrorAfterTokens = 0
     @Flag(help: "Accept requests and never answer.") var hang = false
     @Option(help: "Requests served at once; more wait their turn (0: unlimited).") var capacity = 0
     @OptionGroup var logging: LoggingOptions
@@ -131,6 +133,7 @@ struct Simulate: AsyncParsableCommand {
         knobs.rateLimitRate = rateLimitRate
         knobs.retryAfterSeconds = retryAfter
         knobs.disconnectAfterTokens = disconnectAfterTokens
+        knobs.streamErrorAfterTokens = streamErrorAfterTokens
         knobs.hang = hang
         knobs.capacity = capacity
         let logger = logging.makeLogger("lifeline.simulator")

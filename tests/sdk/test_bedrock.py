@@ -344,6 +344,25 @@ def test_a_stream_cut_on_bedrock_resumes_on_an_openai_deployment(
         assert (text, message.stop_reason) == (reference, "end_turn")
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_throttling_exception_inside_a_bedrock_stream_resumes_on_openai(
+    bedrock_gateway, fresh_bedrock_gateway, bedrock_control, http, status: int
+) -> None:
+    """Bedrock reports throttling and unavailability mid-stream as exception messages in the
+    event stream (throttlingException, serviceUnavailableException): retryable, so resumed."""
+    body = {"model": BEDROCK, "max_tokens": MAX_TOKENS, "messages": user(), "stream": True}
+    with http.stream("POST", bedrock_gateway.url + "/v1/chat/completions", json=body) as r:
+        reference = openai_sse_content(list(r.iter_lines()))
+
+    bedrock_control.set(stream_error_after_tokens=5, error_status=status)
+    with http.stream("POST", fresh_bedrock_gateway.url + "/v1/chat/completions", json=body) as r:
+        assert r.status_code == 200
+        lines = list(r.iter_lines())
+    assert openai_sse_content(lines) == reference
+    assert len([line for line in lines if line.startswith(": lifeline resumed")]) == 1, "\n".join(lines[:30])
+    assert not [line for line in lines if '"error"' in line], "the upstream's error reached the client"
+
+
 # ------------------------------------------------------------ check-config
 
 

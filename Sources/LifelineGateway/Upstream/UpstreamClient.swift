@@ -232,6 +232,9 @@ public struct UpstreamEventStream {
     private var anthropic = AnthropicStreamDecoder()
     private var eventStream = AWSEventStreamDecoder()
     private var bedrock = BedrockStreamDecoder()
+    /// A failure read after events of the same chunk: thrown once those events are delivered,
+    /// so text that came before an in-stream exception still reaches the client.
+    private var deferredFailure: UpstreamFailure?
     private let wireProtocol: WireProtocol
     private var pending: [ChatEvent] = []
     private var pendingIndex = 0
@@ -257,6 +260,7 @@ public struct UpstreamEventStream {
                 if case .textDelta = pending[pendingIndex] { textEventsDelivered += 1 }
                 return pending[pendingIndex]
             }
+            if let failure = deferredFailure { throw failure }
             if finished { return nil }
             pending.removeAll(keepingCapacity: true)
             pendingIndex = 0
@@ -297,7 +301,8 @@ public struct UpstreamEventStream {
             do {
                 pending += try bedrock.events(message)
             } catch {
-                throw UpstreamFailure(.status(error.status), "\(error.type): \(error.message)")
+                deferredFailure = UpstreamFailure(.status(error.status), "\(error.type): \(error.message)")
+                return
             }
             if bedrock.finished { finished = true }
         }

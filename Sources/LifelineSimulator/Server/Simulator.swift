@@ -227,6 +227,7 @@ public final class Simulator: Sendable {
         let plannedEvents = events
         let interval = knobs.tokensPerSecond > 0 ? 1 / knobs.tokensPerSecond : 0
         let cutAfter = knobs.disconnectAfterTokens
+        let errorAfter = knobs.streamErrorAfterTokens
         let contentType = api == .bedrock ? "application/vnd.amazon.eventstream" : "text/event-stream"
         return Response(status: .ok, headers: [.contentType: contentType, .cacheControl: "no-cache"], body: ResponseBody { [self] writer in
             streamCount.add(1, ordering: .relaxed)
@@ -254,6 +255,23 @@ public final class Simulator: Sendable {
                 if cutAfter > 0, tokensSent >= cutAfter {
                     try await writer.write(ByteBuffer(bytes: pending))
                     throw SimulatedDisconnect()
+                }
+                if errorAfter > 0, tokensSent >= errorAfter {
+                    let status = knobs.errorStatus
+                    let message = knobs.errorMessage ?? "The simulator was told to fail the stream (status \(status))."
+                    switch api {
+                    case .openai:
+                        pending += SSE.data(JSONCoding.encode(ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status))))
+                    case .anthropic:
+                        pending += anthropic.error(type: ErrorBody.anthropicType(status: status), message: message)
+                    case .bedrock:
+                        // In a stream Bedrock names exceptions in lower camel case: throttlingException.
+                        let type = BedrockError.type(forStatus: status)
+                        pending += BedrockStreamEncoder.exception(type: type.prefix(1).lowercased() + type.dropFirst(), message: message)
+                    }
+                    try await writer.write(ByteBuffer(bytes: pending))
+                    try await writer.finish(nil)
+                    return
                 }
                 if interval > 0 {
                     try await writer.write(ByteBuffer(bytes: pending))
