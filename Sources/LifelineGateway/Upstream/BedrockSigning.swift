@@ -7,6 +7,7 @@ import LifelineWire
 struct BedrockSigning: Sendable {
     let signer: AWSSignatureV4?
     let apiKey: String?
+    let baseURL: String
     /// `Host` as sent: set explicitly, since the signature covers it.
     let host: String
     /// The base URL's own path (percent-encoded), before `/model/…`.
@@ -14,6 +15,7 @@ struct BedrockSigning: Sendable {
     let modelPath: (plain: String, stream: String)
 
     init(deployment: DeploymentConfig) {
+        baseURL = deployment.baseURL
         let components = URLComponents(string: deployment.baseURL)
         var host = components?.host ?? ""
         if host.contains(":") { host = "[\(host)]" }
@@ -28,8 +30,8 @@ struct BedrockSigning: Sendable {
         apiKey = signer == nil ? deployment.apiKey : nil
     }
 
-    func url(_ deployment: DeploymentConfig, stream: Bool) -> String {
-        deployment.baseURL + (stream ? modelPath.stream : modelPath.plain)
+    func url(stream: Bool) -> String {
+        baseURL + (stream ? modelPath.stream : modelPath.plain)
     }
 
     /// The headers that authenticate a POST of `body` (sent as `application/json`) at `date`.

@@ -41,10 +41,10 @@ public final class UpstreamClient: Sendable {
         case .bedrock:
             let signing = BedrockSigning(deployment: deployment)
             bedrock = signing
-            endpoint = signing.url(deployment, stream: false)
+            endpoint = signing.url(stream: false)
             headers.replaceOrAdd(name: "accept", value: "application/json, application/vnd.amazon.eventstream")
         }
-        streamEndpoint = bedrock?.url(deployment, stream: true) ?? endpoint
+        streamEndpoint = bedrock?.url(stream: true) ?? endpoint
         self.bedrock = bedrock
         self.headers = headers
     }
