@@ -27,7 +27,8 @@ public enum GatewayServer {
                 var knobs = SimulatorKnobs()
                 knobs.ttftMilliseconds = settings.ttftMilliseconds
                 knobs.tokensPerSecond = settings.tokensPerSecond
-                let simulator = Simulator(protocols: Simulator.Protocols(serving: deployment.protocol), models: [deployment.model], knobs: knobs)
+                let simulator = Simulator(protocols: Simulator.Protocols(serving: deployment.protocol), models: [deployment.model], knobs: knobs,
+                                          bedrockCredentials: deployment.awsCredentials)
                 let (port, service) = try await startSimulator(simulator, logger: logger)
                 services.append(service)
                 config.models[modelIndex].deployments[index].baseURL = deployment.loopbackBaseURL(port: port)

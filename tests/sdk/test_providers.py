@@ -157,6 +157,10 @@ models:
     deployments:
       - {{name: gm-sim, protocol: gemini, {simulated}, priority: 1}}
       - {{name: az-sim, protocol: azure_openai, {simulated}, priority: 2}}
+  - name: chat-bedrock-then-gemini
+    deployments:
+      - {{name: bd-sim, protocol: bedrock, {simulated}, priority: 1}}
+      - {{name: gm-after-bd, {gemini}, priority: 2}}
 """
 
 
@@ -446,6 +450,48 @@ def test_stream_cut_midway_resumes_on_another_protocol_with_identical_content(
         assert anthropic_sse_content(lines) == reference.choices[0].message.content
         types = [e["type"] for e in anthropic_sse_events(lines)]
         assert types.count("message_stop") == 1 and types[-1] == "message_stop"
+
+
+def stream_lines(gateway: LifelineProcess, http, api: str, model: str) -> list[str]:
+    """The lines of one streamed answer to PROMPT, through the client API `api`."""
+    if api == "openai":
+        route = "/v1/chat/completions"
+        body = {"model": model, "max_tokens": MAX_TOKENS, "stream": True,
+                "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}]}
+    else:
+        route = "/v1/messages"
+        body = {"model": model, "max_tokens": MAX_TOKENS, "stream": True, "system": SYSTEM, "messages": [{"role": "user", "content": PROMPT}]}
+    with http.stream("POST", gateway.url + route, json=body) as r:
+        assert r.status_code == 200
+        return list(r.iter_lines())
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_stream_cut_on_bedrock_resumes_on_gemini_with_identical_content(fresh_providers_gateway, reference, http, api: str) -> None:
+    # Bedrock's binary event stream is cut by a drill; Gemini's SSE goes on from the same word.
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    r = http.post(fresh_providers_gateway.url + "/admin/v1/faults", headers=admin,
+                  json={"deployment": "bd-sim", "kind": "disconnect", "rate": 1.0, "after_tokens": 5, "duration_s": 60})
+    assert r.status_code == 201, r.text
+    lines = stream_lines(fresh_providers_gateway, http, api, "chat-bedrock-then-gemini")
+    markers = [l for l in lines if l.startswith(": lifeline resumed")]
+    assert len(markers) == 1 and "gm-after-bd" in markers[0], "\n".join(lines[:30])
+    content = openai_sse_content(lines) if api == "openai" else anthropic_sse_content(lines)
+    assert content == reference.choices[0].message.content
+
+
+def test_an_error_inside_a_gemini_stream_resumes_on_another_protocol(fresh_providers_gateway, gemini_sim, reference, http) -> None:
+    # The simulator ends the stream with Gemini's in-band error chunk after 5 tokens, paced so the
+    # first tokens reach the client before the error does.
+    SimControl(gemini_sim).set(stream_error_after_tokens=5, error_status=503, tokens_per_second=200)
+    with http.stream("POST", f"{gemini_sim.url}/v1beta/models/{UPSTREAM_MODEL}:streamGenerateContent?alt=sse",
+                     json={"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]}) as r:
+        data = [json.loads(l[5:]) for l in r.iter_lines() if l.startswith("data:")]
+    assert data[-1]["error"]["code"] == 503 and data[-1]["error"]["status"] == "UNAVAILABLE", data[-1]
+    lines = stream_lines(fresh_providers_gateway, http, "openai", GEMINI)
+    markers = [l for l in lines if l.startswith(": lifeline resumed")]
+    assert len(markers) == 1 and "gm-then-oa" in markers[0], "\n".join(lines[:30])
+    assert openai_sse_content(lines) == reference.choices[0].message.content
 
 
 @pytest.mark.parametrize("model,deployment", [(GEMINI, "gm-1"), (AZURE, "az-1")])

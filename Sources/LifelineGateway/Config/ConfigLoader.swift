@@ -595,9 +595,54 @@ struct ConfigReader {
         return process
     }
 
+    /// A Bedrock deployment's region and credentials: an access key (with its secret, and a
+    /// session token for temporary credentials) or a Bedrock API key in `api_key`. Required
+    /// unless the deployment is simulated, which then signs with the simulator's own.
+    mutating func readBedrock(_ object: [String: JSONValue], _ path: String, into deployment: inout DeploymentConfig) {
+        let simulated = object["simulator"] != nil
+        if let region = string(object, "region", path) {
+            if !region.isEmpty, region.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }) {
+                deployment.region = region
+            } else {
+                fail(join(path, "region"), "not an AWS region (such as us-east-1), got '\(region)'")
+            }
+        } else if simulated {
+            deployment.region = DeploymentConfig.bedrockSimulatorRegion
+        } else if object["region"] == nil {
+            fail(join(path, "region"), "required for protocol bedrock (the AWS region, such as us-east-1)")
+        }
+        let accessKey = secret(object, "access_key_id", path)
+        let secretKey = secret(object, "secret_access_key", path)
+        let token = secret(object, "session_token", path)
+        switch (accessKey, secretKey) {
+        case (let id?, let key?):
+            for (key, value) in [("access_key_id", id), ("secret_access_key", key)] where value.isEmpty {
+                let keyPath = join(path, key)
+                // An unset ${ENV} variable is reported already, at this path.
+                if !issues.contains(where: { $0.path == keyPath }) { fail(keyPath, "must not be empty") }
+            }
+            deployment.awsCredentials = AWSCredentials(accessKeyID: id, secretAccessKey: key, sessionToken: token?.isEmpty == true ? nil : token)
+        case (nil, nil) where object["access_key_id"] == nil && object["secret_access_key"] == nil:
+            if token != nil { fail(join(path, "session_token"), "needs access_key_id and secret_access_key") }
+            if simulated, object["api_key"] == nil {
+                deployment.awsCredentials = DeploymentConfig.bedrockSimulatorCredentials
+            } else if object["api_key"] == nil {
+                fail(join(path, "access_key_id"), "required for protocol bedrock (with secret_access_key), unless api_key holds a Bedrock API key")
+                fail(join(path, "secret_access_key"), "required for protocol bedrock (with access_key_id), unless api_key holds a Bedrock API key")
+            }
+        case (nil, _) where object["access_key_id"] == nil:
+            fail(join(path, "access_key_id"), "required with secret_access_key")
+        case (_, nil) where object["secret_access_key"] == nil:
+            fail(join(path, "secret_access_key"), "required with access_key_id")
+        default:
+            break // an unset ${ENV} variable, already reported at its path
+        }
+    }
+
     mutating func readDeployment(_ raw: JSONValue, _ path: String) -> DeploymentConfig? {
         let object = object(raw, path, allowed: ["name", "protocol", "base_url", "api_key", "model", "priority", "weight", "timeouts", "simulator",
-                                                 "process", "health_check", "rpm", "tpm", "stream_usage", "api_version", "deployment"])
+                                                 "process", "health_check", "rpm", "tpm", "stream_usage", "api_version", "deployment",
+                                                 "region", "access_key_id", "secret_access_key", "session_token"])
         let name = string(object, "name", path) ?? ""
         if name.isEmpty { fail(join(path, "name"), "required") }
         var wireProtocol = WireProtocol.openai
@@ -628,6 +673,11 @@ struct ConfigReader {
             deployment.process = readProcess(object["process"], join(path, "process"))
             if deployment.simulator != nil { fail(join(path, "process"), "a deployment has a simulator or a process, not both") }
         }
+        if wireProtocol == .bedrock {
+            readBedrock(object, path, into: &deployment)
+        } else if let key = ["region", "access_key_id", "secret_access_key", "session_token"].first(where: { object[$0] != nil }) {
+            fail(join(path, key), "only for protocol bedrock")
+        }
         if let url = string(object, "base_url", path) {
             if let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme), parsed.host != nil {
                 deployment.baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
@@ -638,6 +688,8 @@ struct ConfigReader {
             // The simulator's own port.
         } else if wireProtocol == .gemini, deployment.process == nil {
             deployment.baseURL = Self.geminiBaseURL
+        } else if wireProtocol == .bedrock {
+            if let region = deployment.region { deployment.baseURL = DeploymentConfig.bedrockBaseURL(region: region) }
         } else if let process = deployment.process {
             deployment.process?.picksPort = true
             if !(process.arguments + process.environment.values).contains(where: { $0.contains(ProcessConfig.portPlaceholder) }) {

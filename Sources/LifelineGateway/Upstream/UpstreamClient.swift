@@ -36,7 +36,12 @@ public final class UpstreamClient: Sendable {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers = headers
-        request.body = .bytes(ByteBuffer(bytes: JSONCoding.encode(body)))
+        let bytes = JSONCoding.encode(body)
+        // Made per request: a Bedrock signature covers the time and the body.
+        for (name, value) in endpoint.authentication(url: url, body: bytes, date: Date()) {
+            request.headers.replaceOrAdd(name: name, value: value)
+        }
+        request.body = .bytes(ByteBuffer(bytes: bytes))
         return request
     }
 
@@ -46,6 +51,7 @@ public final class UpstreamClient: Sendable {
         case .anthropic: AnthropicMessagesRequest.encode(request, upstreamModel: deployment.model, stream: stream)
         case .gemini: GeminiRequest.encode(request)
         case .azureOpenAI: OpenAIChatRequest.encode(request, upstreamModel: deployment.upstreamDeployment, stream: stream)
+        case .bedrock: BedrockConverseRequest.encode(request)
         }
     }
 
@@ -60,11 +66,18 @@ public final class UpstreamClient: Sendable {
         guard response.status.code < 300 else {
             let body = try? await response.body.collect(upTo: 1024 * 1024)
             let json = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }
-            let message = json?["error"]?["message"]?.stringValue ?? body.map { String(buffer: $0) } ?? ""
+            var message = json?["error"]?["message"]?.stringValue ?? body.map { String(buffer: $0) } ?? ""
+            var status = Int(response.status.code)
+            if deployment.protocol == .bedrock {
+                // Bedrock names the error in a header (or `__type`); the type decides, whatever status carried it.
+                let type = response.headers.first(name: "x-amzn-errortype") ?? json?["__type"]?.stringValue
+                if let type, let typed = BedrockError.status(forType: type) { status = typed }
+                message = BedrockError.message(in: json) ?? message
+            }
             let retryAfter = response.headers.first(name: "retry-after").flatMap(Double.init)
                 ?? response.headers.first(name: "retry-after-ms").flatMap(Double.init).map { $0 / 1000 }
                 ?? GeminiError.retryDelaySeconds(json)
-            throw UpstreamFailure(.status(Int(response.status.code)), message, retryAfterSeconds: retryAfter, body: json)
+            throw UpstreamFailure(.status(status), message, retryAfterSeconds: retryAfter, body: json)
         }
         return response
     }
@@ -88,9 +101,17 @@ public final class UpstreamClient: Sendable {
         return UpstreamFailure(.connect, "\(error)")
     }
 
-    /// A cheap liveness check: the upstream's model list answers 2xx in time.
+    /// A cheap liveness check: the upstream's model list answers 2xx in time (for Bedrock, which
+    /// lists no models at its runtime endpoint, a one-token answer).
     public func probe(timeoutMilliseconds: Int) async -> Bool {
-        let url = endpoint.modelsURL
+        guard let url = endpoint.modelsURL else {
+            var probe = ChatRequest(model: deployment.model, messages: [.text(.user, "ping")], sourceProtocol: deployment.protocol)
+            probe.maxTokens = 1
+            let request = httpRequest(url: endpoint.completionURL, body: encode(probe, stream: false))
+            guard let response = try? await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds))) else { return false }
+            _ = try? await response.body.collect(upTo: 1024 * 1024)
+            return (200..<300).contains(response.status.code)
+        }
         var request = HTTPClientRequest(url: url)
         request.headers = headers
         guard let response = try? await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds))) else { return false }
@@ -102,20 +123,21 @@ public final class UpstreamClient: Sendable {
     /// refused for another reason than credentials, or does not name the model) a 1-token request.
     /// For `lifeline check-config --probe`; the verdict holds no upstream text.
     public func check(timeoutMilliseconds: Int) async -> DeploymentCheck.Verdict {
-        let url = endpoint.modelsURL
-        var request = HTTPClientRequest(url: url)
-        request.headers = headers
-        do {
-            let response = try await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds)))
-            let body = try? await response.body.collect(upTo: 16 * 1024 * 1024)
-            let status = Int(response.status.code)
-            if status == 401 || status == 403 { return .credentialsRejected(status: status) }
-            if (200..<300).contains(status) {
-                let ids = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }.flatMap { UpstreamEndpoint.modelIDs(in: $0, protocol: deployment.protocol) }
-                if ids?.contains(deployment.listedModel) ?? false { return .ok(via: .modelList) }
+        if let url = endpoint.modelsURL {
+            var request = HTTPClientRequest(url: url)
+            request.headers = headers
+            do {
+                let response = try await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds)))
+                let body = try? await response.body.collect(upTo: 16 * 1024 * 1024)
+                let status = Int(response.status.code)
+                if status == 401 || status == 403 { return .credentialsRejected(status: status) }
+                if (200..<300).contains(status) {
+                    let ids = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }.flatMap { UpstreamEndpoint.modelIDs(in: $0, protocol: deployment.protocol) }
+                    if ids?.contains(deployment.listedModel) ?? false { return .ok(via: .modelList) }
+                }
+            } catch {
+                return DeploymentCheck.Verdict(Self.failure(from: error))
             }
-        } catch {
-            return DeploymentCheck.Verdict(Self.failure(from: error))
         }
         var probe = ChatRequest(model: deployment.model, messages: [.text(.user, "ping")], sourceProtocol: deployment.protocol)
         probe.maxTokens = 1
@@ -150,6 +172,7 @@ public final class UpstreamClient: Sendable {
             case .openai, .azureOpenAI: return try OpenAIChatResponse.decode(json)
             case .anthropic: return try AnthropicMessagesResponse.decode(json)
             case .gemini: return try GeminiResponse.decode(json)
+            case .bedrock: return try BedrockConverseResponse.decode(json)
             }
         } catch {
             throw UpstreamFailure(.malformed, "unreadable answer: \(error)")
@@ -189,6 +212,11 @@ public struct UpstreamEventStream {
     private var parser = SSEParser()
     private var anthropic = AnthropicStreamDecoder()
     private var gemini = GeminiStreamDecoder()
+    private var eventStream = AWSEventStreamDecoder()
+    private var bedrock = BedrockStreamDecoder()
+    /// A failure read after events of the same chunk: thrown once those events are delivered,
+    /// so text that came before an in-stream exception still reaches the client.
+    private var deferredFailure: UpstreamFailure?
     private let wireProtocol: WireProtocol
     private var pending: [ChatEvent] = []
     private var pendingIndex = 0
@@ -214,6 +242,7 @@ public struct UpstreamEventStream {
                 if case .textDelta = pending[pendingIndex] { textEventsDelivered += 1 }
                 return pending[pendingIndex]
             }
+            if let failure = deferredFailure { throw failure }
             if finished { return nil }
             pending.removeAll(keepingCapacity: true)
             pendingIndex = 0
@@ -230,7 +259,13 @@ public struct UpstreamEventStream {
                     finished = true
                     continue
                 }
+                // Bedrock's has none either: it is whole once messageStop has come.
+                if wireProtocol == .bedrock, bedrock.stopped { finished = true; continue }
                 throw UpstreamFailure(.disconnected, "the upstream ended the stream early")
+            }
+            if wireProtocol == .bedrock {
+                try decodeBedrock(chunk)
+                continue
             }
             let events: [SSEEvent]
             do {
@@ -242,8 +277,29 @@ public struct UpstreamEventStream {
         }
     }
 
+    /// Bedrock's binary event-stream frames; a frame that fails its checksum or its bounds ends the attempt.
+    private mutating func decodeBedrock(_ chunk: ByteBuffer) throws(UpstreamFailure) {
+        let messages: [AWSEventStreamMessage]
+        do {
+            messages = try eventStream.feed(chunk.readableBytesView)
+        } catch {
+            throw UpstreamFailure(.malformed, "an unreadable event-stream frame: \(error.message)")
+        }
+        for message in messages {
+            do {
+                pending += try bedrock.events(message)
+            } catch {
+                deferredFailure = UpstreamFailure(.status(error.status), "\(error.type): \(error.message)")
+                return
+            }
+            if bedrock.finished { finished = true }
+        }
+    }
+
     private mutating func decode(_ event: SSEEvent) throws(UpstreamFailure) {
         switch wireProtocol {
+        case .bedrock:
+            return
         case .openai, .azureOpenAI:
             if event.data.elementsEqual("[DONE]".utf8) { finished = true; return }
             guard let json = try? JSONCoding.decode(event.data) else { throw UpstreamFailure(.malformed, "a stream chunk that is not JSON") }

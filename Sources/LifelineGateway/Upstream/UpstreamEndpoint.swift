@@ -1,3 +1,4 @@
+import Foundation
 import LifelineWire
 import NIOHTTP1
 
@@ -5,11 +6,14 @@ import NIOHTTP1
 struct UpstreamEndpoint: Sendable {
     /// A whole answer.
     var completionURL: String
-    /// A streamed answer (the same URL except for Gemini, which names the method in the path).
+    /// A streamed answer (the same URL except for Gemini and Bedrock, which name the method in the path).
     var streamURL: String
-    /// The upstream's model list, for probes and `check-config --probe`.
-    var modelsURL: String
+    /// The upstream's model list, for probes and `check-config --probe`; nil for Bedrock, whose
+    /// runtime endpoint lists none.
+    var modelsURL: String?
     var headers: HTTPHeaders
+    /// Bedrock: each request is signed (SigV4) or carries a Bedrock API key; see `authentication`.
+    var bedrock: BedrockSigning?
 
     /// The Azure OpenAI API version used when `api_version` is not configured.
     static let defaultAzureAPIVersion = "2024-10-21"
@@ -49,8 +53,22 @@ struct UpstreamEndpoint: Sendable {
             }
             streamURL = completionURL
             if let key = deployment.apiKey { headers.add(name: "api-key", value: key) }
+        case .bedrock:
+            let signing = BedrockSigning(deployment: deployment)
+            bedrock = signing
+            completionURL = signing.url(stream: false)
+            streamURL = signing.url(stream: true)
+            modelsURL = nil
+            headers.replaceOrAdd(name: "accept", value: "application/json, application/vnd.amazon.eventstream")
         }
         self.headers = headers
+    }
+
+    /// The headers that authenticate one POST of `body` to `url`, beyond `headers`: for Bedrock
+    /// the SigV4 signature (it covers the time and the body, so it is made per request) or the
+    /// API key; nothing for the other protocols, whose key is a fixed header.
+    func authentication(url: String, body: [UInt8], date: Date) -> [(String, String)] {
+        bedrock?.headers(stream: url == streamURL, body: body, date: date) ?? []
     }
 
     /// The model ids in a model list answer, in the protocol's shape.
@@ -74,7 +92,7 @@ extension DeploymentConfig {
         switch self.protocol {
         case .openai: "http://127.0.0.1:\(port)/v1"
         case .gemini: "http://127.0.0.1:\(port)/v1beta"
-        case .anthropic, .azureOpenAI: "http://127.0.0.1:\(port)"
+        case .anthropic, .azureOpenAI, .bedrock: "http://127.0.0.1:\(port)"
         }
     }
 }

@@ -7,13 +7,14 @@ import NIOCore
 import Synchronization
 
 /// A deterministic model server with fault knobs, speaking OpenAI's and Anthropic's APIs
-/// (`both`), or Gemini's, or Azure OpenAI's.
+/// (`both`), or Gemini's, or Azure OpenAI's, or Bedrock's Converse API.
 ///
 /// It is a real HTTP server: the gateway's failure handling is tested against it over sockets.
 public final class Simulator: Sendable {
     public enum Protocols: String, Sendable, CaseIterable {
         case openai, anthropic, both, gemini
         case azureOpenAI = "azure_openai"
+        case bedrock
 
         /// What a `simulator:` deployment of `wireProtocol` serves.
         public init(serving wireProtocol: WireProtocol) {
@@ -21,6 +22,7 @@ public final class Simulator: Sendable {
             case .openai, .anthropic: self = .both
             case .gemini: self = .gemini
             case .azureOpenAI: self = .azureOpenAI
+            case .bedrock: self = .bedrock
             }
         }
 
@@ -35,9 +37,15 @@ public final class Simulator: Sendable {
     private let requestCount = Atomic<Int>(0)
     private let streamCount = Atomic<Int>(0)
     private let gate = CapacityGate()
+    /// Bedrock requests must carry a SigV4 `Authorization` (or a bearer key); with credentials the
+    /// signature itself is checked against them.
+    let bedrockAuthentication: BedrockAuthentication
 
-    public init(protocols: Protocols = .both, models: [String] = ["lifeline-sim"], knobs: SimulatorKnobs = .init()) {
+    public init(protocols: Protocols = .both, models: [String] = ["lifeline-sim"], knobs: SimulatorKnobs = .init(),
+                bedrockCredentials: AWSCredentials? = nil)
+    {
         self.protocols = protocols
+        self.bedrockAuthentication = BedrockAuthentication(credentials: bedrockCredentials)
         self.models = models
         self.defaults = knobs
         self.knobs = Mutex(knobs)
@@ -66,6 +74,10 @@ public final class Simulator: Sendable {
             router.post("/v1/messages") { [self] request, _ in try await messages(request) }
         }
         if protocols == .gemini { addGeminiRoutes(to: router) }
+        if protocols == .bedrock {
+            router.post("/model/:modelId/converse") { [self] request, context in try await converse(request, context: context, stream: false) }
+            router.post("/model/:modelId/converse-stream") { [self] request, context in try await converse(request, context: context, stream: true) }
+        }
         if protocols == .azureOpenAI { addAzureRoutes(to: router) }
         router.get("/sim/control") { [self] _, _ in jsonResponse(.ok, currentKnobs.json) }
         router.delete("/sim/control") { [self] _, _ in
@@ -142,20 +154,30 @@ public final class Simulator: Sendable {
         try await complete(request, api: .anthropic) { json throws(RequestError) in try AnthropicMessagesRequest.decode(json) }
     }
 
-    func errorResponse(_ status: Int, _ message: String, param: String? = nil, api: WireProtocol) -> Response {
-        let body = switch api {
-        case .openai: ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param)
-        case .anthropic: ErrorBody.anthropic(message: message, type: ErrorBody.anthropicType(status: status))
-        case .gemini: GeminiError.body(status: status, message: message)
-        case .azureOpenAI: AzureOpenAIError.body(status: status, message: message, param: param)
+    private func converse(_ request: Request, context: some RequestContext, stream: Bool) async throws -> Response {
+        let raw = context.parameters.get("modelId") ?? ""
+        let model = raw.removingPercentEncoding ?? raw
+        return try await complete(request, api: .bedrock) { json throws(RequestError) in
+            try BedrockConverseRequest.decode(json, modelID: model, stream: stream)
         }
-        return jsonResponse(HTTPResponse.Status(code: status), body)
+    }
+
+    func errorResponse(_ status: Int, _ message: String, param: String? = nil, api: WireProtocol) -> Response {
+        switch api {
+        case .openai: jsonResponse(HTTPResponse.Status(code: status), ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param))
+        case .anthropic: jsonResponse(HTTPResponse.Status(code: status), ErrorBody.anthropic(message: message, type: ErrorBody.anthropicType(status: status)))
+        case .gemini: jsonResponse(HTTPResponse.Status(code: status), GeminiError.body(status: status, message: message))
+        case .azureOpenAI: jsonResponse(HTTPResponse.Status(code: status), AzureOpenAIError.body(status: status, message: message, param: param))
+        // Bedrock names the error type in a header as well as in the body.
+        case .bedrock: BedrockAuthentication.errorResponse(status, type: BedrockError.type(forStatus: status), message)
+        }
     }
 
     /// Answers one chat request in `api`'s shape; `decode` reads its body.
     func complete(_ request: Request, api: WireProtocol, decode: (JSONValue) throws(RequestError) -> ChatRequest) async throws -> Response {
         requestCount.add(1, ordering: .relaxed)
         let body = try await request.body.collect(upTo: 32 * 1024 * 1024)
+        if api == .bedrock, let refusal = bedrockAuthentication.refusal(for: request, body: body.readableBytesView) { return refusal }
         let chat: ChatRequest
         do {
             let json = try JSONCoding.decode(body.readableBytesView)
@@ -195,6 +217,7 @@ public final class Simulator: Sendable {
         case .openai, .azureOpenAI: OpenAIChatResponse.encode(response)
         case .anthropic: AnthropicMessagesResponse.encode(response)
         case .gemini: GeminiResponse.encode(response)
+        case .bedrock: BedrockConverseResponse.encode(response)
         }
         let bytes = JSONCoding.encode(answer)
         if knobs.disconnectAfterTokens > 0 {
@@ -235,7 +258,9 @@ public final class Simulator: Sendable {
         let plannedEvents = events
         let interval = knobs.tokensPerSecond > 0 ? 1 / knobs.tokensPerSecond : 0
         let cutAfter = knobs.disconnectAfterTokens
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: ResponseBody { [self] writer in
+        let errorAfter = knobs.streamErrorAfterTokens
+        let contentType = api == .bedrock ? "application/vnd.amazon.eventstream" : "text/event-stream"
+        return Response(status: .ok, headers: [.contentType: contentType, .cacheControl: "no-cache"], body: ResponseBody { [self] writer in
             streamCount.add(1, ordering: .relaxed)
             defer { streamCount.subtract(1, ordering: .relaxed) }
             await gate.enter(capacity: knobs.capacity)
@@ -252,6 +277,13 @@ public final class Simulator: Sendable {
                 if cutAfter > 0, tokensSent >= cutAfter {
                     try await writer.write(ByteBuffer(bytes: pending))
                     throw SimulatedDisconnect()
+                }
+                if errorAfter > 0, tokensSent >= errorAfter {
+                    let status = knobs.errorStatus
+                    pending += encoder.error(status: status, message: knobs.errorMessage ?? "The simulator was told to fail the stream (status \(status)).")
+                    try await writer.write(ByteBuffer(bytes: pending))
+                    try await writer.finish(nil)
+                    return
                 }
                 if interval > 0 {
                     try await writer.write(ByteBuffer(bytes: pending))

@@ -74,8 +74,8 @@ extension Simulator {
         case .openai:
             return jsonResponse(.badRequest, ErrorBody.openAI(message: "The prompt was refused by the content filter.", type: "invalid_request_error",
                                                               code: "content_filter"))
-        case .anthropic:
-            return errorResponse(400, "The prompt was refused by the content filter.", api: .anthropic)
+        case .anthropic, .bedrock:
+            return errorResponse(400, "The prompt was refused by the content filter.", api: api)
         }
     }
 }
@@ -97,19 +97,28 @@ enum SimulatorStreamEncoder {
     case openai(OpenAIStreamEncoder)
     case anthropic(AnthropicStreamEncoder)
     case gemini(GeminiStreamEncoder)
+    case bedrock(BedrockStreamEncoder)
 
     init(api: WireProtocol, id: String, model: String, created: Int, includeUsage: Bool, promptTokens: Int) {
         switch api {
         case .openai, .azureOpenAI: self = .openai(OpenAIStreamEncoder(id: id, model: model, created: created, includeUsage: includeUsage))
         case .anthropic: self = .anthropic(AnthropicStreamEncoder(id: id, model: model, promptTokens: promptTokens))
         case .gemini: self = .gemini(GeminiStreamEncoder(id: id, model: model))
+        case .bedrock: self = .bedrock(BedrockStreamEncoder())
         }
     }
 
     mutating func start() -> [UInt8] {
-        guard case .anthropic(var encoder) = self else { return [] }
-        defer { self = .anthropic(encoder) }
-        return encoder.start()
+        switch self {
+        case .anthropic(var encoder):
+            defer { self = .anthropic(encoder) }
+            return encoder.start()
+        case .bedrock(var encoder):
+            defer { self = .bedrock(encoder) }
+            return encoder.start()
+        case .openai, .gemini:
+            return []
+        }
     }
 
     mutating func encode(_ event: ChatEvent) -> [UInt8] {
@@ -123,6 +132,9 @@ enum SimulatorStreamEncoder {
         case .gemini(var encoder):
             defer { self = .gemini(encoder) }
             return encoder.encode(event)
+        case .bedrock(var encoder):
+            defer { self = .bedrock(encoder) }
+            return encoder.encode(event)
         }
     }
 
@@ -133,6 +145,28 @@ enum SimulatorStreamEncoder {
             defer { self = .anthropic(encoder) }
             return encoder.finish()
         case .gemini(let encoder): return encoder.finish()
+        case .bedrock(var encoder):
+            defer { self = .bedrock(encoder) }
+            return encoder.finish()
+        }
+    }
+
+    /// The protocol's in-band error for `status`, ending a stream that has begun: OpenAI's error
+    /// chunk (Azure's error body for Azure), Anthropic's `error` event, Gemini's error chunk,
+    /// Bedrock's exception message.
+    mutating func error(status: Int, message: String) -> [UInt8] {
+        switch self {
+        case .openai:
+            return SSE.data(JSONCoding.encode(ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status))))
+        case .anthropic(var encoder):
+            defer { self = .anthropic(encoder) }
+            return encoder.error(type: ErrorBody.anthropicType(status: status), message: message)
+        case .gemini:
+            return SSE.data(JSONCoding.encode(GeminiError.body(status: status, message: message)))
+        case .bedrock:
+            // In a stream Bedrock names exceptions in lower camel case: throttlingException.
+            let type = BedrockError.type(forStatus: status)
+            return BedrockStreamEncoder.exception(type: type.prefix(1).lowercased() + type.dropFirst(), message: message)
         }
     }
 }

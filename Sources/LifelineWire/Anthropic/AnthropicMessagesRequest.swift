@@ -184,6 +184,7 @@ public enum AnthropicMessagesRequest {
             case .media(let value, source: .anthropic): value
             case .media(let value, source: .openai), .media(let value, source: .azureOpenAI): AnthropicMedia.fromOpenAI(value)
             case .media(let value, source: .gemini): GeminiMedia.toOpenAI(value).flatMap(AnthropicMedia.fromOpenAI)
+            case .media(let value, source: .bedrock): BedrockMedia.toAnthropic(value)
             }
         }
     }

@@ -7,6 +7,8 @@ public enum WireProtocol: String, Sendable, Codable, CaseIterable {
     case gemini
     /// OpenAI's chat format at Azure OpenAI's URLs, with Azure's key header and errors; upstreams only.
     case azureOpenAI = "azure_openai"
+    /// Amazon Bedrock's Converse API; upstreams only.
+    case bedrock
 
     /// The APIs clients speak to Lifeline.
     public static let clientAPIs: [WireProtocol] = [.openai, .anthropic]

@@ -87,6 +87,7 @@ public enum GeminiRequest {
         case .media(let value, source: .gemini): value
         case .media(let value, source: .openai), .media(let value, source: .azureOpenAI): GeminiMedia.fromOpenAI(value)
         case .media(let value, source: .anthropic): AnthropicMedia.toOpenAI(value).flatMap(GeminiMedia.fromOpenAI)
+        case .media(let value, source: .bedrock): BedrockMedia.toOpenAI(value).flatMap(GeminiMedia.fromOpenAI)
         }
     }
 

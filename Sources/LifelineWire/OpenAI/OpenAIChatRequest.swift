@@ -211,6 +211,7 @@ public enum OpenAIChatRequest {
             case .media(let value, source: .openai), .media(let value, source: .azureOpenAI): return value
             case .media(let value, source: .anthropic): return AnthropicMedia.toOpenAI(value)
             case .media(let value, source: .gemini): return GeminiMedia.toOpenAI(value)
+            case .media(let value, source: .bedrock): return BedrockMedia.toOpenAI(value)
             }
         })
     }
