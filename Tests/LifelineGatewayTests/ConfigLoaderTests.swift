@@ -50,7 +50,7 @@ final class ConfigLoaderTests: XCTestCase {
             "server.colour: unknown key (known: allowed_hosts, body_rate_grace_s, data_dir, drain_timeout_s, host, idle_timeout_s, max_body_bytes, "
                 + "max_connections, max_connections_per_client, min_body_bytes_per_second, port, request_read_timeout_s)",
             "server.port: must be from 0 to 65535, got 70000",
-            "models[0].deployments[1].protocol: must be openai or anthropic, got 'grpc'",
+            "models[0].deployments[1].protocol: must be one of openai, anthropic, gemini, azure_openai, bedrock, got 'grpc'",
             "models[0].deployments[1].api_key: environment variable MISSING is not set",
             "models[0].deployments[1].base_url: not a URL (expected http:// or https:// with a host), got 'not a url'",
             "models[1].name: duplicate model name 'm'",

@@ -115,10 +115,8 @@ struct ChatEndpoint: Sendable {
 
     private func decode(_ json: JSONValue, api: WireProtocol) throws(GatewayError) -> ChatRequest {
         do {
-            switch api {
-            case .openai: return try OpenAIChatRequest.decode(json)
-            case .anthropic: return try AnthropicMessagesRequest.decode(json)
-            }
+            // Clients speak OpenAI's API or Anthropic's; the other protocols are upstreams only.
+            return api == .anthropic ? try AnthropicMessagesRequest.decode(json) : try OpenAIChatRequest.decode(json)
         } catch {
             throw GatewayError(error)
         }

@@ -290,7 +290,9 @@ public enum AnthropicMessagesRequest {
             switch part {
             case .text(let text): ["type": "text", "text": .string(text)]
             case .media(let value, source: .anthropic): value
-            case .media(let value, source: .openai): AnthropicMedia.fromOpenAI(value)
+            case .media(let value, source: .openai), .media(let value, source: .azureOpenAI): AnthropicMedia.fromOpenAI(value)
+            case .media(let value, source: .gemini): GeminiMedia.toOpenAI(value).flatMap(AnthropicMedia.fromOpenAI)
+            case .media(let value, source: .bedrock): BedrockMedia.toAnthropic(value)
             }
         }
     }

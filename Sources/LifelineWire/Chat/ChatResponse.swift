@@ -11,7 +11,8 @@ public enum FinishReason: String, Sendable, Equatable {
 
     public var anthropicValue: String {
         switch self {
-        case .stop, .contentFilter: "end_turn"
+        case .stop: "end_turn"
+        case .contentFilter: "refusal"
         case .length: "max_tokens"
         case .toolCalls: "tool_use"
         case .stopSequence: "stop_sequence"

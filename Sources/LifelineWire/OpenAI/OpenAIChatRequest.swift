@@ -245,8 +245,10 @@ public enum OpenAIChatRequest {
         return .array(parts.compactMap { part -> JSONValue? in
             switch part {
             case .text(let text): return ["type": "text", "text": .string(text)]
-            case .media(let value, source: .openai): return value
+            case .media(let value, source: .openai), .media(let value, source: .azureOpenAI): return value
             case .media(let value, source: .anthropic): return AnthropicMedia.toOpenAI(value)
+            case .media(let value, source: .gemini): return GeminiMedia.toOpenAI(value)
+            case .media(let value, source: .bedrock): return BedrockMedia.toOpenAI(value)
             }
         })
     }
