@@ -127,13 +127,16 @@ def fresh_bedrock_gateway(gateway_factory, bedrock_sim: LifelineProcess) -> Iter
 def openai_answer(base: str, model: str, stream: bool, **kw: Any) -> tuple[str, str | None, Any, Any]:
     """(text, finish_reason, usage, headers) through the OpenAI SDK."""
     kw.setdefault("messages", user())
+    # The gateway refuses max_tokens beside max_completion_tokens, as OpenAI does.
+    if "max_completion_tokens" not in kw:
+        kw.setdefault("max_tokens", MAX_TOKENS)
     client = openai_client(base)
     if not stream:
-        raw = client.chat.completions.with_raw_response.create(model=model, max_tokens=MAX_TOKENS, **kw)
+        raw = client.chat.completions.with_raw_response.create(model=model, **kw)
         c = raw.parse()
         return c.choices[0].message.content or "", c.choices[0].finish_reason, c.usage, raw.headers
     raw = client.chat.completions.with_raw_response.create(
-        model=model, max_tokens=MAX_TOKENS, stream=True, stream_options={"include_usage": True}, **kw
+        model=model, stream=True, stream_options={"include_usage": True}, **kw
     )
     parts, finish, usage = [], None, None
     with raw.parse() as s:
