@@ -136,6 +136,42 @@ final class BedrockConverseTests: XCTestCase {
         XCTAssertEqual(decoded, events)
     }
 
+    func testReasoningIsReadApartFromTheAnswerWholeAndStreamed() throws {
+        var choice = ChatChoice(index: 0, text: "Sunny.", finishReason: .stop)
+        choice.reasoning = "Oslo in June."
+        choice.reasoningSignature = "sig-1"
+        let response = ChatResponse(id: "", model: "", created: 0, choices: [choice], usage: Usage(promptTokens: 3, completionTokens: 4))
+        let json = BedrockConverseResponse.encode(response)
+        XCTAssertEqual(json["output"]?["message"]?["content"]?[0], ["reasoningContent": ["reasoningText": ["text": "Oslo in June.", "signature": "sig-1"]]])
+        XCTAssertEqual(try BedrockConverseResponse.decode(json), response)
+
+        let events: [ChatEvent] = [
+            .reasoningDelta(choice: 0, text: "Oslo ", signature: nil), .reasoningDelta(choice: 0, text: "in June.", signature: nil),
+            .reasoningDelta(choice: 0, text: "", signature: "sig-1"), .textDelta(choice: 0, text: "Sunny.", logprobs: nil),
+            .finish(choice: 0, reason: .stop, stopSequence: nil), .usage(Usage(promptTokens: 3, completionTokens: 4)),
+        ]
+        var encoder = BedrockStreamEncoder()
+        var bytes = encoder.start()
+        for event in events { bytes += encoder.encode(event) }
+        bytes += encoder.finish()
+        var framing = AWSEventStreamDecoder()
+        var decoder = BedrockStreamDecoder()
+        var decoded: [ChatEvent] = []
+        for message in try framing.feed(bytes) { decoded += try decoder.events(message) }
+        XCTAssertEqual(decoded, events)
+    }
+
+    func testSystemOnlyConversationsAndJSONFormatsReachConverse() throws {
+        var request = ChatRequest(model: "m", messages: [], sourceProtocol: .openai)
+        request.system = "Say hello."
+        request.responseFormat = ["type": "json_object"]
+        let body = BedrockConverseRequest.encode(request)
+        XCTAssertEqual(body["messages"], [["role": "user", "content": [["text": .string(AnthropicMessagesRequest.placeholderUserTurn)]]]])
+        let system = try XCTUnwrap(body["system"]?[0]?["text"]?.stringValue)
+        XCTAssertTrue(system.hasPrefix("Say hello.\n\n"))
+        XCTAssertEqual(JSONOutputInstruction.format(inSystem: system), ["type": "json_object"])
+    }
+
     func testStreamExceptionsCarryTheStatusTheyStandFor() {
         for (type, status) in [("throttlingException", 429), ("serviceUnavailableException", 503), ("modelNotReadyException", 429),
                                ("validationException", 400), ("modelStreamErrorException", 502), ("somethingNew", 500)] {

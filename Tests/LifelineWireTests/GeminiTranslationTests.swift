@@ -133,6 +133,29 @@ final class GeminiTranslationTests: XCTestCase {
                                 .finish(choice: 0, reason: .length, stopSequence: nil), .usage(Usage(promptTokens: 4, completionTokens: 2))])
     }
 
+    func testThoughtPartsStreamAsReasoningNotText() throws {
+        var encoder = GeminiStreamEncoder(id: "r1", model: "gemini-test")
+        let events: [ChatEvent] = [.reasoningDelta(choice: 0, text: "Oslo in June.", signature: nil), .textDelta(choice: 0, text: "Sunny.", logprobs: nil),
+                                   .finish(choice: 0, reason: .stop, stopSequence: nil), .usage(Usage(promptTokens: 4, completionTokens: 2))]
+        var bytes: [UInt8] = []
+        for event in events { bytes += encoder.encode(event) }
+        bytes += encoder.finish()
+        var parser = SSEParser()
+        let chunks = try parser.feed(bytes).map { try JSONCoding.decode($0.data) }
+        XCTAssertEqual(chunks[0]["candidates"]?[0]?["content"]?["parts"], [["text": "Oslo in June.", "thought": true]])
+        var decoder = GeminiStreamDecoder()
+        var decoded: [ChatEvent] = []
+        for chunk in chunks { decoded += try decoder.events(in: chunk) }
+        decoded += decoder.finish()
+        XCTAssertEqual(decoded, events)
+    }
+
+    func testSystemOnlyConversationsGetAUserTurn() {
+        var request = ChatRequest(model: "gemini-test", messages: [], sourceProtocol: .anthropic)
+        request.system = "Say hello."
+        XCTAssertEqual(GeminiRequest.encode(request)["contents"], [["role": "user", "parts": [["text": .string(AnthropicMessagesRequest.placeholderUserTurn)]]]])
+    }
+
     func testStreamedErrorsAndBlockedPromptsAreFailures() {
         var decoder = GeminiStreamDecoder()
         XCTAssertThrowsError(try decoder.events(in: GeminiError.body(status: 503, message: "The model is overloaded."))) {
