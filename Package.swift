@@ -23,7 +23,11 @@ let package = Package(
     ],
     targets: [
         .target(name: "LifelineCore"),
-        .target(name: "LifelineWire", dependencies: ["LifelineCore"]),
+        .target(name: "LifelineWire", dependencies: [
+            "LifelineCore",
+            // HMAC and SHA-256 for AWS Signature Version 4 (Bedrock); already built for the gateway.
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "LifelineStore", dependencies: [
             "LifelineCore",
             .product(name: "SQLiteNIO", package: "sqlite-nio"),
@@ -33,6 +37,7 @@ let package = Package(
         .target(name: "LifelineSimulator", dependencies: [
             "LifelineCore", "LifelineWire",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "LifelineGateway", dependencies: [
@@ -57,7 +62,7 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         .testTarget(name: "LifelineCoreTests", dependencies: ["LifelineCore"]),
-        .testTarget(name: "LifelineWireTests", dependencies: ["LifelineWire"]),
+        .testTarget(name: "LifelineWireTests", dependencies: ["LifelineWire"], exclude: ["Fixtures"]),
         .testTarget(name: "LifelineStoreTests", dependencies: [
             "LifelineStore", "LifelineCore", .product(name: "SQLiteNIO", package: "sqlite-nio"),
         ]),

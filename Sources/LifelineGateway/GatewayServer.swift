@@ -27,11 +27,11 @@ public enum GatewayServer {
                 var knobs = SimulatorKnobs()
                 knobs.ttftMilliseconds = settings.ttftMilliseconds
                 knobs.tokensPerSecond = settings.tokensPerSecond
-                let simulator = Simulator(protocols: .both, models: [deployment.model], knobs: knobs)
+                let simulator = Simulator(protocols: Simulator.Protocols(serving: deployment.protocol), models: [deployment.model], knobs: knobs,
+                                          bedrockCredentials: deployment.awsCredentials)
                 let (port, service) = try await startSimulator(simulator, logger: logger)
                 services.append(service)
-                config.models[modelIndex].deployments[index].baseURL = deployment.protocol == .openai
-                    ? "http://127.0.0.1:\(port)/v1" : "http://127.0.0.1:\(port)"
+                config.models[modelIndex].deployments[index].baseURL = deployment.loopbackBaseURL(port: port)
                 logger.info("simulated upstream started", metadata: ["deployment": .string(deployment.name), "port": .stringConvertible(port)])
             }
         }
@@ -167,7 +167,7 @@ public enum GatewayServer {
         let port: Int
         if settings.picksPort {
             port = try await freeLoopbackPort()
-            baseURL = deployment.protocol == .openai ? "http://127.0.0.1:\(port)/v1" : "http://127.0.0.1:\(port)"
+            baseURL = deployment.loopbackBaseURL(port: port)
         } else {
             let url = URL(string: baseURL)
             port = url?.port ?? (url?.scheme == "https" ? 443 : 80)

@@ -103,6 +103,14 @@ public final class PostgresStore: LifelineStore {
                 PRIMARY KEY (instance, series, idx))
             """,
         ] + sharedBucketsMigration,
+        [
+            """
+            CREATE TABLE stored_responses (
+                id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+                response TEXT NOT NULL, conversation TEXT NOT NULL, seq BIGINT GENERATED ALWAYS AS IDENTITY)
+            """,
+            "CREATE INDEX stored_responses_by_seq ON stored_responses (seq)",
+        ] + storedResponsesIndexes,
     ]
 
     public static var schemaVersion: Int { migrations.count }
@@ -596,6 +604,33 @@ public final class PostgresStore: LifelineStore {
 
     public func removeSubscriber(id: String) async throws -> Bool {
         !(try await rows("DELETE FROM subscribers WHERE id = \(id) RETURNING id")).isEmpty
+    }
+
+    public func save(_ response: StoredResponse, now: Double, limit: Int) async throws {
+        try await transaction { connection in
+            _ = try await connection.query("DELETE FROM stored_responses WHERE id = \(response.id)", logger: logger)
+            _ = try await connection.query("""
+                INSERT INTO stored_responses (id, owner, created_at, expires_at, response, conversation)
+                VALUES (\(response.id), \(response.owner), \(response.createdAt), \(response.expiresAt), \(response.response), \(response.conversation))
+                """, logger: logger)
+            _ = try await connection.query("DELETE FROM stored_responses WHERE expires_at <= \(now)", logger: logger)
+            // Each save takes the next `seq`, so the rows of earlier saves are a `seq` range.
+            let keep = max(0, limit)
+            _ = try await connection.query(
+                "DELETE FROM stored_responses WHERE seq <= (SELECT max(seq) FROM stored_responses) - \(keep)", logger: logger)
+        }
+    }
+
+    public func storedResponse(id: String, owner: String, now: Double) async throws -> StoredResponse? {
+        try await rows("SELECT * FROM stored_responses WHERE id = \(id) AND owner = \(owner) AND expires_at > \(now)").first.map { row in
+            StoredResponse(id: try row["id"].decode(String.self), owner: try row["owner"].decode(String.self),
+                           createdAt: try row["created_at"].decode(Double.self), expiresAt: try row["expires_at"].decode(Double.self),
+                           response: try row["response"].decode(String.self), conversation: try row["conversation"].decode(String.self))
+        }
+    }
+
+    public func deleteStoredResponse(id: String, owner: String) async throws -> Bool {
+        !(try await rows("DELETE FROM stored_responses WHERE id = \(id) AND owner = \(owner) RETURNING id")).isEmpty
     }
 
     public func close() async throws {

@@ -96,6 +96,13 @@ public final class SQLiteStore: LifelineStore {
                 total INTEGER NOT NULL, updated_at REAL NOT NULL, keep_until REAL NOT NULL, PRIMARY KEY (instance, series, idx))
             """,
         ] + sharedBucketsMigration,
+        [
+            """
+            CREATE TABLE stored_responses (
+                id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL,
+                response TEXT NOT NULL, conversation TEXT NOT NULL)
+            """,
+        ] + storedResponsesIndexes,
     ]
 
 
@@ -471,6 +478,41 @@ public final class SQLiteStore: LifelineStore {
                               peakConcurrency: Int(row.column("peak_concurrency")?.integer ?? 0),
                               rateLimited: Int(row.column("rate_limited")?.integer ?? 0))
             }
+        }
+    }
+
+    // MARK: Stored responses
+
+    public func save(_ response: StoredResponse, now: Double, limit: Int) async throws {
+        try await serial.run { [self] in
+            try await transaction {
+                _ = try await connection.query(
+                    "INSERT OR REPLACE INTO stored_responses VALUES (?, ?, ?, ?, ?, ?)",
+                    [.text(response.id), .text(response.owner), .float(response.createdAt), .float(response.expiresAt),
+                     .text(response.response), .text(response.conversation)])
+                _ = try await connection.query("DELETE FROM stored_responses WHERE expires_at <= ?", [.float(now)])
+                // A new row takes the next rowid, so the rows of earlier saves are a rowid range.
+                _ = try await connection.query(
+                    "DELETE FROM stored_responses WHERE rowid <= (SELECT max(rowid) FROM stored_responses) - ?", [.integer(max(0, limit))])
+            }
+        }
+    }
+
+    public func storedResponse(id: String, owner: String, now: Double) async throws -> StoredResponse? {
+        try await serial.run { [self] in
+            try await connection.query("SELECT * FROM stored_responses WHERE id = ? AND owner = ? AND expires_at > ?",
+                                       [.text(id), .text(owner), .float(now)]).first.map { row in
+                StoredResponse(id: row.column("id")?.string ?? "", owner: row.column("owner")?.string ?? "",
+                               createdAt: row.column("created_at")?.double ?? 0, expiresAt: row.column("expires_at")?.double ?? 0,
+                               response: row.column("response")?.string ?? "", conversation: row.column("conversation")?.string ?? "")
+            }
+        }
+    }
+
+    public func deleteStoredResponse(id: String, owner: String) async throws -> Bool {
+        try await serial.run { [self] in
+            _ = try await connection.query("DELETE FROM stored_responses WHERE id = ? AND owner = ?", [.text(id), .text(owner)])
+            return (try await connection.query("SELECT changes() AS n", []).first?.column("n")?.integer ?? 0) > 0
         }
     }
 

@@ -152,7 +152,38 @@ public protocol LifelineStore: Sendable {
     func record(traffic: [TrafficMinute]) async throws
     /// Traffic minutes from `minute` (Unix seconds) on, every scope.
     func traffic(since minute: Int) async throws -> [TrafficMinute]
+    /// Keeps a Responses answer (replacing one with its id), then forgets those expired by
+    /// `now` and any saved before the last `limit` saves.
+    func save(_ response: StoredResponse, now: Double, limit: Int) async throws
+    /// The stored response `id` of `owner`, unless it has expired by `now`; another owner's is nil.
+    func storedResponse(id: String, owner: String, now: Double) async throws -> StoredResponse?
+    /// Forgets the stored response `id` of `owner`; false if there was none (or it is another owner's).
+    func deleteStoredResponse(id: String, owner: String) async throws -> Bool
     func close() async throws
+}
+
+/// One answer of the Responses API kept for `GET /v1/responses/{id}` and `previous_response_id`.
+public struct StoredResponse: Sendable, Equatable {
+    /// `resp_…`, random: the only handle to it.
+    public var id: String
+    /// The caller (key id, or `anonymous`) that created it; no other caller reads or continues it.
+    public var owner: String
+    /// Unix seconds.
+    public var createdAt: Double
+    public var expiresAt: Double
+    /// The response object as JSON text.
+    public var response: String
+    /// The conversation through this answer (input and output items) as a JSON array text.
+    public var conversation: String
+
+    public init(id: String, owner: String, createdAt: Double, expiresAt: Double, response: String, conversation: String) {
+        self.id = id
+        self.owner = owner
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.response = response
+        self.conversation = conversation
+    }
 }
 
 /// One instance's count in one bucket of one shared series (an SLO's ring, a status
@@ -282,6 +313,12 @@ let earlierBucketsKeptSeconds = 400.0 * 86_400
 /// Schema 6 after each store's own `CREATE TABLE shared_buckets`, in the SQL both speak: its
 /// indexes, and the buckets kept before (one process's, without an instance) moved in as the rows
 /// of an earlier instance, named as `SLOEvaluator.series(slo:ring:)` names them.
+/// Schema 7: stored Responses answers, found by id and owner, aged out by expiry (this index)
+/// and by count (each store's insertion sequence, so trimming never scans the table).
+let storedResponsesIndexes = [
+    "CREATE INDEX stored_responses_by_expiry ON stored_responses (expires_at)",
+]
+
 let sharedBucketsMigration = [
     "CREATE INDEX shared_buckets_by_update ON shared_buckets (updated_at)",
     "CREATE INDEX shared_buckets_by_expiry ON shared_buckets (keep_until)",

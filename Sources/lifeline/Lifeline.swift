@@ -3,6 +3,7 @@ import Foundation
 import LifelineCore
 import LifelineGateway
 import LifelineSimulator
+import LifelineWire
 import Logging
 import NIOCore
 import NIOPosix
@@ -84,11 +85,16 @@ struct Serve: AsyncParsableCommand {
 }
 
 struct Simulate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a deterministic OpenAI/Anthropic-compatible model server with fault knobs.")
+    static let configuration = CommandConfiguration(abstract: "Run a deterministic model server (OpenAI, Anthropic, Gemini, Azure OpenAI or Bedrock protocol) with fault knobs.")
 
     @Option(help: "Listen address.") var host = "127.0.0.1"
     @Option(help: "Listen port (0 picks a free port).") var port = 9001
-    @Option(name: .customLong("protocol"), help: "openai, anthropic or both.") var wireProtocol = "both"
+    @Option(name: .customLong("protocol"), help: "openai, anthropic, both (OpenAI and Anthropic), gemini, azure_openai or bedrock (Converse).")
+    var wireProtocol = "both"
+    @Option(help: "Bedrock: the access key id whose signatures are checked (with --aws-secret-access-key-env); without it only the Authorization header's shape is.")
+    var awsAccessKeyId: String?
+    @Option(help: "Bedrock: the environment variable holding the secret access key that signatures are checked with.")
+    var awsSecretAccessKeyEnv: String?
     @Option(help: "Model ids listed at /v1/models (any name is answered).") var model: [String] = ["lifeline-sim"]
     @Option(help: "Time to first token, in milliseconds.") var ttftMs = 0
     @Option(help: "Token pace; 0 sends as fast as possible.") var tokensPerSecond = 0.0
@@ -98,13 +104,30 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Share of requests answered 429 (0 to 1).") var rateLimitRate = 0.0
     @Option(help: "Retry-After seconds on 429.") var retryAfter = 1
     @Option(help: "Cut each answer after this many tokens (0: never).") var disconnectAfterTokens = 0
+    @Option(help: "End each stream after this many tokens with the protocol's in-band error for --error-status (0: never).")
+    var streamErrorAfterTokens = 0
     @Flag(help: "Accept requests and never answer.") var hang = false
     @Option(help: "Requests served at once; more wait their turn (0: unlimited).") var capacity = 0
+    @Option(help: "Content filter: off, prompt (refuse every prompt) or completion (cut every answer halfway).") var contentFilter = "off"
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         guard let protocols = Simulator.Protocols(rawValue: wireProtocol) else {
-            throw ValidationError("--protocol must be openai, anthropic or both")
+            throw ValidationError("--protocol must be openai, anthropic, both, gemini, azure_openai or bedrock")
+        }
+        guard let filter = SimulatorKnobs.ContentFilter(rawValue: contentFilter) else {
+            throw ValidationError("--content-filter must be off, prompt or completion")
+        }
+        var credentials: AWSCredentials?
+        switch (awsAccessKeyId, awsSecretAccessKeyEnv) {
+        case (nil, nil): break
+        case (let id?, let variable?):
+            guard let secret = ProcessInfo.processInfo.environment[variable], !secret.isEmpty else {
+                throw ValidationError("--aws-secret-access-key-env: environment variable \(variable) is not set")
+            }
+            credentials = AWSCredentials(accessKeyID: id, secretAccessKey: secret)
+        default:
+            throw ValidationError("--aws-access-key-id and --aws-secret-access-key-env go together")
         }
         var knobs = SimulatorKnobs()
         knobs.ttftMilliseconds = ttftMs
@@ -115,10 +138,12 @@ struct Simulate: AsyncParsableCommand {
         knobs.rateLimitRate = rateLimitRate
         knobs.retryAfterSeconds = retryAfter
         knobs.disconnectAfterTokens = disconnectAfterTokens
+        knobs.streamErrorAfterTokens = streamErrorAfterTokens
         knobs.hang = hang
         knobs.capacity = capacity
+        knobs.contentFilter = filter
         let logger = logging.makeLogger("lifeline.simulator")
-        let simulator = Simulator(protocols: protocols, models: model, knobs: knobs)
+        let simulator = Simulator(protocols: protocols, models: model, knobs: knobs, bedrockCredentials: credentials)
         let app = simulator.application(host: host, port: port, logger: logger) { port in
             logger.info("simulator listening", metadata: ["address": .string("http://\(host):\(port)")])
         }

@@ -25,6 +25,13 @@ final class StatusBoardTests: XCTestCase {
         XCTAssertNotEqual(board().components[0].id, board().components[1].id)
     }
 
+    func testEveryChatAPIRouteCountsTowardTheChatComponentAndEmbeddingsDoNot() {
+        for route in ["chat_completions", "messages", "responses"] {
+            XCTAssertEqual(board().components(route: route, model: "chat-default"), ["API", "Chat", "chat-default"], route)
+        }
+        XCTAssertEqual(board().components(route: "embeddings", model: "chat-default"), ["API", "chat-default"])
+    }
+
     func testErrorShareSetsTheStatusLadder() {
         for (failed, expected) in [(0, ComponentStatus.operational), (1, .partialOutage), (6, .majorOutage)] {
             var board = board()

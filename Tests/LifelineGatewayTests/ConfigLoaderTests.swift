@@ -50,7 +50,7 @@ final class ConfigLoaderTests: XCTestCase {
             "server.colour: unknown key (known: allowed_hosts, body_rate_grace_s, data_dir, drain_timeout_s, host, idle_timeout_s, max_body_bytes, "
                 + "max_connections, max_connections_per_client, min_body_bytes_per_second, port, request_read_timeout_s)",
             "server.port: must be from 0 to 65535, got 70000",
-            "models[0].deployments[1].protocol: must be openai or anthropic, got 'grpc'",
+            "models[0].deployments[1].protocol: must be one of openai, anthropic, gemini, azure_openai, bedrock, got 'grpc'",
             "models[0].deployments[1].api_key: environment variable MISSING is not set",
             "models[0].deployments[1].base_url: not a URL (expected http:// or https:// with a host), got 'not a url'",
             "models[1].name: duplicate model name 'm'",
@@ -191,11 +191,25 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(issues(Self.oneModel + """
         storage: {postgres: {url: "mysql://x@y/z"}, key_refresh_s: 0, disk: 1}
         """), [
-            "storage.disk: unknown key (known: key_refresh_s, postgres)",
+            "storage.disk: unknown key (known: key_refresh_s, postgres, responses)",
             "storage.key_refresh_s: must be from 0.05 to 3600, got 0",
             "storage.postgres.url: must be a postgres://user:password@host:port/database URL",
         ])
         XCTAssertEqual(issues(Self.oneModel + "storage: {postgres: {}}\n"), ["storage.postgres.url: required"])
+    }
+
+    func testStoredResponsesAreBoundedByConfig() throws {
+        let defaults = try ConfigLoader.parse(Self.oneModel, environment: [:]).storage
+        XCTAssertEqual(defaults.responsesTTLSeconds, 30 * 86_400)
+        XCTAssertEqual(defaults.maxStoredResponses, 100_000)
+        let config = try ConfigLoader.parse(Self.oneModel + "storage: {responses: {ttl_s: 3600, max_stored: 50}}\n", environment: [:])
+        XCTAssertEqual(config.storage.responsesTTLSeconds, 3600)
+        XCTAssertEqual(config.storage.maxStoredResponses, 50)
+        XCTAssertEqual(issues(Self.oneModel + "storage: {responses: {ttl_s: 1, max_stored: 2.5, keep: true}}\n"), [
+            "storage.responses.keep: unknown key (known: max_stored, ttl_s)",
+            "storage.responses.ttl_s: must be from 60 to 34560000, got 1",
+            "storage.responses.max_stored: must be a whole number",
+        ])
     }
 
     func testWebhooksAreReadAndTheirURLsAndHeadersAreSecrets() throws {

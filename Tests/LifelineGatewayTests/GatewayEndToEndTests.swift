@@ -37,7 +37,7 @@ final class GatewayEndToEndTests: XCTestCase {
     }
 
     func testStreamsCarryTheSameTextAsWholeAnswers() async throws {
-        for api in WireProtocol.allCases {
+        for api in WireProtocol.clientAPIs {
             for model in ["chat-openai", "chat-anthropic"] {
                 let whole = try await fixture.post(path(for: api), chatBody(model, "stream check", api: api))
                 let streamed = try await fixture.post(path(for: api), chatBody(model, "stream check", stream: true, api: api))
@@ -61,7 +61,7 @@ final class GatewayEndToEndTests: XCTestCase {
         var knobs = SimulatorKnobs()
         knobs.errorRate = 1
         fixture.simulatorA.setKnobs(knobs)
-        for api in WireProtocol.allCases {
+        for api in WireProtocol.clientAPIs {
             for model in ["chat-openai", "chat-anthropic"] {
                 for stream in [false, true] {
                     let reply = try await fixture.post(path(for: api), chatBody(model, "failover", stream: stream, api: api))
@@ -74,7 +74,7 @@ final class GatewayEndToEndTests: XCTestCase {
     }
 
     func testStreamCutMidAnswerResumesIdenticallyOnTheOtherDeployment() async throws {
-        for api in WireProtocol.allCases {
+        for api in WireProtocol.clientAPIs {
             for model in ["chat-openai", "chat-anthropic"] {
                 let body = chatBody(model, "resume me please \(api)", stream: true, api: api, maxTokens: 200)
                 fixture.simulatorA.resetKnobs()

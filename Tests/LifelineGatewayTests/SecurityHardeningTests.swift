@@ -283,7 +283,7 @@ final class SecurityHardeningTests: XCTestCase {
         let fixture = try XCTUnwrap(fixture)
         let host = "127.0.0.1:\(fixture.gatewayPort)"
         let chat = #"{"model":"chat-openai","messages":[{"role":"user","content":"hi"}],"max_tokens":16}"#
-        for path in ["/v1/chat/completions", "/v1/messages", "/v1/embeddings"] {
+        for path in ["/v1/chat/completions", "/v1/messages", "/v1/embeddings", "/v1/responses"] {
             let plain = try await raw("POST", path, host: host, headers: ["Content-Type": "text/plain"], body: chat)
             XCTAssertEqual(plain.status, 415, path)
             let form = try await raw("POST", path, host: host, headers: ["Content-Type": "application/x-www-form-urlencoded"], body: chat)

@@ -184,6 +184,39 @@ extension StoreContract {
         try await store.close()
     }
 
+    static func storedResponsesAreTheOwnersAndAgeOut(_ store: any LifelineStore) async throws {
+        func response(_ id: String, owner: String = "k1", at created: Double, expires: Double = 10_000) -> StoredResponse {
+            StoredResponse(id: id, owner: owner, createdAt: created, expiresAt: expires, response: #"{"id":"\#(id)"}"#, conversation: "[]")
+        }
+        try await store.save(response("resp_a", at: 100), now: 100, limit: 3)
+        try await store.save(response("resp_b", owner: "k2", at: 101), now: 101, limit: 3)
+        let own = try await store.storedResponse(id: "resp_a", owner: "k1", now: 102)
+        let others = try await store.storedResponse(id: "resp_a", owner: "k2", now: 102)
+        XCTAssertEqual(own, response("resp_a", at: 100))
+        XCTAssertNil(others, "another owner read a stored response")
+        let expired = try await store.storedResponse(id: "resp_a", owner: "k1", now: 10_000)
+        XCTAssertNil(expired, "an expired response was returned")
+
+        // Beyond the limit the oldest go; expired ones go at the next save.
+        try await store.save(response("resp_short", at: 102, expires: 150), now: 102, limit: 3)
+        try await store.save(response("resp_c", at: 103), now: 103, limit: 3)
+        let oldest = try await store.storedResponse(id: "resp_a", owner: "k1", now: 104)
+        let newest = try await store.storedResponse(id: "resp_c", owner: "k1", now: 104)
+        XCTAssertNil(oldest, "the oldest response outlived the limit")
+        XCTAssertNotNil(newest)
+        try await store.save(response("resp_d", at: 200), now: 200, limit: 3)
+        let short = try await store.storedResponse(id: "resp_short", owner: "k1", now: 120)
+        XCTAssertNil(short, "an expired response was not forgotten")
+
+        let othersDelete = try await store.deleteStoredResponse(id: "resp_d", owner: "k2")
+        let ownDelete = try await store.deleteStoredResponse(id: "resp_d", owner: "k1")
+        let again = try await store.deleteStoredResponse(id: "resp_d", owner: "k1")
+        XCTAssertEqual([othersDelete, ownDelete, again], [false, true, false])
+        let deleted = try await store.storedResponse(id: "resp_d", owner: "k1", now: 200)
+        XCTAssertNil(deleted)
+        try await store.close()
+    }
+
     static func incidentEvidenceAndPostmortemRoundTrip(_ store: any LifelineStore) async throws {
         var incident = sampleIncident()
         incident.evidence.record(ObservedRequest(at: 1_010, available: false, caller: "k1", deployment: "a", completionTokens: 7))
@@ -248,6 +281,9 @@ final class SQLiteStoreTests: XCTestCase {
     func testAlertStatesAreReplacedWhole() async throws { try await StoreContract.alertStatesAreReplacedWhole(try await makeStore()) }
     func testDeliveriesAreKeyedOnceAndUpdated() async throws { try await StoreContract.deliveriesAreKeyedOnceAndUpdated(try await makeStore()) }
     func testSubscribersRoundTripAndRemove() async throws { try await StoreContract.subscribersRoundTripAndRemove(try await makeStore()) }
+    func testStoredResponsesAreTheOwnersAndAgeOut() async throws {
+        try await StoreContract.storedResponsesAreTheOwnersAndAgeOut(try await makeStore())
+    }
     func testTrafficMinutesAddUpKeepThePeakAndAgeOut() async throws {
         try await StoreContract.trafficMinutesAddUpKeepThePeakAndAgeOut(try await makeStore())
     }
@@ -262,7 +298,7 @@ final class SQLiteStoreTests: XCTestCase {
         try await first.close()
         // As a file written before the status and SLI tables existed.
         for table in ["incident_updates", "incidents", "maintenance_updates", "maintenances", "uptime_days", "shared_buckets", "alert_states",
-                      "deliveries", "subscribers", "traffic_minutes"] {
+                      "deliveries", "subscribers", "traffic_minutes", "stored_responses"] {
             try await runSQLite(path, "DROP TABLE \(table)")
         }
         try await runSQLite(path, "PRAGMA user_version = 1")
@@ -282,6 +318,7 @@ final class SQLiteStoreTests: XCTestCase {
         try await SQLiteStore.open(path: path).close()
         // As a file of schema 5, when one process kept its buckets without an instance.
         try await runSQLite(path, "DROP TABLE shared_buckets")
+        try await runSQLite(path, "DROP TABLE stored_responses")
         try await runSQLite(path, """
             CREATE TABLE sli_buckets (slo TEXT NOT NULL, ring TEXT NOT NULL, width REAL NOT NULL, idx INTEGER NOT NULL,
                 good INTEGER NOT NULL, total INTEGER NOT NULL, PRIMARY KEY (slo, ring, idx))
@@ -395,6 +432,9 @@ final class PostgresStoreTests: XCTestCase {
     func testAlertStatesAreReplacedWhole() async throws { try await StoreContract.alertStatesAreReplacedWhole(try await makeStore()) }
     func testDeliveriesAreKeyedOnceAndUpdated() async throws { try await StoreContract.deliveriesAreKeyedOnceAndUpdated(try await makeStore()) }
     func testSubscribersRoundTripAndRemove() async throws { try await StoreContract.subscribersRoundTripAndRemove(try await makeStore()) }
+    func testStoredResponsesAreTheOwnersAndAgeOut() async throws {
+        try await StoreContract.storedResponsesAreTheOwnersAndAgeOut(try await makeStore())
+    }
     func testTrafficMinutesAddUpKeepThePeakAndAgeOut() async throws {
         try await StoreContract.trafficMinutesAddUpKeepThePeakAndAgeOut(try await makeStore())
     }

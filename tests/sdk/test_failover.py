@@ -294,7 +294,8 @@ MALFORMED = [
 @pytest.mark.parametrize("body", MALFORMED)
 @pytest.mark.parametrize(
     "route,api",
-    [("/v1/chat/completions", "openai"), ("/v1/embeddings", "openai"), ("/v1/messages", "anthropic")],
+    [("/v1/chat/completions", "openai"), ("/v1/embeddings", "openai"), ("/v1/messages", "anthropic"),
+     ("/v1/responses", "openai")],
 )
 def test_malformed_json_is_400_in_the_route_error_shape(gateway, http, route: str, api: str, body: bytes) -> None:
     r = http.post(gateway.url + route, content=body, headers={"content-type": "application/json"})
@@ -333,7 +334,7 @@ def post_oversized(port: int, path: str, body: bytes) -> int:
     raise AssertionError(f"no HTTP answer to a {len(body)}-byte body on {path}")
 
 
-@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/messages", "/v1/embeddings"])
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/messages", "/v1/embeddings", "/v1/responses"])
 def test_body_over_4_mib_is_413(gateway, http, route: str) -> None:
     filler = "x" * (4 * 1024 * 1024 + 64 * 1024)
     body = json.dumps(

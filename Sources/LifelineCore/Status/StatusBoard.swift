@@ -33,7 +33,7 @@ public struct StatusBoard: Sendable {
     /// The components a request on `route` for `model` counts toward.
     public func components(route: String, model: String) -> [String] {
         var names = [Self.apiComponent]
-        if route == "chat_completions" || route == "messages" { names.append(Self.chatComponent) }
+        if route == "chat_completions" || route == "messages" || route == "responses" { names.append(Self.chatComponent) }
         if availability[model] != nil, model != Self.apiComponent, model != Self.chatComponent { names.append(model) }
         return names
     }

@@ -232,8 +232,13 @@ struct ConfigReader {
         readRouting(root["routing"], into: &config.routing)
         let admin = object(root["admin"], "admin", allowed: ["token"])
         config.admin.token = secret(admin, "token", "admin")
-        let storage = object(root["storage"], "storage", allowed: ["postgres", "key_refresh_s"])
+        let storage = object(root["storage"], "storage", allowed: ["postgres", "key_refresh_s", "responses"])
         if let refresh = number(storage, "key_refresh_s", "storage", in: 0.05...3600) { config.storage.keyRefreshSeconds = refresh }
+        if storage["responses"] != nil {
+            let responses = object(storage["responses"], "storage.responses", allowed: ["ttl_s", "max_stored"])
+            if let ttl = number(responses, "ttl_s", "storage.responses", in: 60...(400 * 86_400)) { config.storage.responsesTTLSeconds = ttl }
+            if let limit = integer(responses, "max_stored", "storage.responses", in: 0...100_000_000) { config.storage.maxStoredResponses = limit }
+        }
         if storage["postgres"] != nil {
             let postgres = object(storage["postgres"], "storage.postgres", allowed: ["url"])
             if let url = secret(postgres, "url", "storage.postgres") {
@@ -595,14 +600,61 @@ struct ConfigReader {
         return process
     }
 
+    /// A Bedrock deployment's region and credentials: an access key (with its secret, and a
+    /// session token for temporary credentials) or a Bedrock API key in `api_key`. Required
+    /// unless the deployment is simulated, which then signs with the simulator's own.
+    mutating func readBedrock(_ object: [String: JSONValue], _ path: String, into deployment: inout DeploymentConfig) {
+        let simulated = object["simulator"] != nil
+        if let region = string(object, "region", path) {
+            if !region.isEmpty, region.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }) {
+                deployment.region = region
+            } else {
+                fail(join(path, "region"), "not an AWS region (such as us-east-1), got '\(region)'")
+            }
+        } else if simulated {
+            deployment.region = DeploymentConfig.bedrockSimulatorRegion
+        } else if object["region"] == nil {
+            fail(join(path, "region"), "required for protocol bedrock (the AWS region, such as us-east-1)")
+        }
+        let accessKey = secret(object, "access_key_id", path)
+        let secretKey = secret(object, "secret_access_key", path)
+        let token = secret(object, "session_token", path)
+        switch (accessKey, secretKey) {
+        case (let id?, let key?):
+            for (key, value) in [("access_key_id", id), ("secret_access_key", key)] where value.isEmpty {
+                let keyPath = join(path, key)
+                // An unset ${ENV} variable is reported already, at this path.
+                if !issues.contains(where: { $0.path == keyPath }) { fail(keyPath, "must not be empty") }
+            }
+            deployment.awsCredentials = AWSCredentials(accessKeyID: id, secretAccessKey: key, sessionToken: token?.isEmpty == true ? nil : token)
+        case (nil, nil) where object["access_key_id"] == nil && object["secret_access_key"] == nil:
+            if token != nil { fail(join(path, "session_token"), "needs access_key_id and secret_access_key") }
+            if simulated, object["api_key"] == nil {
+                deployment.awsCredentials = DeploymentConfig.bedrockSimulatorCredentials
+            } else if object["api_key"] == nil {
+                fail(join(path, "access_key_id"), "required for protocol bedrock (with secret_access_key), unless api_key holds a Bedrock API key")
+                fail(join(path, "secret_access_key"), "required for protocol bedrock (with access_key_id), unless api_key holds a Bedrock API key")
+            }
+        case (nil, _) where object["access_key_id"] == nil:
+            fail(join(path, "access_key_id"), "required with secret_access_key")
+        case (_, nil) where object["secret_access_key"] == nil:
+            fail(join(path, "secret_access_key"), "required with access_key_id")
+        default:
+            break // an unset ${ENV} variable, already reported at its path
+        }
+    }
+
     mutating func readDeployment(_ raw: JSONValue, _ path: String) -> DeploymentConfig? {
         let object = object(raw, path, allowed: ["name", "protocol", "base_url", "api_key", "model", "priority", "weight", "timeouts", "simulator",
-                                                 "process", "health_check", "rpm", "tpm", "stream_usage"])
+                                                 "process", "health_check", "rpm", "tpm", "stream_usage", "api_version", "deployment",
+                                                 "region", "access_key_id", "secret_access_key", "session_token"])
         let name = string(object, "name", path) ?? ""
         if name.isEmpty { fail(join(path, "name"), "required") }
         var wireProtocol = WireProtocol.openai
         if let text = string(object, "protocol", path) {
-            if let parsed = WireProtocol(rawValue: text) { wireProtocol = parsed } else { fail(join(path, "protocol"), "must be openai or anthropic, got '\(text)'") }
+            if let parsed = WireProtocol(rawValue: text) { wireProtocol = parsed } else {
+                fail(join(path, "protocol"), "must be one of \(WireProtocol.allCases.map(\.rawValue).joined(separator: ", ")), got '\(text)'")
+            }
         }
         var deployment = DeploymentConfig(name: name, protocol: wireProtocol, model: string(object, "model", path) ?? "")
         if deployment.model.isEmpty { fail(join(path, "model"), "required (the upstream's model id)") }
@@ -626,6 +678,11 @@ struct ConfigReader {
             deployment.process = readProcess(object["process"], join(path, "process"))
             if deployment.simulator != nil { fail(join(path, "process"), "a deployment has a simulator or a process, not both") }
         }
+        if wireProtocol == .bedrock {
+            readBedrock(object, path, into: &deployment)
+        } else if let key = ["region", "access_key_id", "secret_access_key", "session_token"].first(where: { object[$0] != nil }) {
+            fail(join(path, key), "only for protocol bedrock")
+        }
         if let url = string(object, "base_url", path) {
             if let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme), parsed.host != nil {
                 deployment.baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
@@ -634,6 +691,10 @@ struct ConfigReader {
             }
         } else if deployment.simulator != nil {
             // The simulator's own port.
+        } else if wireProtocol == .gemini, deployment.process == nil {
+            deployment.baseURL = Self.geminiBaseURL
+        } else if wireProtocol == .bedrock {
+            if let region = deployment.region { deployment.baseURL = DeploymentConfig.bedrockBaseURL(region: region) }
         } else if let process = deployment.process {
             deployment.process?.picksPort = true
             if !(process.arguments + process.environment.values).contains(where: { $0.contains(ProcessConfig.portPlaceholder) }) {
@@ -656,6 +717,47 @@ struct ConfigReader {
             if let value = integer(check, "timeout_ms", checkPath, in: 1...600_000) { settings.timeoutMilliseconds = value }
             deployment.healthCheck = settings
         }
+        readProviderFields(object, path, into: &deployment)
         return deployment
+    }
+}
+
+extension ConfigReader {
+    /// Google's Gemini API, the base URL of a `gemini` deployment that names none.
+    static let geminiBaseURL = "https://generativelanguage.googleapis.com/v1beta"
+
+    /// The fields of the hosted providers' protocols (Gemini, Azure OpenAI): what goes into their
+    /// URLs is checked to be a plain path segment, and their key is required.
+    mutating func readProviderFields(_ object: [String: JSONValue], _ path: String, into deployment: inout DeploymentConfig) {
+        let segment = { (text: String) in !text.isEmpty && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) } }
+        let apiVersion = string(object, "api_version", path)
+        let azureDeployment = string(object, "deployment", path)
+        if deployment.protocol != .azureOpenAI {
+            if apiVersion != nil { fail(join(path, "api_version"), "only for protocol azure_openai") }
+            if azureDeployment != nil { fail(join(path, "deployment"), "only for protocol azure_openai") }
+        }
+        switch deployment.protocol {
+        case .gemini:
+            let model = deployment.model.hasPrefix("models/") ? String(deployment.model.dropFirst(7)) : deployment.model
+            if !deployment.model.isEmpty, !segment(model) {
+                fail(join(path, "model"), "a Gemini model id holds only letters, digits, '-', '_' and '.', got '\(deployment.model)'")
+            }
+        case .azureOpenAI:
+            if let apiVersion {
+                if segment(apiVersion) { deployment.apiVersion = apiVersion }
+                else { fail(join(path, "api_version"), "expected an Azure API version such as 2024-10-21, or v1, got '\(apiVersion)'") }
+            }
+            if let azureDeployment {
+                if segment(azureDeployment) { deployment.azureDeployment = azureDeployment }
+                else { fail(join(path, "deployment"), "an Azure deployment name holds only letters, digits, '-', '_' and '.', got '\(azureDeployment)'") }
+            } else if !deployment.model.isEmpty, !segment(deployment.model), deployment.apiVersion != "v1" {
+                fail(join(path, "deployment"), "required when model '\(deployment.model)' is not a valid Azure deployment name")
+            }
+        default:
+            return
+        }
+        if deployment.apiKey == nil, deployment.simulator == nil, object["api_key"] == nil {
+            fail(join(path, "api_key"), "required for protocol \(deployment.protocol.rawValue) (write it as ${ENV_VAR})")
+        }
     }
 }

@@ -39,6 +39,10 @@ public struct LifelineConfig: Sendable, Equatable {
     /// Values that must never appear in a log: upstream keys and the admin token.
     public var secretValues: [String] {
         var values = models.flatMap { $0.deployments.compactMap(\.apiKey) }
+        for deployment in models.flatMap(\.deployments) {
+            guard let credentials = deployment.awsCredentials else { continue }
+            values += [credentials.accessKeyID, credentials.secretAccessKey] + (credentials.sessionToken.map { [$0] } ?? [])
+        }
         if let token = admin.token { values.append(token) }
         if let url = storage.postgresURL { values.append(url) }
         for webhook in notifications.webhooks {
@@ -127,6 +131,10 @@ public struct StorageConfig: Sendable, Equatable {
     public var postgresURL: String?
     /// How often keys changed elsewhere are read from the store (`storage.key_refresh_s`).
     public var keyRefreshSeconds = 1.0
+    /// How long a stored Responses answer is kept (`storage.responses.ttl_s`; OpenAI keeps them 30 days).
+    public var responsesTTLSeconds = 30.0 * 86_400
+    /// The most stored Responses answers kept; beyond it the oldest go (`storage.responses.max_stored`).
+    public var maxStoredResponses = 100_000
 }
 
 public struct AdminConfig: Sendable, Equatable {
@@ -160,9 +168,17 @@ public struct ModelConfig: Sendable, Equatable {
 public struct DeploymentConfig: Sendable, Equatable {
     public var name: String
     public var `protocol`: WireProtocol
-    /// For OpenAI, up to and including `/v1`; for Anthropic, the host root.
+    /// For OpenAI, up to and including `/v1`; for Anthropic and Azure OpenAI, the host root; for
+    /// Gemini, up to and including the API version (default: Google's `v1beta`); for Bedrock, the
+    /// runtime endpoint (default `https://bedrock-runtime.{region}.amazonaws.com`).
     public var baseURL = ""
+    /// For Bedrock, a Bedrock API key (sent as a bearer token) instead of `awsCredentials`.
     public var apiKey: String?
+    /// Bedrock: the AWS region requests are signed for (`region`).
+    public var region: String?
+    /// Bedrock: the access key that signs requests (`access_key_id`, `secret_access_key`,
+    /// `session_token`), each usually written as `${ENV}`.
+    public var awsCredentials: AWSCredentials?
     public var model: String
     /// Lower is preferred.
     public var priority = 1
@@ -179,6 +195,11 @@ public struct DeploymentConfig: Sendable, Equatable {
     /// When present, Lifeline runs this upstream server itself and keeps it running.
     public var process: ProcessConfig?
     public var streamUsage = StreamUsage.reported
+    /// Azure OpenAI (`api_version`): the `api-version` query parameter, or `v1` for the
+    /// `/openai/v1/` API; nil: `UpstreamEndpoint.defaultAzureAPIVersion`.
+    public var apiVersion: String?
+    /// Azure OpenAI (`deployment`): the deployment name in the URL; nil: `model`.
+    public var azureDeployment: String?
 
     /// Where a stream's token usage comes from.
     public enum StreamUsage: String, Sendable, CaseIterable {
@@ -195,6 +216,14 @@ public struct DeploymentConfig: Sendable, Equatable {
         self.protocol = `protocol`
         self.model = model
     }
+
+    /// A Bedrock deployment with `simulator:` and no credentials signs with these; its simulator
+    /// checks the signature with them.
+    public static let bedrockSimulatorCredentials = AWSCredentials(accessKeyID: "AKIDLIFELINESIMULATOR", secretAccessKey: "lifeline-simulator-secret")
+    public static let bedrockSimulatorRegion = "us-east-1"
+
+    /// Bedrock's runtime endpoint in a region.
+    public static func bedrockBaseURL(region: String) -> String { "https://bedrock-runtime.\(region).amazonaws.com" }
 }
 
 public struct TimeoutConfig: Sendable, Equatable {

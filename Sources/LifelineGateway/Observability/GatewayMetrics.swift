@@ -115,6 +115,12 @@ public final class GatewayMetrics: Sendable {
         counter("lifeline_tokens_total", [("model", model), ("direction", "completion")], help: "Tokens by public model and direction (prompt, completion).").increment(by: Int64(completion))
     }
 
+    /// A token count answered on `/v1/messages/count_tokens`, by where it came from.
+    public func tokenCount(model: String, source: String) {
+        counter("lifeline_token_counts_total", [("model", model), ("source", source)],
+                help: "Token counts answered by public model and source (upstream: an upstream's own counter; estimate: Lifeline's).").increment()
+    }
+
     public func hedge(model: String) {
         counter("lifeline_hedges_total", [("model", model)], help: Self.hedgesHelp).increment()
     }

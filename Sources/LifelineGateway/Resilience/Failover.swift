@@ -92,9 +92,10 @@ struct Failover {
 
 extension ChatRequest {
     /// Whether the gateway must apply the stop sequences itself: an Anthropic client expects to
-    /// learn which sequence matched, and an OpenAI upstream does not say.
+    /// learn which sequence matched, and OpenAI, Azure OpenAI, Gemini and Bedrock upstreams do not
+    /// say (Converse reports `stop_sequence` as the reason, not the sequence).
     func gatewayAppliesStop(on deployment: Deployment) -> Bool {
-        sourceProtocol == .anthropic && deployment.config.protocol == .openai && !stop.isEmpty
+        sourceProtocol == .anthropic && [.openai, .azureOpenAI, .gemini, .bedrock].contains(deployment.config.protocol) && !stop.isEmpty
     }
 
     /// The request as sent to `deployment`.

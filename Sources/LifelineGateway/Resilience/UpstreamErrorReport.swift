@@ -1,3 +1,5 @@
+import LifelineWire
+
 /// What a client is told when upstreams refused or failed its request.
 ///
 /// An upstream's error text may quote the key it was sent, so it reaches a client only when the
@@ -11,6 +13,10 @@ enum UpstreamErrorReport {
     /// The request's own fault, with the upstream's words redacted of anything like a secret.
     static func clientFault(_ failure: UpstreamFailure) -> GatewayError {
         guard case .status(let status) = failure.kind else { return allFailed(model: "", failures: [failure], budgetSpent: false) }
+        if AzureOpenAIError.isContentFilter(failure.body) {
+            return GatewayError(status: 400, message: "The upstream's content filter refused the prompt; rephrase it and try again.",
+                                code: "content_filter")
+        }
         let message = String(SecretRedactor.shared.redactForClient(failure.message).prefix(maximumMessageLength))
         let param = failure.body?["error"]?["param"]?.stringValue.map { String(SecretRedactor.shared.redactForClient($0).prefix(200)) }
         return GatewayError(status: status, message: message.isEmpty ? "The upstream refused the request." : message, param: param)

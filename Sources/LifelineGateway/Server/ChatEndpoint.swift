@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 
 /// `POST /v1/chat/completions` and `POST /v1/messages`: decode, route with failover, answer in the client's API.
+/// `serve` is the path every client API shares once its request is decoded (`ResponsesEndpoint` too).
 struct ChatEndpoint: Sendable {
     let runtime: GatewayRuntime
 
@@ -15,12 +16,13 @@ struct ChatEndpoint: Sendable {
     }
 
     private func respond(_ request: Request, context: GatewayRequestContext, api: WireProtocol) async -> Response {
-        var record = RequestRecord(route: api == .openai ? "chat_completions" : "messages", requestID: context.requestID, started: runtime.clock())
+        let client = ClientAPI(api)
+        var record = RequestRecord(route: client.route, requestID: context.requestID, started: runtime.clock())
         let config = runtime.config
         let gate = AccessGate(runtime: runtime)
         let caller: Caller
         switch gate.authenticate(request) {
-        case .failure(let error): return refuse(error, api: api, record: &record)
+        case .failure(let error): return refuse(error, api: client, record: &record)
         case .success(let found): caller = found
         }
         record.caller = caller
@@ -30,8 +32,18 @@ struct ChatEndpoint: Sendable {
             let json = try await readJSON(request, limit: config.server.maxBodyBytes)
             chat = try decode(json, api: api)
         } catch {
-            return refuse(error, api: api, record: &record)
+            return refuse(error, api: client, record: &record)
         }
+        return await serve(chat, api: client, caller: caller, request: request, context: context, record: record)
+    }
+
+    /// Routes a decoded request with failover and answers in the client's API; closes its record.
+    func serve(_ chat: ChatRequest, api: ClientAPI, caller: Caller, request: Request, context: GatewayRequestContext,
+               record opened: RequestRecord) async -> Response
+    {
+        var record = opened
+        let config = runtime.config
+        let gate = AccessGate(runtime: runtime)
         record.model = chat.model
         record.stream = chat.stream
         guard let group = runtime.pool.models[chat.model] else { return refuse(.unknownModel(chat.model, usable: caller.usableModels(of: runtime.pool.modelNames)), api: api, record: &record) }
@@ -70,12 +82,19 @@ struct ChatEndpoint: Sendable {
                 }
             }
             answer.model = chat.model
-            answer.id = (api == .openai ? "chatcmpl-" : "msg_") + context.requestID
+            answer.id = api.answerID(requestID: context.requestID)
             if answer.created == 0 { answer.created = Int(Date().timeIntervalSince1970) }
             record.deployment = deployment.name
             record.usage = answer.usage
             runtime.finish(record)
-            let body = api == .openai ? OpenAIChatResponse.encode(answer) : AnthropicMessagesResponse.encode(answer)
+            let body: JSONValue
+            switch api {
+            case .openai: body = OpenAIChatResponse.encode(answer)
+            case .anthropic: body = AnthropicMessagesResponse.encode(answer)
+            case .responses(let exchange):
+                body = ResponsesResponse.encode(answer, header: exchange.header)
+                await exchange.keep(body, runtime: runtime)
+            }
             var headers = gate.rateLimitHeaders(caller)
             headers[.contentType] = "application/json"
             headers[.lifelineDeployment] = deployment.name
@@ -85,21 +104,19 @@ struct ChatEndpoint: Sendable {
     }
 
     /// Answers with an error in the client's API shape, and closes the record.
-    private func refuse(_ error: GatewayError, api: WireProtocol, record: inout RequestRecord) -> Response {
+    func refuse(_ error: GatewayError, api: ClientAPI, record: inout RequestRecord) -> Response {
         record.status = error.status
         runtime.finish(record)
         var headers = AccessGate(runtime: runtime).rateLimitHeaders(record.caller)
         if record.attempts > 0 { headers[.lifelineAttempts] = String(record.attempts) }
         if let deployment = record.deployment { headers[.lifelineDeployment] = deployment }
-        return error.response(for: api, headers: headers)
+        return error.response(for: api.errorShape, headers: headers)
     }
 
     private func decode(_ json: JSONValue, api: WireProtocol) throws(GatewayError) -> ChatRequest {
         do {
-            switch api {
-            case .openai: return try OpenAIChatRequest.decode(json)
-            case .anthropic: return try AnthropicMessagesRequest.decode(json)
-            }
+            // Clients speak OpenAI's API or Anthropic's; the other protocols are upstreams only.
+            return api == .anthropic ? try AnthropicMessagesRequest.decode(json) : try OpenAIChatRequest.decode(json)
         } catch {
             throw GatewayError(error)
         }

@@ -4,12 +4,21 @@ import LifelineWire
 enum ClientStreamEncoder {
     case openai(OpenAIStreamEncoder)
     case anthropic(AnthropicStreamEncoder)
+    case responses(ResponsesStreamEncoder)
 
-    init(api: WireProtocol, id: String, model: String, created: Int, includeUsage: Bool) {
+    /// `promptTokens`: what Anthropic's `message_start` announces as the prompt's `input_tokens`.
+    init(api: ClientAPI, id: String, model: String, created: Int, includeUsage: Bool, promptTokens: Int = 0) {
         switch api {
         case .openai: self = .openai(OpenAIStreamEncoder(id: id, model: model, created: created, includeUsage: includeUsage))
-        case .anthropic: self = .anthropic(AnthropicStreamEncoder(id: id, model: model))
+        case .anthropic: self = .anthropic(AnthropicStreamEncoder(id: id, model: model, promptTokens: promptTokens))
+        case .responses(let exchange): self = .responses(ResponsesStreamEncoder(header: exchange.header))
         }
+    }
+
+    /// The final response object of a Responses stream, once `finish()` has written it.
+    var completedResponse: JSONValue? {
+        if case .responses(let encoder) = self { return encoder.completedResponse }
+        return nil
     }
 
     mutating func encode(_ event: ChatEvent) -> [UInt8] {
@@ -20,6 +29,9 @@ enum ClientStreamEncoder {
         case .anthropic(var encoder):
             defer { self = .anthropic(encoder) }
             return encoder.encode(event)
+        case .responses(var encoder):
+            defer { self = .responses(encoder) }
+            return encoder.encode(event)
         }
     }
 
@@ -29,6 +41,9 @@ enum ClientStreamEncoder {
             return encoder.finish()
         case .anthropic(var encoder):
             defer { self = .anthropic(encoder) }
+            return encoder.finish()
+        case .responses(var encoder):
+            defer { self = .responses(encoder) }
             return encoder.finish()
         }
     }
@@ -41,6 +56,9 @@ enum ClientStreamEncoder {
         case .anthropic(var encoder):
             defer { self = .anthropic(encoder) }
             return encoder.error(type: ErrorBody.anthropicType(status: error.status), message: error.message)
+        case .responses(var encoder):
+            defer { self = .responses(encoder) }
+            return encoder.error(code: error.code, message: error.message)
         }
     }
 }

@@ -54,12 +54,11 @@ public struct GatewayError: Error, Sendable {
         GatewayError(status: 400, message: "We could not parse the JSON body of your request: \(detail).", code: "invalid_json")
     }
 
-    /// The JSON error body in the shape of `api`.
+    /// The JSON error body in the shape of `api` (a client API: OpenAI's, else Anthropic's).
     func body(for api: WireProtocol) -> JSONValue {
-        switch api {
-        case .openai: ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param, code: code)
-        case .anthropic: ErrorBody.anthropic(message: message, type: ErrorBody.anthropicType(status: status))
-        }
+        api == .anthropic
+            ? ErrorBody.anthropic(message: message, type: ErrorBody.anthropicType(status: status))
+            : ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param, code: code)
     }
 
     func response(for api: WireProtocol, headers extra: HTTPFields = [:]) -> Response {

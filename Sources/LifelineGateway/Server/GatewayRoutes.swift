@@ -21,6 +21,8 @@ enum GatewayRoutes {
         router.add(middleware: HostAllowlistMiddleware(allowlist: HostAllowlist(runtime.config), metrics: runtime.metrics))
         let chat = ChatEndpoint(runtime: runtime)
         let embeddings = EmbeddingsEndpoint(runtime: runtime)
+        let countTokens = CountTokensEndpoint(runtime: runtime)
+        let responses = ResponsesEndpoint(runtime: runtime)
 
         router.get("/healthz") { _, _ in jsonResponse(.ok, ["status": "ok"]) }
         router.get("/readyz") { _, _ in
@@ -35,6 +37,10 @@ enum GatewayRoutes {
 
         router.post("/v1/chat/completions") { request, context in await chat.handle(request, context: context, api: .openai) }
         router.post("/v1/messages") { request, context in await chat.handle(request, context: context, api: .anthropic) }
+        router.post("/v1/messages/count_tokens") { request, context in await countTokens.handle(request, context: context) }
+        router.post("/v1/responses") { request, context in await responses.create(request, context: context) }
+        router.get("/v1/responses/{id}") { request, context in await responses.retrieve(request, context: context) }
+        router.delete("/v1/responses/{id}") { request, context in await responses.delete(request, context: context) }
         router.get("/v1/models") { _, _ in jsonResponse(.ok, modelList(runtime.pool)) }
         router.get("/v1/models/{name}") { request, context in
             let name = context.parameters.get("name") ?? ""

@@ -13,7 +13,7 @@ import Synchronization
 /// and a `ContinuationSplicer` removes any overlap, so the client reads one unbroken answer.
 struct StreamRelay: Sendable {
     let chat: ChatRequest
-    let api: WireProtocol
+    let api: ClientAPI
     /// Every available deployment in preference order; resumption may use any of them.
     let order: [Deployment]
     let failover: Failover
@@ -45,7 +45,7 @@ struct StreamRelay: Sendable {
             runtime.finish(record)
             var headers = extra
             headers[.lifelineAttempts] = String(record.attempts)
-            return error.response(for: api, headers: headers)
+            return error.response(for: api.errorShape, headers: headers)
         case .success(let (opened, deployment)):
             record.deployment = deployment.name
             record.firstTokenAt = runtime.clock()
@@ -126,6 +126,8 @@ final class StreamLease: Sendable {
         var scanner: StopSequenceScanner?
         /// Set when the gateway's own stop scan ended the answer.
         var stoppedBySequence = false
+        /// Set once the stream has been resumed: a continuation's reasoning is not the answer's.
+        var resumed = false
 
         /// Closes an attempt's usage: reported by the upstream, or else its text events counted as
         /// completion tokens (a cut stream reports nothing, nor do some servers, llama.cpp's among
@@ -140,10 +142,14 @@ final class StreamLease: Sendable {
     private func relay(_ opened: OpenedStream, from first: Deployment, record: inout RequestRecord,
                        to writer: inout any ResponseBodyWriter) async throws
     {
-        var encoder = ClientStreamEncoder(api: api, id: (api == .openai ? "chatcmpl-" : "msg_") + requestID, model: chat.model,
-                                          created: Int(Date().timeIntervalSince1970), includeUsage: chat.includeUsage)
+        // message_start carries the prompt's size: the upstream's own count when it announced one
+        // before its first token, else Lifeline's estimate; message_delta then carries the final usage.
+        let promptTokens = opened.stream.announcedPromptTokens ?? TokenEstimate.promptTokens(for: chat)
+        var encoder = ClientStreamEncoder(api: api, id: api.answerID(requestID: requestID), model: chat.model,
+                                          created: Int(Date().timeIntervalSince1970), includeUsage: chat.includeUsage,
+                                          promptTokens: promptTokens)
         var progress = Progress()
-        if api == .anthropic, !chat.stop.isEmpty { progress.scanner = StopSequenceScanner(sequences: chat.stop) }
+        if api.isAnthropic, !chat.stop.isEmpty { progress.scanner = StopSequenceScanner(sequences: chat.stop) }
         var current = opened
         var deployment = first
         var attemptRequest = chat
@@ -199,6 +205,7 @@ final class StreamLease: Sendable {
                     deployment = resumed.deployment
                     current = resumed.value
                     progress.splicer = ContinuationSplicer(sent: progress.text)
+                    progress.resumed = true
                     // Held-back text was never sent; the continuation brings it again.
                     if let scanner = progress.scanner { progress.scanner = StopSequenceScanner(sequences: scanner.sequences) }
                     if let event = current.first { out += forward(event, &encoder, &progress) }
@@ -214,6 +221,8 @@ final class StreamLease: Sendable {
         record.usage = progress.usage
         out += encoder.encode(.usage(progress.usage))
         out += encoder.finish()
+        // Kept before the last bytes go out, so a client that reads it back at once finds it.
+        if case .responses(let exchange) = api, let response = encoder.completedResponse { await exchange.keep(response, runtime: runtime) }
         try await write(&out, to: &writer)
         try await writer.finish(nil)
     }
@@ -240,6 +249,8 @@ final class StreamLease: Sendable {
         case .toolCallDelta:
             progress.sawToolCall = true
             return encoder.encode(event)
+        case .reasoningDelta:
+            return progress.resumed ? [] : encoder.encode(event)
         case .usage(let usage):
             progress.attemptUsage = usage
             return []

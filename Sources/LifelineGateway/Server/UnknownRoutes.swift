@@ -116,10 +116,9 @@ struct RouteCatalog: Sendable {
             let hint = suggestion.map { " Did you mean \($0)?" } ?? ""
             message = "Unknown path \(method) \(shown).\(hint)"
         }
-        let body: JSONValue = switch api {
-        case .openai: ErrorBody.openAI(message: message, type: "invalid_request_error", code: code)
-        case .anthropic: ErrorBody.anthropic(message: message, type: status == 404 ? "not_found_error" : "invalid_request_error")
-        }
+        let body: JSONValue = api == .anthropic
+            ? ErrorBody.anthropic(message: message, type: status == 404 ? "not_found_error" : "invalid_request_error")
+            : ErrorBody.openAI(message: message, type: "invalid_request_error", code: code)
         return Response(status: .init(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONCoding.encode(body))))
     }
 }

@@ -11,8 +11,8 @@ import NIOHTTP1
 public final class UpstreamClient: Sendable {
     public let deployment: DeploymentConfig
     private let http: HTTPClient
-    private let endpoint: String
-    private let headers: HTTPHeaders
+    private let endpoint: UpstreamEndpoint
+    private var headers: HTTPHeaders { endpoint.headers }
 
     /// `maximumConnections`: connections this deployment may open at once; above the most
     /// attempts its concurrency limit can allow, so the pool never queues what routing admitted.
@@ -25,17 +25,7 @@ public final class UpstreamClient: Sendable {
         configuration.decompression = .disabled
         configuration.httpVersion = .http1Only
         http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-        var headers = HTTPHeaders([("content-type", "application/json"), ("accept", "application/json, text/event-stream")])
-        switch deployment.protocol {
-        case .openai:
-            endpoint = deployment.baseURL + "/chat/completions"
-            if let key = deployment.apiKey { headers.add(name: "authorization", value: "Bearer \(key)") }
-        case .anthropic:
-            endpoint = deployment.baseURL + "/v1/messages"
-            headers.add(name: "anthropic-version", value: "2023-06-01")
-            if let key = deployment.apiKey { headers.add(name: "x-api-key", value: key) }
-        }
-        self.headers = headers
+        endpoint = UpstreamEndpoint(deployment)
     }
 
     public func shutdown() async {
@@ -46,7 +36,12 @@ public final class UpstreamClient: Sendable {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers = headers
-        request.body = .bytes(ByteBuffer(bytes: JSONCoding.encode(body)))
+        let bytes = JSONCoding.encode(body)
+        // Made per request: a Bedrock signature covers the time and the body.
+        for (name, value) in endpoint.authentication(url: url, body: bytes, date: Date()) {
+            request.headers.replaceOrAdd(name: name, value: value)
+        }
+        request.body = .bytes(ByteBuffer(bytes: bytes))
         return request
     }
 
@@ -54,6 +49,9 @@ public final class UpstreamClient: Sendable {
         switch deployment.protocol {
         case .openai: OpenAIChatRequest.encode(request, upstreamModel: deployment.model, stream: stream)
         case .anthropic: AnthropicMessagesRequest.encode(request, upstreamModel: deployment.model, stream: stream)
+        case .gemini: GeminiRequest.encode(request)
+        case .azureOpenAI: OpenAIChatRequest.encode(request, upstreamModel: deployment.upstreamDeployment, stream: stream)
+        case .bedrock: BedrockConverseRequest.encode(request)
         }
     }
 
@@ -68,9 +66,18 @@ public final class UpstreamClient: Sendable {
         guard response.status.code < 300 else {
             let body = try? await response.body.collect(upTo: 1024 * 1024)
             let json = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }
-            let message = json?["error"]?["message"]?.stringValue ?? body.map { String(buffer: $0) } ?? ""
+            var message = json?["error"]?["message"]?.stringValue ?? body.map { String(buffer: $0) } ?? ""
+            var status = Int(response.status.code)
+            if deployment.protocol == .bedrock {
+                // Bedrock names the error in a header (or `__type`); the type decides, whatever status carried it.
+                let type = response.headers.first(name: "x-amzn-errortype") ?? json?["__type"]?.stringValue
+                if let type, let typed = BedrockError.status(forType: type) { status = typed }
+                message = BedrockError.message(in: json) ?? message
+            }
             let retryAfter = response.headers.first(name: "retry-after").flatMap(Double.init)
-            throw UpstreamFailure(.status(Int(response.status.code)), message, retryAfterSeconds: retryAfter, body: json)
+                ?? response.headers.first(name: "retry-after-ms").flatMap(Double.init).map { $0 / 1000 }
+                ?? GeminiError.retryDelaySeconds(json)
+            throw UpstreamFailure(.status(status), message, retryAfterSeconds: retryAfter, body: json)
         }
         return response
     }
@@ -94,9 +101,17 @@ public final class UpstreamClient: Sendable {
         return UpstreamFailure(.connect, "\(error)")
     }
 
-    /// A cheap liveness check: the upstream's model list answers 2xx in time.
+    /// A cheap liveness check: the upstream's model list answers 2xx in time (for Bedrock, which
+    /// lists no models at its runtime endpoint, a one-token answer).
     public func probe(timeoutMilliseconds: Int) async -> Bool {
-        let url = deployment.protocol == .openai ? deployment.baseURL + "/models" : deployment.baseURL + "/v1/models"
+        guard let url = endpoint.modelsURL else {
+            var probe = ChatRequest(model: deployment.model, messages: [.text(.user, "ping")], sourceProtocol: deployment.protocol)
+            probe.maxTokens = 1
+            let request = httpRequest(url: endpoint.completionURL, body: encode(probe, stream: false))
+            guard let response = try? await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds))) else { return false }
+            _ = try? await response.body.collect(upTo: 1024 * 1024)
+            return (200..<300).contains(response.status.code)
+        }
         var request = HTTPClientRequest(url: url)
         request.headers = headers
         guard let response = try? await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds))) else { return false }
@@ -108,20 +123,21 @@ public final class UpstreamClient: Sendable {
     /// refused for another reason than credentials, or does not name the model) a 1-token request.
     /// For `lifeline check-config --probe`; the verdict holds no upstream text.
     public func check(timeoutMilliseconds: Int) async -> DeploymentCheck.Verdict {
-        let url = deployment.protocol == .openai ? deployment.baseURL + "/models" : deployment.baseURL + "/v1/models"
-        var request = HTTPClientRequest(url: url)
-        request.headers = headers
-        do {
-            let response = try await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds)))
-            let body = try? await response.body.collect(upTo: 16 * 1024 * 1024)
-            let status = Int(response.status.code)
-            if status == 401 || status == 403 { return .credentialsRejected(status: status) }
-            if (200..<300).contains(status) {
-                let ids = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }?["data"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
-                if ids?.contains(deployment.model) ?? false { return .ok(via: .modelList) }
+        if let url = endpoint.modelsURL {
+            var request = HTTPClientRequest(url: url)
+            request.headers = headers
+            do {
+                let response = try await http.execute(request, timeout: .milliseconds(Int64(timeoutMilliseconds)))
+                let body = try? await response.body.collect(upTo: 16 * 1024 * 1024)
+                let status = Int(response.status.code)
+                if status == 401 || status == 403 { return .credentialsRejected(status: status) }
+                if (200..<300).contains(status) {
+                    let ids = body.flatMap { try? JSONCoding.decode($0.readableBytesView) }.flatMap { UpstreamEndpoint.modelIDs(in: $0, protocol: deployment.protocol) }
+                    if ids?.contains(deployment.listedModel) ?? false { return .ok(via: .modelList) }
+                }
+            } catch {
+                return DeploymentCheck.Verdict(Self.failure(from: error))
             }
-        } catch {
-            return DeploymentCheck.Verdict(Self.failure(from: error))
         }
         var probe = ChatRequest(model: deployment.model, messages: [.text(.user, "ping")], sourceProtocol: deployment.protocol)
         probe.maxTokens = 1
@@ -135,18 +151,28 @@ public final class UpstreamClient: Sendable {
 
     /// A whole (non-streamed) answer.
     public func complete(_ request: ChatRequest) async throws(UpstreamFailure) -> ChatResponse {
-        let response = try await send(httpRequest(url: endpoint, body: encode(request, stream: false)))
+        let response = try await send(httpRequest(url: endpoint.completionURL, body: encode(request, stream: false)))
         let body: ByteBuffer
         do {
             body = try await response.body.collect(upTo: 64 * 1024 * 1024)
         } catch {
             throw Self.failure(from: error)
         }
+        let json: JSONValue
         do {
-            let json = try JSONCoding.decode(body.readableBytesView)
+            json = try JSONCoding.decode(body.readableBytesView)
+        } catch {
+            throw UpstreamFailure(.malformed, "unreadable answer: \(error)")
+        }
+        if deployment.protocol == .gemini, let reason = GeminiResponse.promptBlockReason(json) {
+            throw UpstreamFailure.contentFilter("the prompt was blocked (\(reason))")
+        }
+        do {
             switch deployment.protocol {
-            case .openai: return try OpenAIChatResponse.decode(json)
+            case .openai, .azureOpenAI: return try OpenAIChatResponse.decode(json)
             case .anthropic: return try AnthropicMessagesResponse.decode(json)
+            case .gemini: return try GeminiResponse.decode(json)
+            case .bedrock: return try BedrockConverseResponse.decode(json)
             }
         } catch {
             throw UpstreamFailure(.malformed, "unreadable answer: \(error)")
@@ -162,9 +188,26 @@ public final class UpstreamClient: Sendable {
         return response.usage.promptTokens
     }
 
+    /// The prompt's token count from the upstream's own counter (Anthropic's
+    /// `/v1/messages/count_tokens`); nil when the upstream has none or does not answer.
+    public func countTokens(_ request: ChatRequest) async -> Int? {
+        guard deployment.protocol == .anthropic,
+              var body = AnthropicMessagesRequest.encode(request, upstreamModel: deployment.model, stream: false).objectValue
+        else { return nil }
+        // The counter takes the prompt's fields only.
+        body = body.filter { ["model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"].contains($0.key) }
+        let url = deployment.baseURL + "/v1/messages/count_tokens"
+        guard let response = try? await send(httpRequest(url: url, body: .object(body))),
+              let bytes = try? await response.body.collect(upTo: 1024 * 1024),
+              let json = try? JSONCoding.decode(bytes.readableBytesView),
+              let count = json["input_tokens"]?.intValue, count >= 0
+        else { return nil }
+        return count
+    }
+
     /// Opens a stream; events are read from the returned iterator.
     public func stream(_ request: ChatRequest) async throws(UpstreamFailure) -> UpstreamEventStream {
-        let response = try await send(httpRequest(url: endpoint, body: encode(request, stream: true)))
+        let response = try await send(httpRequest(url: endpoint.streamURL, body: encode(request, stream: true)))
         return UpstreamEventStream(body: response.body, protocol: deployment.protocol)
     }
 
@@ -185,11 +228,20 @@ public struct UpstreamEventStream {
     private var iterator: HTTPClientResponse.Body.AsyncIterator
     private var parser = SSEParser()
     private var anthropic = AnthropicStreamDecoder()
+    private var gemini = GeminiStreamDecoder()
+    private var eventStream = AWSEventStreamDecoder()
+    private var bedrock = BedrockStreamDecoder()
+    /// A failure read after events of the same chunk: thrown once those events are delivered,
+    /// so text that came before an in-stream exception still reaches the client.
+    private var deferredFailure: UpstreamFailure?
     private let wireProtocol: WireProtocol
     private var pending: [ChatEvent] = []
     private var pendingIndex = 0
     private var finished = false
     private var textEventsDelivered = 0
+    /// The prompt's token count the upstream announced before its first token (Anthropic's
+    /// `message_start`); nil when it did not.
+    var announcedPromptTokens: Int? { wireProtocol == .anthropic ? anthropic.announcedInputTokens : nil }
     /// A drill cuts the stream after this many text events.
     var cutAfterTextEvents: Int?
 
@@ -210,6 +262,7 @@ public struct UpstreamEventStream {
                 if case .textDelta = pending[pendingIndex] { textEventsDelivered += 1 }
                 return pending[pendingIndex]
             }
+            if let failure = deferredFailure { throw failure }
             if finished { return nil }
             pending.removeAll(keepingCapacity: true)
             pendingIndex = 0
@@ -219,7 +272,21 @@ public struct UpstreamEventStream {
             } catch {
                 throw UpstreamClient.failure(from: error)
             }
-            guard let chunk else { throw UpstreamFailure(.disconnected, "the upstream ended the stream early") }
+            guard let chunk else {
+                // Gemini's stream has no end marker: it ends properly when the connection closes after a finish reason.
+                if wireProtocol == .gemini, gemini.sawFinish {
+                    pending = gemini.finish()
+                    finished = true
+                    continue
+                }
+                // Bedrock's has none either: it is whole once messageStop has come.
+                if wireProtocol == .bedrock, bedrock.stopped { finished = true; continue }
+                throw UpstreamFailure(.disconnected, "the upstream ended the stream early")
+            }
+            if wireProtocol == .bedrock {
+                try decodeBedrock(chunk)
+                continue
+            }
             let events: [SSEEvent]
             do {
                 events = try parser.feed(chunk.readableBytesView)
@@ -230,9 +297,30 @@ public struct UpstreamEventStream {
         }
     }
 
+    /// Bedrock's binary event-stream frames; a frame that fails its checksum or its bounds ends the attempt.
+    private mutating func decodeBedrock(_ chunk: ByteBuffer) throws(UpstreamFailure) {
+        let messages: [AWSEventStreamMessage]
+        do {
+            messages = try eventStream.feed(chunk.readableBytesView)
+        } catch {
+            throw UpstreamFailure(.malformed, "an unreadable event-stream frame: \(error.message)")
+        }
+        for message in messages {
+            do {
+                pending += try bedrock.events(message)
+            } catch {
+                deferredFailure = UpstreamFailure(.status(error.status), "\(error.type): \(error.message)")
+                return
+            }
+            if bedrock.finished { finished = true }
+        }
+    }
+
     private mutating func decode(_ event: SSEEvent) throws(UpstreamFailure) {
         switch wireProtocol {
-        case .openai:
+        case .bedrock:
+            return
+        case .openai, .azureOpenAI:
             if event.data.elementsEqual("[DONE]".utf8) { finished = true; return }
             guard let json = try? JSONCoding.decode(event.data) else { throw UpstreamFailure(.malformed, "a stream chunk that is not JSON") }
             if let error = json["error"] {
@@ -249,6 +337,14 @@ public struct UpstreamEventStream {
                 throw UpstreamFailure(.status(status), error.message)
             }
             if type == "message_stop" { finished = true }
+        case .gemini:
+            guard let json = try? JSONCoding.decode(event.data) else { throw UpstreamFailure(.malformed, "a stream chunk that is not JSON") }
+            do {
+                pending += try gemini.events(in: json)
+            } catch {
+                if error.blockReason != nil { throw UpstreamFailure.contentFilter(error.message) }
+                throw UpstreamFailure(.status(error.status), error.message)
+            }
         }
     }
 }

@@ -20,6 +20,12 @@ public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
     public var retryAfterSeconds: Double?
     /// The upstream's own error body, for the `param` of an error the client caused.
     public var body: JSONValue?
+
+    /// An upstream's content filter refused the prompt (Azure's 400 `content_filter`, Gemini's
+    /// `promptFeedback.blockReason`): the request's fault, in one shape whatever the protocol.
+    static func contentFilter(_ message: String) -> UpstreamFailure {
+        UpstreamFailure(.status(400), message, body: ["error": ["code": "content_filter", "message": .string(message)]])
+    }
     /// The deployment that failed, once the attempt is attributed.
     public var deployment: String?
 

@@ -7,6 +7,8 @@ public struct CompletionPlan: Sendable, Equatable {
     public var toolCalls: [ToolCall]
     public var finishReason: FinishReason
     public var stopSequence: String?
+    /// Reasoning shown before the answer, as words, when the request asked for thinking.
+    public var reasoning: [String] = []
     public var text: String { pieces.joined() }
     public var completionTokens: Int { toolCalls.isEmpty ? pieces.count : toolCalls.reduce(0) { $0 + max(1, $1.arguments.count / 4) } }
 
@@ -30,6 +32,12 @@ public struct CompletionPlan: Sendable, Equatable {
                 : ContinuationText.tokens(after: prefill, request: request, choice: choice)
         }
         var plan = CompletionPlan(pieces: pieces, toolCalls: [], finishReason: .stop, stopSequence: nil)
+        let thinks = request.thinkingBudget != nil || request.reasoningEffort.flatMap(ReasoningTranslation.budget(forEffort:)) != nil
+        if thinks, request.assistantPrefill == nil {
+            let topic = DeterministicText.topicWords(request.messages.last(where: { $0.role == .user })?.text ?? request.system ?? "")
+            let thought = "The question is about \(topic.isEmpty ? "the instructions" : topic), so a short and plain answer fits."
+            plan.reasoning = thought.split(separator: " ").enumerated().map { $0.offset == 0 ? String($0.element) : " " + $0.element }
+        }
         plan.applyStopSequences(request.stop)
         if let limit = request.maxTokens, plan.pieces.count > limit {
             plan.pieces = Array(plan.pieces.prefix(limit))

@@ -6,11 +6,29 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// A deterministic OpenAI- and Anthropic-compatible model server with fault knobs.
+/// A deterministic model server with fault knobs, speaking OpenAI's and Anthropic's APIs
+/// (`both`), or Gemini's, or Azure OpenAI's, or Bedrock's Converse API.
 ///
 /// It is a real HTTP server: the gateway's failure handling is tested against it over sockets.
 public final class Simulator: Sendable {
-    public enum Protocols: String, Sendable, CaseIterable { case openai, anthropic, both }
+    public enum Protocols: String, Sendable, CaseIterable {
+        case openai, anthropic, both, gemini
+        case azureOpenAI = "azure_openai"
+        case bedrock
+
+        /// What a `simulator:` deployment of `wireProtocol` serves.
+        public init(serving wireProtocol: WireProtocol) {
+            switch wireProtocol {
+            case .openai, .anthropic: self = .both
+            case .gemini: self = .gemini
+            case .azureOpenAI: self = .azureOpenAI
+            case .bedrock: self = .bedrock
+            }
+        }
+
+        var servesOpenAI: Bool { self == .openai || self == .both }
+        var servesAnthropic: Bool { self == .anthropic || self == .both }
+    }
 
     public let protocols: Protocols
     public let models: [String]
@@ -19,9 +37,15 @@ public final class Simulator: Sendable {
     private let requestCount = Atomic<Int>(0)
     private let streamCount = Atomic<Int>(0)
     private let gate = CapacityGate()
+    /// Bedrock requests must carry a SigV4 `Authorization` (or a bearer key); with credentials the
+    /// signature itself is checked against them.
+    let bedrockAuthentication: BedrockAuthentication
 
-    public init(protocols: Protocols = .both, models: [String] = ["lifeline-sim"], knobs: SimulatorKnobs = .init()) {
+    public init(protocols: Protocols = .both, models: [String] = ["lifeline-sim"], knobs: SimulatorKnobs = .init(),
+                bedrockCredentials: AWSCredentials? = nil)
+    {
         self.protocols = protocols
+        self.bedrockAuthentication = BedrockAuthentication(credentials: bedrockCredentials)
         self.models = models
         self.defaults = knobs
         self.knobs = Mutex(knobs)
@@ -42,13 +66,20 @@ public final class Simulator: Sendable {
         let router = Router()
         router.get("/healthz") { _, _ in "ok" }
         router.get("/v1/models") { [self] _, _ in jsonResponse(.ok, modelList()) }
-        if protocols != .anthropic {
+        if protocols.servesOpenAI {
             router.post("/v1/chat/completions") { [self] request, _ in try await chatCompletions(request) }
             router.post("/v1/embeddings") { [self] request, _ in try await embeddings(request) }
         }
-        if protocols != .openai {
+        if protocols.servesAnthropic {
             router.post("/v1/messages") { [self] request, _ in try await messages(request) }
+            router.post("/v1/messages/count_tokens") { [self] request, _ in try await countTokens(request) }
         }
+        if protocols == .gemini { addGeminiRoutes(to: router) }
+        if protocols == .bedrock {
+            router.post("/model/:modelId/converse") { [self] request, context in try await converse(request, context: context, stream: false) }
+            router.post("/model/:modelId/converse-stream") { [self] request, context in try await converse(request, context: context, stream: true) }
+        }
+        if protocols == .azureOpenAI { addAzureRoutes(to: router) }
         router.get("/sim/control") { [self] _, _ in jsonResponse(.ok, currentKnobs.json) }
         router.delete("/sim/control") { [self] _, _ in
             resetKnobs()
@@ -74,7 +105,7 @@ public final class Simulator: Sendable {
             logger: logger)
     }
 
-    private func modelList() -> JSONValue {
+    func modelList() -> JSONValue {
         ["object": "list", "data": .array(models.map {
             ["id": .string($0), "object": "model", "created": 1_700_000_000, "owned_by": "lifeline-simulator",
              "type": "model", "display_name": .string($0), "created_at": "2023-11-14T22:13:20Z"]
@@ -94,7 +125,7 @@ public final class Simulator: Sendable {
     }
 
     /// The answer a drawn fault gives instead of the real one, if any (hang waits first).
-    private func faultResponse(api: WireProtocol) async throws -> Response? {
+    func faultResponse(api: WireProtocol) async throws -> Response? {
         switch drawFault() {
         case .none:
             return nil
@@ -104,34 +135,77 @@ public final class Simulator: Sendable {
         case .error(let status, let message):
             return errorResponse(status, message ?? "The simulator was told to fail (status \(status)).", api: api)
         case .rateLimited(let seconds):
+            if api == .gemini {
+                // Gemini says how long to wait in a RetryInfo detail, not a header.
+                return jsonResponse(.tooManyRequests, GeminiError.body(status: 429, message: "Resource has been exhausted; the simulator was told to refuse.",
+                                                                       retryAfterSeconds: seconds))
+            }
             var response = errorResponse(429, "Rate limit reached; the simulator was told to refuse.", api: api)
             response.headers[.retryAfter] = String(seconds)
+            if api == .azureOpenAI { response.headers[HTTPFields.Element.Name("retry-after-ms")!] = String(seconds * 1000) }
             return response
         }
     }
 
     private func chatCompletions(_ request: Request) async throws -> Response {
-        try await complete(request, api: .openai)
+        try await complete(request, api: .openai) { json throws(RequestError) in try OpenAIChatRequest.decode(json) }
     }
 
     private func messages(_ request: Request) async throws -> Response {
-        try await complete(request, api: .anthropic)
+        try await complete(request, api: .anthropic) { json throws(RequestError) in try AnthropicMessagesRequest.decode(json) }
     }
 
-    private func errorResponse(_ status: Int, _ message: String, param: String? = nil, api: WireProtocol) -> Response {
-        let body = api == .openai
-            ? ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param)
-            : ErrorBody.anthropic(message: message, type: ErrorBody.anthropicType(status: status))
-        return jsonResponse(HTTPResponse.Status(code: status), body)
+    /// Anthropic's token counter: the same count the simulator reports as a message's `input_tokens`.
+    private func countTokens(_ request: Request) async throws -> Response {
+        let body = try await request.body.collect(upTo: 32 * 1024 * 1024)
+        do {
+            guard var object = try JSONCoding.decode(body.readableBytesView).objectValue else {
+                return errorResponse(400, "The request body must be a JSON object.", api: .anthropic)
+            }
+            guard object["max_tokens"] == nil else {
+                return errorResponse(400, "max_tokens: Extra inputs are not permitted", param: "max_tokens", api: .anthropic)
+            }
+            object["max_tokens"] = 1
+            let chat = try AnthropicMessagesRequest.decode(.object(object))
+            if let refusal = try await faultResponse(api: .anthropic) { return refusal }
+            return jsonResponse(.ok, ["input_tokens": .number(Double(DeterministicText.promptTokens(for: chat)))])
+        } catch let error as RequestError {
+            return errorResponse(400, error.message, param: error.param, api: .anthropic)
+        } catch {
+            return errorResponse(400, "We could not parse the JSON body of your request. (\(error))", api: .anthropic)
+        }
     }
 
-    private func complete(_ request: Request, api: WireProtocol) async throws -> Response {
+    private func converse(_ request: Request, context: some RequestContext, stream: Bool) async throws -> Response {
+        let raw = context.parameters.get("modelId") ?? ""
+        let model = raw.removingPercentEncoding ?? raw
+        return try await complete(request, api: .bedrock) { json throws(RequestError) in
+            try BedrockConverseRequest.decode(json, modelID: model, stream: stream)
+        }
+    }
+
+    func errorResponse(_ status: Int, _ message: String, param: String? = nil, api: WireProtocol) -> Response {
+        switch api {
+        case .openai: jsonResponse(HTTPResponse.Status(code: status), ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param))
+        case .anthropic: jsonResponse(HTTPResponse.Status(code: status), ErrorBody.anthropic(message: message, type: ErrorBody.anthropicType(status: status)))
+        case .gemini: jsonResponse(HTTPResponse.Status(code: status), GeminiError.body(status: status, message: message))
+        case .azureOpenAI: jsonResponse(HTTPResponse.Status(code: status), AzureOpenAIError.body(status: status, message: message, param: param))
+        // Bedrock names the error type in a header as well as in the body.
+        case .bedrock: BedrockAuthentication.errorResponse(status, type: BedrockError.type(forStatus: status), message)
+        }
+    }
+
+    /// Answers one chat request in `api`'s shape; `decode` reads its body.
+    func complete(_ request: Request, api: WireProtocol, decode: (JSONValue) throws(RequestError) -> ChatRequest) async throws -> Response {
         requestCount.add(1, ordering: .relaxed)
         let body = try await request.body.collect(upTo: 32 * 1024 * 1024)
-        let chat: ChatRequest
+        if api == .bedrock, let refusal = bedrockAuthentication.refusal(for: request, body: body.readableBytesView) { return refusal }
+        var chat: ChatRequest
         do {
             let json = try JSONCoding.decode(body.readableBytesView)
-            chat = api == .openai ? try OpenAIChatRequest.decode(json) : try AnthropicMessagesRequest.decode(json)
+            chat = try decode(json)
+            // Anthropic and Converse have no response_format: a model asked in its system prompt for JSON answers in JSON.
+            if api == .anthropic || api == .bedrock, chat.responseFormat == nil { chat.responseFormat = JSONOutputInstruction.format(inSystem: chat.system) }
         } catch let error as RequestError {
             return errorResponse(400, error.message, param: error.param, api: api)
         } catch {
@@ -139,10 +213,12 @@ public final class Simulator: Sendable {
         }
         if let refusal = try await faultResponse(api: api) { return refusal }
         let knobs = currentKnobs
-        let plans = (0..<chat.choiceCount).map { CompletionPlan.make(for: chat, choice: $0) }
+        if knobs.contentFilter == .prompt { return contentFilterRefusal(api: api, chat: chat) }
+        var plans = (0..<chat.choiceCount).map { CompletionPlan.make(for: chat, choice: $0) }
+        if knobs.contentFilter == .completion { plans = plans.map { $0.filtered() } }
         let promptTokens = DeterministicText.promptTokens(for: chat)
         let usage = Usage(promptTokens: promptTokens, completionTokens: plans.reduce(0) { $0 + $1.completionTokens })
-        let id = (api == .openai ? "chatcmpl-" : "msg_") + String(DeterministicText.seed(for: chat, choice: 0), radix: 16)
+        let id = (api == .anthropic ? "msg_" : "chatcmpl-") + String(DeterministicText.seed(for: chat, choice: 0), radix: 16)
         let created = Int(Date().timeIntervalSince1970)
         if chat.stream {
             return streamResponse(chat: chat, api: api, plans: plans, usage: usage, id: id, created: created, knobs: knobs)
@@ -155,13 +231,24 @@ public final class Simulator: Sendable {
         var response = ChatResponse(
             id: id, model: chat.model, created: created,
             choices: plans.enumerated().map { index, plan in
-                ChatChoice(index: index, text: plan.text, toolCalls: plan.toolCalls, finishReason: plan.finishReason,
-                           logprobs: chat.logprobs ? logprobs(plan.pieces) : nil)
+                var choice = ChatChoice(index: index, text: plan.text, toolCalls: plan.toolCalls, finishReason: plan.finishReason,
+                                        logprobs: chat.logprobs ? logprobs(plan.pieces) : nil)
+                if !plan.reasoning.isEmpty {
+                    choice.reasoning = plan.reasoning.joined()
+                    choice.reasoningSignature = api == .anthropic ? Self.signature(plan.reasoning) : nil
+                }
+                return choice
             },
             usage: usage)
         response.stopSequence = plans.first?.stopSequence
-        response.systemFingerprint = api == .openai ? "fp_lifeline_sim" : nil
-        let bytes = JSONCoding.encode(api == .openai ? OpenAIChatResponse.encode(response) : AnthropicMessagesResponse.encode(response))
+        response.systemFingerprint = api == .openai || api == .azureOpenAI ? "fp_lifeline_sim" : nil
+        let answer: JSONValue = switch api {
+        case .openai, .azureOpenAI: OpenAIChatResponse.encode(response)
+        case .anthropic: AnthropicMessagesResponse.encode(response)
+        case .gemini: GeminiResponse.encode(response)
+        case .bedrock: BedrockConverseResponse.encode(response)
+        }
+        let bytes = JSONCoding.encode(answer)
         if knobs.disconnectAfterTokens > 0 {
             // Send part of the body, then cut the connection.
             let partial = Array(bytes.prefix(bytes.count / 2))
@@ -175,10 +262,21 @@ public final class Simulator: Sendable {
 
     struct SimulatedDisconnect: Error {}
 
+    /// A thinking block's signature: deterministic, like everything the simulator writes.
+    static func signature(_ reasoning: [String]) -> String {
+        var hash = StableHash()
+        hash.combine(reasoning.joined())
+        return "sim-signature-" + String(hash.value, radix: 16)
+    }
+
     private func streamResponse(chat: ChatRequest, api: WireProtocol, plans: [CompletionPlan], usage: Usage, id: String,
                                 created: Int, knobs: SimulatorKnobs) -> Response
     {
         var events: [ChatEvent] = []
+        for (index, plan) in plans.enumerated() where !plan.reasoning.isEmpty {
+            events += plan.reasoning.map { .reasoningDelta(choice: index, text: $0, signature: nil) }
+            if api == .anthropic { events.append(.reasoningDelta(choice: index, text: "", signature: Self.signature(plan.reasoning))) }
+        }
         // Interleave choices token by token, as OpenAI does for n > 1.
         let longest = plans.map { max($0.pieces.count, $0.toolCalls.isEmpty ? 0 : 1) }.max() ?? 0
         for step in 0..<longest {
@@ -200,23 +298,32 @@ public final class Simulator: Sendable {
         let plannedEvents = events
         let interval = knobs.tokensPerSecond > 0 ? 1 / knobs.tokensPerSecond : 0
         let cutAfter = knobs.disconnectAfterTokens
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: ResponseBody { [self] writer in
+        let errorAfter = knobs.streamErrorAfterTokens
+        let contentType = api == .bedrock ? "application/vnd.amazon.eventstream" : "text/event-stream"
+        return Response(status: .ok, headers: [.contentType: contentType, .cacheControl: "no-cache"], body: ResponseBody { [self] writer in
             streamCount.add(1, ordering: .relaxed)
             defer { streamCount.subtract(1, ordering: .relaxed) }
             await gate.enter(capacity: knobs.capacity)
             defer { gate.leave() }
             if knobs.ttftMilliseconds > 0 { try await Task.sleep(for: .milliseconds(knobs.ttftMilliseconds)) }
-            var openAI = OpenAIStreamEncoder(id: id, model: chat.model, created: created, includeUsage: chat.includeUsage)
-            var anthropic = AnthropicStreamEncoder(id: id, model: chat.model, promptTokens: usage.promptTokens)
-            var pending: [UInt8] = api == .anthropic ? anthropic.start() : []
+            var encoder = SimulatorStreamEncoder(api: api, id: id, model: chat.model, created: created, includeUsage: chat.includeUsage,
+                                                 promptTokens: usage.promptTokens)
+            var pending: [UInt8] = encoder.start()
             var tokensSent = 0
             for event in plannedEvents {
-                pending += api == .openai ? openAI.encode(event) : anthropic.encode(event)
+                pending += encoder.encode(event)
                 guard case .textDelta = event else { continue }
                 tokensSent += 1
                 if cutAfter > 0, tokensSent >= cutAfter {
                     try await writer.write(ByteBuffer(bytes: pending))
                     throw SimulatedDisconnect()
+                }
+                if errorAfter > 0, tokensSent >= errorAfter {
+                    let status = knobs.errorStatus
+                    pending += encoder.error(status: status, message: knobs.errorMessage ?? "The simulator was told to fail the stream (status \(status)).")
+                    try await writer.write(ByteBuffer(bytes: pending))
+                    try await writer.finish(nil)
+                    return
                 }
                 if interval > 0 {
                     try await writer.write(ByteBuffer(bytes: pending))
@@ -224,7 +331,7 @@ public final class Simulator: Sendable {
                     try await Task.sleep(for: .seconds(interval))
                 }
             }
-            pending += api == .openai ? openAI.finish() : anthropic.finish()
+            pending += encoder.finish()
             try await writer.write(ByteBuffer(bytes: pending))
             try await writer.finish(nil)
         })

@@ -17,22 +17,32 @@ public struct SimulatorKnobs: Sendable, Equatable {
     public var retryAfterSeconds = 1
     /// Cut the connection after this many tokens; 0 never does.
     public var disconnectAfterTokens = 0
+    /// End a stream after this many tokens with the protocol's in-band error for `errorStatus`
+    /// (OpenAI's error chunk, Anthropic's `error` event, Bedrock's exception message); 0 never does.
+    public var streamErrorAfterTokens = 0
     /// Accept requests and never answer.
     public var hang = false
     /// Requests served at once; more wait their turn (so time to first token grows with load,
     /// as it does at a real provider). 0 is unlimited.
     public var capacity = 0
+    /// The content filter: `prompt` refuses every prompt, `completion` cuts every answer halfway
+    /// with `content_filter`; each in its protocol's own way.
+    public var contentFilter = ContentFilter.off
+
+    public enum ContentFilter: String, Sendable, CaseIterable { case off, prompt, completion }
 
     public init() {}
 
     static let fields = ["ttft_ms", "tokens_per_second", "error_rate", "error_status", "error_message", "rate_limit_rate", "retry_after_s",
-                         "disconnect_after_tokens", "hang", "capacity"]
+                         "disconnect_after_tokens", "stream_error_after_tokens", "hang", "capacity", "content_filter"]
 
     public var json: JSONValue {
         ["ttft_ms": .number(Double(ttftMilliseconds)), "tokens_per_second": .number(tokensPerSecond),
          "error_rate": .number(errorRate), "error_status": .number(Double(errorStatus)), "error_message": errorMessage.map(JSONValue.string) ?? .null,
          "rate_limit_rate": .number(rateLimitRate), "retry_after_s": .number(Double(retryAfterSeconds)),
-         "disconnect_after_tokens": .number(Double(disconnectAfterTokens)), "hang": .bool(hang), "capacity": .number(Double(capacity))]
+         "disconnect_after_tokens": .number(Double(disconnectAfterTokens)),
+         "stream_error_after_tokens": .number(Double(streamErrorAfterTokens)), "hang": .bool(hang), "capacity": .number(Double(capacity)),
+         "content_filter": .string(contentFilter.rawValue)]
     }
 
     /// Applies the fields present in `json`; names the first bad field.
@@ -55,12 +65,19 @@ public struct SimulatorKnobs: Sendable, Equatable {
         if let v = try number("rate_limit_rate", 0...1) { rateLimitRate = v }
         if let v = try number("retry_after_s", 0...86_400) { retryAfterSeconds = Int(v) }
         if let v = try number("disconnect_after_tokens", 0...1_000_000) { disconnectAfterTokens = Int(v) }
+        if let v = try number("stream_error_after_tokens", 0...1_000_000) { streamErrorAfterTokens = Int(v) }
         if let v = try number("capacity", 0...1_000_000) { capacity = Int(v) }
         if let value = object["error_message"] {
             guard value.isNull || value.stringValue != nil else {
                 throw RequestError("'error_message' must be a string or null", param: "error_message")
             }
             errorMessage = value.stringValue
+        }
+        if let value = object["content_filter"] {
+            guard let filter = value.stringValue.flatMap(ContentFilter.init(rawValue:)) else {
+                throw RequestError("'content_filter' must be off, prompt or completion", param: "content_filter")
+            }
+            contentFilter = filter
         }
         if let value = object["hang"] {
             guard let hang = value.boolValue else { throw RequestError("'hang' must be a boolean", param: "hang") }

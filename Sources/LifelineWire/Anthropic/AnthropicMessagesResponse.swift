@@ -4,17 +4,24 @@ public enum AnthropicMessagesResponse {
         guard let blocks = json["content"]?.arrayValue else { throw .init(message: "response has no content") }
         var text = ""
         var calls: [ToolCall] = []
+        var reasoning: String?
+        var signature: String?
         for block in blocks {
             switch block["type"]?.stringValue {
             case "text": text += block["text"]?.stringValue ?? ""
+            case "thinking":
+                reasoning = (reasoning ?? "") + (block["thinking"]?.stringValue ?? "")
+                signature = block["signature"]?.stringValue ?? signature
             case "tool_use":
                 calls.append(ToolCall(id: block["id"]?.stringValue ?? "", name: block["name"]?.stringValue ?? "",
                                       arguments: JSONCoding.encodeString(block["input"] ?? [:])))
             default: break
             }
         }
-        let choice = ChatChoice(index: 0, text: text, toolCalls: calls,
+        var choice = ChatChoice(index: 0, text: text, toolCalls: calls,
                                 finishReason: FinishReason(anthropic: json["stop_reason"]?.stringValue ?? "end_turn"))
+        choice.reasoning = reasoning
+        choice.reasoningSignature = signature
         var response = ChatResponse(
             id: json["id"]?.stringValue ?? "", model: json["model"]?.stringValue ?? "", created: 0, choices: [choice],
             usage: Usage(promptTokens: json["usage"]?["input_tokens"]?.intValue ?? 0,
@@ -26,6 +33,9 @@ public enum AnthropicMessagesResponse {
     public static func encode(_ response: ChatResponse) -> JSONValue {
         let choice = response.choices.first ?? ChatChoice(index: 0, text: "", finishReason: .stop)
         var content: [JSONValue] = []
+        if let reasoning = choice.reasoning {
+            content.append(["type": "thinking", "thinking": .string(reasoning), "signature": .string(choice.reasoningSignature ?? "")])
+        }
         if !choice.text.isEmpty || choice.toolCalls.isEmpty { content.append(["type": "text", "text": .string(choice.text)]) }
         for call in choice.toolCalls {
             let input = (try? JSONCoding.decode(Array(call.arguments.utf8))) ?? [:]
@@ -48,6 +58,8 @@ public struct AnthropicStreamDecoder: Sendable {
     private var outputTokens = 0
     private var stopReason: FinishReason?
     private var stopSequence: String?
+    /// The prompt's token count as the upstream's `message_start` announced it.
+    public private(set) var announcedInputTokens: Int?
 
     public init() {}
 
@@ -58,6 +70,7 @@ public struct AnthropicStreamDecoder: Sendable {
         switch type {
         case "message_start":
             inputTokens = json["message"]?["usage"]?["input_tokens"]?.intValue ?? 0
+            announcedInputTokens = json["message"]?["usage"]?["input_tokens"]?.intValue
             outputTokens = json["message"]?["usage"]?["output_tokens"]?.intValue ?? 0
             return []
         case "content_block_start":
@@ -76,6 +89,10 @@ public struct AnthropicStreamDecoder: Sendable {
             switch delta?["type"]?.stringValue {
             case "text_delta":
                 return [.textDelta(choice: 0, text: delta?["text"]?.stringValue ?? "", logprobs: nil)]
+            case "thinking_delta":
+                return [.reasoningDelta(choice: 0, text: delta?["thinking"]?.stringValue ?? "", signature: nil)]
+            case "signature_delta":
+                return [.reasoningDelta(choice: 0, text: "", signature: delta?["signature"]?.stringValue ?? "")]
             case "input_json_delta":
                 let toolIndex = toolIndexByBlock[json["index"]?.intValue ?? 0] ?? 0
                 return [.toolCallDelta(choice: 0, index: toolIndex, id: nil, name: nil, arguments: delta?["partial_json"]?.stringValue ?? "")]
@@ -107,6 +124,10 @@ public struct AnthropicStreamEncoder: Sendable {
     private let model: String
     private var started = false
     private var openBlock: (index: Int, isText: Bool)?
+    /// The open block is a thinking block.
+    private var thinkingOpen = false
+    /// A signature was sent for the open thinking block.
+    private var thinkingSigned = false
     private var nextBlockIndex = 0
     private var finishReason: FinishReason?
     private var stopSequence: String?
@@ -137,7 +158,7 @@ public struct AnthropicStreamEncoder: Sendable {
         switch event {
         case .textDelta(let choice, let text, _):
             guard choice == 0, !text.isEmpty else { return out }
-            if openBlock?.isText != true {
+            if openBlock?.isText != true || thinkingOpen {
                 out += closeBlock()
                 out += openNewBlock(["type": "text", "text": ""], isText: true)
             }
@@ -151,7 +172,7 @@ public struct AnthropicStreamEncoder: Sendable {
                 out += closeBlock()
                 out += openNewBlock(["type": "tool_use", "id": .string(callID), "name": .string(name ?? ""), "input": [:]], isText: false)
             }
-            if !arguments.isEmpty, let block = openBlock, !block.isText {
+            if !arguments.isEmpty, let block = openBlock, !block.isText, !thinkingOpen {
                 out += SSE.event("content_block_delta", JSONCoding.encode([
                     "type": "content_block_delta", "index": .number(Double(block.index)),
                     "delta": ["type": "input_json_delta", "partial_json": .string(arguments)],
@@ -161,6 +182,25 @@ public struct AnthropicStreamEncoder: Sendable {
             if choice == 0 { finishReason = reason; stopSequence = sequence }
         case .usage(let usage):
             self.usage = usage
+        case .reasoningDelta(let choice, let text, let signature):
+            guard choice == 0 else { return out }
+            if !thinkingOpen {
+                out += closeBlock()
+                out += openNewBlock(["type": "thinking", "thinking": "", "signature": ""], isText: false)
+                thinkingOpen = true
+            }
+            let index = JSONValue.number(Double(openBlock!.index))
+            if !text.isEmpty {
+                out += SSE.event("content_block_delta", JSONCoding.encode([
+                    "type": "content_block_delta", "index": index, "delta": ["type": "thinking_delta", "thinking": .string(text)],
+                ]))
+            }
+            if let signature {
+                thinkingSigned = true
+                out += SSE.event("content_block_delta", JSONCoding.encode([
+                    "type": "content_block_delta", "index": index, "delta": ["type": "signature_delta", "signature": .string(signature)],
+                ]))
+            }
         }
         return out
     }
@@ -198,6 +238,15 @@ public struct AnthropicStreamEncoder: Sendable {
     private mutating func closeBlock() -> [UInt8] {
         guard let block = openBlock else { return [] }
         openBlock = nil
-        return SSE.event("content_block_stop", JSONCoding.encode(["type": "content_block_stop", "index": .number(Double(block.index))]))
+        var out: [UInt8] = []
+        if thinkingOpen, !thinkingSigned {
+            // A thinking block ends with its signature; reasoning from an OpenAI-protocol upstream has none.
+            out += SSE.event("content_block_delta", JSONCoding.encode([
+                "type": "content_block_delta", "index": .number(Double(block.index)), "delta": ["type": "signature_delta", "signature": ""],
+            ]))
+        }
+        thinkingOpen = false
+        thinkingSigned = false
+        return out + SSE.event("content_block_stop", JSONCoding.encode(["type": "content_block_stop", "index": .number(Double(block.index))]))
     }
 }

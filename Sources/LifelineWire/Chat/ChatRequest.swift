@@ -1,7 +1,17 @@
-/// The wire protocol a client or an upstream speaks.
+/// The wire protocol a client or an upstream speaks. Clients speak OpenAI's or Anthropic's;
+/// an upstream may speak any of them.
 public enum WireProtocol: String, Sendable, Codable, CaseIterable {
     case openai
     case anthropic
+    /// Google's Gemini API (`generateContent`); upstreams only.
+    case gemini
+    /// OpenAI's chat format at Azure OpenAI's URLs, with Azure's key header and errors; upstreams only.
+    case azureOpenAI = "azure_openai"
+    /// Amazon Bedrock's Converse API; upstreams only.
+    case bedrock
+
+    /// The APIs clients speak to Lifeline.
+    public static let clientAPIs: [WireProtocol] = [.openai, .anthropic]
 }
 
 /// One chat request in Lifeline's own terms, whichever API it arrived on.
@@ -26,6 +36,10 @@ public struct ChatRequest: Sendable, Equatable {
     public var logprobs: Bool = false
     public var topLogprobs: Int?
     public var user: String?
+    /// OpenAI's `reasoning_effort`, when the request asked for one.
+    public var reasoningEffort: String?
+    /// Anthropic's extended thinking budget (`thinking.budget_tokens`), when thinking is enabled.
+    public var thinkingBudget: Int?
     /// Fields of the source API that Lifeline does not model; forwarded only to an upstream
     /// speaking the same protocol.
     public var passthrough: [String: JSONValue] = [:]

@@ -11,7 +11,8 @@ public enum FinishReason: String, Sendable, Equatable {
 
     public var anthropicValue: String {
         switch self {
-        case .stop, .contentFilter: "end_turn"
+        case .stop: "end_turn"
+        case .contentFilter: "refusal"
         case .length: "max_tokens"
         case .toolCalls: "tool_use"
         case .stopSequence: "stop_sequence"
@@ -75,6 +76,11 @@ public struct ChatChoice: Sendable, Equatable {
     public var finishReason: FinishReason
     /// OpenAI's logprobs object, forwarded to OpenAI clients only.
     public var logprobs: JSONValue?
+    /// The model's visible reasoning: Anthropic's thinking blocks, or the `reasoning_content`
+    /// OpenAI-compatible servers send; nil when there was none.
+    public var reasoning: String?
+    /// The signature Anthropic puts on a thinking block (it checks it when the block comes back).
+    public var reasoningSignature: String?
 
     public init(index: Int, text: String, toolCalls: [ToolCall] = [], finishReason: FinishReason, logprobs: JSONValue? = nil) {
         self.index = index
@@ -92,4 +98,6 @@ public enum ChatEvent: Sendable, Equatable {
     case toolCallDelta(choice: Int, index: Int, id: String?, name: String?, arguments: String)
     case finish(choice: Int, reason: FinishReason, stopSequence: String?)
     case usage(Usage)
+    /// A piece of the model's reasoning (thinking); `signature` ends an Anthropic thinking block.
+    case reasoningDelta(choice: Int, text: String, signature: String?)
 }

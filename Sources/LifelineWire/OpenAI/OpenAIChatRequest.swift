@@ -12,8 +12,8 @@ public enum OpenAIChatRequest {
         }
         let fields = FieldReader(object)
         let model = try fields.requiredString("model")
-        guard let rawMessages = try fields.array("messages") else { throw .missing("messages") }
-        guard !rawMessages.isEmpty else { throw .range("messages", "expected a non-empty array") }
+        guard let rawMessages = try fields.array("messages", minimum: 1) else { throw .missing("messages") }
+        try OpenAIChatValidation.validate(fields)
 
         var system: [String] = []
         var messages: [ChatMessage] = []
@@ -26,7 +26,7 @@ public enum OpenAIChatRequest {
             case "system", "developer":
                 system.append(try textContent(reader))
             case "user":
-                messages.append(ChatMessage(role: .user, content: try contentParts(reader)))
+                messages.append(ChatMessage(role: .user, content: try contentParts(reader, userParts: true)))
             case "assistant":
                 var toolCalls: [ToolCall] = []
                 for (callIndex, rawCall) in (try reader.array("tool_calls") ?? []).enumerated() {
@@ -35,10 +35,15 @@ public enum OpenAIChatRequest {
                     let callReader = FieldReader(call, path: callPath)
                     guard let function = try callReader.object("function") else { throw .missing(callReader.name("function")) }
                     let functionReader = FieldReader(function, path: callReader.name("function"))
+                    _ = try callReader.enumeration("type", ["function"])
                     toolCalls.append(ToolCall(
                         id: try callReader.requiredString("id"),
                         name: try functionReader.requiredString("name"),
                         arguments: try functionReader.string("arguments") ?? "{}"))
+                }
+                guard reader.value("content") != nil || !toolCalls.isEmpty || reader.value("refusal") != nil || reader.value("audio") != nil else {
+                    throw RequestError("Invalid value for '\(reader.name("content"))': an assistant message needs 'content' unless it has 'tool_calls'.",
+                                       param: reader.name("content"))
                 }
                 let content = reader.value("content") == nil ? [] : try contentParts(reader)
                 messages.append(ChatMessage(role: .assistant, content: content, toolCalls: toolCalls))
@@ -48,12 +53,13 @@ public enum OpenAIChatRequest {
             case "function":
                 throw .range(reader.name("role"), "the deprecated 'function' role is not supported; use 'tool'")
             default:
-                throw .range(reader.name("role"), "expected one of system, developer, user, assistant, tool, but got '\(role)'")
+                throw .notOneOf(reader.name("role"), role, allowed: ["system", "assistant", "user", "function", "tool", "developer"])
             }
         }
 
         var request = ChatRequest(model: model, messages: messages, sourceProtocol: .openai)
         request.system = system.isEmpty ? nil : system.joined(separator: "\n\n")
+        request.reasoningEffort = try fields.string("reasoning_effort")
         let legacyMaxTokens = try fields.int("max_tokens", in: 1...10_000_000)
         request.maxTokens = try fields.int("max_completion_tokens", in: 1...10_000_000) ?? legacyMaxTokens
         request.temperature = try fields.double("temperature", in: 0...2)
@@ -66,14 +72,22 @@ public enum OpenAIChatRequest {
             guard request.stream else {
                 throw RequestError("The 'stream_options' parameter is only allowed when 'stream' is enabled.", param: "stream_options")
             }
-            request.includeUsage = try FieldReader(options, path: "stream_options").bool("include_usage") ?? false
+            let optionsReader = fields.nested(options, at: "stream_options")
+            request.includeUsage = try optionsReader.bool("include_usage") ?? false
+            _ = try optionsReader.bool("include_obfuscation")
         }
         request.tools = try tools(fields)
         request.toolChoice = try toolChoice(fields)
         if let format = try fields.object("response_format") {
-            let type = try FieldReader(format, path: "response_format").requiredString("type")
-            guard ["text", "json_object", "json_schema"].contains(type) else {
-                throw .range("response_format.type", "expected one of text, json_object, json_schema, but got '\(type)'")
+            let formatReader = fields.nested(format, at: "response_format")
+            guard let type = try formatReader.enumeration("type", ["text", "json_schema", "json_object"]) else { throw .missing("response_format.type") }
+            if type == "json_schema" {
+                guard let schema = try formatReader.object("json_schema") else { throw .missing("response_format.json_schema") }
+                let schemaReader = formatReader.nested(schema, at: "response_format.json_schema")
+                try OpenAIChatValidation.checkName(try schemaReader.requiredString("name"), param: "response_format.json_schema.name")
+                _ = try schemaReader.string("description")
+                _ = try schemaReader.object("schema")
+                _ = try schemaReader.bool("strict")
             }
             request.responseFormat = .object(format)
         }
@@ -83,32 +97,36 @@ public enum OpenAIChatRequest {
             throw RequestError("'top_logprobs' requires 'logprobs' to be true.", param: "top_logprobs")
         }
         request.user = try fields.string("user")
-        _ = try fields.double("frequency_penalty", in: -2...2)
-        _ = try fields.double("presence_penalty", in: -2...2)
         request.passthrough = object.filter { !modelledKeys.contains($0.key) }
         return request
     }
 
+    /// Text only: system, developer and tool messages take a string or text parts.
     private static func textContent(_ reader: FieldReader) throws(RequestError) -> String {
-        try contentParts(reader).map { part -> String in
+        try contentParts(reader, textOnly: true).map { part -> String in
             if case .text(let text) = part { return text }
             return ""
         }.joined()
     }
 
-    private static func contentParts(_ reader: FieldReader) throws(RequestError) -> [ContentPart] {
+    private static func contentParts(_ reader: FieldReader, userParts: Bool = false, textOnly: Bool = false) throws(RequestError) -> [ContentPart] {
         guard let value = reader.value("content") else { throw .missing(reader.name("content")) }
         if let text = value.stringValue { return [.text(text)] }
         guard let parts = value.arrayValue else {
             throw .type(reader.name("content"), expected: "a string or an array of content parts", got: value)
         }
+        guard !parts.isEmpty else { throw .size(reader.name("content"), of: "array", count: 0, minimum: 1) }
         var result: [ContentPart] = []
         for (index, rawPart) in parts.enumerated() {
             let path = reader.name("content") + "[\(index)]"
             guard let part = rawPart.objectValue else { throw .type(path, expected: "an object", got: rawPart) }
             let partReader = FieldReader(part, path: path)
-            switch try partReader.requiredString("type") {
+            let type = try partReader.requiredString("type")
+            if textOnly, type != "text" { throw .notOneOf(partReader.name("type"), type, allowed: ["text"]) }
+            if userParts { try OpenAIChatValidation.checkUserPart(partReader, type: type) }
+            switch type {
             case "text": result.append(.text(try partReader.requiredString("text")))
+            case "refusal" where !userParts: _ = try partReader.requiredString("refusal")
             default: result.append(.media(rawPart, source: .openai))
             }
         }
@@ -125,8 +143,11 @@ public enum OpenAIChatRequest {
             guard type == "function" else { throw .range(reader.name("type"), "only 'function' tools are supported") }
             guard let function = try reader.object("function") else { throw .missing(reader.name("function")) }
             let functionReader = FieldReader(function, path: reader.name("function"))
+            let name = try functionReader.requiredString("name")
+            try OpenAIChatValidation.checkName(name, param: functionReader.name("name"))
+            _ = try functionReader.bool("strict")
             definitions.append(ToolDefinition(
-                name: try functionReader.requiredString("name"),
+                name: name,
                 description: try functionReader.string("description"),
                 parameters: try functionReader.object("parameters").map(JSONValue.object) ?? ["type": "object", "properties": [:]]))
         }
@@ -139,11 +160,23 @@ public enum OpenAIChatRequest {
         case .string("auto"): return .auto
         case .string("none"): return ToolChoice.none
         case .string("required"): return .required
+        case .string(let other):
+            throw .notOneOf("tool_choice", other, allowed: ["none", "auto", "required"])
         case .object(let object):
-            guard let name = object["function"]?["name"]?.stringValue else { throw .missing("tool_choice.function.name") }
-            return .named(name)
+            let reader = fields.nested(object, at: "tool_choice")
+            switch try reader.enumeration("type", ["function", "allowed_tools", "custom"]) {
+            case "allowed_tools":
+                guard let allowed = try reader.object("allowed_tools") else { throw .missing("tool_choice.allowed_tools") }
+                let mode = try reader.nested(allowed, at: "tool_choice.allowed_tools").enumeration("mode", ["auto", "required"])
+                return mode == "required" ? .required : .auto
+            case "custom":
+                throw .range("tool_choice.type", "only 'function' tools are supported")
+            default:
+                guard let function = try reader.object("function") else { throw .missing("tool_choice.function") }
+                return .named(try reader.nested(function, at: "tool_choice.function").requiredString("name"))
+            }
         default:
-            throw .range("tool_choice", "expected 'auto', 'none', 'required' or a function object")
+            throw .type("tool_choice", expected: "a string or an object", got: value)
         }
     }
 
@@ -158,7 +191,7 @@ public enum OpenAIChatRequest {
             case .user:
                 messages.append(["role": "user", "content": encodeContent(message.content)])
             case .assistant:
-                var entry: [String: JSONValue] = ["role": "assistant", "content": message.content.isEmpty ? .null : .string(message.text)]
+                var entry: [String: JSONValue] = ["role": "assistant", "content": message.content.isEmpty && !message.toolCalls.isEmpty ? .null : .string(message.text)]
                 if !message.toolCalls.isEmpty {
                     entry["tool_calls"] = .array(message.toolCalls.map {
                         ["id": .string($0.id), "type": "function", "function": ["name": .string($0.name), "arguments": .string($0.arguments)]]
@@ -187,7 +220,8 @@ public enum OpenAIChatRequest {
                 return ["type": "function", "function": .object(function)]
             })
         }
-        switch request.toolChoice {
+        // OpenAI takes a tool choice only with tools; Anthropic's reference lets one come alone.
+        switch request.tools.isEmpty ? nil : request.toolChoice {
         case .some(.auto): object["tool_choice"] = "auto"
         case .some(.none): object["tool_choice"] = "none"
         case .some(.required): object["tool_choice"] = "required"
@@ -198,6 +232,9 @@ public enum OpenAIChatRequest {
         if request.logprobs { object["logprobs"] = true }
         if let top = request.topLogprobs { object["top_logprobs"] = .number(Double(top)) }
         if let user = request.user { object["user"] = .string(user) }
+        if request.sourceProtocol != .openai, let budget = request.thinkingBudget {
+            object["reasoning_effort"] = .string(ReasoningTranslation.effort(forBudget: budget))
+        }
         return .object(object)
     }
 
@@ -208,8 +245,10 @@ public enum OpenAIChatRequest {
         return .array(parts.compactMap { part -> JSONValue? in
             switch part {
             case .text(let text): return ["type": "text", "text": .string(text)]
-            case .media(let value, source: .openai): return value
+            case .media(let value, source: .openai), .media(let value, source: .azureOpenAI): return value
             case .media(let value, source: .anthropic): return AnthropicMedia.toOpenAI(value)
+            case .media(let value, source: .gemini): return GeminiMedia.toOpenAI(value)
+            case .media(let value, source: .bedrock): return BedrockMedia.toOpenAI(value)
             }
         })
     }

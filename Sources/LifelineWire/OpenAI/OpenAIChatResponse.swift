@@ -11,12 +11,14 @@ public enum OpenAIChatResponse {
                          name: call["function"]?["name"]?.stringValue ?? "",
                          arguments: call["function"]?["arguments"]?.stringValue ?? "{}")
             }
-            return ChatChoice(
+            var decoded = ChatChoice(
                 index: choice["index"]?.intValue ?? offset,
                 text: message?["content"]?.stringValue ?? "",
                 toolCalls: calls,
                 finishReason: FinishReason(openAI: choice["finish_reason"]?.stringValue ?? "stop"),
                 logprobs: choice["logprobs"]?.nonNull)
+            decoded.reasoning = message?["reasoning_content"]?.stringValue
+            return decoded
         }
         var response = ChatResponse(
             id: json["id"]?.stringValue ?? "",
@@ -48,6 +50,7 @@ public enum OpenAIChatResponse {
                 })
             }
             message["refusal"] = .null
+            if let reasoning = choice.reasoning { message["reasoning_content"] = .string(reasoning) }
             return ["index": .number(Double(choice.index)), "message": .object(message),
                     "finish_reason": .string(choice.finishReason.openAIValue), "logprobs": choice.logprobs ?? .null]
         }
@@ -66,6 +69,9 @@ public enum OpenAIChatResponse {
             let index = choice["index"]?.intValue ?? 0
             let delta = choice["delta"]
             let logprobs = choice["logprobs"]?.nonNull
+            if let reasoning = delta?["reasoning_content"]?.stringValue, !reasoning.isEmpty {
+                events.append(.reasoningDelta(choice: index, text: reasoning, signature: nil))
+            }
             if let text = delta?["content"]?.stringValue, !text.isEmpty || logprobs != nil {
                 events.append(.textDelta(choice: index, text: text, logprobs: logprobs))
             }
@@ -128,6 +134,12 @@ public struct OpenAIStreamEncoder: Sendable {
         case .usage(let usage):
             self.usage = usage
             return []
+        case .reasoningDelta(let choice, let text, _):
+            // OpenAI-compatible servers stream reasoning as `delta.reasoning_content`.
+            guard !text.isEmpty else { return [] }
+            var delta: [String: JSONValue] = ["reasoning_content": .string(text)]
+            if announcedChoices.insert(choice).inserted { delta["role"] = "assistant"; delta["content"] = "" }
+            return chunk(choice: choice, delta: .object(delta), finishReason: nil, logprobs: nil)
         }
     }
 
