@@ -556,3 +556,23 @@ def test_check_config_probe_reaches_gemini_and_azure_deployments(
     assert "azure-v1 (model m): ok (model list)" in lines, result.stdout
     assert "gemini-wrong-url (model m): not found (HTTP 404): check base_url and model" in lines, result.stdout
     assert result.returncode == 1
+
+
+# ------------------------------------------------------------ the Responses API on every protocol
+
+
+@pytest.mark.parametrize("model", [*NEW_PROTOCOL_MODELS, "chat-bedrock-then-gemini"])
+@STREAM
+def test_responses_client_gets_the_same_answer_through_each_protocol(providers_gateway, reference, model: str, stream: bool) -> None:
+    client = openai_client(providers_gateway.url)
+    kw = dict(model=model, instructions=SYSTEM, input=PROMPT, max_output_tokens=MAX_TOKENS)
+    if stream:
+        with client.responses.stream(**kw) as s:
+            deltas = "".join(e.delta for e in s if e.type == "response.output_text.delta")
+            final = s.get_final_response()
+        assert deltas == final.output_text
+    else:
+        final = client.responses.create(**kw)
+    assert final.status == "completed"
+    assert final.output_text == reference.choices[0].message.content
+    assert final.usage.output_tokens == reference.usage.completion_tokens
