@@ -4,9 +4,9 @@ import Synchronization
 /// Each deployment's adaptive concurrency limit, the attempts it has in flight, and the
 /// attempts waiting for one of its slots.
 ///
-/// A deployment at its limit is busy, not broken: an attempt waits briefly for a slot (by
-/// priority, then first come, first served) instead of being refused, and a slot freed by a finished attempt, or
-/// added by a grown limit, goes to the longest waiter.
+/// A deployment at its limit is busy, not broken: an attempt waits briefly for a slot instead
+/// of being refused, and a slot freed by a finished attempt, or added by a grown limit, goes to
+/// the most important waiter, the longest waiting among equals.
 final class DeploymentSlots: Sendable {
     private struct Waiter {
         let id: UInt64
