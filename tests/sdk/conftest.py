@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -234,6 +235,17 @@ def http() -> Iterator[httpx.Client]:
 
 def user(text: str = PROMPT) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
+    """Polls `predicate` every `step` s until it returns something truthy (returned), at most `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def openai_text(client: openai.OpenAI, model: str, stream: bool, **kw: Any) -> tuple[str, str | None]:

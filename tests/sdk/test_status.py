@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import feedparser
 import pytest
@@ -23,6 +23,7 @@ from conftest import (
     ProcessStartError,
     Traffic,
     httpx,
+    wait_for,
 )
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -58,15 +59,6 @@ def admin(gw: LifelineProcess, method: str, path: str, body: Any = None) -> Any:
     assert r.status_code in (200, 201), f"{method} {path}: {r.status_code} {r.text}"
     return r.json()
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def check_statuspage_shape(summary: dict[str, Any]) -> None:

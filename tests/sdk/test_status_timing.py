@@ -7,11 +7,11 @@ opens nothing. The delays are measured on the real binary and printed, scaled ba
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
-from conftest import ADMIN_TOKEN, DEPLOYMENTS, OPENAI_MODEL, GatewayFactory, LifelineProcess, Traffic, httpx
+from conftest import ADMIN_TOKEN, DEPLOYMENTS, OPENAI_MODEL, GatewayFactory, LifelineProcess, Traffic, httpx, wait_for
 
 SCALE = 0.05
 # Real seconds allowed on top of a scaled bound: process scheduling on a busy machine, request
@@ -54,15 +54,6 @@ def clear(gw: LifelineProcess, fault: str) -> None:
     assert r.status_code == 200, r.text
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
 
 def unresolved(gw: LifelineProcess) -> list[dict[str, Any]]:
     return get(gw, "/api/v2/incidents/unresolved.json")["incidents"]
@@ -78,7 +69,7 @@ def test_a_major_outage_is_public_within_30_s_and_resolves_within_5_minutes_at_t
         assert unresolved(gw) == []
         faults = [inject(gw, {"deployment": d, "kind": "error", "status": 500, "rate": 1.0}) for d in DEPLOYMENTS[OPENAI_MODEL]]
         fault_at = time.monotonic()
-        incident = wait_for(lambda: unresolved(gw), MAJOR_PROMISE_S * SCALE + 5, "a public incident")[0]
+        incident = wait_for(lambda: unresolved(gw), MAJOR_PROMISE_S * SCALE + 5, "a public incident", step=0.02)[0]
         opened = time.monotonic() - fault_at
         assert incident["impact"] == "critical", incident
         assert opened >= MAJOR_OPEN_S * SCALE * 0.9, f"opened after {opened:.2f} s, before the major-outage delay"
@@ -87,7 +78,7 @@ def test_a_major_outage_is_public_within_30_s_and_resolves_within_5_minutes_at_t
         for fault in faults:
             clear(gw, fault)
         recovered_at = time.monotonic()
-        wait_for(lambda: not unresolved(gw), RESOLVE_PROMISE_S * SCALE + 10, "the incident to resolve")
+        wait_for(lambda: not unresolved(gw), RESOLVE_PROMISE_S * SCALE + 10, "the incident to resolve", step=0.02)
         resolved = time.monotonic() - recovered_at
     finally:
         traffic.stop()
@@ -114,7 +105,7 @@ def test_a_degradation_opens_later_than_a_major_outage(
         for deployment in DEPLOYMENTS[OPENAI_MODEL]:
             inject(gw, {"deployment": deployment, "kind": "latency", "latency_ms": 500, "rate": 1.0})
         fault_at = time.monotonic()
-        incident = wait_for(lambda: unresolved(gw), DEGRADED_PROMISE_S * SCALE + 5, "a public incident")[0]
+        incident = wait_for(lambda: unresolved(gw), DEGRADED_PROMISE_S * SCALE + 5, "a public incident", step=0.02)[0]
         opened = time.monotonic() - fault_at
     finally:
         for t in traffic:
