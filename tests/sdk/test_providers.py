@@ -431,16 +431,7 @@ def test_stream_cut_midway_resumes_on_another_protocol_with_identical_content(
     fresh_providers_gateway, gemini_sim, azure_sim, sim_b, reference, http, api: str, model: str, cut: str
 ) -> None:
     {"gemini": SimControl(gemini_sim), "azure": SimControl(azure_sim), "simB": SimControl(sim_b)}[cut].set(disconnect_after_tokens=5)
-    if api == "openai":
-        route = "/v1/chat/completions"
-        body = {"model": model, "max_tokens": MAX_TOKENS, "stream": True,
-                "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}]}
-    else:
-        route = "/v1/messages"
-        body = {"model": model, "max_tokens": MAX_TOKENS, "stream": True, "system": SYSTEM, "messages": [{"role": "user", "content": PROMPT}]}
-    with http.stream("POST", fresh_providers_gateway.url + route, json=body) as r:
-        assert r.status_code == 200
-        lines = list(r.iter_lines())
+    lines = stream_lines(fresh_providers_gateway, http, api, model)
     markers = [l for l in lines if l.startswith(": lifeline resumed")]
     assert len(markers) == 1, "\n".join(lines[:30])
     if api == "openai":
