@@ -28,8 +28,7 @@ struct ChatEndpoint: Sendable {
         record.caller = caller
         let chat: ChatRequest
         do throws(GatewayError) {
-            if let refusal = JSONContentType.refusal(request, metrics: runtime.metrics) { throw refusal }
-            let json = try await readJSON(request, limit: config.server.maxBodyBytes)
+            let json = try await JSONContentType.readBody(request, limit: config.server.maxBodyBytes, metrics: runtime.metrics)
             chat = try decode(json, api: api)
         } catch {
             return refuse(error, api: client, record: &record)

@@ -23,8 +23,7 @@ struct CountTokensEndpoint: Sendable {
         }
         let chat: ChatRequest
         do throws(GatewayError) {
-            if let refusal = JSONContentType.refusal(request, metrics: runtime.metrics) { throw refusal }
-            chat = try Self.decode(try await readJSON(request, limit: runtime.config.server.maxBodyBytes))
+            chat = try Self.decode(try await JSONContentType.readBody(request, limit: runtime.config.server.maxBodyBytes, metrics: runtime.metrics))
         } catch {
             return error.response(for: .anthropic)
         }

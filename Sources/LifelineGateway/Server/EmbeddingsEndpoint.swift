@@ -22,8 +22,7 @@ struct EmbeddingsEndpoint: Sendable {
         record.caller = caller
         let object: [String: JSONValue]
         do throws(GatewayError) {
-            if let refusal = JSONContentType.refusal(request, metrics: runtime.metrics) { throw refusal }
-            guard let value = try await readJSON(request, limit: config.server.maxBodyBytes).objectValue else {
+            guard let value = try await JSONContentType.readBody(request, limit: config.server.maxBodyBytes, metrics: runtime.metrics).objectValue else {
                 throw GatewayError(status: 400, message: "The request body must be a JSON object.")
             }
             object = value

@@ -30,8 +30,7 @@ struct ResponsesEndpoint: Sendable {
         record.caller = caller
         var turn: ResponsesTurn
         do throws(GatewayError) {
-            if let refusal = JSONContentType.refusal(request, metrics: runtime.metrics) { throw refusal }
-            let json = try await readJSON(request, limit: config.server.maxBodyBytes)
+            let json = try await JSONContentType.readBody(request, limit: config.server.maxBodyBytes, metrics: runtime.metrics)
             do {
                 turn = try ResponsesRequest.decode(json)
             } catch {

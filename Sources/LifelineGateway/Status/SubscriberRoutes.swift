@@ -12,8 +12,7 @@ enum SubscriberRoutes {
         let registry = runtime.subscribers
         router.post("/api/v2/subscribers") { request, context in
             do throws(GatewayError) {
-                if let refusal = JSONContentType.refusal(request, metrics: runtime.metrics) { throw refusal }
-                let body = try await readJSON(request, limit: 16 * 1024)
+                let body = try await JSONContentType.readBody(request, limit: 16 * 1024, metrics: runtime.metrics)
                 let asOperator = bearer(request).map(adminToken.matches) ?? false
                 // Statuspage nests the fields under "subscriber"; a flat body works too.
                 let fields = body["subscriber"]?.objectValue ?? body.objectValue
