@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ADMIN_TOKEN, SIM_KEY, LifelineProcess, free_port, httpx, process_env
+from conftest import ADMIN_TOKEN, SIM_KEY, LifelineProcess, free_port, httpx, process_env, wait_for
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 PYTHON = sys.executable
@@ -108,7 +108,10 @@ def test_a_managed_process_dies_within_a_second_when_lifeline_is_sigkilled(
         pid = running_pid(gateway)
         port = managed(gateway)["port"]
         assert command_line(pid) == [PYTHON, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
-        record = json.loads((tmp_path / ".lifeline" / "processes" / f"{MANAGED}.pid").read_text())
+        # The pid file is written once the launch returns, a moment after the admin API can
+        # already show the process running.
+        pid_file = tmp_path / ".lifeline" / "processes" / f"{MANAGED}.pid"
+        record = json.loads(wait_for(lambda: pid_file.exists() and pid_file.read_text(), 5, "the pid file"))
         assert record["pid"] == pid and record["command"] == command_line(pid)
         assert "parent-death signal" not in gateway.log_tail(), "setpriv is installed here: no warning"
 
