@@ -540,11 +540,12 @@ struct ConfigReader {
 
     mutating func readLimit(_ raw: JSONValue?, _ path: String, _ defaults: ConcurrencyLimitPolicy) -> ConcurrencyLimitPolicy {
         var policy = defaults
-        let limit = object(raw, path, allowed: ["initial", "min", "max", "tolerance"])
+        let limit = object(raw, path, allowed: ["initial", "min", "max", "tolerance", "min_queue_delay_ms"])
         if let value = number(limit, "initial", path, in: 1...1_000_000) { policy.initialLimit = value }
         if let value = number(limit, "min", path, in: 1...1_000_000) { policy.minimumLimit = value }
         if let value = number(limit, "max", path, in: 1...1_000_000) { policy.maximumLimit = value }
         if let value = number(limit, "tolerance", path, in: 1...100) { policy.tolerance = value }
+        if let value = number(limit, "min_queue_delay_ms", path, in: 0...600_000) { policy.minimumQueueDelay = value / 1000 }
         if policy.minimumLimit > policy.maximumLimit { fail(path, "min must not exceed max") }
         policy.initialLimit = min(max(policy.initialLimit, policy.minimumLimit), policy.maximumLimit)
         return policy

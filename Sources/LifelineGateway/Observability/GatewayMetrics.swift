@@ -286,7 +286,7 @@ public final class GatewayMetrics: Sendable {
         case subscriberPendingLimit = "subscriber_pending_limit"
     }
 
-    static let shedReasons = ["queue_full", "queue_timeout"]
+    static let shedReasons = ["queue_full", "queue_timeout", "deployment_busy"]
 
     public func shed(reason: String, priority: String) {
         counter("lifeline_shed_total", [("reason", reason), ("priority", priority)], help: Self.shedHelp).increment()
@@ -299,7 +299,7 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    static let shedHelp = "Requests refused to protect the service (503), by reason (queue_full, queue_timeout) and priority."
+    static let shedHelp = "Requests refused to protect the service (503), by reason (queue_full, queue_timeout, deployment_busy) and priority."
 
     public func rateLimited(reason: String, tier: String) {
         counter("lifeline_rate_limited_total", [("reason", reason), ("tier", tier)],

@@ -362,7 +362,7 @@ function renderLimits() {
   }) : h("tr", {}, h("td", { colspan: 4, class: "muted" }, state.lastScrape ? "No deployment reports a limit." : "measuring…")));
 }
 
-const REASON_WORDS = { queue_full: "queue full", queue_timeout: "waited too long" };
+const REASON_WORDS = { queue_full: "queue full", queue_timeout: "waited too long", deployment_busy: "deployments at their limit" };
 
 function renderShedding() {
   renderStats(ui.sheddingSummary, SHED_STATS, latestPoint());
