@@ -198,6 +198,19 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(issues(Self.oneModel + "storage: {postgres: {}}\n"), ["storage.postgres.url: required"])
     }
 
+    func testTheLimitersMinimumQueueDelayIsReadInMillisecondsAndChecked() throws {
+        let defaults = try ConfigLoader.parse(Self.oneModel, environment: [:]).admission
+        XCTAssertEqual(defaults.concurrency.minimumQueueDelay, 0.25)
+        XCTAssertEqual(defaults.deploymentConcurrency.minimumQueueDelay, 0.25)
+        let config = try ConfigLoader.parse(Self.oneModel + "admission: {concurrency: {min_queue_delay_ms: 0}, deployment_concurrency: {min_queue_delay_ms: 1500}}\n",
+                                            environment: [:]).admission
+        XCTAssertEqual(config.concurrency.minimumQueueDelay, 0)
+        XCTAssertEqual(config.deploymentConcurrency.minimumQueueDelay, 1.5)
+        XCTAssertEqual(issues(Self.oneModel + "admission: {deployment_concurrency: {min_queue_delay_ms: -5}}\n"), [
+            "admission.deployment_concurrency.min_queue_delay_ms: must be from 0 to 600000, got -5",
+        ])
+    }
+
     func testStoredResponsesAreBoundedByConfig() throws {
         let defaults = try ConfigLoader.parse(Self.oneModel, environment: [:]).storage
         XCTAssertEqual(defaults.responsesTTLSeconds, 30 * 86_400)
