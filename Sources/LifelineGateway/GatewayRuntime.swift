@@ -314,6 +314,7 @@ struct RequestRecord {
         if let priority { metadata["priority"] = .string(priority.description) }
         if let caller { metadata["caller"] = .string(caller.id) }
         if shedByService { metadata["shed"] = .stringConvertible(true) }
+        if let cacheResult { metadata["cache"] = .string(cacheResult.rawValue) }
         return metadata
     }
 }
