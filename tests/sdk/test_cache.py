@@ -181,6 +181,25 @@ def test_another_callers_key_misses_and_sampled_requests_bypass(cached: Lifeline
     assert openai_ask(owner, messages, stream=True, temperature=0.8, seed=7)[1]["x-lifeline-cache"] == "hit"
 
 
+def test_shared_entries_serve_every_caller_but_only_callers_allowed_the_model(gateway_factory: GatewayFactory) -> None:
+    shared = gateway_factory.start("cache-shared-gateway", config_text=cached_config(gateway_factory, "{shared: true}"))
+    try:
+        messages = question()
+        text, headers = openai_ask(openai_client(shared.url), messages, stream=False)
+        assert headers["x-lifeline-cache"] == "miss"
+        keyed = openai_client(shared.url).with_options(api_key=create_key(shared.url, "shared-reader"))
+        again, headers = openai_ask(keyed, messages, stream=True)
+        assert (headers["x-lifeline-cache"], again) == ("hit", text)
+        created = httpx.post(shared.url + "/admin/v1/keys", headers=AUTH, json={"name": "other-model-only", "models": [ANTHROPIC_MODEL]}, timeout=30)
+        assert created.status_code == 201, created.text
+        restricted = openai_client(shared.url).with_options(api_key=created.json()["secret"])
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            openai_ask(restricted, messages, stream=False)
+        assert refused.value.body["param"] == "model"
+    finally:
+        shared.stop()
+
+
 # --------------------------------------------------------- stale-if-error
 
 

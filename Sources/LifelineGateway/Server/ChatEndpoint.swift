@@ -51,6 +51,8 @@ struct ChatEndpoint: Sendable {
         var answerHeaders = gate.rateLimitHeaders(caller)
         var cache: AnswerCacheLookup?
         if let policy = runtime.answerCaches.policy(for: chat.model) {
+            // A cached answer goes only where the request itself may go.
+            if case .failure(let refusal) = gate.permit(caller, model: chat.model, request: request) { return refuse(refusal, api: api, record: &record) }
             if policy.bypassReason(temperature: chat.temperature, seed: chat.seed, choiceCount: chat.choiceCount, logprobs: chat.logprobs) != nil {
                 runtime.metrics.cacheRequest(model: chat.model, result: .bypass)
                 answerHeaders[.lifelineCache] = AnswerCacheResult.bypass.rawValue
