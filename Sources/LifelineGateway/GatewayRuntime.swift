@@ -329,8 +329,9 @@ extension GatewayRuntime {
             if let usage = record.usage { self.usage.record(callerID: caller.id, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens) }
         }
         if let ticket = record.ticket {
-            // Only answers train the limit: a failed request says nothing about healthy latency.
-            let latency = record.status < 400
+            // Only answers train the limit: a failed request says nothing about healthy latency,
+            // nor does a stale cached answer given after every deployment failed.
+            let latency = record.status < 400 && record.cacheResult == nil
                 ? (record.firstTokenAt ?? now) - (record.admittedAt ?? record.started) - record.slotWaitSeconds : nil
             admission.release(ticket, latency: latency)
         }
