@@ -10,7 +10,9 @@ final class AnswerCacheKeyTests: XCTestCase {
         let plain = try openAI(#"{"model":"m","temperature":0,"messages":[{"role":"user","content":"hi"}]}"#)
         let streamed = try openAI(#"{"stream":true,"stream_options":{"include_usage":true},"messages":[{"content":"hi","role":"user"}],"temperature":0,"model":"m"}"#)
         XCTAssertEqual(AnswerCacheKey.key(for: plain, scope: "k1"), AnswerCacheKey.key(for: streamed, scope: "k1"))
-        XCTAssertEqual(AnswerCacheKey.key(for: plain, scope: "k1").count, 64)
+        let key = AnswerCacheKey.key(for: plain, scope: "k1")
+        XCTAssertEqual(key.count, 64)
+        XCTAssertTrue(key.allSatisfy { "0123456789abcdef".contains($0) }, key)
     }
 
     func testEverythingThatDecidesTheAnswerChangesTheKey() throws {
@@ -32,6 +34,14 @@ final class AnswerCacheKeyTests: XCTestCase {
         var keys: Set<String> = []
         for variant in variants { keys.insert(AnswerCacheKey.key(for: try openAI(variant), scope: "k1")) }
         XCTAssertEqual(keys.count, variants.count)
+    }
+
+    func testTheKeyIsTheSHA256OfTheCanonicalJSON() throws {
+        let request = try openAI(#"{"model":"m","temperature":0,"messages":[{"role":"user","content":"hi"}]}"#)
+        let canonical = JSONCoding.encode(AnswerCacheKey.canonical(request, scope: "k1"))
+        // The canonical JSON is sorted, so its text starts with the first key in order.
+        XCTAssertTrue(String(decoding: canonical, as: UTF8.self).hasPrefix(#"{"logprobs":false,"max_tokens":null,"messages":"#))
+        XCTAssertNotEqual(AnswerCacheKey.key(for: request, scope: "k1"), AnswerCacheKey.key(for: request, scope: "k1 "))
     }
 
     func testCallersHaveTheirOwnKeysAndLabelsDoNot() throws {

@@ -12,12 +12,18 @@ public enum AnswerCacheKey {
 
     /// `scope`: whose answers these are (an API key's id, or one shared scope).
     public static func key(for request: ChatRequest, scope: String) -> String {
-        let bytes = JSONCoding.encode(canonical(request, scope: scope))
-        return SHA256.hash(data: bytes).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        let digest = SHA256.hash(data: JSONCoding.encode(canonical(request, scope: scope)))
+        // Lower-case hex in one buffer: this runs on every cacheable request.
+        var hex: [UInt8] = []
+        hex.reserveCapacity(2 * SHA256.Digest.byteCount)
+        for byte in digest {
+            hex.append(hexDigits[Int(byte >> 4)])
+            hex.append(hexDigits[Int(byte & 0x0F)])
+        }
+        return String(decoding: hex, as: UTF8.self)
     }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// The JSON the key hashes.
     public static func canonical(_ request: ChatRequest, scope: String) -> JSONValue {
