@@ -48,26 +48,26 @@ struct ChatEndpoint: Sendable {
         record.stream = chat.stream
         guard let group = runtime.pool.models[chat.model] else { return refuse(.unknownModel(chat.model, usable: caller.usableModels(of: runtime.pool.modelNames)), api: api, record: &record) }
         // The cache comes before admission and routing: a hit takes no slot and reaches no upstream.
-        var answerHeaders = gate.rateLimitHeaders(caller)
+        var cacheResult: AnswerCacheResult?
         var cache: AnswerCacheLookup?
         if let policy = runtime.answerCaches.policy(for: chat.model) {
             // A cached answer goes only where the request itself may go.
             if case .failure(let refusal) = gate.permit(caller, model: chat.model, request: request) { return refuse(refusal, api: api, record: &record) }
             if policy.bypassReason(temperature: chat.temperature, seed: chat.seed, choiceCount: chat.choiceCount, logprobs: chat.logprobs) != nil {
                 runtime.metrics.cacheRequest(model: chat.model, result: .bypass)
-                answerHeaders[.lifelineCache] = AnswerCacheResult.bypass.rawValue
+                cacheResult = .bypass
             } else {
                 let key = AnswerCacheKey.key(for: chat, scope: policy.shared ? "shared" : caller.id)
                 switch runtime.answerCaches.lookup(key, model: chat.model) {
                 case .fresh(let answer, let age):
                     runtime.metrics.cacheRequest(model: chat.model, result: .hit)
                     return await CachedAnswerResponse(runtime: runtime, chat: chat, api: api, requestID: context.requestID)
-                        .response(answer, age: age, result: .hit, headers: answerHeaders, record: record)
+                        .response(answer, age: age, result: .hit, headers: gate.rateLimitHeaders(caller), record: record)
                 case .stale(let answer, let age): cache = AnswerCacheLookup(key: key, model: chat.model, stale: (answer, age))
                 case .absent: cache = AnswerCacheLookup(key: key, model: chat.model, stale: nil)
                 }
                 runtime.metrics.cacheRequest(model: chat.model, result: .miss)
-                answerHeaders[.lifelineCache] = AnswerCacheResult.miss.rawValue
+                cacheResult = .miss
             }
         }
         if let refusal = await gate.admit(caller, model: chat.model, request: request, estimatedTokens: AccessGate.estimateTokens(chat),
@@ -75,6 +75,9 @@ struct ChatEndpoint: Sendable {
         {
             return refuse(refusal, api: api, record: &record)
         }
+        // The caller's limits as this request left them.
+        var answerHeaders = gate.rateLimitHeaders(caller)
+        if let cacheResult { answerHeaders[.lifelineCache] = cacheResult.rawValue }
         group.recordRequest()
         let needsOpenAI = chat.choiceCount > 1 || chat.logprobs
         let order = group.attemptOrder(openAIOnly: needsOpenAI, estimatedTokens: record.estimatedTokens ?? 0)
