@@ -187,8 +187,8 @@ final class AdmissionQueueTests: XCTestCase {
         XCTAssertEqual(high.evicted, [2])
         XCTAssertEqual(queue.arrive(id: 5, priority: .low, at: 0).0, .shed)
         // Slots go to the most important first.
-        XCTAssertEqual(queue.finish(), [4])
-        XCTAssertEqual(queue.finish(), [3])
+        XCTAssertEqual(queue.finish(.normal), [4])
+        XCTAssertEqual(queue.finish(.high), [3])
     }
 
     func testCriticalRequestsHaveAReserveAboveTheLimit() {
@@ -197,6 +197,22 @@ final class AdmissionQueueTests: XCTestCase {
         XCTAssertEqual(queue.arrive(id: 10, priority: .normal, at: 0).0, .queued)
         XCTAssertEqual(queue.arrive(id: 11, priority: .critical, at: 0).0, .admitted)
         XCTAssertEqual(queue.arrive(id: 12, priority: .critical, at: 0).0, .queued)
+    }
+
+    func testCriticalRequestsKeepTheirReserveWhenTheLimitFallsUnderWhatIsInFlight() {
+        var queue = AdmissionQueue(policy: policy, limit: 40)
+        for id in 0..<40 { XCTAssertEqual(queue.arrive(id: UInt64(id), priority: .normal, at: 0).0, .admitted) }
+        // The upstream started queueing and the limit fell to 10, far under the 40 in flight.
+        queue.limit = 10
+        XCTAssertEqual(queue.arrive(id: 40, priority: .high, at: 0).0, .queued)
+        // Critical requests still get the reserve (10 % of 10 is one slot), not a wait for 30 to drain.
+        XCTAssertEqual(queue.arrive(id: 41, priority: .critical, at: 0).0, .admitted)
+        XCTAssertEqual(queue.arrive(id: 42, priority: .critical, at: 0).0, .queued)
+        XCTAssertEqual(queue.criticalInFlight, 1)
+        // The critical one finishing frees its reserve for the next critical, not for others.
+        XCTAssertEqual(queue.finish(.critical), [42])
+        XCTAssertEqual(queue.finish(.normal), [])
+        XCTAssertEqual(queue.inFlight, 40)
     }
 
     func testWaitersPastTheirMaximumWaitAreShed() {

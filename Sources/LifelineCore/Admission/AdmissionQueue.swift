@@ -9,7 +9,9 @@ public struct AdmissionQueuePolicy: Sendable, Equatable {
     /// the queue is standing, not absorbing a burst: shed from the back.
     public var target = 0.1
     public var interval = 0.5
-    /// Critical requests may use this share of the limit above it, so they are shed last.
+    /// Critical requests may use this share of the limit above it, so they are shed last; and
+    /// as many critical requests may always be in flight, even while a limit that just fell
+    /// under what is in flight waits for the rest to drain.
     public var criticalReserve = 0.1
 
     public init() {}
@@ -32,6 +34,8 @@ public struct AdmissionQueue: Sendable, Equatable {
 
     public let policy: AdmissionQueuePolicy
     public private(set) var inFlight = 0
+    /// Of `inFlight`, how many are critical.
+    public private(set) var criticalInFlight = 0
     public private(set) var waiting: [Waiter] = []
     public var limit: Int
     private var standingSince: Double?
@@ -42,15 +46,21 @@ public struct AdmissionQueue: Sendable, Equatable {
     }
 
     private func hasSlot(for priority: Priority) -> Bool {
-        let reserve = priority == .critical ? max(1, Int((Double(limit) * policy.criticalReserve).rounded(.up))) : 0
-        return inFlight < limit + reserve
+        guard priority == .critical else { return inFlight < limit }
+        let reserve = max(1, Int((Double(limit) * policy.criticalReserve).rounded(.up)))
+        return inFlight < limit + reserve || criticalInFlight < reserve
+    }
+
+    private mutating func take(_ priority: Priority) {
+        inFlight += 1
+        if priority == .critical { criticalInFlight += 1 }
     }
 
     /// A new request. Returns its fate and any waiters it pushed out of a full queue.
     public mutating func arrive(id: UInt64, priority: Priority, at now: Double) -> (Arrival, evicted: [UInt64]) {
         let aheadOfIt = waiting.contains { $0.priority >= priority }
         if !aheadOfIt, hasSlot(for: priority) {
-            inFlight += 1
+            take(priority)
             return (.admitted, [])
         }
         guard policy.maximumLength > 0 else { return (.shed, []) }
@@ -65,9 +75,10 @@ public struct AdmissionQueue: Sendable, Equatable {
         return (.queued, evicted)
     }
 
-    /// An admitted request ended; returns waiters that now get a slot.
-    public mutating func finish() -> [UInt64] {
+    /// An admitted request of `priority` ended; returns waiters that now get a slot.
+    public mutating func finish(_ priority: Priority) -> [UInt64] {
         inFlight = max(0, inFlight - 1)
+        if priority == .critical { criticalInFlight = max(0, criticalInFlight - 1) }
         return admitWaiting()
     }
 
@@ -76,7 +87,7 @@ public struct AdmissionQueue: Sendable, Equatable {
         var admitted: [UInt64] = []
         while let first = waiting.first, hasSlot(for: first.priority) {
             waiting.removeFirst()
-            inFlight += 1
+            take(first.priority)
             admitted.append(first.id)
         }
         return admitted

@@ -18,6 +18,7 @@ final class AdmissionController: Sendable {
     /// Proof of a slot; hand it back with `release`.
     struct Ticket: Sendable {
         let id: UInt64
+        let priority: Priority
         let inFlightAtStart: Int
     }
 
@@ -56,7 +57,7 @@ final class AdmissionController: Sendable {
         switch arrival {
         case .admitted:
             report()
-            return .admitted(Ticket(id: id, inFlightAtStart: inFlight))
+            return .admitted(Ticket(id: id, priority: priority, inFlightAtStart: inFlight))
         case .shed:
             return shed(priority: priority, reason: "queue_full")
         case .queued:
@@ -76,7 +77,7 @@ final class AdmissionController: Sendable {
             }
             report()
             if admitted {
-                return .admitted(Ticket(id: id, inFlightAtStart: state.withLock { $0.queue.inFlight }))
+                return .admitted(Ticket(id: id, priority: priority, inFlightAtStart: state.withLock { $0.queue.inFlight }))
             }
             if Task.isCancelled { return .cancelled }
             return shed(priority: priority, reason: "queue_timeout")
@@ -91,7 +92,7 @@ final class AdmissionController: Sendable {
             state.recentCompletions.append(now)
             if state.recentCompletions.count > 64 { state.recentCompletions.removeFirst() }
             state.queue.limit = state.limit.slots
-            return state.queue.finish()
+            return state.queue.finish(ticket.priority)
         }
         resume(admitted, admitted: true)
         report()
