@@ -213,6 +213,12 @@ final class AdmissionQueueTests: XCTestCase {
         XCTAssertEqual(queue.finish(.critical), [42])
         XCTAssertEqual(queue.finish(.normal), [])
         XCTAssertEqual(queue.inFlight, 40)
+        // Past its reserve, a critical request still takes the next slot that frees while the
+        // rest drain, instead of waiting for the drain.
+        XCTAssertEqual(queue.arrive(id: 43, priority: .critical, at: 0).0, .queued)
+        XCTAssertEqual(queue.finish(.normal), [43])
+        XCTAssertEqual(queue.inFlight, 40)
+        XCTAssertEqual(queue.finish(.normal), [], "the high request waits for the drain")
     }
 
     func testWaitersPastTheirMaximumWaitAreShed() {

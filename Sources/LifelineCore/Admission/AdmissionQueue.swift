@@ -79,7 +79,15 @@ public struct AdmissionQueue: Sendable, Equatable {
     public mutating func finish(_ priority: Priority) -> [UInt64] {
         inFlight = max(0, inFlight - 1)
         if priority == .critical { criticalInFlight = max(0, criticalInFlight - 1) }
-        return admitWaiting()
+        var admitted = admitWaiting()
+        // A limit that fell under what is in flight drains first, but not at critical requests'
+        // cost: the slot just freed goes to the critical request at the head of the queue.
+        if admitted.isEmpty, let first = waiting.first, first.priority == .critical {
+            waiting.removeFirst()
+            take(.critical)
+            admitted.append(first.id)
+        }
+        return admitted
     }
 
     /// Admits queued requests while slots are free (after a finish or a raised limit).
