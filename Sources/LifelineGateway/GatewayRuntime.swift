@@ -4,6 +4,7 @@ import LifelineStore
 import LifelineWire
 import Logging
 import Synchronization
+import Tracing
 
 /// The gateway's live state: current deployments (swapped whole on reload), drill faults,
 /// metrics, readiness and the monotonic clock every policy reads.
@@ -35,6 +36,8 @@ public final class GatewayRuntime: Sendable {
     let keys: KeyRegistry
     let usage: UsageRecorder
     let admission: AdmissionController
+    /// Whether requests get spans: `tracing.otlp_endpoint` was set at start (a reload cannot change it).
+    let tracing: Bool
     /// Pages for deployments that refuse Lifeline's credentials or do not know its URL or model.
     let deploymentAlerts: DeploymentAlerts
     /// Seconds since 1970, for what must outlive the process (SLI buckets) or be read by people.
@@ -61,6 +64,7 @@ public final class GatewayRuntime: Sendable {
         self.keys = keys
         self.usage = UsageRecorder(store: store, logger: logger)
         self.admission = AdmissionController(config: config.admission, clock: clock, metrics: metrics)
+        tracing = config.tracing.enabled
         let faults = FaultInjector(clock: clock)
         self.faults = faults
         slo = SLOMonitor(config: config, store: sliStore, metrics: metrics, now: Date().timeIntervalSince1970)
@@ -231,6 +235,9 @@ public final class GatewayRuntime: Sendable {
         if next.server != current.server {
             issues.append(ConfigIssue(path: "server", message: "server settings change only on restart"))
         }
+        if next.tracing != current.tracing {
+            issues.append(ConfigIssue(path: "tracing", message: "tracing settings change only on restart"))
+        }
         guard issues.isEmpty else { throw ConfigError(issues: issues) }
         metrics.allowLabels(from: next)
         let nextPool = DeploymentPool(config: next, faults: faults, metrics: metrics, clock: clock, processes: processes, reusing: currentPool)
@@ -288,6 +295,15 @@ struct RequestRecord {
     var shedByService = false
     /// A failover or resumption this request needed was refused by the retry budget.
     var failoverRefused = false
+    /// The request's span, when tracing is on (`RequestSpans.swift`); nil otherwise.
+    var span: (any Span)?
+    /// An attempt whose outcome is known only later (a stream, an answer not yet sent).
+    var attemptSpan: (any Span)?
+    /// The request's trace id for its log line, when tracing is on.
+    var traceID: String?
+    /// `gen_ai.system` and `gen_ai.response.model` of the deployment that answered, for the request's span.
+    var answeredSystem: String?
+    var responseModel: String?
 
     /// The request's fields as log metadata; numbers stay numbers so the JSON log keeps their type.
     func metadata(now: Double) -> Logger.Metadata {
@@ -308,6 +324,7 @@ struct RequestRecord {
         if let priority { metadata["priority"] = .string(priority.description) }
         if let caller { metadata["caller"] = .string(caller.id) }
         if shedByService { metadata["shed"] = .stringConvertible(true) }
+        if let traceID { metadata["trace_id"] = .string(traceID) }
         return metadata
     }
 }
@@ -345,5 +362,6 @@ extension GatewayRuntime {
         if !record.model.isEmpty, pool.models[record.model] != nil {
             traffic.request(model: record.model, deployment: record.deployment, tokens: record.usage?.totalTokens ?? 0, seconds: now - record.started)
         }
+        record.endSpans()
     }
 }
