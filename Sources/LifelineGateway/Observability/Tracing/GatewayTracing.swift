@@ -31,6 +31,10 @@ enum GatewayTracing {
         otel.traces.exporter = .otlp
         otel.traces.otlpExporter.endpoint = url
         otel.traces.otlpExporter.protocol = .httpProtobuf
+        // A collector that is down costs an export at most this long (its spans are dropped),
+        // and shutdown at most this long for the last flush, instead of OpenTelemetry's 10 s and 30 s.
+        otel.traces.otlpExporter.timeout = .seconds(3)
+        otel.traces.batchSpanProcessor.exportTimeout = .seconds(3)
         let backend = try OTel.makeTracingBackend(configuration: otel)
         InstrumentationSystem.bootstrap(backend.factory)
         return backend.service
