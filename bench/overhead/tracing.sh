@@ -11,6 +11,7 @@
 #   ROUNDS         off/on pairs (default 3)
 #   CONNECTIONS    wrk connections (default 8)
 #   THREADS        wrk threads (default 1)
+#   RATIO          the traced gateway's sample_ratio (default 1.0; 0 makes spans that are never exported)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,6 +21,7 @@ DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-8}"
 THREADS="${THREADS:-1}"
+RATIO="${RATIO:-1.0}"
 for tool in wrk python3 curl; do
   command -v "$tool" >/dev/null 2>&1 || { echo "tracing.sh: '$tool' not found" >&2; exit 1; }
 done
@@ -109,7 +111,7 @@ print("%.1f %d %d %d %.0f" % (d["requests"] / d["duration_us"] * 1e6, d["latency
                               sum(d["errors"].values()), cpu_us / max(d["requests"], 1)))
 EOF
 gateway off "$P_OFF" ""
-gateway on "$P_ON" "tracing: {otlp_endpoint: \"http://127.0.0.1:$P_SINK\", sample_ratio: 1.0}"
+gateway on "$P_ON" "tracing: {otlp_endpoint: \"http://127.0.0.1:$P_SINK\", sample_ratio: $RATIO}"
 wait_ready "http://127.0.0.1:$P_SIM/healthz"
 wait_ready "http://127.0.0.1:$P_SINK/"
 wait_ready "http://127.0.0.1:$P_OFF/readyz"
@@ -130,7 +132,7 @@ run() {  # mode → "requests/s p50_us p99_us errors cpu_us_per_request"
   python3 "$TMP/summary.py" "$((after - before))" "$TICKS" <"$TMP/wrk.json"
 }
 
-echo "binary: $LIFELINE_BIN; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "binary: $LIFELINE_BIN; sample_ratio $RATIO; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Warm-up: connection pools, the simulator, the exporter's first batch.
 BENCH_MODEL=bench wrk -t1 -c2 -d2s -s "$HERE/post.lua" "http://127.0.0.1:$P_OFF/v1/chat/completions" >/dev/null
 BENCH_MODEL=bench wrk -t1 -c2 -d2s -s "$HERE/post.lua" "http://127.0.0.1:$P_ON/v1/chat/completions" >/dev/null
