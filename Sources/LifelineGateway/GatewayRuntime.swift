@@ -23,6 +23,8 @@ public final class GatewayRuntime: Sendable {
     let subscribers: SubscriberRegistry
     /// Per-minute traffic history for capacity planning.
     let traffic: TrafficRecorder
+    /// Exact-match answer caches of the models that configure one, in this process's memory.
+    let answerCaches: AnswerCaches
     /// Whether the store answers (shown in `/readyz`).
     public let storeHealth: StoreHealth
     /// This instance's SLI counts shared with the others, and theirs.
@@ -75,6 +77,7 @@ public final class GatewayRuntime: Sendable {
         notifier = Notifier(metrics: metrics, logger: logger, suppression: suppression ?? (MaintenanceSuppression(center: status) as any SuppressionPolicy),
                             store: store, clock: wallClock)
         subscribers = SubscriberRegistry(store: store)
+        answerCaches = AnswerCaches(config: config, metrics: metrics, clock: clock)
         storeHealth = StoreHealth(metrics: metrics, wallClock: { Date().timeIntervalSince1970 })
         counters = SharedCounters()
         // A shared store's lock decides who leads; until it has, nobody here does.
@@ -245,6 +248,7 @@ public final class GatewayRuntime: Sendable {
         logger.notice("configuration reloaded", metadata: ["models": .stringConvertible(next.models.count)])
         deliver(slo.reload(next, at: wallClock()))
         status.reload(next)
+        answerCaches.reload(next)
         let drain = next.server.drainTimeoutSeconds
         Task {
             try? await Task.sleep(for: .seconds(drain))
@@ -295,6 +299,8 @@ struct RequestRecord {
     var shedByService = false
     /// A failover or resumption this request needed was refused by the retry budget.
     var failoverRefused = false
+    /// Set when a cache entry answered (hit or stale): no upstream was used.
+    var cacheResult: AnswerCacheResult?
     /// The request's span, when tracing is on (`RequestSpans.swift`); nil otherwise.
     var span: (any Span)?
     /// An attempt whose outcome is known only later (a stream, an answer not yet sent).
@@ -324,6 +330,7 @@ struct RequestRecord {
         if let priority { metadata["priority"] = .string(priority.description) }
         if let caller { metadata["caller"] = .string(caller.id) }
         if shedByService { metadata["shed"] = .stringConvertible(true) }
+        if let cacheResult { metadata["cache"] = .string(cacheResult.rawValue) }
         if let traceID { metadata["trace_id"] = .string(traceID) }
         return metadata
     }
@@ -339,8 +346,9 @@ extension GatewayRuntime {
             if let usage = record.usage { self.usage.record(callerID: caller.id, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens) }
         }
         if let ticket = record.ticket {
-            // Only answers train the limit: a failed request says nothing about healthy latency.
-            let latency = record.status < 400
+            // Only answers train the limit: a failed request says nothing about healthy latency,
+            // nor does a stale cached answer given after every deployment failed.
+            let latency = record.status < 400 && record.cacheResult == nil
                 ? (record.firstTokenAt ?? now) - (record.admittedAt ?? record.started) - record.slotWaitSeconds : nil
             admission.release(ticket, latency: latency)
         }
@@ -359,7 +367,8 @@ extension GatewayRuntime {
                                        failoverPhase: record.failoverPhase, completionTokens: record.usage?.completionTokens ?? 0)
         status.record(route: record.route, model: record.model, outcome: outcome, observed: observed, at: wallNow)
         if let usage = record.usage { metrics.tokens(model: record.model, prompt: usage.promptTokens, completion: usage.completionTokens) }
-        if !record.model.isEmpty, pool.models[record.model] != nil {
+        // A cached answer is no upstream traffic: capacity planning never sees it.
+        if !record.model.isEmpty, pool.models[record.model] != nil, record.cacheResult == nil {
             traffic.request(model: record.model, deployment: record.deployment, tokens: record.usage?.totalTokens ?? 0, seconds: now - record.started)
         }
         record.endSpans()

@@ -200,3 +200,27 @@ struct Reload: AsyncParsableCommand {
         print("reloaded: \(models.joined(separator: ", "))")
     }
 }
+
+struct CacheCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cache", abstract: "The answer cache: purge cached answers (they hold conversation text).",
+        subcommands: [Purge.self])
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Drop every cached answer, or one model's with --model.")
+        @Option(help: "Public model whose answers to drop (default: every model).") var model: String?
+        @OptionGroup var connection: AdminConnection
+
+        func run() async throws {
+            var path = "/cache"
+            if let model {
+                var allowed = CharacterSet.urlQueryAllowed
+                allowed.remove(charactersIn: "&=+#")
+                path += "?model=" + (model.addingPercentEncoding(withAllowedCharacters: allowed) ?? model)
+            }
+            let answer = try await connection.call(.delete, path)
+            if connection.json { return connection.printJSON(answer) }
+            print("purged \(text(answer["purged"])) cached answers\(model.map { " of \($0)" } ?? "")")
+        }
+    }
+}

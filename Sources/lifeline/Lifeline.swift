@@ -15,7 +15,7 @@ struct Lifeline: AsyncParsableCommand {
         abstract: "A self-hosted AI gateway that keeps answering when model providers fail.",
         version: LifelineVersion.description(environment: ProcessInfo.processInfo.environment),
         subcommands: [Serve.self, Simulate.self, CheckConfig.self, Keys.self, Deployments.self, Drill.self, Incidents.self,
-                      MaintenanceCommand.self, Subscribers.self, Reload.self, Backup.self, Restore.self, Capacity.self])
+                      MaintenanceCommand.self, Subscribers.self, Reload.self, CacheCommand.self, Backup.self, Restore.self, Capacity.self])
 
     static func main() async {
         // Run Swift concurrency on NIO's event loops: a request then stays on one thread

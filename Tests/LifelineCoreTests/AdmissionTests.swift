@@ -54,7 +54,7 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         for _ in 0..<200 { limit.record(latency: 0.1, inFlight: limit.slots) }
         let grown = limit.limit
         XCTAssertGreaterThan(grown, 100)
-        for _ in 0..<40 { limit.record(latency: 0.5, inFlight: limit.slots) }
+        for _ in 0..<40 { limit.record(latency: 1.0, inFlight: limit.slots) }
         XCTAssertLessThan(limit.limit, grown / 4)
         XCTAssertGreaterThanOrEqual(limit.limit, policy.minimumLimit)
     }
@@ -88,6 +88,42 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(limit.limit, ConcurrencyLimitPolicy().initialLimit)
     }
 
+    func testAHostShortOfCPUWithASlowerMedianAndALongTailKeepsTheLimit() {
+        // 1,000 streams on a busy host: first tokens at 1.5–1.9× their quiet value, one in ten
+        // at six times. The median stays under the tolerance and the tail does not move it, so
+        // no stream is refused for it.
+        var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        var generator = SeededGenerator(seed: 11)
+        for _ in 0..<300 { limit.record(latency: 0.3, inFlight: 600) }
+        let before = limit.limit
+        var lowest = before
+        for index in 0..<5_000 {
+            let ttft = index % 10 == 0 ? 1.8 : 0.3 * Double.random(in: 1.5...1.9, using: &generator)
+            limit.record(latency: ttft, inFlight: min(1_000, limit.slots))
+            lowest = min(lowest, limit.limit)
+        }
+        XCTAssertGreaterThanOrEqual(lowest, before)
+    }
+
+    func testAQueueAddingLessThanTheMinimumDelayIsNoReasonToRefuse() {
+        // First tokens in 5 ms, then 20 to 40 times that under a burst on a busy host (and one in
+        // ten slower still): under a quarter of a second more, so nobody is refused for it.
+        var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        for _ in 0..<50 { limit.record(latency: 0.005, inFlight: 600) }
+        let before = limit.limit
+        var lowest = before
+        for index in 0..<2_000 {
+            let inFlight = min(1_000, limit.slots)
+            limit.record(latency: 0.1 + 0.1 * Double(inFlight) / 1_000 + (index % 10 == 0 ? 0.3 : 0), inFlight: inFlight)
+            lowest = min(lowest, limit.limit)
+        }
+        XCTAssertGreaterThanOrEqual(lowest, before)
+        // A queue that adds seconds is queueing whatever the baseline: the limit shrinks.
+        let grown = limit.limit
+        for _ in 0..<60 { limit.record(latency: 2.0, inFlight: limit.slots) }
+        XCTAssertLessThan(limit.limit, grown / 2)
+    }
+
     func testRisingTimeToFirstTokenShrinksTheLimitEvenWhenUnderused() {
         var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
         for _ in 0..<300 { limit.record(latency: 0.3, inFlight: 40) }
@@ -106,9 +142,9 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         var limit = GradientConcurrencyLimit(policy: policy)
         for _ in 0..<500 { limit.record(latency: 0.05, inFlight: 60) }
         XCTAssertEqual(limit.limit, 100)
-        // Answers that started at 50 in flight arrive ten times slower, long after the limit
+        // Answers that started at 50 in flight arrive twenty times slower, long after the limit
         // reacted: they pull it down to half their concurrency, not to the minimum.
-        for _ in 0..<80 { limit.record(latency: 0.5, inFlight: 50) }
+        for _ in 0..<80 { limit.record(latency: 1.0, inFlight: 50) }
         XCTAssertEqual(limit.limit, 25, accuracy: 1)
         // Answers started at the new concurrency are fast again: no further cut.
         for _ in 0..<20 { limit.record(latency: 0.05, inFlight: 12) }

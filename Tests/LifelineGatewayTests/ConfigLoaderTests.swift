@@ -58,6 +58,40 @@ final class ConfigLoaderTests: XCTestCase {
         ])
     }
 
+    func testTheCacheBlockIsOffUnlessPresentWithDefaultsAndItsErrorsNameTheirPaths() throws {
+        let deployment = #"{name: a, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x}"#
+        let config = try ConfigLoader.parse("""
+        models:
+          - name: plain
+            deployments: [\(deployment)]
+          - name: cached
+            cache: {}
+            deployments: [{name: b, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x}]
+          - name: tuned
+            cache: {ttl_s: 60, max_entries: 10, max_bytes: 65536, serve_stale_on_error_s: 0, cache_sampled: true, shared: true}
+            deployments: [{name: c, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x}]
+        """, environment: [:])
+        XCTAssertNil(config.models[0].cache)
+        XCTAssertEqual(config.models[1].cache, AnswerCachePolicy())
+        let tuned = try XCTUnwrap(config.models[2].cache)
+        XCTAssertEqual([tuned.ttlSeconds, tuned.serveStaleOnErrorSeconds], [60, 0])
+        XCTAssertEqual([tuned.maxEntries, tuned.maxBytes], [10, 65536])
+        XCTAssertTrue(tuned.cacheSampled && tuned.shared)
+        XCTAssertEqual(issues("""
+        models:
+          - name: m
+            cache: {ttl_s: 0, max_entries: 1.5, max_bytes: 10, serve_stale_on_error_s: -1, shared: "yes", size: 3}
+            deployments: [\(deployment)]
+        """), [
+            "models[0].cache.size: unknown key (known: cache_sampled, max_bytes, max_entries, serve_stale_on_error_s, shared, ttl_s)",
+            "models[0].cache.ttl_s: must be from 1 to 31536000, got 0",
+            "models[0].cache.max_entries: must be a whole number",
+            "models[0].cache.max_bytes: must be from 1024 to 17179869184, got 10",
+            "models[0].cache.serve_stale_on_error_s: must be from 0 to 31536000, got -1",
+            "models[0].cache.shared: expected true or false, got string",
+        ])
+    }
+
     func testMissingModelsAndBrokenYAMLAreExplained() {
         XCTAssertEqual(issues("server: {port: 1}"), ["models: at least one model is required"])
         XCTAssertEqual(issues("models: [").first?.hasPrefix("not valid YAML"), true)
@@ -196,6 +230,19 @@ final class ConfigLoaderTests: XCTestCase {
             "storage.postgres.url: must be a postgres://user:password@host:port/database URL",
         ])
         XCTAssertEqual(issues(Self.oneModel + "storage: {postgres: {}}\n"), ["storage.postgres.url: required"])
+    }
+
+    func testTheLimitersMinimumQueueDelayIsReadInMillisecondsAndChecked() throws {
+        let defaults = try ConfigLoader.parse(Self.oneModel, environment: [:]).admission
+        XCTAssertEqual(defaults.concurrency.minimumQueueDelay, 0.25)
+        XCTAssertEqual(defaults.deploymentConcurrency.minimumQueueDelay, 0.25)
+        let config = try ConfigLoader.parse(Self.oneModel + "admission: {concurrency: {min_queue_delay_ms: 0}, deployment_concurrency: {min_queue_delay_ms: 1500}}\n",
+                                            environment: [:]).admission
+        XCTAssertEqual(config.concurrency.minimumQueueDelay, 0)
+        XCTAssertEqual(config.deploymentConcurrency.minimumQueueDelay, 1.5)
+        XCTAssertEqual(issues(Self.oneModel + "admission: {deployment_concurrency: {min_queue_delay_ms: -5}}\n"), [
+            "admission.deployment_concurrency.min_queue_delay_ms: must be from 0 to 600000, got -5",
+        ])
     }
 
     func testStoredResponsesAreBoundedByConfig() throws {

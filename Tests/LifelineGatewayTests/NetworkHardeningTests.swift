@@ -2,6 +2,7 @@ import Foundation
 import LifelineCore
 @testable import LifelineGateway
 import LifelineWire
+import Synchronization
 import XCTest
 
 /// Webhooks that cannot be turned against the gateway's own network, and clients that cannot
@@ -117,6 +118,55 @@ final class NetworkHardeningTests: XCTestCase {
         XCTAssertEqual(PrivateAddress.literalIsPrivate("localhost"), true)
         XCTAssertEqual(PrivateAddress.literalIsPrivate("[::1]"), true)
         XCTAssertNil(PrivateAddress.literalIsPrivate("hooks.example.com"))
+    }
+
+    /// A resolver that answers every name with `address` and records what it was asked.
+    private final class FixedResolver: Sendable {
+        let address: String
+        let asked = Mutex<[String]>([])
+        init(_ address: String) { self.address = address }
+        var resolve: WebhookDestination.Resolver {
+            { host, port in
+                self.asked.withLock { $0.append("\(host):\(port)") }
+                return self.address
+            }
+        }
+    }
+
+    func testANameResolvingToLoopbackIsRefusedWithoutTheFlagAndPinnedWithIt() async throws {
+        let loopback = FixedResolver("127.0.0.1")
+        do throws(WebhookDestination.Refusal) {
+            _ = try await WebhookDestination.resolve(url: "https://hooks.example.com/incident", allowPrivate: false, resolver: loopback.resolve)
+            XCTFail("a name resolving to loopback was allowed without notifications.allow_private_targets")
+        } catch {
+            XCTAssertEqual(error, .privateAddress)
+        }
+        XCTAssertEqual(loopback.asked.withLock { $0 }, ["hooks.example.com:443"], "the name itself was resolved at send time")
+
+        let allowed = try await WebhookDestination.resolve(url: "http://hooks.example.com:8080/incident", allowPrivate: true,
+                                                           resolver: loopback.resolve)
+        XCTAssertEqual(allowed.host, "hooks.example.com")
+        XCTAssertEqual(allowed.pinnedAddress, "127.0.0.1")
+        let configuration = allowed.clientConfiguration()
+        XCTAssertEqual(configuration.dnsOverride, ["hooks.example.com": "127.0.0.1"], "the client connects to the checked address only")
+    }
+
+    func testANameResolvingToAPublicAddressIsAllowedAndPinned() async throws {
+        let publicAddress = FixedResolver("93.184.215.14")
+        let destination = try await WebhookDestination.resolve(url: "https://hooks.example.com/incident", allowPrivate: false,
+                                                               resolver: publicAddress.resolve)
+        XCTAssertEqual(destination.pinnedAddress, "93.184.215.14")
+        XCTAssertEqual(destination.clientConfiguration().dnsOverride, ["hooks.example.com": "93.184.215.14"])
+        // A name that does not resolve is refused as such, whatever the flag.
+        let failing: WebhookDestination.Resolver = { _, _ in throw WebhookDestination.Refusal.unresolved }
+        for allowPrivate in [false, true] {
+            do throws(WebhookDestination.Refusal) {
+                _ = try await WebhookDestination.resolve(url: "https://nowhere.example.com/", allowPrivate: allowPrivate, resolver: failing)
+                XCTFail("an unresolved name was allowed")
+            } catch {
+                XCTAssertEqual(error, .unresolved)
+            }
+        }
     }
 
     // MARK: Connections

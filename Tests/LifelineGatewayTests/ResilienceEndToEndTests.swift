@@ -311,6 +311,32 @@ final class ResilienceEndToEndTests: XCTestCase {
         XCTAssertTrue(metrics.contains(#"lifeline_deployment_in_flight_requests{deployment="oa-1"} 0"#), metrics)
     }
 
+    func testARequestWhoseDeploymentsStayAtTheirLimitIsShedAsOverloadedNotAnOutage() async throws {
+        try await start { config in
+            config.admission.deploymentConcurrency.initialLimit = 1
+            config.admission.deploymentConcurrency.minimumLimit = 1
+            config.admission.deploymentConcurrency.maximumLimit = 1
+            config.admission.queue.maximumWait = 0.2
+        }
+        // Each stream holds its deployment's one slot for about a second.
+        var slow = SimulatorKnobs()
+        slow.tokensPerSecond = 20
+        fixture.simulatorA.setKnobs(slow)
+        fixture.simulatorB.setKnobs(slow)
+        let fixture = self.fixture!
+        async let first = fixture.post("/v1/chat/completions", chatBody("chat-openai", "first", stream: true, maxTokens: 20))
+        async let second = fixture.post("/v1/chat/completions", chatBody("chat-openai", "second", stream: true, maxTokens: 20))
+        try await Task.sleep(for: .milliseconds(150))
+        let third = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "third", maxTokens: 20))
+        XCTAssertEqual(third.status, 503)
+        XCTAssertEqual(third.json?["error"]?["code"]?.stringValue, "overloaded", "\(third.json as Any)")
+        XCTAssertEqual(third.headers["retry-after"], "1")
+        let (one, two) = try await (first, second)
+        XCTAssertEqual([one.status, two.status], [200, 200])
+        let metrics = String(decoding: try await fixture.get("/metrics").body, as: UTF8.self)
+        XCTAssertEqual(metricValue(#"lifeline_shed_total{reason="deployment_busy",priority="normal"}"#, in: metrics), 1, metrics)
+    }
+
     func testAFaultExpiresByItself() async throws {
         try await start()
         let created = try await fixture.admin("POST", "/faults", ["deployment": "oa-1", "kind": "error", "duration_s": 1])

@@ -20,12 +20,12 @@ their prompt; the summary goes to bench/chaos/results/latest.json.
 
 Then a burst phase (`--burst N`, default 100; 0 skips it), on a fresh gateway with its own
 two simulators pacing `--burst-tokens-per-second` (default 10, so the 20- to 40-token answers
-last 2 to 4 s): N streams are started together (asyncio, one connection each) and, once every
-admitted stream has its first content chunk (or ended; at most --burst-wait-s), a drill
-`{"deployment": "oa-1", "kind": "disconnect", "after_tokens": 5}` is posted, meant to cut every
-stream on oa-1 at once. `--burst-arm before` posts the same drill before the burst instead, so
-every attempt at oa-1 is cut at its fifth token, all within the burst's start-up spread. It
-reports how many streams were admitted, refused (status and error code), were streaming when
+last 2 to 4 s): a drill `{"deployment": "oa-1", "kind": "disconnect", "after_tokens": 5}` is
+posted, then N streams are started together (asyncio, one connection each), so every attempt at
+oa-1 is cut at its fifth token, all within the burst's start-up spread (`--burst-arm before`,
+the default). A drill is drawn when an attempt opens, so one posted while streams run cuts none
+of them: `--burst-arm after` (post it once every admitted stream has its first content chunk,
+or ended; at most --burst-wait-s) measures admission only, and says so. It reports how many streams were admitted, refused (status and error code), were streaming when
 the drill was posted, completed, equal their reference, ended with an SSE error event (by
 code: `stream_interrupted` is a stream the gateway could not resume), and the gateway's
 lifeline_failovers_total{phase="mid_stream"}, lifeline_retry_budget_exhausted_total and
@@ -34,7 +34,7 @@ lifeline_faults_injected_total. In the JSON under "burst".
 A benchmark, not a test: it exits 0 whenever it could measure, whatever the numbers.
 Needs httpx (the SDK test venv has it; so has .venv-bench, made by bench/streams/run.sh). Usage:
 
-  python bench/chaos/run.py [--seconds 60] [--clients 16] [--baseline] [--burst 100] [--burst-arm after|before]
+  python bench/chaos/run.py [--seconds 60] [--clients 16] [--baseline] [--burst 100] [--burst-arm before|after]
   python bench/chaos/run.py --burst-only --burst 500
 
 LIFELINE_BIN selects the binary (a release build, for numbers worth quoting); without it
@@ -541,7 +541,7 @@ def print_burst(b: dict[str, Any]) -> None:
           f"shed {g['shed']:g}; wall {b['wall_s']} s")
     if b["arm"] == "after" and g["faults_injected_disconnect"] == 0:
         print("note: the drill was applied to no attempt: this binary draws a fault when an attempt starts, "
-              "so streams already running are not cut (try --burst-arm before)")
+              "so streams already running are not cut (--burst-arm before, the default, cuts them)")
 
 
 # ---------------------------------------------------------------- main
@@ -560,8 +560,9 @@ def main() -> int:
     ap.add_argument("--baseline", action="store_true", help="also run a phase of the same length with no fault, first")
     ap.add_argument("--burst", type=int, default=100, help="streams in the burst phase (0: no burst phase)")
     ap.add_argument("--burst-only", action="store_true", help="skip the timed phases, run only the burst")
-    ap.add_argument("--burst-arm", choices=("after", "before"), default="after",
-                    help="post the drill once every stream is streaming (after) or before the burst (before)")
+    ap.add_argument("--burst-arm", choices=("before", "after"), default="before",
+                    help="post the drill before the burst (before: every attempt at oa-1 is cut) or once every stream "
+                         "is streaming (after: a drill applies only to attempts opened after it, so this cuts none)")
     ap.add_argument("--burst-tokens-per-second", type=float, default=10.0, help="pace of the burst's simulators")
     ap.add_argument("--burst-wait-s", type=float, default=15.0, help="longest wait for every stream to be streaming")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")

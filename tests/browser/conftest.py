@@ -72,10 +72,14 @@ class Stack:
         except ProcessStartError as exc:
             pytest.fail(str(exc))
 
-    def start_gateway(self, name: str, extra_config: str = "") -> LifelineProcess:
+    def start_gateway(self, name: str, extra_config: str = "", cache: str | None = None) -> LifelineProcess:
+        """`cache`: a `cache:` block (flow YAML) given to every model."""
         workdir = self.tmp.mktemp(name)
         config = workdir / "lifeline.yaml"
-        config.write_text(gateway_config(self.sims[0].port, self.sims[1].port) + extra_config)
+        text = gateway_config(self.sims[0].port, self.sims[1].port)
+        if cache is not None:
+            text = text.replace("    deployments:\n", f"    cache: {cache}\n    deployments:\n")
+        config.write_text(text + extra_config)
         binary = self.binary
         process = LifelineProcess(name=name, workdir=workdir, env=process_env(ADMIN_TOKEN),
                                   args_for_port=lambda port: [str(binary), "serve", "--config", str(config), "--port", str(port)])

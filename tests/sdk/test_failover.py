@@ -8,6 +8,7 @@ before and after every test by an autouse fixture in conftest.
 from __future__ import annotations
 
 import json
+import re
 import socket
 from typing import Any
 
@@ -16,6 +17,7 @@ import openai
 import pytest
 
 from conftest import (
+    ADMIN_TOKEN,
     ANTHROPIC_MODEL,
     DEPLOYMENTS,
     OPENAI_MODEL,
@@ -27,6 +29,7 @@ from conftest import (
     openai_client,
     openai_sse_content,
     user,
+    wait_for,
 )
 
 APIS = ("openai", "anthropic")
@@ -206,6 +209,55 @@ def test_resumed_stream_marks_the_splice_and_ends_once(
         assert named.count("message_stop") == 1
 
 
+@pytest.mark.parametrize("api,model", [("openai", OPENAI_MODEL)])
+def test_a_cut_stream_waits_for_room_on_the_other_deployment_and_resumes_there(
+    gateway_factory, sim_a_control, sim_b_control, http, api: str, model: str
+) -> None:
+    """Every deployment's concurrency limit is pinned at 1. A slow stream holds oa-2's one slot
+    while a stream on oa-1 is cut after 5 tokens: its continuation waits (bounded by the
+    first-token timeout) until the slow stream ends, then resumes on oa-2, instead of failing
+    at once or going back to the deployment that just cut it."""
+    gw = gateway_factory.start(
+        "wait-for-room-gateway",
+        extra_config="admission: {deployment_concurrency: {initial: 1, min: 1, max: 1}}\n"
+                     "routing: {backoff: {base_ms: 0, max_ms: 0}}\n")
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    route = ROUTES[api]
+    body = request_body(api, model, stream=True)
+    reference = openai_sse_content(stream_lines(http, gw.url + route, body))
+    assert len(reference.split()) > 10, reference
+
+    sim_a_control.set(disconnect_after_tokens=5)
+    sim_b_control.set(tokens_per_second=10)
+    # The slow stream goes to oa-2 while oa-1 is drained, and keeps its slot for a few seconds.
+    assert http.post(gw.url + "/admin/v1/deployments/oa-1/drain", headers=admin).status_code == 200
+    slow_body = {**body, "messages": user("A slow answer that holds the second deployment's only slot.")}
+    with http.stream("POST", gw.url + route, json=slow_body) as slow:
+        assert slow.status_code == 200
+        assert slow.headers.get("x-lifeline-deployment") == "oa-2"
+        assert http.post(gw.url + "/admin/v1/deployments/oa-1/undrain", headers=admin).status_code == 200
+        metrics = http.get(gw.url + "/metrics").text
+        assert 'lifeline_deployment_in_flight_requests{deployment="oa-2"} 1' in metrics, metrics
+
+        with http.stream("POST", gw.url + route, json=body) as cut:
+            assert cut.status_code == 200
+            assert cut.headers.get("x-lifeline-deployment") == "oa-1"
+            lines = list(cut.iter_lines())
+        slow_lines = list(slow.iter_lines())
+
+    markers = [line for line in lines if line.startswith(": lifeline resumed")]
+    assert len(markers) == 1 and markers[0].startswith(": lifeline resumed on oa-2"), lines[:40]
+    assert not [line for line in lines if "stream_interrupted" in line], lines
+    assert openai_sse_content(lines) == reference
+    assert [line for line in lines if line.startswith("data:")][-1].strip() == "data: [DONE]"
+    assert openai_sse_content(slow_lines)
+    assert [line for line in slow_lines if line.startswith("data:")][-1].strip() == "data: [DONE]"
+    metrics = http.get(gw.url + "/metrics").text
+    assert f'lifeline_failovers_total{{model="{model}",phase="mid_stream",outcome="attempted"}} 1' in metrics, metrics
+    assert f'lifeline_failovers_total{{model="{model}",phase="mid_stream",outcome="refused"}} 0' in metrics, metrics
+    gw.stop()
+
+
 # --------------------------------------------------- nothing left to try
 
 
@@ -279,6 +331,40 @@ def test_every_deployment_refusing_credentials_gives_502_naming_the_config_not_t
             anthropic_client(fresh_gateway.url).messages.create(model=model, max_tokens=MAX_TOKENS, messages=user())
     assert caught.value.status_code == 502
     assert "sk-upstream" not in str(caught.value)
+
+
+def slo_budget(gw, http, slo: str) -> tuple[float | None, float | None]:
+    """(error_budget_remaining from /admin/v1/alerts, lifeline_slo_error_budget_remaining) of `slo`."""
+    alerts = http.get(gw.url + "/admin/v1/alerts", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+    admin = next((s["error_budget_remaining"] for s in alerts["slos"] if s["slo"] == slo), None)
+    match = re.search(r'^lifeline_slo_error_budget_remaining\{slo="' + re.escape(slo) + r'"\} (\S+)$',
+                      http.get(gw.url + "/metrics").text, re.MULTILINE)
+    return admin, float(match.group(1)) if match else None
+
+
+def test_an_all_refused_502_spends_the_models_error_budget(gateway_factory, sim_a_control, sim_b_control, http) -> None:
+    slo = f"{OPENAI_MODEL}:availability"
+    gw = gateway_factory.start(
+        "slo-refusal-gateway",
+        extra_config=f"slos:\n  - model: {OPENAI_MODEL}\n    availability: {{target: 0.99, period_days: 30}}\n"
+                     "alerting: {evaluation_interval_s: 0.2}\n")
+    body = request_body("openai", OPENAI_MODEL, False)
+    for _ in range(3):
+        assert http.post(gw.url + "/v1/chat/completions", json=body).status_code == 200
+    wait_for(lambda: slo_budget(gw, http, slo) == (1, 1), 10, "the full error budget after good answers", step=0.2)
+
+    sim_a_control.set(error_rate=1.0, error_status=401, error_message=LEAKY_401)
+    sim_b_control.set(error_rate=1.0, error_status=403, error_message=LEAKY_401)
+    for _ in range(3):
+        r = http.post(gw.url + "/v1/chat/completions", json=body)
+        assert r.status_code == 502, r.text
+    # 3 failures in 6 requests against a 1 % error budget: the budget is overspent.
+    def overspent() -> bool:
+        admin, metric = slo_budget(gw, http, slo)
+        return admin is not None and admin < 0 and metric is not None and metric < 0
+
+    wait_for(overspent, 10, "the 502s to spend the error budget", step=0.2)
+    gw.stop()
 
 
 # ------------------------------------------------------- request hygiene

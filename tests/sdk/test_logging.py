@@ -186,3 +186,41 @@ def test_a_clean_sigterm_logs_no_error_line(lifeline_path: Path, tmp_path: Path)
     assert any(line["message"] == "lifeline is ready" for line in lines)
     errors = [line for line in lines if line["level"] in ("error", "critical")]
     assert errors == [], errors
+
+
+def test_a_stream_the_retry_budget_refuses_to_resume_is_logged_with_that_reason(
+    gateway_factory: GatewayFactory, sim_a_control, sim_b_control
+) -> None:
+    """Both deployments cut every stream after 5 tokens and the retry budget is empty: the cut on
+    oa-1 resumes free on oa-2 (healthy, with room), the cut there needs the budget, which refuses.
+    The client gets the `stream_interrupted` error event; the log says why, naming the budget."""
+    gw = gateway_factory.start(
+        "interrupted-log-gateway", args=("--log-format", "json"),
+        extra_config="routing: {retry_budget: {ratio: 0, min_per_second: 0}, backoff: {base_ms: 0, max_ms: 0}}\n")
+    try:
+        sim_a_control.set(disconnect_after_tokens=5)
+        sim_b_control.set(disconnect_after_tokens=5)
+        with httpx.Client(timeout=30) as c:
+            with c.stream("POST", gw.url + "/v1/chat/completions", headers={"x-request-id": "req-interrupted"},
+                          json={"model": OPENAI_MODEL, "max_tokens": 200, "stream": True, "messages": user()}) as s:
+                assert s.status_code == 200
+                lines = list(s.iter_lines())
+            events = [json.loads(line[len("data:"):]) for line in lines
+                      if line.startswith("data:") and line[len("data:"):].strip() != "[DONE]"]
+            errors = [event for event in events if "error" in event]
+            assert [e["error"]["code"] for e in errors] == ["stream_interrupted"], lines
+            assert [line for line in lines if line.startswith(": lifeline resumed on oa-2")], lines
+            metrics = c.get(gw.url + "/metrics").text
+            assert f'lifeline_failovers_total{{model="{OPENAI_MODEL}",phase="mid_stream",outcome="refused"}} 1' in metrics
+        wait_for(lambda: '"message":"stream interrupted"' in log_text(gw))
+    finally:
+        gw.stop()
+
+    interrupted = [line for line in json_lines(gw) if line["message"] == "stream interrupted"]
+    assert len(interrupted) == 1, interrupted
+    line = interrupted[0]
+    assert line["level"] == "warning"
+    assert line["reason"] == "the retry budget is spent and no healthy deployment had room", line
+    assert line["deployment"] == "oa-2"
+    assert str(line["resumptions"]) == "1"
+    assert line.get("request_id") == "req-interrupted", line

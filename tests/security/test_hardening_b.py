@@ -6,11 +6,13 @@ sockets.
    gateway POST there, and with `notifications.allow_private_targets` off a loopback target is
    refused when registered.
 2. A request body trickled one byte at a time must be cut at `server.request_read_timeout_s`, and
-   connections beyond `server.max_connections_per_client` must get 503 while earlier ones work.
+   connections beyond `server.max_connections_per_client`, or beyond `server.max_connections` from
+   any number of addresses, must get 503 while earlier ones work.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -200,4 +202,35 @@ def test_connections_beyond_the_per_client_cap_get_503(tmp_path: Path) -> None:
     assert wait_until(lambda: httpx.get(gateway.url + "/metrics", timeout=5).status_code == 200)
     metrics = httpx.get(gateway.url + "/metrics", timeout=5).text
     assert 'lifeline_connections_refused_total{reason="max_connections_per_client"} 1' in metrics
+    gateway.stop()
+
+
+def test_connections_beyond_the_overall_cap_get_503_whatever_their_address(tmp_path: Path) -> None:
+    gateway = start(tmp_path, "overall-cap", server=", max_connections: 2")
+    # Each client keeps one connection open (keep-alive) from an address of its own.
+    first = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=5)
+    second = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.3"), timeout=5)
+    try:
+        # The readiness probe's connection may not have been seen closed yet: wait (bounded) until
+        # the first client's connection is the only one open.
+        assert wait_until(lambda: re.search(r"^lifeline_open_connections 1(\.0)?$", first.get(gateway.url + "/metrics").text,
+                                            re.MULTILINE)), first.get(gateway.url + "/metrics").text
+        assert second.get(gateway.url + "/healthz").status_code == 200
+        # A third address has no connection of its own open, so only the overall cap refuses it.
+        third = raw_connection(gateway.port, "127.0.0.4")
+        third.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        refused = read_until_closed(third)
+        third.close()
+        assert refused.startswith("HTTP/1.1 503"), refused
+        assert "retry-after: 1" in refused.lower()
+        assert "as many connections open as it takes" in refused, refused
+        # The two admitted connections keep working, and the refusal is counted with its reason.
+        assert second.get(gateway.url + "/healthz").status_code == 200
+        metrics = first.get(gateway.url + "/metrics").text
+        assert 'lifeline_connections_refused_total{reason="max_connections"} 1' in metrics, metrics
+        assert 'lifeline_connections_refused_total{reason="max_connections_per_client"}' not in metrics \
+            or 'lifeline_connections_refused_total{reason="max_connections_per_client"} 0' in metrics, metrics
+    finally:
+        first.close()
+        second.close()
     gateway.stop()

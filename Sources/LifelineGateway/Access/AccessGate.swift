@@ -21,21 +21,11 @@ struct AccessGate: Sendable {
     /// Checks permission, limits and capacity; on success `record` holds what `finish` must release.
     func admit(_ caller: Caller, model: String, request: Request, estimatedTokens: Int, record: inout RequestRecord) async -> GatewayError? {
         record.caller = caller
-        if !caller.models.isEmpty, !caller.models.contains(model) {
-            let usable = caller.usableModels(of: runtime.pool.modelNames)
-            return GatewayError(status: 403, message: "This API key may not use model '\(model)'; "
-                                    + (usable.isEmpty ? "it may use none of the configured models." : "it may use: \(GatewayError.listed(usable))."),
-                                param: "model", code: "model_not_allowed")
+        let priority: Priority
+        switch permit(caller, model: model, request: request) {
+        case .failure(let refusal): return refusal
+        case .success(let granted): priority = granted
         }
-        var requested: Priority?
-        if let header = request.headers[.lifelinePriority] {
-            guard let parsed = Priority(name: header) else {
-                return GatewayError(status: 400, message: "x-lifeline-priority must be critical, high, normal or low, got '\(header)'.",
-                                    param: "x-lifeline-priority")
-            }
-            requested = parsed
-        }
-        let priority = caller.tier.lowered(by: requested)
         record.priority = priority
         if let refusal = runtime.keys.admit(caller, estimatedTokens: estimatedTokens) {
             runtime.metrics.rateLimited(reason: refusal.reason, tier: caller.tier.description)
@@ -60,6 +50,26 @@ struct AccessGate: Sendable {
             return GatewayError(status: 503, message: "Lifeline is at capacity and is serving more important requests first (\(reason)); retry after \(retryAfter) s.",
                                 code: "overloaded", retryAfterSeconds: retryAfter)
         }
+    }
+
+    /// What is checked before anything answers, the answer cache included: the key may use the
+    /// model, and `x-lifeline-priority` is valid. Gives the request's priority.
+    func permit(_ caller: Caller, model: String, request: Request) -> Result<Priority, GatewayError> {
+        if !caller.models.isEmpty, !caller.models.contains(model) {
+            let usable = caller.usableModels(of: runtime.pool.modelNames)
+            return .failure(GatewayError(status: 403, message: "This API key may not use model '\(model)'; "
+                                             + (usable.isEmpty ? "it may use none of the configured models." : "it may use: \(GatewayError.listed(usable))."),
+                                         param: "model", code: "model_not_allowed"))
+        }
+        var requested: Priority?
+        if let header = request.headers[.lifelinePriority] {
+            guard let parsed = Priority(name: header) else {
+                return .failure(GatewayError(status: 400, message: "x-lifeline-priority must be critical, high, normal or low, got '\(header)'.",
+                                             param: "x-lifeline-priority"))
+            }
+            requested = parsed
+        }
+        return .success(caller.tier.lowered(by: requested))
     }
 
     static func error(for refusal: LimitRefusal) -> GatewayError {

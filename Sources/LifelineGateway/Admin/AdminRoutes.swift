@@ -24,7 +24,7 @@ func adminError(_ status: Int, _ message: String, param: String? = nil) -> Respo
     jsonResponse(.init(code: status), ErrorBody.openAI(message: message, type: ErrorBody.openAIType(status: status), param: param))
 }
 
-/// `/admin/v1/…`: deployments (list, drain, undrain), drill faults, config reload, alerts, notification deliveries.
+/// `/admin/v1/…`: deployments (list, drain, undrain), drill faults, config reload, answer cache purge, alerts, notification deliveries.
 enum AdminRoutes {
     static func add(to router: Router<GatewayRequestContext>, runtime: GatewayRuntime, token: AdminToken, reload: @escaping @Sendable () async -> Response) {
         let admin = router.group("/admin/v1").add(middleware: AdminAuthMiddleware(token: token))
@@ -61,6 +61,7 @@ enum AdminRoutes {
             return jsonResponse(.ok, ["deleted": true])
         }
         admin.post("/config/reload") { _, _ in await reload() }
+        admin.delete("/cache") { request, _ in purgeCache(request, runtime) }
         KeyRoutes.add(to: admin, runtime: runtime)
         StatusAdminRoutes.add(to: admin, runtime: runtime)
 
@@ -75,6 +76,19 @@ enum AdminRoutes {
         admin.get("/notifications") { _, _ in
             jsonResponse(.ok, ["data": .array(runtime.notifier.deliveries.map(\.json))])
         }
+    }
+
+    /// `DELETE /admin/v1/cache[?model=M]`: drops cached answers (they hold conversation text).
+    static func purgeCache(_ request: Request, _ runtime: GatewayRuntime) -> Response {
+        let model = request.uri.queryParameters.get("model")
+        if let model, runtime.answerCaches.policy(for: model) == nil {
+            let cached = runtime.config.models.filter { $0.cache != nil }.map(\.name)
+            return adminError(404, "No model named '\(model)' has a cache (cached models: \(cached.isEmpty ? "none" : cached.joined(separator: ", "))).",
+                              param: "model")
+        }
+        let purged = runtime.answerCaches.purge(model: model)
+        runtime.logger.notice("answer cache purged", metadata: ["model": .string(model ?? "*"), "entries": .stringConvertible(purged)])
+        return jsonResponse(.ok, ["purged": .number(Double(purged)), "model": model.map { .string($0) } ?? .null])
     }
 
     static func setDrained(_ drained: Bool, _ context: GatewayRequestContext, _ runtime: GatewayRuntime) -> Response {

@@ -268,7 +268,7 @@ struct ConfigReader {
         var deploymentNames: Set<String> = []
         for (modelIndex, rawModel) in models.enumerated() {
             let path = "models[\(modelIndex)]"
-            let model = object(rawModel, path, allowed: ["name", "deployments", "hedging"])
+            let model = object(rawModel, path, allowed: ["name", "deployments", "hedging", "cache"])
             let name = string(model, "name", path) ?? ""
             if name.isEmpty { fail(join(path, "name"), "required") }
             else if !modelNames.insert(name).inserted { fail(join(path, "name"), "duplicate model name '\(name)'") }
@@ -293,10 +293,26 @@ struct ConfigReader {
                 if let value = integer(hedge, "max_delay_ms", hedgePath, in: 1...600_000) { settings.maximumDelayMilliseconds = value }
                 entry.hedging = settings
             }
+            if model["cache"] != nil { entry.cache = readCache(model["cache"], join(path, "cache")) }
             config.models.append(entry)
         }
         if let slos = root["slos"], !slos.isNull { config.slos = readSLOs(slos, models: modelNames) }
         return config
+    }
+
+    /// `models[].cache`: every field optional, defaults in `AnswerCachePolicy`.
+    mutating func readCache(_ raw: JSONValue?, _ path: String) -> AnswerCachePolicy {
+        let cache = object(raw, path, allowed: ["ttl_s", "max_entries", "max_bytes", "serve_stale_on_error_s", "cache_sampled", "shared"])
+        var policy = AnswerCachePolicy()
+        if let value = number(cache, "ttl_s", path, in: 1...31_536_000) { policy.ttlSeconds = value }
+        if let value = integer(cache, "max_entries", path, in: 1...10_000_000) { policy.maxEntries = value }
+        if let value = integer(cache, "max_bytes", path, in: 1_024...17_179_869_184) { policy.maxBytes = value }
+        if let value = number(cache, "serve_stale_on_error_s", path, in: 0...31_536_000) { policy.serveStaleOnErrorSeconds = value }
+        for (key, keyPath) in [("cache_sampled", \AnswerCachePolicy.cacheSampled), ("shared", \AnswerCachePolicy.shared)] {
+            guard let value = cache[key], !value.isNull else { continue }
+            if let flag = value.boolValue { policy[keyPath: keyPath] = flag } else { fail(join(path, key), "expected true or false, got \(value.typeName)") }
+        }
+        return policy
     }
 
     /// `slos:` — one entry per public model, each with `availability` and/or `latency`.
@@ -565,11 +581,12 @@ struct ConfigReader {
 
     mutating func readLimit(_ raw: JSONValue?, _ path: String, _ defaults: ConcurrencyLimitPolicy) -> ConcurrencyLimitPolicy {
         var policy = defaults
-        let limit = object(raw, path, allowed: ["initial", "min", "max", "tolerance"])
+        let limit = object(raw, path, allowed: ["initial", "min", "max", "tolerance", "min_queue_delay_ms"])
         if let value = number(limit, "initial", path, in: 1...1_000_000) { policy.initialLimit = value }
         if let value = number(limit, "min", path, in: 1...1_000_000) { policy.minimumLimit = value }
         if let value = number(limit, "max", path, in: 1...1_000_000) { policy.maximumLimit = value }
         if let value = number(limit, "tolerance", path, in: 1...100) { policy.tolerance = value }
+        if let value = number(limit, "min_queue_delay_ms", path, in: 0...600_000) { policy.minimumQueueDelay = value / 1000 }
         if policy.minimumLimit > policy.maximumLimit { fail(path, "min must not exceed max") }
         policy.initialLimit = min(max(policy.initialLimit, policy.minimumLimit), policy.maximumLimit)
         return policy

@@ -181,6 +181,9 @@ public struct ModelConfig: Sendable, Equatable {
     public var deployments: [DeploymentConfig]
     /// Off unless configured: a second attempt when the first is slow to start streaming.
     public var hedging: HedgingConfig?
+    /// Off unless configured: an exact-match answer cache that also answers, stale, when every
+    /// deployment fails (`cache`).
+    public var cache: AnswerCachePolicy?
 
     public init(name: String, deployments: [DeploymentConfig]) {
         self.name = name

@@ -26,8 +26,19 @@ struct WebhookDestination: Sendable {
     /// The address connected to, when the host is a name (nil for an IP literal).
     let pinnedAddress: String?
 
-    /// Resolves and checks the URL's host; refuses internal addresses unless `allowPrivate`.
-    static func resolve(url: String, allowPrivate: Bool) async throws(Refusal) -> WebhookDestination {
+    /// Turns a host name and port into the one address to connect to.
+    typealias Resolver = @Sendable (_ host: String, _ port: Int) async throws -> String
+
+    /// The system's resolver (getaddrinfo), run on NIO's thread pool because it blocks: never on
+    /// an event loop or the cooperative pool.
+    static let systemResolver: Resolver = { host, port in
+        let resolved = try await NIOThreadPool.singleton.runIfActive { try SocketAddress.makeAddressResolvingHost(host, port: port) }
+        guard let text = resolved.ipAddress else { throw Refusal.unresolved }
+        return text
+    }
+
+    /// Resolves (through `resolver`) and checks the URL's host; refuses internal addresses unless `allowPrivate`.
+    static func resolve(url: String, allowPrivate: Bool, resolver: Resolver = systemResolver) async throws(Refusal) -> WebhookDestination {
         guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), ["http", "https"].contains(scheme),
               var host = parsed.host, !host.isEmpty
         else { throw .invalidURL }
@@ -38,13 +49,9 @@ struct WebhookDestination: Sendable {
             if PrivateAddress.parse(host) != nil { return WebhookDestination(host: host, pinnedAddress: nil) }
         }
         let port = parsed.port ?? (scheme == "https" ? 443 : 80)
-        let name = host
         let address: String
         do {
-            // getaddrinfo blocks: it runs on NIO's thread pool, not on an event loop or the cooperative pool.
-            let resolved = try await NIOThreadPool.singleton.runIfActive { try SocketAddress.makeAddressResolvingHost(name, port: port) }
-            guard let text = resolved.ipAddress else { throw Refusal.unresolved }
-            address = text
+            address = try await resolver(host, port)
         } catch {
             throw .unresolved
         }
@@ -55,9 +62,14 @@ struct WebhookDestination: Sendable {
     /// A client for one attempt: connects to the pinned address, never follows redirects.
     /// The caller shuts it down after the attempt.
     func makeClient() -> HTTPClient {
+        HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: clientConfiguration())
+    }
+
+    /// What `makeClient` builds its client with: redirects off, the host pinned to the checked address.
+    func clientConfiguration() -> HTTPClient.Configuration {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
         if let pinnedAddress { configuration.dnsOverride = [host: pinnedAddress] }
-        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        return configuration
     }
 
     /// Why a target was refused, for the delivery log: no part of the URL (it may be a credential).

@@ -110,6 +110,28 @@ public final class GatewayMetrics: Sendable {
             .set(active ? 1.0 : 0.0)
     }
 
+    static let cacheRequestsHelp = "Cacheable-model requests by cache result: hit, miss (asked upstream), stale (a miss answered by an expired entry because every deployment failed), bypass (not cacheable)."
+    static let cacheEvictionsHelp = "Answer cache entries pushed out by max_entries or max_bytes."
+
+    /// One request's cache result (`AnswerCacheResult`); models with a cache only.
+    public func cacheRequest(model: String, result: AnswerCacheResult) {
+        counter("lifeline_cache_requests_total", [("model", model), ("result", result.rawValue)], help: Self.cacheRequestsHelp).increment()
+    }
+
+    /// A cached model's counters at 0, so hit rates work from the first scrape.
+    public func cacheExported(model: String) {
+        for result in AnswerCacheResult.allCases {
+            _ = counter("lifeline_cache_requests_total", [("model", model), ("result", result.rawValue)], help: Self.cacheRequestsHelp)
+        }
+        _ = counter("lifeline_cache_evictions_total", [("model", model)], help: Self.cacheEvictionsHelp)
+    }
+
+    public func cacheSize(model: String, entries: Int, bytes: Int, evicted: Int) {
+        gauge("lifeline_cache_entries", [("model", model)], help: "Answers in the in-memory cache.").set(Double(entries))
+        gauge("lifeline_cache_bytes", [("model", model)], help: "Bytes the in-memory cache's answers count against max_bytes.").set(Double(bytes))
+        if evicted > 0 { counter("lifeline_cache_evictions_total", [("model", model)], help: Self.cacheEvictionsHelp).increment(by: Int64(evicted)) }
+    }
+
     public func tokens(model: String, prompt: Int, completion: Int) {
         counter("lifeline_tokens_total", [("model", model), ("direction", "prompt")], help: "Tokens by public model and direction (prompt, completion).").increment(by: Int64(prompt))
         counter("lifeline_tokens_total", [("model", model), ("direction", "completion")], help: "Tokens by public model and direction (prompt, completion).").increment(by: Int64(completion))
@@ -286,7 +308,7 @@ public final class GatewayMetrics: Sendable {
         case subscriberPendingLimit = "subscriber_pending_limit"
     }
 
-    static let shedReasons = ["queue_full", "queue_timeout"]
+    static let shedReasons = ["queue_full", "queue_timeout", "deployment_busy"]
 
     public func shed(reason: String, priority: String) {
         counter("lifeline_shed_total", [("reason", reason), ("priority", priority)], help: Self.shedHelp).increment()
@@ -299,7 +321,7 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    static let shedHelp = "Requests refused to protect the service (503), by reason (queue_full, queue_timeout) and priority."
+    static let shedHelp = "Requests refused to protect the service (503), by reason (queue_full, queue_timeout, deployment_busy) and priority."
 
     public func rateLimited(reason: String, tier: String) {
         counter("lifeline_rate_limited_total", [("reason", reason), ("tier", tier)],

@@ -7,7 +7,9 @@ import LifelineWire
 /// and has room is granted outright; any other must be granted by the model's retry budget
 /// (`RetryBudget`). Retries wait a jittered backoff and are counted as failovers. Only failures
 /// that another deployment could fix are retried; a request the upstream refused as malformed
-/// is not. A deployment at its concurrency limit is waited for, briefly, rather than skipped.
+/// is not. A deployment at its concurrency limit is waited for, briefly, rather than skipped;
+/// when every one stays at its limit the request is shed (503 `overloaded`, reason
+/// `deployment_busy`), not reported as an outage.
 struct Failover {
     let group: ModelGroup
     let routing: RoutingConfig
@@ -30,6 +32,7 @@ struct Failover {
         var failures: [UpstreamFailure] = []
         var tried = 0
         var refused = false
+        var busy = false
         var lastFailed = failed
         var random = SystemRandomNumberGenerator()
         for deployment in order {
@@ -43,9 +46,12 @@ struct Failover {
             // A retry waits for room no longer than the deployment takes to start answering.
             let wait = isRetry ? Double(deployment.config.timeouts.firstTokenMilliseconds) / 1000 : slotWait
             let asked = group.now
-            let admitted = await group.admit(deployment, waitingUpTo: wait, priority: record.priority ?? .normal)
+            let grant = await group.admit(deployment, waitingUpTo: wait, priority: record.priority ?? .normal)
             if record.firstTokenAt == nil { record.slotWaitSeconds += group.now - asked }
-            guard admitted else { continue }
+            guard grant == .granted else {
+                if grant == .busy { busy = true }
+                continue
+            }
             if isRetry {
                 metrics.failover(model: group.name, phase: phase.rawValue)
                 record.failoverPhase = phase.rawValue
@@ -84,6 +90,16 @@ struct Failover {
             record.failoverRefused = true
         }
         if Task.isCancelled { return .failure(.clientClosed) }
+        // Nothing failed: every deployment that could answer stayed at its concurrency limit for
+        // the whole wait. That is Lifeline shedding load, not an upstream outage.
+        if failures.isEmpty, !refused, busy, phase == .beforeFirstByte {
+            let priority = record.priority ?? .normal
+            metrics.shed(reason: "deployment_busy", priority: priority.description)
+            record.shedByService = true
+            return .failure(GatewayError(
+                status: 503, message: "Every deployment of model '\(group.name)' is at its concurrency limit; retry after 1 s.",
+                code: "overloaded", retryAfterSeconds: 1))
+        }
         return .failure(Self.allFailed(model: group.name, failures: failures, budgetSpent: refused))
     }
 

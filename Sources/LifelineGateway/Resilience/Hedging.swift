@@ -11,7 +11,7 @@ extension Failover {
     func hedgedOpen(_ chat: ChatRequest, order: [Deployment], delay: Double, record: inout RequestRecord)
         async -> (value: StreamRelay.OpenedStream, deployment: Deployment)?
     {
-        guard order.count >= 2, await group.admit(order[0]) else { return nil }
+        guard order.count >= 2, await group.admit(order[0]) == .granted else { return nil }
         let candidates = [order[0], order[1]]
         candidates[0].spendAllowance(estimatedTokens: record.estimatedTokens ?? 0)
         record.attempts += 1
@@ -30,7 +30,7 @@ extension Failover {
             }
             tasks.addTask {
                 try? await Task.sleep(for: .seconds(delay))
-                guard !Task.isCancelled, group.tryRetry(), await group.admit(candidates[1]) else { return .hedgeNotSent }
+                guard !Task.isCancelled, group.tryRetry(), await group.admit(candidates[1]) == .granted else { return .hedgeNotSent }
                 hedgeStarted.set()
                 candidates[1].spendAllowance(estimatedTokens: estimate)
                 metrics.hedge(model: group.name)

@@ -205,18 +205,27 @@ public final class ModelGroup: Sendable {
         return granted
     }
 
+    /// What asking a deployment for a slot came to.
+    enum SlotGrant: Equatable {
+        case granted
+        /// Ejected, or its half-open breaker's trials are taken.
+        case unavailable
+        /// At its concurrency limit for the whole wait.
+        case busy
+    }
+
     /// Takes a slot at the deployment's breaker (a half-open breaker allows only a few trials)
     /// and one under its concurrency limit, waiting up to `wait` seconds for the latter (in
     /// priority order).
-    func admit(_ deployment: Deployment, waitingUpTo wait: Double = 0, priority: Priority = .normal) async -> Bool {
+    func admit(_ deployment: Deployment, waitingUpTo wait: Double = 0, priority: Priority = .normal) async -> SlotGrant {
         let now = clock()
         let position = index(of: deployment)
-        guard detector.withLock({ $0.admit(position, at: now) }) else { return false }
+        guard detector.withLock({ $0.admit(position, at: now) }) else { return .unavailable }
         guard await slots.acquire(position, wait: wait, priority: priority) else {
             detector.withLock { $0.releaseTrial(position) }
-            return false
+            return .busy
         }
-        return true
+        return .granted
     }
 
     /// An answer's latency (first token for streams) trains the deployment's concurrency limit.

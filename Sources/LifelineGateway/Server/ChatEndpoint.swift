@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import LifelineCore
 import LifelineWire
 import Logging
 import NIOCore
@@ -47,6 +48,29 @@ struct ChatEndpoint: Sendable {
         record.stream = chat.stream
         if runtime.tracing { record.startSpan(model: chat.model, api: api.route, stream: chat.stream) }
         guard let group = runtime.pool.models[chat.model] else { return refuse(.unknownModel(chat.model, usable: caller.usableModels(of: runtime.pool.modelNames)), api: api, record: &record) }
+        // The cache comes before admission and routing: a hit takes no slot and reaches no upstream.
+        var answerHeaders = gate.rateLimitHeaders(caller)
+        var cache: AnswerCacheLookup?
+        if let policy = runtime.answerCaches.policy(for: chat.model) {
+            // A cached answer goes only where the request itself may go.
+            if case .failure(let refusal) = gate.permit(caller, model: chat.model, request: request) { return refuse(refusal, api: api, record: &record) }
+            if policy.bypassReason(temperature: chat.temperature, seed: chat.seed, choiceCount: chat.choiceCount, logprobs: chat.logprobs) != nil {
+                runtime.metrics.cacheRequest(model: chat.model, result: .bypass)
+                answerHeaders[.lifelineCache] = AnswerCacheResult.bypass.rawValue
+            } else {
+                let key = AnswerCacheKey.key(for: chat, scope: policy.shared ? "shared" : caller.id)
+                switch runtime.answerCaches.lookup(key, model: chat.model) {
+                case .fresh(let answer, let age):
+                    runtime.metrics.cacheRequest(model: chat.model, result: .hit)
+                    return await CachedAnswerResponse(runtime: runtime, chat: chat, api: api, requestID: context.requestID)
+                        .response(answer, age: age, result: .hit, headers: answerHeaders, record: record)
+                case .stale(let answer, let age): cache = AnswerCacheLookup(key: key, model: chat.model, stale: (answer, age))
+                case .absent: cache = AnswerCacheLookup(key: key, model: chat.model, stale: nil)
+                }
+                runtime.metrics.cacheRequest(model: chat.model, result: .miss)
+                answerHeaders[.lifelineCache] = AnswerCacheResult.miss.rawValue
+            }
+        }
         if let refusal = await gate.admit(caller, model: chat.model, request: request, estimatedTokens: AccessGate.estimateTokens(chat),
                                           record: &record)
         {
@@ -62,13 +86,18 @@ struct ChatEndpoint: Sendable {
         let failover = Failover(group: group, routing: config.routing, metrics: runtime.metrics, slotWait: config.admission.queue.maximumWait)
         if chat.stream {
             return await StreamRelay(chat: chat, api: api, order: order, failover: failover, runtime: runtime,
-                                     requestID: context.requestID, logger: context.logger).response(record: record, headers: gate.rateLimitHeaders(caller))
+                                     requestID: context.requestID, logger: context.logger, cache: cache).response(record: record, headers: answerHeaders)
         }
         let result = await failover.run(order, phase: .beforeFirstByte, record: &record) { deployment throws(UpstreamFailure) in
             try await deployment.complete(chat.upstreamRequest(for: deployment))
         }
         switch result {
         case .failure(let error):
+            if let cache, let stale = await cache.staleResponse(for: error, chat: chat, api: api, requestID: context.requestID, headers: answerHeaders,
+                                                                record: record, runtime: runtime)
+            {
+                return stale
+            }
             return refuse(error, api: api, record: &record)
         case .success(let (original, deployment)):
             var answer = original
@@ -87,22 +116,28 @@ struct ChatEndpoint: Sendable {
             answer.model = chat.model
             answer.id = api.answerID(requestID: context.requestID)
             if answer.created == 0 { answer.created = Int(Date().timeIntervalSince1970) }
+            if let cache, let entry = CachedAnswer(answer) { cache.store(entry, in: runtime) }
             record.deployment = deployment.name
             record.usage = answer.usage
             runtime.finish(record)
-            let body: JSONValue
-            switch api {
-            case .openai: body = OpenAIChatResponse.encode(answer)
-            case .anthropic: body = AnthropicMessagesResponse.encode(answer)
-            case .responses(let exchange):
-                body = ResponsesResponse.encode(answer, header: exchange.header)
-                await exchange.keep(body, runtime: runtime)
-            }
-            var headers = gate.rateLimitHeaders(caller)
+            let body = await Self.encode(answer, api: api, runtime: runtime)
+            var headers = answerHeaders
             headers[.contentType] = "application/json"
             headers[.lifelineDeployment] = deployment.name
             headers[.lifelineAttempts] = String(record.attempts)
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONCoding.encode(body))))
+        }
+    }
+
+    /// A whole answer in the client's API; a Responses answer is kept when the request asked.
+    static func encode(_ answer: ChatResponse, api: ClientAPI, runtime: GatewayRuntime) async -> JSONValue {
+        switch api {
+        case .openai: return OpenAIChatResponse.encode(answer)
+        case .anthropic: return AnthropicMessagesResponse.encode(answer)
+        case .responses(let exchange):
+            let body = ResponsesResponse.encode(answer, header: exchange.header)
+            await exchange.keep(body, runtime: runtime)
+            return body
         }
     }
 

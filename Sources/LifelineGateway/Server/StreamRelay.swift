@@ -21,6 +21,9 @@ struct StreamRelay: Sendable {
     let runtime: GatewayRuntime
     let requestID: String
     let logger: Logger
+    /// Set when the model has a cache and the request is cacheable: a whole answer is stored,
+    /// and a stale entry answers if every deployment fails before the first byte.
+    var cache: AnswerCacheLookup?
 
     func response(record: RequestRecord, headers extra: HTTPFields) async -> Response {
         var record = record
@@ -42,6 +45,11 @@ struct StreamRelay: Sendable {
         }
         switch result {
         case .failure(let error):
+            if let cache, let stale = await cache.staleResponse(for: error, chat: chat, api: api, requestID: requestID, headers: extra,
+                                                                record: record, runtime: runtime)
+            {
+                return stale
+            }
             record.status = error.status
             runtime.finish(record)
             var headers = extra
@@ -138,6 +146,9 @@ final class StreamLease: Sendable {
         var stoppedBySequence = false
         /// Set once the stream has been resumed: a continuation's reasoning is not the answer's.
         var resumed = false
+        /// How the first choice ended, once it has.
+        var finishReason: FinishReason?
+        var stopSequence: String?
 
         /// Closes an attempt's usage: reported by the upstream, or else its text events counted as
         /// completion tokens (a cut stream reports nothing, nor do some servers, llama.cpp's among
@@ -238,6 +249,10 @@ final class StreamLease: Sendable {
             throw error
         }
         record.usage = progress.usage
+        // Only a whole text answer is kept: ended by the model, one choice, no tool call.
+        if let cache, chat.choiceCount == 1, !progress.sawToolCall, let reason = progress.finishReason, CachedAnswer.keeps(reason) {
+            cache.store(CachedAnswer(text: progress.text, finishReason: reason, stopSequence: progress.stopSequence, usage: progress.usage), in: runtime)
+        }
         out += encoder.encode(.usage(progress.usage))
         out += encoder.finish()
         // Kept before the last bytes go out, so a client that reads it back at once finds it.
@@ -276,7 +291,11 @@ final class StreamLease: Sendable {
         case .finish(let choice, let reason, let sequence):
             guard choice == 0 else { return encoder.encode(event) }
             var out = finishText(&encoder, &progress)
-            if !progress.stoppedBySequence { out += encoder.encode(.finish(choice: 0, reason: reason, stopSequence: sequence)) }
+            if !progress.stoppedBySequence {
+                out += encoder.encode(.finish(choice: 0, reason: reason, stopSequence: sequence))
+                progress.finishReason = reason
+                progress.stopSequence = sequence
+            }
             return out
         }
     }
@@ -294,6 +313,8 @@ final class StreamLease: Sendable {
         }
         if let matched = progress.scanner?.matched, !progress.stoppedBySequence {
             progress.stoppedBySequence = true
+            progress.finishReason = .stopSequence
+            progress.stopSequence = matched
             out += encoder.encode(.finish(choice: 0, reason: .stopSequence, stopSequence: matched))
         }
         return out

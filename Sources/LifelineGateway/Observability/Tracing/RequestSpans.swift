@@ -70,6 +70,7 @@ extension RequestRecord {
             if let failoverPhase { attributes["lifeline.failover_phase"] = failoverPhase }
             if let system = answeredSystem { attributes["gen_ai.system"] = system }
             if let model = responseModel { attributes["gen_ai.response.model"] = model }
+            if let cacheResult { attributes["lifeline.cache"] = cacheResult.rawValue }
         }
         if let usage { span.recordUsage(usage) }
         if status >= 500 { span.setStatus(SpanStatus(code: .error, message: "HTTP \(status)")) }

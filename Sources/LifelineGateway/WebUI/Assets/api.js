@@ -107,7 +107,7 @@ export async function* readServerSentEvents(body) {
 
 /**
  * Streams one answer from `/v1/chat/completions`. Calls `onText` with each piece of text and
- * `onNote` with what the gateway reports (deployment, resumptions). Resolves with the usage when
+ * `onNote` with what the gateway reports (deployment, cache result, resumptions). Resolves with the usage when
  * the stream completes; throws ApiFailure when it fails, and the abort error when `signal` stops it.
  */
 export async function streamChat({ model, messages, apiKey, signal, onText, onNote }) {
@@ -120,7 +120,8 @@ export async function streamChat({ model, messages, apiKey, signal, onText, onNo
   });
   if (!response.ok) throw await ApiFailure.from(response);
   if (!response.body) throw new ApiFailure({ status: response.status, message: "The server sent no answer body." });
-  onNote?.({ deployment: response.headers.get("x-lifeline-deployment") });
+  // x-lifeline-cache: "stale" when an earlier answer stands in while every deployment fails.
+  onNote?.({ deployment: response.headers.get("x-lifeline-deployment"), cache: response.headers.get("x-lifeline-cache") });
   let usage = null;
   for await (const event of readServerSentEvents(response.body)) {
     if (event.comment !== undefined) {

@@ -216,7 +216,10 @@ function assistantMeta(message) {
   const parts = [];
   if (message.state === "stopped") parts.push("Stopped.");
   if (message.state === "interrupted") parts.push("Interrupted before it finished.");
-  if (message.meta?.deployment) parts.push(`Answered by ${message.meta.deployment}`);
+  const cache = message.meta?.cache;
+  if (cache === "stale") parts.push("Served from earlier answers while the service recovers");
+  else if (cache === "hit") parts.push("Answered from the cache");
+  else if (message.meta?.deployment) parts.push(`Answered by ${message.meta.deployment}`);
   for (const name of message.meta?.resumedOn ?? []) parts.push(`resumed on ${name} after a failure`);
   return parts.join(" · ");
 }
@@ -401,6 +404,7 @@ async function generate(conversation) {
       onText: (text) => { message.content += text; renderStreamSoon(); persistSoon(); },
       onNote: (note) => {
         if (note.deployment) message.meta.deployment = note.deployment;
+        if (note.cache === "hit" || note.cache === "stale") message.meta.cache = note.cache;
         if (note.resumedOn) (message.meta.resumedOn ??= []).push(note.resumedOn);
         renderStreamSoon();
       },

@@ -5,7 +5,7 @@
 
 import { ApiFailure } from "./api.js";
 import { formatSeconds, h, preservingFocus, replaceChildren, svg } from "./dom.js";
-import { limitsIn, parsePrometheus, sheddingBetween, trafficBetween } from "./metrics.js";
+import { cacheBetween, limitsIn, parsePrometheus, sheddingBetween, trafficBetween } from "./metrics.js";
 
 const POLL_MS = 2_000;
 const HISTORY_POINTS = 60; // two minutes at one point per poll
@@ -43,6 +43,8 @@ const ui = {
   limitsGateway: $("#limits-gateway"),
   limitsDeployments: $("#limits-deployments"),
   sheddingSummary: $("#shedding-summary"),
+  cachePanel: $("#panel-cache"),
+  cacheSummary: $("#cache-summary"),
   sheddingPriorities: $("#shedding-priorities"),
   incidentsOpen: $("#incidents-open"),
   incidentsResolved: $("#incidents-resolved"),
@@ -216,6 +218,7 @@ async function poll() {
     renderTraffic();
     renderLimits();
     renderShedding();
+    renderCache();
     renderPanels();
   });
   ui.instanceState.textContent = readiness.status === "fulfilled" ? describeInstance(readiness.value) : "";
@@ -259,11 +262,12 @@ function recordScrape(text) {
   const seconds = before ? (at - before.at) / 1000 : 0;
   const limits = limitsIn(samples);
   const shedding = sheddingBetween(before?.samples ?? null, samples, seconds);
+  const cache = cacheBetween(before?.samples ?? null, samples);
   if (before) {
-    state.history.push({ ...trafficBetween(before.samples, samples, seconds), limits, shedding });
+    state.history.push({ ...trafficBetween(before.samples, samples, seconds), limits, shedding, cache });
     if (state.history.length > HISTORY_POINTS) state.history.shift();
   }
-  state.lastScrape = { samples, at, limits, shedding };
+  state.lastScrape = { samples, at, limits, shedding, cache };
 }
 
 const STATS = [
@@ -339,9 +343,26 @@ const SHED_STATS = [
   { id: "shed-total", label: "Shed since start", pick: (p) => p.shedding?.total, format: wholeNumber },
 ];
 
+const CACHE_STATS = [
+  { id: "cache-hit-rate", label: "Hit rate now", pick: (p) => p.cache?.hitRatio, format: (v) => percent(v, 0), empty: "no lookups" },
+  { id: "cache-hit-rate-total", label: "Hit rate since start", pick: (p) => p.cache?.hitRatioSinceStart, format: (v) => percent(v, 0), empty: "no lookups" },
+  { id: "cache-stale", label: "Stale answers in outages", pick: (p) => p.cache?.stale, format: wholeNumber },
+  { id: "cache-entries", label: "Entries", pick: (p) => p.cache?.entries, format: wholeNumber },
+];
+
 /** The latest scrape as a history point, so gauges show from the first scrape on. */
 function latestPoint() {
-  return state.lastScrape ? { limits: state.lastScrape.limits, shedding: state.lastScrape.shedding } : null;
+  if (!state.lastScrape) return null;
+  const last = state.history.at(-1);
+  const cache = state.lastScrape.cache ? { ...state.lastScrape.cache, hitRatio: last?.cache?.hitRatio ?? null } : null;
+  return { limits: state.lastScrape.limits, shedding: state.lastScrape.shedding, cache };
+}
+
+/** The answer cache panel, shown only when a model has a cache. */
+function renderCache() {
+  const configured = Boolean(state.lastScrape?.cache);
+  ui.cachePanel.hidden = !configured;
+  if (configured) renderStats(ui.cacheSummary, CACHE_STATS, latestPoint());
 }
 
 function renderLimits() {
@@ -362,7 +383,7 @@ function renderLimits() {
   }) : h("tr", {}, h("td", { colspan: 4, class: "muted" }, state.lastScrape ? "No deployment reports a limit." : "measuring…")));
 }
 
-const REASON_WORDS = { queue_full: "queue full", queue_timeout: "waited too long" };
+const REASON_WORDS = { queue_full: "queue full", queue_timeout: "waited too long", deployment_busy: "deployments at their limit" };
 
 function renderShedding() {
   renderStats(ui.sheddingSummary, SHED_STATS, latestPoint());

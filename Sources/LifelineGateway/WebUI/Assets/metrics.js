@@ -148,3 +148,23 @@ export function sheddingBetween(before, after, seconds) {
   });
   return { total: sum(after, "lifeline_shed_total"), perSecond: rate(() => true), byPriority };
 }
+
+/**
+ * The answer cache as two scrapes show it; null when no model has a cache (the counters are
+ * exported only for models that do). `hitRatio` is hits over lookups (hit, miss, bypass) between
+ * the scrapes, null without an earlier scrape or without lookups; `stale` counts the answers an
+ * expired entry gave while every deployment failed, since the server started.
+ */
+export function cacheBetween(before, after) {
+  const name = "lifeline_cache_requests_total";
+  if (!after.some((s) => s.name === name)) return null;
+  const count = (samples, results) => sum(samples, name, (labels) => results.includes(labels.result));
+  const lookups = ["hit", "miss", "bypass"];
+  const ratio = (hits, all) => (all > 0 ? hits / all : null);
+  return {
+    hitRatio: before ? ratio(growth(count(before, ["hit"]), count(after, ["hit"])), growth(count(before, lookups), count(after, lookups))) : null,
+    hitRatioSinceStart: ratio(count(after, ["hit"]), count(after, lookups)),
+    stale: count(after, ["stale"]),
+    entries: sum(after, "lifeline_cache_entries"),
+  };
+}
