@@ -123,7 +123,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check \
-  openai anthropic pytest httpx pyyaml playwright axe-playwright-python feedparser
+  openai anthropic pytest httpx pyyaml playwright axe-playwright-python feedparser opentelemetry-proto
 bin_dir=$(swift build --show-bin-path)
 
 echo "== SDK end-to-end tests"

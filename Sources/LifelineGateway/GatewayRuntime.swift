@@ -4,6 +4,7 @@ import LifelineStore
 import LifelineWire
 import Logging
 import Synchronization
+import Tracing
 
 /// The gateway's live state: current deployments (swapped whole on reload), drill faults,
 /// metrics, readiness and the monotonic clock every policy reads.
@@ -37,6 +38,8 @@ public final class GatewayRuntime: Sendable {
     let keys: KeyRegistry
     let usage: UsageRecorder
     let admission: AdmissionController
+    /// Whether requests get spans: `tracing.otlp_endpoint` was set at start (a reload cannot change it).
+    let tracing: Bool
     /// Pages for deployments that refuse Lifeline's credentials or do not know its URL or model.
     let deploymentAlerts: DeploymentAlerts
     /// Seconds since 1970, for what must outlive the process (SLI buckets) or be read by people.
@@ -63,6 +66,7 @@ public final class GatewayRuntime: Sendable {
         self.keys = keys
         self.usage = UsageRecorder(store: store, logger: logger)
         self.admission = AdmissionController(config: config.admission, clock: clock, metrics: metrics)
+        tracing = config.tracing.enabled
         let faults = FaultInjector(clock: clock)
         self.faults = faults
         slo = SLOMonitor(config: config, store: sliStore, metrics: metrics, now: Date().timeIntervalSince1970)
@@ -234,6 +238,9 @@ public final class GatewayRuntime: Sendable {
         if next.server != current.server {
             issues.append(ConfigIssue(path: "server", message: "server settings change only on restart"))
         }
+        if next.tracing != current.tracing {
+            issues.append(ConfigIssue(path: "tracing", message: "tracing settings change only on restart"))
+        }
         guard issues.isEmpty else { throw ConfigError(issues: issues) }
         metrics.allowLabels(from: next)
         let nextPool = DeploymentPool(config: next, faults: faults, metrics: metrics, clock: clock, processes: processes, reusing: currentPool)
@@ -294,6 +301,15 @@ struct RequestRecord {
     var failoverRefused = false
     /// Set when a cache entry answered (hit or stale): no upstream was used.
     var cacheResult: AnswerCacheResult?
+    /// The request's span, when tracing is on (`RequestSpans.swift`); nil otherwise.
+    var span: (any Span)?
+    /// An attempt whose outcome is known only later (a stream, an answer not yet sent).
+    var attemptSpan: (any Span)?
+    /// The request's trace id for its log line, when tracing is on.
+    var traceID: String?
+    /// `gen_ai.system` and `gen_ai.response.model` of the deployment that answered, for the request's span.
+    var answeredSystem: String?
+    var responseModel: String?
 
     /// The request's fields as log metadata; numbers stay numbers so the JSON log keeps their type.
     func metadata(now: Double) -> Logger.Metadata {
@@ -315,6 +331,7 @@ struct RequestRecord {
         if let caller { metadata["caller"] = .string(caller.id) }
         if shedByService { metadata["shed"] = .stringConvertible(true) }
         if let cacheResult { metadata["cache"] = .string(cacheResult.rawValue) }
+        if let traceID { metadata["trace_id"] = .string(traceID) }
         return metadata
     }
 }
@@ -354,5 +371,6 @@ extension GatewayRuntime {
         if !record.model.isEmpty, pool.models[record.model] != nil, record.cacheResult == nil {
             traffic.request(model: record.model, deployment: record.deployment, tokens: record.usage?.totalTokens ?? 0, seconds: now - record.started)
         }
+        record.endSpans()
     }
 }

@@ -20,6 +20,12 @@ public enum GatewayServer {
         overrides.apply(to: &config)
         SecretRedactor.shared.register(config.secretValues)
         var services: [any Service] = []
+        // First in the group, so it stops last and flushes the spans of requests that finished draining.
+        if let exporter = try GatewayTracing.start(config.tracing, logger: logger) {
+            services.append(exporter)
+            logger.info("tracing on", metadata: ["sample_ratio": .stringConvertible(config.tracing.sampleRatio),
+                                                 "service_name": .string(config.tracing.serviceName)])
+        }
         // Simulated upstreams start first so the gateway never routes to a port nobody listens on.
         for (modelIndex, model) in config.models.enumerated() {
             for (index, deployment) in model.deployments.enumerated() {

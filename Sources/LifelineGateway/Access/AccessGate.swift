@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import LifelineCore
 import LifelineWire
+import Tracing
 
 /// Everything a request passes before it may reach an upstream, in order: who is calling
 /// (401), may they use this model (403), are they within their limits (429), does the service
@@ -31,14 +32,20 @@ struct AccessGate: Sendable {
             return Self.error(for: refusal)
         }
         record.estimatedTokens = estimatedTokens
+        let span = record.span.map { Tracing.startSpan("admission", context: $0.context) }
+        span?.attributes["lifeline.priority"] = priority.description
+        defer { span?.end() }
         switch await runtime.admission.acquire(priority: priority) {
         case .admitted(let ticket):
+            span?.attributes["lifeline.outcome"] = "admitted"
             record.ticket = ticket
             record.admittedAt = runtime.clock()
             return nil
         case .cancelled:
+            span?.attributes["lifeline.outcome"] = "client_closed"
             return .clientClosed
         case .shed(let reason, let retryAfter):
+            span?.attributes["lifeline.outcome"] = "shed"
             record.shedByService = true
             return GatewayError(status: 503, message: "Lifeline is at capacity and is serving more important requests first (\(reason)); retry after \(retryAfter) s.",
                                 code: "overloaded", retryAfterSeconds: retryAfter)

@@ -211,7 +211,7 @@ struct ConfigReader {
     mutating func readConfig(_ tree: JSONValue) -> LifelineConfig {
         var config = LifelineConfig()
         let root = object(tree, "", allowed: ["server", "routing", "admin", "auth", "admission", "models", "slos", "alerting", "notifications", "status",
-                                              "storage"])
+                                              "storage", "tracing"])
         let server = object(root["server"], "server", allowed: ["host", "port", "drain_timeout_s", "max_body_bytes", "data_dir", "idle_timeout_s",
                                                                   "allowed_hosts", "request_read_timeout_s", "min_body_bytes_per_second",
                                                                   "body_rate_grace_s", "max_connections", "max_connections_per_client"])
@@ -257,6 +257,7 @@ struct ConfigReader {
         readAlerting(root["alerting"], into: &config.alerting)
         readNotifications(root["notifications"], into: &config.notifications)
         readStatus(root["status"], into: &config.status)
+        readTracing(root["tracing"], into: &config.tracing)
 
         guard let models = root["models"]?.arrayValue else {
             if let value = root["models"] { fail("models", "expected a list, got \(value.typeName)") } else { fail("models", "at least one model is required") }
@@ -472,6 +473,30 @@ struct ConfigReader {
 
     /// `server.request_read_timeout_s`, `min_body_bytes_per_second`, `body_rate_grace_s`,
     /// `max_connections`, `max_connections_per_client`.
+    mutating func readTracing(_ raw: JSONValue?, into tracing: inout TracingConfig) {
+        let path = "tracing"
+        guard let raw, !raw.isNull else { return }
+        let object = object(raw, path, allowed: ["otlp_endpoint", "sample_ratio", "service_name"])
+        if let ratio = number(object, "sample_ratio", path, in: 0...1) { tracing.sampleRatio = ratio }
+        if let name = string(object, "service_name", path) {
+            if name.isEmpty || name.count > 255 || name.contains(where: { $0.isNewline }) {
+                fail(join(path, "service_name"), "must be a non-empty name of at most 255 characters on one line")
+            } else {
+                tracing.serviceName = name
+            }
+        }
+        guard let endpoint = string(object, "otlp_endpoint", path) else {
+            // Tracing is off without a collector; a block that sets only the other fields is a mistake.
+            if !object.isEmpty { fail(join(path, "otlp_endpoint"), "required to turn tracing on (an OTLP/HTTP collector URL, e.g. http://127.0.0.1:4318)") }
+            return
+        }
+        guard isHTTPURL(endpoint), !endpoint.contains("?"), !endpoint.contains("#") else {
+            fail(join(path, "otlp_endpoint"), "not an OTLP/HTTP URL (expected http:// or https:// with a host, no query), got '\(endpoint)'")
+            return
+        }
+        tracing.otlpEndpoint = endpoint
+    }
+
     mutating func readNetworkLimits(_ server: [String: JSONValue], into settings: inout ServerConfig) {
         if let value = number(server, "request_read_timeout_s", "server", in: 0.1...3600) { settings.requestReadTimeoutSeconds = value }
         if let value = number(server, "min_body_bytes_per_second", "server", in: 0...1_073_741_824) { settings.minBodyBytesPerSecond = value }

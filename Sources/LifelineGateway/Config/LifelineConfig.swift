@@ -15,6 +15,7 @@ public struct LifelineConfig: Sendable, Equatable {
     public var notifications = NotificationsConfig()
     public var status = StatusConfig()
     public var storage = StorageConfig()
+    public var tracing = TracingConfig()
 
     public init() {}
 
@@ -135,6 +136,28 @@ public struct StorageConfig: Sendable, Equatable {
     public var responsesTTLSeconds = 30.0 * 86_400
     /// The most stored Responses answers kept; beyond it the oldest go (`storage.responses.max_stored`).
     public var maxStoredResponses = 100_000
+}
+
+/// OpenTelemetry traces over OTLP/HTTP (`tracing:`); off until `otlp_endpoint` is set. Read at start only.
+public struct TracingConfig: Sendable, Equatable {
+    /// The collector's OTLP/HTTP traces URL; one with no path gets `/v1/traces`. Nil: tracing is off.
+    public var otlpEndpoint: String?
+    /// The share of new traces kept, 0...1; a client's `traceparent` decides for its own trace.
+    public var sampleRatio = 1.0
+    /// The `service.name` resource attribute of every span.
+    public var serviceName = "lifeline"
+
+    public init() {}
+
+    public var enabled: Bool { otlpEndpoint != nil }
+
+    /// The URL spans are posted to: the endpoint as written, or with `/v1/traces` when it has no path.
+    public var tracesURL: String? {
+        guard let endpoint = otlpEndpoint else { return nil }
+        let trimmed = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
+        guard let schemeEnd = trimmed.range(of: "://") else { return endpoint }
+        return trimmed[schemeEnd.upperBound...].contains("/") ? endpoint : trimmed + "/v1/traces"
+    }
 }
 
 public struct AdminConfig: Sendable, Equatable {

@@ -55,18 +55,27 @@ struct Failover {
             if isRetry {
                 metrics.failover(model: group.name, phase: phase.rawValue)
                 record.failoverPhase = phase.rawValue
+                record.event(phase == .midStream ? "resumption" : "failover", [
+                    "lifeline.phase": .string(phase.rawValue), "lifeline.deployment": .string(deployment.name),
+                    "lifeline.failed_deployment": .string(lastFailed?.name ?? ""),
+                ])
             }
             deployment.spendAllowance(estimatedTokens: record.estimatedTokens ?? 0)
             tried += 1
             record.attempts += 1
             let began = group.now
+            let span = record.startAttemptSpan(deployment, phase: phase.rawValue, retry: isRetry)
             do {
-                let value = try await attempt(deployment)
+                // The attempt's span is current while it runs, so its request upstream carries its `traceparent`.
+                let value = try await GatewayTracing.withCurrent(span) { () async throws(UpstreamFailure) -> Value in try await attempt(deployment) }
                 group.recordLatency(deployment, seconds: group.now - began)
                 if !outcomeLater { group.report(deployment, failure: nil) }
+                // Its outcome is the answer's or the stream's, known later: the caller (or `finish`) ends it.
+                record.attemptSpan = span
                 return .success((value, deployment))
             } catch {
                 let error = error.at(deployment)
+                span?.endAttempt(failure: error, outcome: error.isCancellation || Task.isCancelled ? "client_closed" : nil)
                 group.report(deployment, failure: error)
                 // The client left: nothing failed, and nothing more is tried for it.
                 if error.isCancellation || Task.isCancelled { return .failure(.clientClosed) }

@@ -46,6 +46,7 @@ struct ChatEndpoint: Sendable {
         let gate = AccessGate(runtime: runtime)
         record.model = chat.model
         record.stream = chat.stream
+        if runtime.tracing { record.startSpan(model: chat.model, api: api.route, stream: chat.stream) }
         guard let group = runtime.pool.models[chat.model] else { return refuse(.unknownModel(chat.model, usable: caller.usableModels(of: runtime.pool.modelNames)), api: api, record: &record) }
         // The cache comes before admission and routing: a hit takes no slot and reaches no upstream.
         var cacheResult: AnswerCacheResult?
@@ -112,6 +113,9 @@ struct ChatEndpoint: Sendable {
                     answer.choices[0] = choice
                 }
             }
+            record.answeredSystem = deployment.config.protocol.genAISystem
+            record.responseModel = original.model.isEmpty ? deployment.config.model : original.model
+            record.closeAttemptSpan(failure: nil, usage: answer.usage, responseModel: record.responseModel)
             answer.model = chat.model
             answer.id = api.answerID(requestID: context.requestID)
             if answer.created == 0 { answer.created = Int(Date().timeIntervalSince1970) }

@@ -16,6 +16,8 @@ public final class Readiness: Sendable {
 enum GatewayRoutes {
     static func router(runtime: GatewayRuntime, adminToken: AdminToken, reload: @escaping @Sendable () async -> Response) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
+        // First, so the request's span covers every other middleware and sees the final response.
+        if runtime.tracing { router.add(middleware: InferenceTracingMiddleware()) }
         router.add(middleware: RequestIDMiddleware())
         router.add(middleware: ClientAddressMiddleware(trustedProxies: { runtime.config.auth.trustedProxies }))
         router.add(middleware: HostAllowlistMiddleware(allowlist: HostAllowlist(runtime.config), metrics: runtime.metrics))

@@ -5,6 +5,7 @@ import LifelineWire
 import Logging
 import NIOCore
 import Synchronization
+import Tracing
 
 /// Streams one answer to the client and keeps it going when an upstream fails.
 ///
@@ -56,6 +57,8 @@ struct StreamRelay: Sendable {
             return error.response(for: api.errorShape, headers: headers)
         case .success(let (opened, deployment)):
             record.deployment = deployment.name
+            record.answeredSystem = deployment.config.protocol.genAISystem
+            record.responseModel = deployment.config.model
             record.firstTokenAt = runtime.clock()
             failover.group.recordFirstToken(seconds: runtime.clock() - record.started)
             var headers = extra
@@ -76,7 +79,14 @@ struct StreamRelay: Sendable {
                 lease.disarm()
                 var record = started
                 defer { runtime.finish(record) }
-                try await relay(opened, from: deployment, record: &record, to: &writer)
+                // The body runs after the handler returned: the request's span is made current again for it.
+                if let context = started.span?.context {
+                    try await InstrumentationContext.$current.withValue(context) {
+                        try await relay(opened, from: deployment, record: &record, to: &writer)
+                    }
+                } else {
+                    try await relay(opened, from: deployment, record: &record, to: &writer)
+                }
             })
         }
     }
@@ -187,6 +197,8 @@ final class StreamLease: Sendable {
                     {
                         progress.attemptUsage = Usage(promptTokens: prompt, completionTokens: progress.textEvents)
                     }
+                    record.closeAttemptSpan(failure: nil, usage: progress.attemptUsage ?? Usage(promptTokens: 0, completionTokens: progress.textEvents),
+                                            responseModel: deployment.config.model)
                     progress.closeAttempt()
                     failover.group.report(deployment, failure: nil)
                     break streaming
@@ -195,9 +207,13 @@ final class StreamLease: Sendable {
                     logger.warning("stream failed mid-answer", metadata: [
                         "deployment": .string(deployment.name), "failure": .string(error.description),
                         "bytes_sent": .stringConvertible(progress.text.utf8.count)])
+                    record.closeAttemptSpan(failure: error, usage: progress.attemptUsage ?? Usage(promptTokens: 0, completionTokens: progress.textEvents))
+                    record.event("stream_failed", ["lifeline.deployment": .string(deployment.name), "lifeline.outcome": .string(error.kind.outcome),
+                                                   "lifeline.bytes_sent": .int64(Int64(progress.text.utf8.count))])
                     progress.closeAttempt()
                     guard let resumed = await resume(after: deployment, failure: error, progress: progress, record: &record) else {
                         let why = interruption(failure: error, progress: progress, record: record)
+                        record.event("stream_interrupted", ["lifeline.reason": .string(why.reason)])
                         logger.warning("stream interrupted", metadata: [
                             "deployment": .string(deployment.name), "reason": .string(why.reason),
                             "resumptions": .stringConvertible(record.resumptions)])
@@ -214,6 +230,8 @@ final class StreamLease: Sendable {
                     attemptRequest = continuation(of: progress)
                     out += SSE.comment("lifeline resumed on \(resumed.deployment.name) after \(progress.text.utf8.count) bytes")
                     deployment = resumed.deployment
+                    record.answeredSystem = deployment.config.protocol.genAISystem
+                    record.responseModel = deployment.config.model
                     current = resumed.value
                     progress.splicer = ContinuationSplicer(sent: progress.text)
                     progress.resumed = true
@@ -227,6 +245,7 @@ final class StreamLease: Sendable {
             // (and cancelled) with it, and nothing failed.
             failover.group.release(deployment)
             record.status = 499
+            record.closeAttemptSpan(failure: nil, outcome: "client_closed")
             throw error
         }
         record.usage = progress.usage

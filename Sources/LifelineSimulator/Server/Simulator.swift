@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import LifelineCore
 import LifelineWire
@@ -35,6 +36,9 @@ public final class Simulator: Sendable {
     private let defaults: SimulatorKnobs
     private let knobs: Mutex<SimulatorKnobs>
     private let requestCount = Atomic<Int>(0)
+    /// The W3C `traceparent` of the latest completion requests, oldest first, at most `traceparentsKept`.
+    private let traceparents = Mutex<[String]>([])
+    static let traceparentsKept = 64
     private let streamCount = Atomic<Int>(0)
     private let gate = CapacityGate()
     /// Bedrock requests must carry a SigV4 `Authorization` (or a bearer key); with credentials the
@@ -56,6 +60,9 @@ public final class Simulator: Sendable {
     public func resetKnobs() { knobs.withLock { $0 = defaults } }
     /// Completion requests received, for tests that check whether an upstream was called.
     public var requestsReceived: Int { requestCount.load(ordering: .relaxed) }
+    /// The `traceparent` headers of the latest completion requests (`GET /sim/traceparents`), for
+    /// tests that check a trace reaches the upstream.
+    public var receivedTraceparents: [String] { traceparents.withLock { $0 } }
     /// Streams being written right now; drops when a client goes away mid-stream.
     public var activeStreams: Int { streamCount.load(ordering: .relaxed) }
 
@@ -81,6 +88,7 @@ public final class Simulator: Sendable {
         }
         if protocols == .azureOpenAI { addAzureRoutes(to: router) }
         router.get("/sim/control") { [self] _, _ in jsonResponse(.ok, currentKnobs.json) }
+        router.get("/sim/traceparents") { [self] _, _ in jsonResponse(.ok, ["traceparents": .array(receivedTraceparents.map { .string($0) })]) }
         router.delete("/sim/control") { [self] _, _ in
             resetKnobs()
             return jsonResponse(.ok, currentKnobs.json)
@@ -198,6 +206,14 @@ public final class Simulator: Sendable {
     /// Answers one chat request in `api`'s shape; `decode` reads its body.
     func complete(_ request: Request, api: WireProtocol, decode: (JSONValue) throws(RequestError) -> ChatRequest) async throws -> Response {
         requestCount.add(1, ordering: .relaxed)
+        if let traceparent = request.headers[.traceparent] {
+            // Bounded twice: the header's length and the number kept.
+            let kept = String(traceparent.prefix(128))
+            traceparents.withLock { list in
+                list.append(kept)
+                if list.count > Self.traceparentsKept { list.removeFirst(list.count - Self.traceparentsKept) }
+            }
+        }
         let body = try await request.body.collect(upTo: 32 * 1024 * 1024)
         if api == .bedrock, let refusal = bedrockAuthentication.refusal(for: request, body: body.readableBytesView) { return refusal }
         var chat: ChatRequest
@@ -396,4 +412,8 @@ public final class Simulator: Sendable {
 
 func jsonResponse(_ status: HTTPResponse.Status, _ body: JSONValue) -> Response {
     Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONCoding.encode(body))))
+}
+
+extension HTTPField.Name {
+    static let traceparent = Self("traceparent")!
 }
