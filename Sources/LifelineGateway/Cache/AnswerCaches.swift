@@ -70,6 +70,8 @@ final class AnswerCaches: Sendable {
     private let sweeping = Mutex(false)
     /// How often expired store rows are removed.
     static let sweepIntervalSeconds = 60.0
+    /// How long a request waits for the store's entry before it counts as a miss.
+    static let storeLookupSeconds = 1.0
 
     init(config: LifelineConfig, metrics: GatewayMetrics, clock: @escaping @Sendable () -> Double, store: any LifelineStore,
          logger: Logger, wallClock: @escaping @Sendable () -> Double)
@@ -121,10 +123,12 @@ final class AnswerCaches: Sendable {
     /// After a memory miss of a model with `store: true`: the store's entry, put into memory too
     /// (aged as the row is). A store that fails is logged and counts as a miss.
     func lookupStored(_ key: String, model: String) async -> AnswerCache<CachedAnswer>.Lookup {
+        let (store, now) = (store, wallClock())
+        // A store that is away must not hold the request up: past the bound it is a miss.
         let row: StoredCacheEntry?
-        do {
-            row = try await store.cacheEntry(key: key, now: wallClock())
-        } catch {
+        switch await StoreSync.within(Self.storeLookupSeconds, { try await store.cacheEntry(key: key, now: now) }) {
+        case .success(let found): row = found
+        case .failure(let error):
             logger.warning("answer cache: the store did not answer a lookup", metadata: ["model": .string(model), "error": .string("\(error)")])
             return .absent
         }
