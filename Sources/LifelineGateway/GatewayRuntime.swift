@@ -77,7 +77,8 @@ public final class GatewayRuntime: Sendable {
         notifier = Notifier(metrics: metrics, logger: logger, suppression: suppression ?? (MaintenanceSuppression(center: status) as any SuppressionPolicy),
                             store: store, clock: wallClock)
         subscribers = SubscriberRegistry(store: store)
-        answerCaches = AnswerCaches(config: config, metrics: metrics, clock: clock)
+        answerCaches = AnswerCaches(config: config, metrics: metrics, clock: clock, store: store, logger: logger,
+                                    wallClock: { Date().timeIntervalSince1970 })
         storeHealth = StoreHealth(metrics: metrics, wallClock: { Date().timeIntervalSince1970 })
         counters = SharedCounters()
         // A shared store's lock decides who leads; until it has, nobody here does.

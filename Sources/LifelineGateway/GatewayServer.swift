@@ -118,6 +118,9 @@ public enum GatewayServer {
                                           evaluate: { runtime.evaluateAlerts() }))
         services.append(PeriodicEvaluator(clock: runtime.clock, interval: { runtime.config.status.evaluationIntervalSeconds },
                                           evaluate: { runtime.evaluateStatus() }))
+        // Store-kept cache entries past their stale window go on every instance (one indexed delete).
+        services.append(PeriodicEvaluator(clock: runtime.clock, interval: { AnswerCaches.sweepIntervalSeconds },
+                                          evaluate: { runtime.answerCaches.scheduleSweep() }))
         services.append(runtime.notifier)
         services.append(StoreSync(runtime: runtime, interval: config.storage.keyRefreshSeconds))
         services.append(ReloadOnHangup(reload: reload))

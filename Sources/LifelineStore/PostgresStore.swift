@@ -111,6 +111,7 @@ public final class PostgresStore: LifelineStore {
             """,
             "CREATE INDEX stored_responses_by_seq ON stored_responses (seq)",
         ] + storedResponsesIndexes,
+        answerCacheMigration,
     ]
 
     public static var schemaVersion: Int { migrations.count }
@@ -631,6 +632,42 @@ public final class PostgresStore: LifelineStore {
 
     public func deleteStoredResponse(id: String, owner: String) async throws -> Bool {
         !(try await rows("DELETE FROM stored_responses WHERE id = \(id) AND owner = \(owner) RETURNING id")).isEmpty
+    }
+
+    // MARK: Answer cache
+
+    public func put(_ entry: StoredCacheEntry, maxRows: Int) async throws {
+        try await transaction { connection in
+            _ = try await connection.query("""
+                INSERT INTO answer_cache (key, model, created_at, expires_at, stale_until, size, answer)
+                VALUES (\(entry.key), \(entry.model), \(entry.createdAt), \(entry.expiresAt), \(entry.staleUntil), \(entry.size), \(entry.answer))
+                ON CONFLICT (key) DO UPDATE SET model = excluded.model, created_at = excluded.created_at, expires_at = excluded.expires_at,
+                    stale_until = excluded.stale_until, size = excluded.size, answer = excluded.answer
+                """, logger: logger)
+            let keep = max(0, maxRows)
+            _ = try await connection.query("""
+                DELETE FROM answer_cache WHERE model = \(entry.model) AND key IN
+                    (SELECT key FROM answer_cache WHERE model = \(entry.model) ORDER BY created_at DESC, key DESC OFFSET \(keep))
+                """, logger: logger)
+        }
+    }
+
+    public func cacheEntry(key: String, now: Double) async throws -> StoredCacheEntry? {
+        try await rows("SELECT * FROM answer_cache WHERE key = \(key) AND stale_until >= \(now)").first.map { row in
+            StoredCacheEntry(key: try row["key"].decode(String.self), model: try row["model"].decode(String.self),
+                             createdAt: try row["created_at"].decode(Double.self), expiresAt: try row["expires_at"].decode(Double.self),
+                             staleUntil: try row["stale_until"].decode(Double.self), size: Int(try row["size"].decode(Int64.self)),
+                             answer: try row["answer"].decode(String.self))
+        }
+    }
+
+    public func purgeCacheEntries(model: String?) async throws -> Int {
+        if let model { return try await rows("DELETE FROM answer_cache WHERE model = \(model) RETURNING key").count }
+        return try await rows("DELETE FROM answer_cache RETURNING key").count
+    }
+
+    public func removeExpiredCacheEntries(now: Double) async throws -> Int {
+        try await rows("DELETE FROM answer_cache WHERE stale_until < \(now) RETURNING key").count
     }
 
     public func close() async throws {

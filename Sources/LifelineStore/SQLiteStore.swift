@@ -103,6 +103,7 @@ public final class SQLiteStore: LifelineStore {
                 response TEXT NOT NULL, conversation TEXT NOT NULL)
             """,
         ] + storedResponsesIndexes,
+        answerCacheMigration,
     ]
 
 
@@ -513,6 +514,52 @@ public final class SQLiteStore: LifelineStore {
         try await serial.run { [self] in
             _ = try await connection.query("DELETE FROM stored_responses WHERE id = ? AND owner = ?", [.text(id), .text(owner)])
             return (try await connection.query("SELECT changes() AS n", []).first?.column("n")?.integer ?? 0) > 0
+        }
+    }
+
+    // MARK: Answer cache
+
+    public func put(_ entry: StoredCacheEntry, maxRows: Int) async throws {
+        try await serial.run { [self] in
+            try await transaction {
+                _ = try await connection.query(
+                    "INSERT OR REPLACE INTO answer_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [.text(entry.key), .text(entry.model), .float(entry.createdAt), .float(entry.expiresAt), .float(entry.staleUntil),
+                     .integer(entry.size), .text(entry.answer)])
+                _ = try await connection.query("""
+                    DELETE FROM answer_cache WHERE model = ? AND key IN
+                        (SELECT key FROM answer_cache WHERE model = ? ORDER BY created_at DESC, key DESC LIMIT -1 OFFSET ?)
+                    """, [.text(entry.model), .text(entry.model), .integer(max(0, maxRows))])
+            }
+        }
+    }
+
+    public func cacheEntry(key: String, now: Double) async throws -> StoredCacheEntry? {
+        try await serial.run { [self] in
+            try await connection.query("SELECT * FROM answer_cache WHERE key = ? AND stale_until >= ?", [.text(key), .float(now)]).first.map { row in
+                StoredCacheEntry(key: row.column("key")?.string ?? "", model: row.column("model")?.string ?? "",
+                                 createdAt: row.column("created_at")?.double ?? 0, expiresAt: row.column("expires_at")?.double ?? 0,
+                                 staleUntil: row.column("stale_until")?.double ?? 0, size: row.column("size")?.integer ?? 0,
+                                 answer: row.column("answer")?.string ?? "")
+            }
+        }
+    }
+
+    public func purgeCacheEntries(model: String?) async throws -> Int {
+        try await serial.run { [self] in
+            if let model {
+                _ = try await connection.query("DELETE FROM answer_cache WHERE model = ?", [.text(model)])
+            } else {
+                _ = try await connection.query("DELETE FROM answer_cache", [])
+            }
+            return try await connection.query("SELECT changes() AS n", []).first?.column("n")?.integer ?? 0
+        }
+    }
+
+    public func removeExpiredCacheEntries(now: Double) async throws -> Int {
+        try await serial.run { [self] in
+            _ = try await connection.query("DELETE FROM answer_cache WHERE stale_until < ?", [.float(now)])
+            return try await connection.query("SELECT changes() AS n", []).first?.column("n")?.integer ?? 0
         }
     }
 

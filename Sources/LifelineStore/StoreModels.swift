@@ -159,7 +159,42 @@ public protocol LifelineStore: Sendable {
     func storedResponse(id: String, owner: String, now: Double) async throws -> StoredResponse?
     /// Forgets the stored response `id` of `owner`; false if there was none (or it is another owner's).
     func deleteStoredResponse(id: String, owner: String) async throws -> Bool
+    /// Keeps an answer cache entry (replacing one with its key), then forgets the oldest entries
+    /// of its model beyond `maxRows`.
+    func put(_ entry: StoredCacheEntry, maxRows: Int) async throws
+    /// The entry under `key` unless it is past its stale window at `now`.
+    func cacheEntry(key: String, now: Double) async throws -> StoredCacheEntry?
+    /// Forgets every entry, or those of one public model; returns how many.
+    func purgeCacheEntries(model: String?) async throws -> Int
+    /// Forgets the entries past their stale window at `now`; returns how many.
+    func removeExpiredCacheEntries(now: Double) async throws -> Int
     func close() async throws
+}
+
+/// One answer cache entry kept in the store (`models[].cache.store`), so it outlives a restart
+/// and, in PostgreSQL, answers on every instance. Times are Unix seconds.
+public struct StoredCacheEntry: Sendable, Equatable {
+    /// The cache key: a SHA-256 hex digest of the request and the caller's scope.
+    public var key: String
+    public var model: String
+    public var createdAt: Double
+    /// Fresh until then (`ttl_s`), usable as stale until `staleUntil`, then removed.
+    public var expiresAt: Double
+    public var staleUntil: Double
+    /// Bytes counted against `max_bytes` in memory.
+    public var size: Int
+    /// The answer as JSON (text, finish reason, stop sequence, usage); never a key or header.
+    public var answer: String
+
+    public init(key: String, model: String, createdAt: Double, expiresAt: Double, staleUntil: Double, size: Int, answer: String) {
+        self.key = key
+        self.model = model
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.staleUntil = staleUntil
+        self.size = size
+        self.answer = answer
+    }
 }
 
 /// One answer of the Responses API kept for `GET /v1/responses/{id}` and `previous_response_id`.
@@ -317,6 +352,18 @@ let earlierBucketsKeptSeconds = 400.0 * 86_400
 /// and by count (each store's insertion sequence, so trimming never scans the table).
 let storedResponsesIndexes = [
     "CREATE INDEX stored_responses_by_expiry ON stored_responses (expires_at)",
+]
+
+/// Schema 8: answer cache entries, in the SQL both stores speak; found by key, trimmed per model
+/// oldest first (the first index) and swept by their stale window (the second).
+let answerCacheMigration = [
+    """
+    CREATE TABLE answer_cache (
+        key TEXT PRIMARY KEY, model TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+        stale_until DOUBLE PRECISION NOT NULL, size BIGINT NOT NULL, answer TEXT NOT NULL)
+    """,
+    "CREATE INDEX answer_cache_by_model_age ON answer_cache (model, created_at)",
+    "CREATE INDEX answer_cache_by_stale_until ON answer_cache (stale_until)",
 ]
 
 let sharedBucketsMigration = [

@@ -220,7 +220,8 @@ struct CacheCommand: AsyncParsableCommand {
             }
             let answer = try await connection.call(.delete, path)
             if connection.json { return connection.printJSON(answer) }
-            print("purged \(text(answer["purged"])) cached answers\(model.map { " of \($0)" } ?? "")")
+            let stored = answer["stored"].map { " from memory, \(text($0)) from the store" } ?? ""
+            print("purged \(text(answer["purged"])) cached answers\(model.map { " of \($0)" } ?? "")\(stored)")
         }
     }
 }

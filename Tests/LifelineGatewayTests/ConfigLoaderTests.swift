@@ -68,7 +68,7 @@ final class ConfigLoaderTests: XCTestCase {
             cache: {}
             deployments: [{name: b, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x}]
           - name: tuned
-            cache: {ttl_s: 60, max_entries: 10, max_bytes: 65536, serve_stale_on_error_s: 0, cache_sampled: true, shared: true}
+            cache: {ttl_s: 60, max_entries: 10, max_bytes: 65536, serve_stale_on_error_s: 0, cache_sampled: true, shared: true, store: true}
             deployments: [{name: c, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x}]
         """, environment: [:])
         XCTAssertNil(config.models[0].cache)
@@ -76,19 +76,21 @@ final class ConfigLoaderTests: XCTestCase {
         let tuned = try XCTUnwrap(config.models[2].cache)
         XCTAssertEqual([tuned.ttlSeconds, tuned.serveStaleOnErrorSeconds], [60, 0])
         XCTAssertEqual([tuned.maxEntries, tuned.maxBytes], [10, 65536])
-        XCTAssertTrue(tuned.cacheSampled && tuned.shared)
+        XCTAssertTrue(tuned.cacheSampled && tuned.shared && tuned.store)
+        XCTAssertFalse(AnswerCachePolicy().store, "store is off by default")
         XCTAssertEqual(issues("""
         models:
           - name: m
-            cache: {ttl_s: 0, max_entries: 1.5, max_bytes: 10, serve_stale_on_error_s: -1, shared: "yes", size: 3}
+            cache: {ttl_s: 0, max_entries: 1.5, max_bytes: 10, serve_stale_on_error_s: -1, shared: "yes", store: 1, size: 3}
             deployments: [\(deployment)]
         """), [
-            "models[0].cache.size: unknown key (known: cache_sampled, max_bytes, max_entries, serve_stale_on_error_s, shared, ttl_s)",
+            "models[0].cache.size: unknown key (known: cache_sampled, max_bytes, max_entries, serve_stale_on_error_s, shared, store, ttl_s)",
             "models[0].cache.ttl_s: must be from 1 to 31536000, got 0",
             "models[0].cache.max_entries: must be a whole number",
             "models[0].cache.max_bytes: must be from 1024 to 17179869184, got 10",
             "models[0].cache.serve_stale_on_error_s: must be from 0 to 31536000, got -1",
             "models[0].cache.shared: expected true or false, got string",
+            "models[0].cache.store: expected true or false, got number",
         ])
     }
 

@@ -39,6 +39,32 @@ final class SharedStoreTests: XCTestCase {
         }
     }
 
+    func testACachedAnswerKeptInTheStoreIsAHitOnTheOtherInstance() async throws {
+        try await startInstances(2) { config in
+            var policy = AnswerCachePolicy()
+            policy.store = true
+            config.models[0].cache = policy
+        }
+        var body = chatBody("chat-openai", "Which instance answers this?").objectValue ?? [:]
+        body["temperature"] = 0
+        let asked = try await fixtures[0].post("/v1/chat/completions", .object(body))
+        XCTAssertEqual(asked.headers["x-lifeline-cache"], "miss")
+        let key = AnswerCacheKey.key(for: try OpenAIChatRequest.decode(.object(body)), scope: Caller.anonymousID)
+        // The write runs off the request path; wait for the row the other instance reads.
+        try await waitFor("the entry in PostgreSQL") {
+            try await fixtures[1].runtime.store.cacheEntry(key: key, now: Date().timeIntervalSince1970) != nil
+        }
+        let other = try await fixtures[1].post("/v1/chat/completions", .object(body))
+        XCTAssertEqual(other.headers["x-lifeline-cache"], "hit", "the other instance did not answer from the shared store")
+        XCTAssertEqual(other.json?["choices"]?[0]?["message"]?["content"]?.stringValue,
+                       asked.json?["choices"]?[0]?["message"]?["content"]?.stringValue)
+        // A purge on one instance clears the shared rows.
+        let purged = try await fixtures[1].admin("DELETE", "/cache")
+        XCTAssertEqual(purged.json?["stored"]?.intValue, 1)
+        let left = try await fixtures[0].runtime.store.cacheEntry(key: key, now: Date().timeIntervalSince1970)
+        XCTAssertNil(left)
+    }
+
     /// Whether the instance says, in `/readyz`, that it leads.
     func leads(_ fixture: GatewayFixture) async throws -> Bool { try await fixture.get("/readyz").json?["instance"]?["leader"] == true }
 

@@ -217,6 +217,48 @@ extension StoreContract {
         try await store.close()
     }
 
+    static func cacheEntriesAreBoundedPerModelPurgedAndSwept(_ store: any LifelineStore) async throws {
+        func entry(_ key: String, model: String = "m1", at created: Double, staleUntil: Double = 10_000) -> StoredCacheEntry {
+            StoredCacheEntry(key: key, model: model, createdAt: created, expiresAt: created + 60, staleUntil: staleUntil, size: 300,
+                             answer: #"{"text":"\#(key)"}"#)
+        }
+        try await store.put(entry("a", at: 100), maxRows: 2)
+        try await store.put(entry("b", at: 101), maxRows: 2)
+        try await store.put(entry("x", model: "m2", at: 102), maxRows: 2)
+        let found = try await store.cacheEntry(key: "a", now: 150)
+        XCTAssertEqual(found, entry("a", at: 100))
+        // Replacing a key keeps one row with the new answer.
+        var replaced = entry("b", at: 103)
+        replaced.answer = #"{"text":"b2"}"#
+        try await store.put(replaced, maxRows: 2)
+        let again = try await store.cacheEntry(key: "b", now: 150)
+        XCTAssertEqual(again, replaced)
+        // Beyond maxRows the model's oldest goes; another model's rows do not count.
+        try await store.put(entry("c", at: 104), maxRows: 2)
+        let oldest = try await store.cacheEntry(key: "a", now: 150)
+        let other = try await store.cacheEntry(key: "x", now: 150)
+        XCTAssertNil(oldest, "the oldest entry outlived max_entries")
+        XCTAssertNotNil(other, "a bound of one model removed another model's entry")
+        // Past the stale window an entry is not returned, and the sweep removes exactly those.
+        try await store.put(entry("short", model: "m2", at: 105, staleUntil: 200), maxRows: 5)
+        let pastWindow = try await store.cacheEntry(key: "short", now: 201)
+        XCTAssertNil(pastWindow, "an entry past its stale window was returned")
+        let swept = try await store.removeExpiredCacheEntries(now: 201)
+        XCTAssertEqual(swept, 1)
+        let withinWindow = try await store.cacheEntry(key: "short", now: 150)
+        XCTAssertNil(withinWindow, "the sweep left an expired row")
+        // Purge by model, then all.
+        let purgedM2 = try await store.purgeCacheEntries(model: "m2")
+        XCTAssertEqual(purgedM2, 1)
+        let remaining = try await store.cacheEntry(key: "c", now: 150)
+        XCTAssertNotNil(remaining, "purging one model removed another's entry")
+        let purgedAll = try await store.purgeCacheEntries(model: nil)
+        XCTAssertEqual(purgedAll, 2)
+        let gone = try await store.cacheEntry(key: "c", now: 150)
+        XCTAssertNil(gone)
+        try await store.close()
+    }
+
     static func incidentEvidenceAndPostmortemRoundTrip(_ store: any LifelineStore) async throws {
         var incident = sampleIncident()
         incident.evidence.record(ObservedRequest(at: 1_010, available: false, caller: "k1", deployment: "a", completionTokens: 7))
@@ -284,6 +326,9 @@ final class SQLiteStoreTests: XCTestCase {
     func testStoredResponsesAreTheOwnersAndAgeOut() async throws {
         try await StoreContract.storedResponsesAreTheOwnersAndAgeOut(try await makeStore())
     }
+    func testCacheEntriesAreBoundedPerModelPurgedAndSwept() async throws {
+        try await StoreContract.cacheEntriesAreBoundedPerModelPurgedAndSwept(try await makeStore())
+    }
     func testTrafficMinutesAddUpKeepThePeakAndAgeOut() async throws {
         try await StoreContract.trafficMinutesAddUpKeepThePeakAndAgeOut(try await makeStore())
     }
@@ -298,7 +343,7 @@ final class SQLiteStoreTests: XCTestCase {
         try await first.close()
         // As a file written before the status and SLI tables existed.
         for table in ["incident_updates", "incidents", "maintenance_updates", "maintenances", "uptime_days", "shared_buckets", "alert_states",
-                      "deliveries", "subscribers", "traffic_minutes", "stored_responses"] {
+                      "deliveries", "subscribers", "traffic_minutes", "stored_responses", "answer_cache"] {
             try await runSQLite(path, "DROP TABLE \(table)")
         }
         try await runSQLite(path, "PRAGMA user_version = 1")
@@ -319,6 +364,7 @@ final class SQLiteStoreTests: XCTestCase {
         // As a file of schema 5, when one process kept its buckets without an instance.
         try await runSQLite(path, "DROP TABLE shared_buckets")
         try await runSQLite(path, "DROP TABLE stored_responses")
+        try await runSQLite(path, "DROP TABLE answer_cache")
         try await runSQLite(path, """
             CREATE TABLE sli_buckets (slo TEXT NOT NULL, ring TEXT NOT NULL, width REAL NOT NULL, idx INTEGER NOT NULL,
                 good INTEGER NOT NULL, total INTEGER NOT NULL, PRIMARY KEY (slo, ring, idx))
@@ -434,6 +480,9 @@ final class PostgresStoreTests: XCTestCase {
     func testSubscribersRoundTripAndRemove() async throws { try await StoreContract.subscribersRoundTripAndRemove(try await makeStore()) }
     func testStoredResponsesAreTheOwnersAndAgeOut() async throws {
         try await StoreContract.storedResponsesAreTheOwnersAndAgeOut(try await makeStore())
+    }
+    func testCacheEntriesAreBoundedPerModelPurgedAndSwept() async throws {
+        try await StoreContract.cacheEntriesAreBoundedPerModelPurgedAndSwept(try await makeStore())
     }
     func testTrafficMinutesAddUpKeepThePeakAndAgeOut() async throws {
         try await StoreContract.trafficMinutesAddUpKeepThePeakAndAgeOut(try await makeStore())

@@ -11,6 +11,9 @@ public struct AnswerCachePolicy: Sendable, Equatable {
     public var cacheSampled = false
     /// One set of entries for every caller instead of one per API key.
     public var shared = false
+    /// Also keep entries in the store (SQLite, or PostgreSQL shared by every instance): they
+    /// outlive a restart and answer on every instance; bounded per model by `maxEntries`.
+    public var store = false
 
     public init() {}
 

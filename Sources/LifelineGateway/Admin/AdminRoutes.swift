@@ -61,7 +61,7 @@ enum AdminRoutes {
             return jsonResponse(.ok, ["deleted": true])
         }
         admin.post("/config/reload") { _, _ in await reload() }
-        admin.delete("/cache") { request, _ in purgeCache(request, runtime) }
+        admin.delete("/cache") { request, _ in await purgeCache(request, runtime) }
         KeyRoutes.add(to: admin, runtime: runtime)
         StatusAdminRoutes.add(to: admin, runtime: runtime)
 
@@ -79,7 +79,7 @@ enum AdminRoutes {
     }
 
     /// `DELETE /admin/v1/cache[?model=M]`: drops cached answers (they hold conversation text).
-    static func purgeCache(_ request: Request, _ runtime: GatewayRuntime) -> Response {
+    static func purgeCache(_ request: Request, _ runtime: GatewayRuntime) async -> Response {
         let model = request.uri.queryParameters.get("model")
         if let model, runtime.answerCaches.policy(for: model) == nil {
             let cached = runtime.config.models.filter { $0.cache != nil }.map(\.name)
@@ -87,8 +87,17 @@ enum AdminRoutes {
                               param: "model")
         }
         let purged = runtime.answerCaches.purge(model: model)
-        runtime.logger.notice("answer cache purged", metadata: ["model": .string(model ?? "*"), "entries": .stringConvertible(purged)])
-        return jsonResponse(.ok, ["purged": .number(Double(purged)), "model": model.map { .string($0) } ?? .null])
+        // The store's rows go too, whether or not the model keeps new entries there now.
+        let stored: Int
+        do {
+            stored = try await runtime.answerCaches.purgeStored(model: model)
+        } catch {
+            runtime.logger.error("answer cache purge failed in the store", metadata: ["model": .string(model ?? "*"), "error": .string("\(error)")])
+            return adminError(503, "Purged \(purged) cached answers from memory, but the store did not answer; its cached answers are still there. Retry.")
+        }
+        runtime.logger.notice("answer cache purged", metadata: ["model": .string(model ?? "*"), "entries": .stringConvertible(purged),
+                                                                "stored": .stringConvertible(stored)])
+        return jsonResponse(.ok, ["purged": .number(Double(purged)), "stored": .number(Double(stored)), "model": model.map { .string($0) } ?? .null])
     }
 
     static func setDrained(_ drained: Bool, _ context: GatewayRequestContext, _ runtime: GatewayRuntime) -> Response {

@@ -302,13 +302,13 @@ struct ConfigReader {
 
     /// `models[].cache`: every field optional, defaults in `AnswerCachePolicy`.
     mutating func readCache(_ raw: JSONValue?, _ path: String) -> AnswerCachePolicy {
-        let cache = object(raw, path, allowed: ["ttl_s", "max_entries", "max_bytes", "serve_stale_on_error_s", "cache_sampled", "shared"])
+        let cache = object(raw, path, allowed: ["ttl_s", "max_entries", "max_bytes", "serve_stale_on_error_s", "cache_sampled", "shared", "store"])
         var policy = AnswerCachePolicy()
         if let value = number(cache, "ttl_s", path, in: 1...31_536_000) { policy.ttlSeconds = value }
         if let value = integer(cache, "max_entries", path, in: 1...10_000_000) { policy.maxEntries = value }
         if let value = integer(cache, "max_bytes", path, in: 1_024...17_179_869_184) { policy.maxBytes = value }
         if let value = number(cache, "serve_stale_on_error_s", path, in: 0...31_536_000) { policy.serveStaleOnErrorSeconds = value }
-        for (key, keyPath) in [("cache_sampled", \AnswerCachePolicy.cacheSampled), ("shared", \AnswerCachePolicy.shared)] {
+        for (key, keyPath) in [("cache_sampled", \AnswerCachePolicy.cacheSampled), ("shared", \AnswerCachePolicy.shared), ("store", \AnswerCachePolicy.store)] {
             guard let value = cache[key], !value.isNull else { continue }
             if let flag = value.boolValue { policy[keyPath: keyPath] = flag } else { fail(join(path, key), "expected true or false, got \(value.typeName)") }
         }

@@ -59,7 +59,9 @@ struct ChatEndpoint: Sendable {
                 cacheResult = .bypass
             } else {
                 let key = AnswerCacheKey.key(for: chat, scope: policy.shared ? "shared" : caller.id)
-                switch runtime.answerCaches.lookup(key, model: chat.model) {
+                var found = runtime.answerCaches.lookup(key, model: chat.model)
+                if case .absent = found, policy.store { found = await runtime.answerCaches.lookupStored(key, model: chat.model) }
+                switch found {
                 case .fresh(let answer, let age):
                     runtime.metrics.cacheRequest(model: chat.model, result: .hit)
                     return await CachedAnswerResponse(runtime: runtime, chat: chat, api: api, requestID: context.requestID)
