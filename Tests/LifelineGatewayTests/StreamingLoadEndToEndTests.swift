@@ -47,10 +47,15 @@ final class StreamingLoadEndToEndTests: XCTestCase {
             try await connection.close()
         }
         // Every slot comes back: nothing is left counted in flight at the gateway or the deployment.
+        var lastScrape = ""
         try await waitFor("in-flight counts back to 0") {
-            let text = try await self.fixture.metricsText()
-            return text.contains("lifeline_in_flight_requests 0")
-                && text.contains(#"lifeline_deployment_in_flight_requests{deployment="solo-1"} 0"#)
+            lastScrape = try await self.fixture.metricsText()
+            return lastScrape.contains("lifeline_in_flight_requests 0")
+                && lastScrape.contains(#"lifeline_deployment_in_flight_requests{deployment="solo-1"} 0"#)
+        }
+        let inFlightLines = lastScrape.split(separator: "\n").filter { $0.contains("in_flight") || $0.contains("requests_total{") }
+        if !(lastScrape.contains("lifeline_in_flight_requests 0")) || !lastScrape.contains(#"lifeline_deployment_in_flight_requests{deployment="solo-1"} 0"#) {
+            XCTFail("still counted in flight:\n\(inFlightLines.joined(separator: "\n"))")
         }
         let simulator = fixture.simulatorA
         try await waitFor("the upstream streams cancelled") { simulator.activeStreams == 0 }
