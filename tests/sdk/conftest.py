@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 # Re-exported for the test modules, which import them from here.
 from lifeline_processes import (  # noqa: E402, F401
     LifelineProcess,
+    LoopbackHTTPServer,
     ProcessStartError,
     Receiver,
     SimControl,

@@ -14,7 +14,7 @@ import gzip
 import json
 import secrets
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Iterator
 
 import pytest
@@ -27,6 +27,7 @@ from conftest import (
     OPENAI_MODEL,
     GatewayFactory,
     LifelineProcess,
+    LoopbackHTTPServer,
     anthropic_client,
     httpx,
     openai_client,
@@ -38,7 +39,7 @@ ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 SERVICE = "lifeline-under-test"
 
 
-class Collector:
+class Collector(LoopbackHTTPServer):
     """An OTLP/HTTP traces receiver on a free loopback port: keeps every span it is sent."""
 
     def __init__(self) -> None:
@@ -73,21 +74,11 @@ class Collector:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.serve(Handler)
 
     def trace(self, trace_id: str) -> list[dict[str, Any]]:
         with self.lock:
             return [s for s in self.spans if s["trace_id"] == trace_id]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def attribute_value(value: Any) -> Any:

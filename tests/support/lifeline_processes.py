@@ -235,7 +235,24 @@ class Traffic:
         return self.statuses
 
 
-class Receiver:
+class LoopbackHTTPServer:
+    """A threaded HTTP server on a free loopback port; subclasses serve their own handler."""
+
+    def serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Receiver(LoopbackHTTPServer):
     """Records every POST (path and JSON body) on a free loopback port."""
 
     def __init__(self) -> None:
@@ -260,13 +277,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.serve(Handler)
 
     def matching(self, predicate: Callable[[str, Any], bool]) -> list[tuple[str, Any]]:
         with self.lock:
@@ -275,10 +286,6 @@ class Receiver:
     def on(self, path: str) -> list[Any]:
         """The bodies posted to `path`, in order."""
         return [body for _, body in self.matching(lambda p, _: p == path)]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # ------------------------------------------------------------ SSE parsers
