@@ -126,32 +126,23 @@ def clear_faults(base: str) -> None:
 # ------------------------------------------------------------------ hits
 
 
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
 @pytest.mark.parametrize("first_streamed", [False, True])
-def test_a_repeat_is_a_hit_in_the_openai_api_streamed_and_not_with_identical_text(cached: LifelineProcess, first_streamed: bool) -> None:
-    client = openai_client(cached.url)
+def test_a_repeat_is_a_hit_in_both_apis_streamed_and_not_with_identical_text(
+    cached: LifelineProcess, api: str, first_streamed: bool
+) -> None:
+    client = openai_client(cached.url) if api == "openai" else anthropic_client(cached.url)
+    ask = openai_ask if api == "openai" else anthropic_ask
     messages = question()
-    text, headers = openai_ask(client, messages, stream=first_streamed)
+    text, headers = ask(client, messages, stream=first_streamed)
     assert headers["x-lifeline-cache"] == "miss"
     assert text
     for stream in (False, True):
-        again, headers = openai_ask(client, messages, stream=stream)
+        again, headers = ask(client, messages, stream=stream)
         assert headers["x-lifeline-cache"] == "hit", stream
         assert again == text
         assert int(headers["age"]) >= 0
         assert headers["x-lifeline-attempts"] == "0"
-
-
-@pytest.mark.parametrize("first_streamed", [False, True])
-def test_a_repeat_is_a_hit_in_the_anthropic_api_streamed_and_not_with_identical_text(cached: LifelineProcess, first_streamed: bool) -> None:
-    client = anthropic_client(cached.url)
-    messages = question()
-    text, headers = anthropic_ask(client, messages, stream=first_streamed)
-    assert headers["x-lifeline-cache"] == "miss"
-    assert text
-    for stream in (False, True):
-        again, headers = anthropic_ask(client, messages, stream=stream)
-        assert headers["x-lifeline-cache"] == "hit", stream
-        assert again == text
 
 
 def test_a_repeat_is_a_hit_in_the_responses_api(cached: LifelineProcess) -> None:
