@@ -30,37 +30,12 @@ for tool in wrk nginx python3 curl timeout; do
 done
 NGINX="$(command -v nginx)"
 
-if [[ -z "${LIFELINE_BIN:-}" ]]; then
-  LIFELINE_BIN="$ROOT/.build-release/release/lifeline"
-  if [[ ! -x "$LIFELINE_BIN" ]]; then
-    echo "building the release binary (several minutes)..." >&2
-    (cd "$ROOT" && timeout 3600 swift build -c release --scratch-path .build-release --product lifeline)
-  fi
-fi
-[[ -x "$LIFELINE_BIN" ]] || { echo "run.sh: no executable at $LIFELINE_BIN" >&2; exit 1; }
+source "$ROOT/bench/lib.sh"
+bench_release_binary run.sh
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/lifeline-cache-bench.XXXXXX")"
 PIDS=()
-cleanup() {
-  local status=$? pid i
-  trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for i in $(seq 1 50); do
-    local alive=0
-    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [[ $alive == 0 ]] && break
-    sleep 0.1
-  done
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ $status != 0 ]]; then
-    for log in "$TMP"/*.log; do [[ -f "$log" ]] && { echo "== $log" >&2; tail -n 20 "$log" >&2; }; done
-  fi
-  if [[ "${KEEP_TMP:-0}" == 1 ]]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_trap_cleanup
 
 read -r P_SIM P_GW P_NGX < <(python3 "$PY" ports 3)
 
@@ -91,24 +66,9 @@ timeout 30 curl -sS -o /dev/null -H 'content-type: application/json' -d "$BODY" 
 timeout 30 curl -sS -D "$TMP/hit.headers" -o "$TMP/hit.json" -H 'content-type: application/json' -d "$BODY" "$URL_GW"
 grep -qi '^x-lifeline-cache: hit' "$TMP/hit.headers" || { echo "run.sh: the repeated request was not a cache hit" >&2; cat "$TMP/hit.headers" >&2; exit 1; }
 
-mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
-USER_LINE=""
-[[ "$(id -u)" == 0 ]] && USER_LINE="user root root;"
 # nginx's `return` text is a quoted string: escape backslashes and single quotes.
 FIXED="$(sed -e "s/\\\\/\\\\\\\\/g" -e "s/'/\\\\'/g" "$TMP/hit.json")"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-$USER_LINE
-worker_processes auto;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx/tmp/body;
-  proxy_temp_path $TMP/nginx/tmp/proxy;
-  fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
-  uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
-  scgi_temp_path $TMP/nginx/tmp/scgi;
+bench_nginx_conf <<EOF
   server {
     listen 127.0.0.1:$P_NGX;
     location / { default_type application/json; return 200 '$FIXED'; }

@@ -39,15 +39,8 @@ for tool in wrk nginx python3 timeout; do
 done
 NGINX="$(command -v nginx)"
 
-if [[ -z "${LIFELINE_BIN:-}" ]]; then
-  LIFELINE_BIN="$ROOT/.build-release/release/lifeline"
-  if [[ ! -x "$LIFELINE_BIN" ]]; then
-    echo "building the release binary (several minutes)..." >&2
-    (cd "$ROOT" && timeout 3600 swift build -c release --scratch-path .build-release --product lifeline)
-  fi
-fi
-LIFELINE_BIN="$(cd "$(dirname "$LIFELINE_BIN")" && pwd)/$(basename "$LIFELINE_BIN")"
-[[ -x "$LIFELINE_BIN" ]] || { echo "run.sh: no executable at $LIFELINE_BIN" >&2; exit 1; }
+source "$ROOT/bench/lib.sh"
+bench_release_binary run.sh
 
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 if awk -v l="${LOAD_START%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
@@ -57,30 +50,7 @@ fi
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/lifeline-overhead.XXXXXX")"
 PIDS=()
 
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  # Give each process up to 5 s to stop, then kill it.
-  local i
-  for i in $(seq 1 50); do
-    local alive=0
-    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [[ $alive == 0 ]] && break
-    sleep 0.1
-  done
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ $status != 0 ]]; then
-    echo "run.sh: failed (status $status); logs:" >&2
-    for log in "$TMP"/*.log; do [[ -f "$log" ]] && { echo "== $log" >&2; tail -n 20 "$log" >&2; }; done
-  fi
-  if [[ "${KEEP_TMP:-0}" == 1 ]]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_trap_cleanup
 
 read -r P_SIM P_SIM_STREAM P_GW P_NGX P_NGX_STREAM < <(python3 "$PY" ports 5)
 
@@ -112,22 +82,7 @@ GW_PID=$!
 PIDS+=("$GW_PID")
 
 # --- nginx: a reverse proxy with upstream keepalive, no buffering
-mkdir -p "$TMP/nginx/logs" "$TMP/nginx/tmp"
-USER_LINE=""
-[[ "$(id -u)" == 0 ]] && USER_LINE="user root root;"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-$USER_LINE
-worker_processes auto;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx/tmp/body;
-  proxy_temp_path $TMP/nginx/tmp/proxy;
-  fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
-  uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
-  scgi_temp_path $TMP/nginx/tmp/scgi;
+bench_nginx_conf <<EOF
   upstream sim { server 127.0.0.1:$P_SIM; keepalive 64; }
   upstream sim_stream { server 127.0.0.1:$P_SIM_STREAM; keepalive 64; }
   server {
