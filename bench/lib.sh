@@ -11,8 +11,14 @@ bench_release_binary() {
       (cd "$ROOT" && timeout 3600 swift build -c release --scratch-path .build-release --product lifeline)
     fi
   fi
-  LIFELINE_BIN="$(cd "$(dirname "$LIFELINE_BIN")" && pwd)/$(basename "$LIFELINE_BIN")"
+  bench_absolute_binary "$name"
+}
+
+# LIFELINE_BIN made absolute (the benchmarks start processes from other directories), and checked.
+bench_absolute_binary() {
+  local name="$1"
   [[ -x "$LIFELINE_BIN" ]] || { echo "$name: no executable at $LIFELINE_BIN" >&2; exit 1; }
+  LIFELINE_BIN="$(cd "$(dirname "$LIFELINE_BIN")" && pwd)/$(basename "$LIFELINE_BIN")"
 }
 
 # On exit: TERM every process in PIDS, KILL what is left after 5 s, print the logs' tails if

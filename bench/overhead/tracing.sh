@@ -25,17 +25,12 @@ RATIO="${RATIO:-1.0}"
 for tool in wrk python3 curl; do
   command -v "$tool" >/dev/null 2>&1 || { echo "tracing.sh: '$tool' not found" >&2; exit 1; }
 done
-[[ -x "$LIFELINE_BIN" ]] || { echo "tracing.sh: no executable at $LIFELINE_BIN" >&2; exit 1; }
+source "$ROOT/bench/lib.sh"
+bench_absolute_binary tracing.sh
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/lifeline-tracing-bench.XXXXXX")"
 PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+bench_trap_cleanup
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
