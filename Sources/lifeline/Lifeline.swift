@@ -109,6 +109,8 @@ struct Simulate: AsyncParsableCommand {
     @Flag(help: "Accept requests and never answer.") var hang = false
     @Option(help: "Requests served at once; more wait their turn (0: unlimited).") var capacity = 0
     @Option(help: "Content filter: off, prompt (refuse every prompt) or completion (cut every answer halfway).") var contentFilter = "off"
+    @Flag(help: "Answer an assistant prefill from the start, as chat servers that take it for an earlier turn do.")
+    var restartOnPrefill = false
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
@@ -142,6 +144,7 @@ struct Simulate: AsyncParsableCommand {
         knobs.hang = hang
         knobs.capacity = capacity
         knobs.contentFilter = filter
+        knobs.restartOnPrefill = restartOnPrefill
         let logger = logging.makeLogger("lifeline.simulator")
         let simulator = Simulator(protocols: protocols, models: model, knobs: knobs, bedrockCredentials: credentials)
         let app = simulator.application(host: host, port: port, logger: logger) { port in

@@ -97,6 +97,68 @@ final class GatewayEndToEndTests: XCTestCase {
         }
     }
 
+    /// A continuation is asked for the client's whole `max_tokens`: an upstream that answers the
+    /// prefill from the start needs it all, and one that continues is stopped at the client's limit
+    /// by the gateway. Either way the resumed answer is the unfailed one, and ends the same way.
+    func testAResumedStreamKeepsTheWholeAnswerWhetherTheNextUpstreamRestartsOrContinues() async throws {
+        for api in WireProtocol.clientAPIs {
+            for (maxTokens, ending) in [(12, api == .openai ? "length" : "max_tokens"), (200, api == .openai ? "stop" : "end_turn")] {
+                for restarts in [false, true] {
+                    // One model per API, so no deployment is cut often enough to be ejected.
+                    let (model, next) = api == .openai ? ("chat-openai", "oa-2") : ("chat-anthropic", "an-2")
+                    let body = chatBody(model, "resume within the budget", stream: true, api: api, maxTokens: maxTokens)
+                    fixture.simulatorA.resetKnobs()
+                    fixture.simulatorB.resetKnobs()
+                    let reference = try StreamTranscript(try await fixture.post(path(for: api), body).body)
+                    XCTAssertEqual(reference.finishReasons, [ending], "the reference must end on \(ending)")
+                    var cut = SimulatorKnobs()
+                    cut.disconnectAfterTokens = 5
+                    fixture.simulatorA.setKnobs(cut)
+                    var nextKnobs = SimulatorKnobs()
+                    nextKnobs.restartOnPrefill = restarts
+                    fixture.simulatorB.setKnobs(nextKnobs)
+                    let reply = try await fixture.post(path(for: api), body)
+                    let resumed = try StreamTranscript(reply.body)
+                    let label = "\(api), max_tokens \(maxTokens), \(restarts ? "restarting" : "continuing") upstream"
+                    XCTAssertEqual(resumed.comments.filter { $0.hasPrefix(": lifeline resumed on \(next)") }.count, 1, "\(label): \(reply.text)")
+                    XCTAssertEqual(resumed.text, reference.text, label)
+                    XCTAssertEqual(resumed.finishReasons, [ending], label)
+                    XCTAssertTrue(resumed.errors.isEmpty, label)
+                }
+            }
+        }
+        XCTAssertEqual(fixture.simulatorB.prefillsReceived, 8, "every continuation carried the text sent as a prefill")
+    }
+
+    /// A deployment set to `continuation: replay` is asked the original request again, with no
+    /// prefill; the deterministic answer repeats what the client has, and the repeat is dropped.
+    func testADeploymentThatReplaysIsAskedTheOriginalRequestAndTheRepeatIsDropped() async throws {
+        await fixture.stop()
+        fixture = try await GatewayFixture.start { config in
+            config.models[0].deployments[1].continuation = .replay
+            config.models[1].deployments[1].continuation = .replay
+        }
+        for api in WireProtocol.clientAPIs {
+            for maxTokens in [12, 200] {
+                let (model, next) = api == .openai ? ("chat-openai", "oa-2") : ("chat-anthropic", "an-2")
+                let body = chatBody(model, "replay the answer", stream: true, api: api, maxTokens: maxTokens)
+                fixture.simulatorA.resetKnobs()
+                let reference = try StreamTranscript(try await fixture.post(path(for: api), body).body)
+                var cut = SimulatorKnobs()
+                cut.disconnectAfterTokens = 5
+                fixture.simulatorA.setKnobs(cut)
+                let reply = try await fixture.post(path(for: api), body)
+                let resumed = try StreamTranscript(reply.body)
+                let label = "\(api), max_tokens \(maxTokens)"
+                XCTAssertEqual(resumed.comments.filter { $0.hasPrefix(": lifeline resumed on \(next)") }.count, 1, "\(label): \(reply.text)")
+                XCTAssertEqual(resumed.text, reference.text, label)
+                XCTAssertEqual(resumed.finishReasons, reference.finishReasons, label)
+            }
+        }
+        XCTAssertEqual(fixture.simulatorB.requestsReceived, 4)
+        XCTAssertEqual(fixture.simulatorB.prefillsReceived, 0, "a replay carries no prefill")
+    }
+
     func testEveryDeploymentDownGivesA503WithRetryAfter() async throws {
         var knobs = SimulatorKnobs()
         knobs.errorRate = 1

@@ -183,6 +183,8 @@ struct StreamTranscript {
     var eventNames: [String] = []
     var doneCount = 0
     var errors: [JSONValue] = []
+    /// How the answer ended: OpenAI's `finish_reason`s, Anthropic's `stop_reason`.
+    var finishReasons: [String] = []
 
     init(_ body: [UInt8]) throws {
         for line in String(decoding: body, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true) {
@@ -193,7 +195,11 @@ struct StreamTranscript {
             if payload == "[DONE]" { doneCount += 1; continue }
             let json = try JSONCoding.decode(Array(payload.utf8))
             if json["error"] != nil { errors.append(json) }
-            for choice in json["choices"]?.arrayValue ?? [] { text += choice["delta"]?["content"]?.stringValue ?? "" }
+            for choice in json["choices"]?.arrayValue ?? [] {
+                text += choice["delta"]?["content"]?.stringValue ?? ""
+                if let reason = choice["finish_reason"]?.stringValue { finishReasons.append(reason) }
+            }
+            if json["type"]?.stringValue == "message_delta", let reason = json["delta"]?["stop_reason"]?.stringValue { finishReasons.append(reason) }
             if json["type"]?.stringValue == "content_block_delta" { text += json["delta"]?["text"]?.stringValue ?? "" }
         }
     }

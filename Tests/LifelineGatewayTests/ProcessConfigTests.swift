@@ -80,6 +80,20 @@ final class ProcessConfigTests: XCTestCase {
         XCTAssertEqual(config.models[0].deployments.map(\.streamUsage), [.reported, .ask, .reported])
     }
 
+    func testContinuationIsReadAndABadValueNamedWithItsPath() throws {
+        let yaml = """
+        models:
+          - name: m
+            deployments:
+              - {name: a, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x}
+              - {name: b, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x, continuation: replay}
+              - {name: c, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x, continuation: rewind}
+        """
+        XCTAssertEqual(issues(yaml), ["models[0].deployments[2].continuation: must be prefill or replay, got 'rewind'"])
+        let config = try ConfigLoader.parse(yaml.replacingOccurrences(of: "rewind", with: "prefill"), environment: [:])
+        XCTAssertEqual(config.models[0].deployments.map(\.continuation), [.prefill, .replay, .prefill])
+    }
+
     func testEveryBadProcessFieldIsNamedWithItsPath() {
         let found = issues("""
         models:

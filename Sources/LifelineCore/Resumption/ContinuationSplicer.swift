@@ -25,6 +25,8 @@ public struct ContinuationSplicer: Sendable {
     private let sentCharacters: [Character]
     private var held: [Character] = []
     private var decided = false
+    /// True until the splicer has told a continuation from a restart; until then it holds text back.
+    public var isHolding: Bool { !decided }
 
     /// A repeated suffix shorter than this (or of one word) could be chance, not a repeat.
     static let minimumRepeatedSuffix = 12

@@ -688,7 +688,7 @@ struct ConfigReader {
 
     mutating func readDeployment(_ raw: JSONValue, _ path: String) -> DeploymentConfig? {
         let object = object(raw, path, allowed: ["name", "protocol", "base_url", "api_key", "model", "priority", "weight", "timeouts", "simulator",
-                                                 "process", "health_check", "rpm", "tpm", "stream_usage", "api_version", "deployment",
+                                                 "process", "health_check", "rpm", "tpm", "stream_usage", "continuation", "api_version", "deployment",
                                                  "region", "access_key_id", "secret_access_key", "session_token"])
         let name = string(object, "name", path) ?? ""
         if name.isEmpty { fail(join(path, "name"), "required") }
@@ -715,6 +715,10 @@ struct ConfigReader {
         if let usage = string(object, "stream_usage", path) {
             if let parsed = DeploymentConfig.StreamUsage(rawValue: usage) { deployment.streamUsage = parsed }
             else { fail(join(path, "stream_usage"), "must be reported or ask, got '\(usage)'") }
+        }
+        if let continuation = string(object, "continuation", path) {
+            if let parsed = DeploymentConfig.Continuation(rawValue: continuation) { deployment.continuation = parsed }
+            else { fail(join(path, "continuation"), "must be prefill or replay, got '\(continuation)'") }
         }
         if object["process"] != nil {
             deployment.process = readProcess(object["process"], join(path, "process"))

@@ -221,11 +221,25 @@ public struct DeploymentConfig: Sendable, Equatable {
     /// When present, Lifeline runs this upstream server itself and keeps it running.
     public var process: ProcessConfig?
     public var streamUsage = StreamUsage.reported
+    /// How a stream cut mid-answer elsewhere is continued here.
+    public var continuation = Continuation.prefill
     /// Azure OpenAI (`api_version`): the `api-version` query parameter, or `v1` for the
     /// `/openai/v1/` API; nil: `UpstreamEndpoint.defaultAzureAPIVersion`.
     public var apiVersion: String?
     /// Azure OpenAI (`deployment`): the deployment name in the URL; nil: `model`.
     public var azureDeployment: String?
+
+    /// How a resumed stream's continuation is asked for.
+    public enum Continuation: String, Sendable, CaseIterable {
+        /// The text already sent, as a trailing assistant message: upstreams that honour a prefill
+        /// (Anthropic's, the simulator) continue it.
+        case prefill
+        /// The original request again, without that text: for chat servers that take a prefill for
+        /// an earlier turn and answer it with a new, shorter answer (llama.cpp's Python server).
+        /// At temperature 0 the answer repeats what the client has word for word, and the splicer
+        /// drops the repeat; sampled answers are spliced where they match it.
+        case replay
+    }
 
     /// Where a stream's token usage comes from.
     public enum StreamUsage: String, Sendable, CaseIterable {

@@ -144,6 +144,17 @@ final class StreamLease: Sendable {
         var scanner: StopSequenceScanner?
         /// Set when the gateway's own stop scan ended the answer.
         var stoppedBySequence = false
+        /// After a resumption: the completion tokens the client may still get under its `max_tokens`.
+        /// A continuation is asked for the whole budget (an upstream that restarts the answer
+        /// spends it on the part the client already has too), and the gateway ends the answer here.
+        var tokensLeft: Int?
+        /// Set when the gateway ended a resumed answer at the client's `max_tokens`.
+        var stoppedAtLimit = false
+        /// Events and characters the splicer held back before telling a continuation from a restart.
+        var heldEvents = 0
+        var heldCharacters = 0
+        /// The gateway ended the answer itself; what the upstream still sends is dropped.
+        var stopped: Bool { stoppedBySequence || stoppedAtLimit }
         /// Set once the stream has been resumed: a continuation's reasoning is not the answer's.
         var resumed = false
         /// How the first choice ended, once it has.
@@ -153,6 +164,24 @@ final class StreamLease: Sendable {
         /// Closes an attempt's usage: reported by the upstream, or else its text events counted as
         /// completion tokens (a cut stream reports nothing, nor do some servers, llama.cpp's among
         /// them, that send one event per token).
+        mutating func spend(_ tokens: Int) {
+            if let left = tokensLeft { tokensLeft = left - tokens }
+        }
+
+        /// Spends what the splicer released when it decided, and cuts it at the client's limit.
+        /// Its tokens are all the events it held when the upstream continued the answer, and a
+        /// share of them in proportion to the characters kept when it restarted the answer and the
+        /// repeat was dropped.
+        mutating func spendReleased(_ released: String) -> String {
+            guard !released.isEmpty, heldEvents > 0, let left = tokensLeft else { return released }
+            let tokens = heldCharacters > released.count ? max(1, (heldEvents * released.count + heldCharacters - 1) / heldCharacters) : heldEvents
+            tokensLeft = left - tokens
+            guard tokens > left else { return released }
+            // More than the client may still get: cut at its limit, at the upstream's characters per token.
+            tokensLeft = 0
+            return String(released.prefix(max(0, left) * max(1, heldCharacters / heldEvents)))
+        }
+
         mutating func closeAttempt() {
             usage = usage + (attemptUsage ?? Usage(promptTokens: 0, completionTokens: textEvents))
             attemptUsage = nil
@@ -182,7 +211,7 @@ final class StreamLease: Sendable {
                 do {
                     // The first event (and a resumption's splice comment) go out before waiting for more.
                     if !out.isEmpty { try await write(&out, to: &writer) }
-                    while !progress.stoppedBySequence, let event = try await current.stream.next() {
+                    while !progress.stopped, let event = try await current.stream.next() {
                         out += forward(event, &encoder, &progress)
                         if !out.isEmpty {
                             try await write(&out, to: &writer)
@@ -192,7 +221,7 @@ final class StreamLease: Sendable {
                         }
                     }
                     out += finishText(&encoder, &progress)
-                    if progress.attemptUsage == nil, !progress.stoppedBySequence, deployment.config.streamUsage == .ask,
+                    if progress.attemptUsage == nil, !progress.stopped, deployment.config.streamUsage == .ask,
                        let prompt = await deployment.client.promptTokens(attemptRequest.upstreamRequest(for: deployment))
                     {
                         progress.attemptUsage = Usage(promptTokens: prompt, completionTokens: progress.textEvents)
@@ -211,6 +240,14 @@ final class StreamLease: Sendable {
                     record.event("stream_failed", ["lifeline.deployment": .string(deployment.name), "lifeline.outcome": .string(error.kind.outcome),
                                                    "lifeline.bytes_sent": .int64(Int64(progress.text.utf8.count))])
                     progress.closeAttempt()
+                    // Tokens the client may still get: the limit less what it has (a second
+                    // resumption carries on from the first's count, which leaves out dropped repeats).
+                    if let limit = chat.maxTokens { progress.tokensLeft = progress.tokensLeft ?? max(0, limit - progress.usage.completionTokens) }
+                    if progress.tokensLeft == 0, !progress.sawToolCall {
+                        // Cut after the client's last token: there is nothing left to resume.
+                        out += endAtLimit(&encoder, &progress)
+                        break streaming
+                    }
                     guard let resumed = await resume(after: deployment, failure: error, progress: progress, record: &record) else {
                         let why = interruption(failure: error, progress: progress, record: record)
                         record.event("stream_interrupted", ["lifeline.reason": .string(why.reason)])
@@ -227,13 +264,15 @@ final class StreamLease: Sendable {
                         return
                     }
                     record.resumptions += 1
-                    attemptRequest = continuation(of: progress)
+                    attemptRequest = continuation(of: progress, on: resumed.deployment)
                     out += SSE.comment("lifeline resumed on \(resumed.deployment.name) after \(progress.text.utf8.count) bytes")
                     deployment = resumed.deployment
                     record.answeredSystem = deployment.config.protocol.genAISystem
                     record.responseModel = deployment.config.model
                     current = resumed.value
                     progress.splicer = ContinuationSplicer(sent: progress.text)
+                    progress.heldEvents = 0
+                    progress.heldCharacters = 0
                     progress.resumed = true
                     // Held-back text was never sent; the continuation brings it again.
                     if let scanner = progress.scanner { progress.scanner = StopSequenceScanner(sequences: scanner.sequences) }
@@ -268,7 +307,7 @@ final class StreamLease: Sendable {
 
     /// Passes one upstream event toward the client.
     private func forward(_ event: ChatEvent, _ encoder: inout ClientStreamEncoder, _ progress: inout Progress) -> [UInt8] {
-        guard !progress.stoppedBySequence else { return [] }
+        guard !progress.stopped else { return [] }
         switch event {
         case .textDelta(let choice, let text, let logprobs):
             guard choice == 0 else { return encoder.encode(event) }
@@ -277,9 +316,17 @@ final class StreamLease: Sendable {
                 progress.text += text
                 return encoder.encode(.textDelta(choice: 0, text: text, logprobs: logprobs))
             }
-            var spliced = text
-            if progress.splicer != nil { spliced = progress.splicer!.accept(text) }
-            return sendText(spliced, &encoder, &progress)
+            guard progress.splicer != nil else { return sendText(text, &encoder, &progress) }
+            let wasHolding = progress.splicer!.isHolding
+            var spliced = progress.splicer!.accept(text)
+            if wasHolding {
+                progress.heldEvents += 1
+                progress.heldCharacters += text.count
+                if !progress.splicer!.isHolding { spliced = progress.spendReleased(spliced) }
+            } else {
+                progress.spend(1)
+            }
+            return sendText(spliced, &encoder, &progress) + endAtLimit(&encoder, &progress)
         case .toolCallDelta:
             progress.sawToolCall = true
             return encoder.encode(event)
@@ -291,7 +338,7 @@ final class StreamLease: Sendable {
         case .finish(let choice, let reason, let sequence):
             guard choice == 0 else { return encoder.encode(event) }
             var out = finishText(&encoder, &progress)
-            if !progress.stoppedBySequence {
+            if !progress.stopped {
                 out += encoder.encode(.finish(choice: 0, reason: reason, stopSequence: sequence))
                 progress.finishReason = reason
                 progress.stopSequence = sequence
@@ -311,7 +358,7 @@ final class StreamLease: Sendable {
             progress.text += text
             out += encoder.encode(.textDelta(choice: 0, text: text, logprobs: nil))
         }
-        if let matched = progress.scanner?.matched, !progress.stoppedBySequence {
+        if let matched = progress.scanner?.matched, !progress.stopped {
             progress.stoppedBySequence = true
             progress.finishReason = .stopSequence
             progress.stopSequence = matched
@@ -324,8 +371,10 @@ final class StreamLease: Sendable {
     private func finishText(_ encoder: inout ClientStreamEncoder, _ progress: inout Progress) -> [UInt8] {
         var out: [UInt8] = []
         if progress.splicer != nil {
-            let rest = progress.splicer!.finish()
+            let wasHolding = progress.splicer!.isHolding
+            var rest = progress.splicer!.finish()
             progress.splicer = nil
+            if wasHolding { rest = progress.spendReleased(rest) }
             out += sendText(rest, &encoder, &progress)
         }
         if progress.scanner != nil, !progress.stoppedBySequence {
@@ -338,12 +387,32 @@ final class StreamLease: Sendable {
         return out
     }
 
-    /// The original request with the text sent so far as an assistant prefill, and what is left of `max_tokens`.
-    private func continuation(of progress: Progress) -> ChatRequest {
+    /// Ends a resumed answer once the client has had its `max_tokens`, as the upstream would have.
+    private func endAtLimit(_ encoder: inout ClientStreamEncoder, _ progress: inout Progress) -> [UInt8] {
+        guard let left = progress.tokensLeft, left <= 0, !progress.stopped, progress.splicer?.isHolding != true else { return [] }
+        var out: [UInt8] = []
+        // Text the stop scanner still holds is within the limit: it goes out before the end.
+        if progress.scanner != nil {
+            let rest = progress.scanner!.finish()
+            progress.scanner = nil
+            if !rest.isEmpty {
+                progress.text += rest
+                out += encoder.encode(.textDelta(choice: 0, text: rest, logprobs: nil))
+            }
+        }
+        progress.stoppedAtLimit = true
+        progress.finishReason = .length
+        return out + encoder.encode(.finish(choice: 0, reason: .length, stopSequence: nil))
+    }
+
+    /// What `deployment` is asked to go on from the text sent so far: the original request with
+    /// that text as an assistant prefill, or, when it is configured to `replay`, the original
+    /// request alone. `max_tokens` stays the client's: an upstream that restarts the answer needs
+    /// it all, and the relay ends the answer at the client's limit itself.
+    private func continuation(of progress: Progress, on deployment: Deployment) -> ChatRequest {
         var continuation = chat
         let prefill = ContinuationSplicer(sent: progress.text).prefill
-        if !prefill.isEmpty { continuation.messages.append(.text(.assistant, prefill)) }
-        if let limit = chat.maxTokens { continuation.maxTokens = max(1, limit - progress.usage.completionTokens) }
+        if !prefill.isEmpty, deployment.config.continuation == .prefill { continuation.messages.append(.text(.assistant, prefill)) }
         return continuation
     }
 
@@ -363,12 +432,11 @@ final class StreamLease: Sendable {
     {
         guard record.resumptions < failover.routing.maxResumptions, chat.choiceCount == 1, !progress.sawToolCall, failure.isRetryable
         else { return nil }
-        let continuation = continuation(of: progress)
         // The failed deployment comes last, and not at all while its managed process is down.
         let candidates = failover.group.attemptOrder(openAIOnly: false).filter { $0 !== failed }
             + (failed.processAcceptsTraffic ? [failed] : [])
         let result = await failover.run(candidates, phase: .midStream, record: &record, outcomeLater: true, after: failed) { deployment throws(UpstreamFailure) in
-            try await Self.open(continuation.upstreamRequest(for: deployment), on: deployment)
+            try await Self.open(continuation(of: progress, on: deployment).upstreamRequest(for: deployment), on: deployment)
         }
         return try? result.get()
     }

@@ -36,6 +36,7 @@ public final class Simulator: Sendable {
     private let defaults: SimulatorKnobs
     private let knobs: Mutex<SimulatorKnobs>
     private let requestCount = Atomic<Int>(0)
+    private let prefillCount = Atomic<Int>(0)
     /// The W3C `traceparent` of the latest completion requests, oldest first, at most `traceparentsKept`.
     private let traceparents = Mutex<[String]>([])
     static let traceparentsKept = 64
@@ -60,6 +61,8 @@ public final class Simulator: Sendable {
     public func resetKnobs() { knobs.withLock { $0 = defaults } }
     /// Completion requests received, for tests that check whether an upstream was called.
     public var requestsReceived: Int { requestCount.load(ordering: .relaxed) }
+    /// Completion requests that ended in an assistant message (a prefill to continue).
+    public var prefillsReceived: Int { prefillCount.load(ordering: .relaxed) }
     /// The `traceparent` headers of the latest completion requests (`GET /sim/traceparents`), for
     /// tests that check a trace reaches the upstream.
     public var receivedTraceparents: [String] { traceparents.withLock { $0 } }
@@ -227,10 +230,13 @@ public final class Simulator: Sendable {
         } catch {
             return errorResponse(400, "We could not parse the JSON body of your request. (\(error))", api: api)
         }
+        if chat.assistantPrefill != nil { prefillCount.add(1, ordering: .relaxed) }
         if let refusal = try await faultResponse(api: api) { return refusal }
         let knobs = currentKnobs
         if knobs.contentFilter == .prompt { return contentFilterRefusal(api: api, chat: chat) }
-        var plans = (0..<chat.choiceCount).map { CompletionPlan.make(for: chat, choice: $0) }
+        var planned = chat
+        if knobs.restartOnPrefill, planned.assistantPrefill != nil { planned.messages.removeLast() }
+        var plans = (0..<chat.choiceCount).map { CompletionPlan.make(for: planned, choice: $0) }
         if knobs.contentFilter == .completion { plans = plans.map { $0.filtered() } }
         let promptTokens = DeterministicText.promptTokens(for: chat)
         let usage = Usage(promptTokens: promptTokens, completionTokens: plans.reduce(0) { $0 + $1.completionTokens })

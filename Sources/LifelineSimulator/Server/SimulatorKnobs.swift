@@ -28,13 +28,18 @@ public struct SimulatorKnobs: Sendable, Equatable {
     /// The content filter: `prompt` refuses every prompt, `completion` cuts every answer halfway
     /// with `content_filter`; each in its protocol's own way.
     public var contentFilter = ContentFilter.off
+    /// Answer a trailing assistant message (a prefill) from the start, as a chat server that takes
+    /// it for an earlier turn does (llama.cpp's Python server among them): the answer is the one
+    /// the request gets without it.
+    public var restartOnPrefill = false
 
     public enum ContentFilter: String, Sendable, CaseIterable { case off, prompt, completion }
 
     public init() {}
 
     static let fields = ["ttft_ms", "tokens_per_second", "error_rate", "error_status", "error_message", "rate_limit_rate", "retry_after_s",
-                         "disconnect_after_tokens", "stream_error_after_tokens", "hang", "capacity", "content_filter"]
+                         "disconnect_after_tokens", "stream_error_after_tokens", "hang", "capacity", "content_filter",
+                         "restart_on_prefill"]
 
     public var json: JSONValue {
         ["ttft_ms": .number(Double(ttftMilliseconds)), "tokens_per_second": .number(tokensPerSecond),
@@ -42,7 +47,7 @@ public struct SimulatorKnobs: Sendable, Equatable {
          "rate_limit_rate": .number(rateLimitRate), "retry_after_s": .number(Double(retryAfterSeconds)),
          "disconnect_after_tokens": .number(Double(disconnectAfterTokens)),
          "stream_error_after_tokens": .number(Double(streamErrorAfterTokens)), "hang": .bool(hang), "capacity": .number(Double(capacity)),
-         "content_filter": .string(contentFilter.rawValue)]
+         "content_filter": .string(contentFilter.rawValue), "restart_on_prefill": .bool(restartOnPrefill)]
     }
 
     /// Applies the fields present in `json`; names the first bad field.
@@ -82,6 +87,12 @@ public struct SimulatorKnobs: Sendable, Equatable {
         if let value = object["hang"] {
             guard let hang = value.boolValue else { throw RequestError("'hang' must be a boolean", param: "hang") }
             self.hang = hang
+        }
+        if let value = object["restart_on_prefill"] {
+            guard let restart = value.boolValue else {
+                throw RequestError("'restart_on_prefill' must be a boolean", param: "restart_on_prefill")
+            }
+            restartOnPrefill = restart
         }
     }
 }
