@@ -1,4 +1,5 @@
 import Foundation
+import LifelineCore
 @testable import LifelineGateway
 import LifelineStore
 import LifelineWire
@@ -336,6 +337,36 @@ final class SecurityHardeningTests: XCTestCase {
         XCTAssertFalse(defaults.allows("127.0.0.1.evil.example"))
         config.server.host = "0.0.0.0"
         XCTAssertFalse(HostAllowlist(config).allows("127.0.0.1"), "127.0.0.1 is a default only when bound to loopback")
+    }
+
+    /// The common `Host` is checked without the full parser; both must give the same verdict.
+    func testTheQuickHostCheckAgreesWithTheFullParser() {
+        var config = LifelineConfig.zeroConfig
+        config.status.pageURL = "https://status.example.com:8443"
+        let allowlist = HostAllowlist(config)
+        var generator = SeededGenerator(seed: 7)
+        let alphabet = Array("abcxyzLOCALHOST0123456789.-:[]_ ")
+        let seeds = ["localhost", "127.0.0.1", "status.example.com", "localhost.", "127.0.0.1:65536", "localhost:0", "a:1:2", "::1"]
+        var quick = 0
+        for index in 0..<20_000 {
+            var host = seeds[index % seeds.count]
+            for _ in 0..<Int.random(in: 0...4, using: &generator) {
+                let position = host.index(host.startIndex, offsetBy: Int.random(in: 0...host.count, using: &generator))
+                if Bool.random(using: &generator) || host.isEmpty {
+                    host.insert(alphabet.randomElement(using: &generator)!, at: position)
+                } else if position < host.endIndex {
+                    host.remove(at: position)
+                }
+            }
+            if Bool.random(using: &generator) { host += ":" + String(Int.random(in: 0...70_000, using: &generator)) }
+            guard !host.isEmpty, HostAllowlist.plainHostAndPort(host) != nil else { continue }
+            quick += 1
+            XCTAssertEqual(allowlist.allows(host), allowlist.allowsParsed(host), host)
+        }
+        XCTAssertGreaterThan(quick, 5_000, "the quick path must be exercised")
+        XCTAssertTrue(allowlist.allows("localhost:8080"))
+        XCTAssertTrue(allowlist.allows("status.example.com:8443"))
+        XCTAssertFalse(allowlist.allows("localhost.evil.example:8080"))
     }
 
     func testAFloodOfPendingRegistrationsIsBoundedPerAddressAndNeverBlocksTheOperator() async throws {

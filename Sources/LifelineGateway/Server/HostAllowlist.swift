@@ -87,8 +87,41 @@ struct HostAllowlist: Sendable, Equatable {
     func allows(_ host: String?) -> Bool {
         guard let entries else { return true }
         guard let host, !host.isEmpty else { return true }
+        if let (name, port) = Self.plainHostAndPort(host) {
+            return entries.contains { $0.host.utf8.elementsEqual(name) && ($0.port == nil || $0.port == port) }
+        }
+        return allowsParsed(host)
+    }
+
+    /// `allows` through the full parser.
+    func allowsParsed(_ host: String) -> Bool {
+        guard let entries else { return true }
         guard let presented = Entry(host) else { return false }
         return entries.contains { $0.matches(presented) }
+    }
+
+    /// The usual `Host` — lowercase letters, digits, dots and dashes, not ending in a dot, with an
+    /// optional port — split without the full parser (which would read it the same way); nil for
+    /// anything else.
+    static func plainHostAndPort(_ text: String) -> (name: Substring.UTF8View, port: Int?)? {
+        let bytes = text.utf8
+        guard bytes.count <= 259 else { return nil }
+        var port: Int?
+        var nameEnd = bytes.endIndex
+        if let colon = bytes.firstIndex(of: UInt8(ascii: ":")) {
+            let digits = bytes[bytes.index(after: colon)...]
+            guard (1...5).contains(digits.count), digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return nil }
+            let value = digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+            guard (1...65535).contains(value) else { return nil }
+            port = value
+            nameEnd = colon
+        }
+        let name = text[..<nameEnd].utf8
+        guard !name.isEmpty, name.count <= 253, name.last != UInt8(ascii: "."),
+              name.allSatisfy({ (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+                  || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") })
+        else { return nil }
+        return (name, port)
     }
 
     var description: String { entries.map { $0.map(\.description).joined(separator: ", ") } ?? "*" }

@@ -28,6 +28,8 @@ enum JSONContentType {
             return GatewayError(status: 400, message: "The request needs 'Content-Type: application/json'; it sent no content-type.",
                                 param: "content-type", code: "unsupported_content_type")
         }
+        // The usual header, compared as it comes before it is parsed.
+        if header == "application/json" { return nil }
         let mediaType = header.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         guard mediaType != "application/json" else { return nil }
         return GatewayError(status: 415, message: "The request body must be sent as 'Content-Type: application/json', not '\(header.prefix(100))'.",

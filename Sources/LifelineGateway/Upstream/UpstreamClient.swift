@@ -3,6 +3,7 @@ import Foundation
 import LifelineWire
 import NIOCore
 import NIOHTTP1
+import Tracing
 
 /// Talks to one upstream deployment in its own protocol.
 ///
@@ -24,6 +25,9 @@ public final class UpstreamClient: Sendable {
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maximumConnections)
         configuration.decompression = .disabled
         configuration.httpVersion = .http1Only
+        // With tracing off, AsyncHTTPClient would still make a no-op span, with its attributes,
+        // for every request. (Tracing is set up before any deployment is made.)
+        if InstrumentationSystem.tracer is NoOpTracer { configuration.tracing.tracer = nil }
         http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
         endpoint = UpstreamEndpoint(deployment)
     }
