@@ -11,6 +11,7 @@ on a free loopback port and runs the model server itself as a managed process
 - `local-chat`: `local` (the managed process, priority 1), then a simulator `sim`.
 - `local-pair`: `local-a` and `local-b`, two more deployments on the same model
   server and no simulator, so a resumption can only be answered by the real model.
+- `local-replay`: the same with `replay-a` and `replay-b`, and `continuation: replay` on `replay-b`.
 """
 
 from __future__ import annotations
@@ -128,6 +129,12 @@ models:
           timeouts: {{first_token_ms: 60000}}}}
       - {{name: local-b, protocol: openai, base_url: "{base}", model: {UPSTREAM_MODEL}, priority: 2, stream_usage: ask,
           timeouts: {{first_token_ms: 60000}}}}
+  - name: local-replay
+    deployments:
+      - {{name: replay-a, protocol: openai, base_url: "{base}", model: {UPSTREAM_MODEL}, priority: 1, stream_usage: ask,
+          timeouts: {{first_token_ms: 60000}}}}
+      - {{name: replay-b, protocol: openai, base_url: "{base}", model: {UPSTREAM_MODEL}, priority: 2, stream_usage: ask,
+          continuation: replay, timeouts: {{first_token_ms: 60000}}}}
 """
 
 
