@@ -114,6 +114,7 @@ public enum GatewayServer {
         services.append(runtime.usage)
         services.append(runtime.traffic)
         services.append(AdmissionTicker(admission: runtime.admission))
+        services.append(SchedulingLagProbe(lag: .shared, metrics: runtime.metrics))
         services.append(PeriodicEvaluator(clock: runtime.clock, interval: { runtime.config.alerting.evaluationIntervalSeconds },
                                           evaluate: { runtime.evaluateAlerts() }))
         services.append(PeriodicEvaluator(clock: runtime.clock, interval: { runtime.config.status.evaluationIntervalSeconds },

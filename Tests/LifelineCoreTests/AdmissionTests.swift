@@ -105,6 +105,33 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(lowest, before)
     }
 
+    func testFirstTokensLateBecauseTheGatewayItselfRunsLateAreNotQueueingUpstream() {
+        // 1,000 streams on a host that cannot keep up: the gateway reads first tokens seconds
+        // late because its own event loops run late, not because the upstream queues.
+        var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        for _ in 0..<300 { limit.record(latency: 0.3, inFlight: 600) }
+        let before = limit.limit
+        for _ in 0..<2_000 { limit.record(latency: 6.0, inFlight: min(1_000, limit.slots), hostLag: 0.5) }
+        XCTAssertGreaterThanOrEqual(limit.limit, before)
+        // Once the gateway keeps up again, the quiet first tokens it reads are the baseline still;
+        // the same slow first tokens read on time are queueing, and the limit shrinks.
+        for _ in 0..<60 { limit.record(latency: 6.0, inFlight: limit.slots, hostLag: 0.001) }
+        XCTAssertLessThan(limit.limit, before / 2)
+    }
+
+    func testTheSchedulingLagIsTheLargestOfTheRecentProbes() {
+        var window = SchedulingLagWindow(size: 3)
+        XCTAssertEqual(window.current, 0)
+        window.record(0.002)
+        window.record(0.4)
+        window.record(0.001)
+        XCTAssertEqual(window.current, 0.4)
+        window.record(0.003)
+        XCTAssertEqual(window.current, 0.4, "still among the last three")
+        window.record(-1)
+        XCTAssertEqual(window.current, 0.003, "aged out; a negative probe counts as on time")
+    }
+
     func testAQueueAddingLessThanTheMinimumDelayIsNoReasonToRefuse() {
         // First tokens in 5 ms, then 20 to 40 times that under a burst on a busy host (and one in
         // ten slower still): under a quarter of a second more, so nobody is refused for it.

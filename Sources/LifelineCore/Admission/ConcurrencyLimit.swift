@@ -24,8 +24,34 @@ public struct ConcurrencyLimitPolicy: Sendable, Equatable {
     /// at most once per `overloadInterval` seconds.
     public var overloadBackoff = 0.9
     public var overloadInterval = 1.0
+    /// A latency sample taken while the gateway's own event loops run at least this many seconds
+    /// late is dropped: the delay is the gateway's (a CPU-short host relaying thousands of
+    /// streams), not the upstream's, and a smaller limit would refuse a healthy upstream's traffic.
+    public var maximumHostLag = 0.1
 
     public init() {}
+}
+
+/// How late the gateway's own scheduling runs, from probes that ask to sleep a fixed time and
+/// note how much later they wake: the largest of the last `size` probes.
+public struct SchedulingLagWindow: Sendable, Equatable {
+    private var samples: [Double] = []
+    private var next = 0
+    public let size: Int
+
+    public init(size: Int) { self.size = max(1, size) }
+
+    public mutating func record(_ lag: Double) {
+        if samples.count < size {
+            samples.append(max(0, lag))
+        } else {
+            samples[next] = max(0, lag)
+            next = (next + 1) % size
+        }
+    }
+
+    /// Seconds; 0 before any probe.
+    public var current: Double { samples.max() ?? 0 }
 }
 
 /// A Gradient2-style adaptive concurrency limit (after Netflix's concurrency-limits).
@@ -57,9 +83,11 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     public var slots: Int { max(1, Int(limit.rounded(.down))) }
 
     /// Feeds one answer's latency (time to first token, or the whole answer when not streamed),
-    /// with how many requests were in flight when it started.
-    public mutating func record(latency: Double, inFlight: Int) {
-        guard latency > 0 else { return }
+    /// with how many requests were in flight when it started, and how late the gateway's own
+    /// scheduling runs now (`hostLag`, seconds): a sample taken while that is at least
+    /// `maximumHostLag` says nothing about the upstream and is dropped.
+    public mutating func record(latency: Double, inFlight: Int, hostLag: Double = 0) {
+        guard latency > 0, hostLag < policy.maximumHostLag else { return }
         samples += 1
         let short = remember(latency)
         let longWeight = 1 / min(samples, policy.longWindow)

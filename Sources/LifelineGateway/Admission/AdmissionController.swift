@@ -44,6 +44,7 @@ final class AdmissionController: Sendable {
         self.metrics = metrics
         metrics.concurrencyLimit(limit.slots)
         metrics.admission(inFlight: 0, queued: 0)  // present from the start, not only after the first request
+        metrics.schedulingLag(SchedulingLag.shared.seconds)
     }
 
     func acquire(priority: Priority) async -> Decision {
@@ -87,8 +88,9 @@ final class AdmissionController: Sendable {
     /// Ends an admitted request; `latency` (time to first token, or the whole answer) trains the limit.
     func release(_ ticket: Ticket, latency: Double?) {
         let now = clock()
+        let hostLag = SchedulingLag.shared.seconds
         let admitted = state.withLock { state -> [UInt64] in
-            if let latency { state.limit.record(latency: latency, inFlight: ticket.inFlightAtStart) }
+            if let latency { state.limit.record(latency: latency, inFlight: ticket.inFlightAtStart, hostLag: hostLag) }
             state.recentCompletions.append(now)
             if state.recentCompletions.count > 64 { state.recentCompletions.removeFirst() }
             state.queue.limit = state.limit.slots

@@ -329,6 +329,12 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// `scope` is `gateway` for the whole gateway, else a deployment's name.
+    /// How late the gateway's own event loops run (the largest of the last half second's probes).
+    func schedulingLag(_ seconds: Double) {
+        gauge("lifeline_scheduling_lag_seconds", [], help: "How late the gateway's own event loops run: the largest delay of the last half second's probes.")
+            .set(seconds)
+    }
+
     public func concurrencyLimit(_ value: Int, scope: String = "gateway") {
         gauge("lifeline_concurrency_limit", [("scope", scope)], help: "The adaptive concurrency limit, for the gateway and per deployment.").set(Double(value))
     }

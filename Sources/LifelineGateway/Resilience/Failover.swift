@@ -43,10 +43,17 @@ struct Failover {
                 let delay = routing.backoff.delay(beforeRetry: max(tried, 1), using: &random)
                 if delay > 0 { try? await Task.sleep(for: .seconds(delay)) }
             }
-            // A retry waits for room no longer than the deployment takes to start answering.
+            // A retry waits for room no longer than the deployment takes to start answering. No
+            // request waits at a busy deployment while one later in its order has room now (the
+            // order was made when the request came, and requests that came at once share it).
             let wait = isRetry ? Double(deployment.config.timeouts.firstTokenMilliseconds) / 1000 : slotWait
             let asked = group.now
-            let grant = await group.admit(deployment, waitingUpTo: wait, priority: record.priority ?? .normal)
+            var grant = await group.admit(deployment, waitingUpTo: 0, priority: record.priority ?? .normal)
+            if grant == .busy, wait > 0,
+               !(order.firstIndex { $0 === deployment }.map { order[($0 + 1)...].contains(where: group.hasRoom) } ?? false)
+            {
+                grant = await group.admit(deployment, waitingUpTo: wait, priority: record.priority ?? .normal)
+            }
             if record.firstTokenAt == nil { record.slotWaitSeconds += group.now - asked }
             guard grant == .granted else {
                 if grant == .busy { busy = true }

@@ -228,6 +228,12 @@ public final class ModelGroup: Sendable {
         return .granted
     }
 
+    /// Whether the deployment is under its concurrency limit now.
+    func hasRoom(_ deployment: Deployment) -> Bool {
+        let load = slots.load(index(of: deployment))
+        return load.inFlight < load.limit
+    }
+
     /// An answer's latency (first token for streams) trains the deployment's concurrency limit.
     func recordLatency(_ deployment: Deployment, seconds: Double) {
         slots.recordLatency(index(of: deployment), seconds: seconds)

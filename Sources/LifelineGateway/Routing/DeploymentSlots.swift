@@ -126,8 +126,9 @@ final class DeploymentSlots: Sendable {
 
     /// An answer's latency (time to first token for streams) trains the deployment's limit.
     func recordLatency(_ position: Int, seconds: Double) {
+        let hostLag = SchedulingLag.shared.seconds
         let (woken, slots) = state.withLock { state -> ([Waiter], Int) in
-            state.limits[position].record(latency: seconds, inFlight: state.inFlight[position])
+            state.limits[position].record(latency: seconds, inFlight: state.inFlight[position], hostLag: hostLag)
             return (Self.admitWaiting(&state, position), state.limits[position].slots)
         }
         for waiter in woken { waiter.continuation.resume(returning: true) }

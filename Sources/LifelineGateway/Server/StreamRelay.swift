@@ -161,9 +161,7 @@ final class StreamLease: Sendable {
         var finishReason: FinishReason?
         var stopSequence: String?
 
-        /// Closes an attempt's usage: reported by the upstream, or else its text events counted as
-        /// completion tokens (a cut stream reports nothing, nor do some servers, llama.cpp's among
-        /// them, that send one event per token).
+        /// Counts tokens the client got after a resumption against what it may still get.
         mutating func spend(_ tokens: Int) {
             if let left = tokensLeft { tokensLeft = left - tokens }
         }
@@ -182,6 +180,9 @@ final class StreamLease: Sendable {
             return String(released.prefix(max(0, left) * max(1, heldCharacters / heldEvents)))
         }
 
+        /// Closes an attempt's usage: reported by the upstream, or else its text events counted as
+        /// completion tokens (a cut stream reports nothing, nor do some servers, llama.cpp's among
+        /// them, that send one event per token).
         mutating func closeAttempt() {
             usage = usage + (attemptUsage ?? Usage(promptTokens: 0, completionTokens: textEvents))
             attemptUsage = nil
