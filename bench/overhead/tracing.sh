@@ -12,6 +12,8 @@
 #   CONNECTIONS    wrk connections (default 8)
 #   THREADS        wrk threads (default 1)
 #   RATIO          the traced gateway's sample_ratio (default 1.0; 0 makes spans that are never exported)
+#   BASE_BIN       compare two binaries instead: BASE_BIN and LIFELINE_BIN, both with tracing off
+#                  (modes "base" and "new"), for a change on the request path
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -84,7 +86,7 @@ EOF
 python3 "$TMP/sink.py" "$P_SINK" &
 PIDS+=($!)
 
-gateway() {  # name, port, extra config
+gateway() {  # name, port, extra config, binary
   mkdir -p "$TMP/$1"
   cat >"$TMP/$1/lifeline.yaml" <<EOF
 server: {host: 127.0.0.1, port: $2}
@@ -94,7 +96,7 @@ models:
       - {name: sim, protocol: openai, base_url: "http://127.0.0.1:$P_SIM/v1", model: sim-model}
 $3
 EOF
-  (cd "$TMP/$1" && exec "$LIFELINE_BIN" serve --config "$TMP/$1/lifeline.yaml" --log-level warning) >"$TMP/$1.log" 2>&1 &
+  (cd "$TMP/$1" && exec "$4" serve --config "$TMP/$1/lifeline.yaml" --log-level warning) >"$TMP/$1.log" 2>&1 &
   PIDS+=($!)
   echo $! >"$TMP/$1.pid"
 }
@@ -105,8 +107,16 @@ cpu_us = int(sys.argv[1]) / int(sys.argv[2]) * 1e6
 print("%.1f %d %d %d %.0f" % (d["requests"] / d["duration_us"] * 1e6, d["latency_us"]["p50"], d["latency_us"]["p99"],
                               sum(d["errors"].values()), cpu_us / max(d["requests"], 1)))
 EOF
-gateway off "$P_OFF" ""
-gateway on "$P_ON" "tracing: {otlp_endpoint: \"http://127.0.0.1:$P_SINK\", sample_ratio: $RATIO}"
+MODES=(off on)
+if [[ -n "${BASE_BIN:-}" ]]; then
+  BASE_BIN="$(cd "$(dirname "$BASE_BIN")" && pwd)/$(basename "$BASE_BIN")"
+  MODES=(base new)
+  gateway base "$P_OFF" "" "$BASE_BIN"
+  gateway new "$P_ON" "" "$LIFELINE_BIN"
+else
+  gateway off "$P_OFF" "" "$LIFELINE_BIN"
+  gateway on "$P_ON" "tracing: {otlp_endpoint: \"http://127.0.0.1:$P_SINK\", sample_ratio: $RATIO}" "$LIFELINE_BIN"
+fi
 wait_ready "http://127.0.0.1:$P_SIM/healthz"
 wait_ready "http://127.0.0.1:$P_SINK/"
 wait_ready "http://127.0.0.1:$P_OFF/readyz"
@@ -117,7 +127,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime of a p
 
 run() {  # mode → "requests/s p50_us p99_us errors cpu_us_per_request"
   local port=$P_OFF pid
-  [[ $1 == on ]] && port=$P_ON
+  [[ $1 == "${MODES[1]}" ]] && port=$P_ON
   pid=$(cat "$TMP/$1.pid")
   local before after
   before=$(cpu_ticks "$pid")
@@ -127,14 +137,14 @@ run() {  # mode → "requests/s p50_us p99_us errors cpu_us_per_request"
   python3 "$TMP/summary.py" "$((after - before))" "$TICKS" <"$TMP/wrk.json"
 }
 
-echo "binary: $LIFELINE_BIN; sample_ratio $RATIO; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "binary: $LIFELINE_BIN${BASE_BIN:+ against $BASE_BIN}; sample_ratio $RATIO; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 # Warm-up: connection pools, the simulator, the exporter's first batch.
 BENCH_MODEL=bench wrk -t1 -c2 -d2s -s "$HERE/post.lua" "http://127.0.0.1:$P_OFF/v1/chat/completions" >/dev/null
 BENCH_MODEL=bench wrk -t1 -c2 -d2s -s "$HERE/post.lua" "http://127.0.0.1:$P_ON/v1/chat/completions" >/dev/null
 printf '%-6s %-5s %10s %9s %9s %6s %10s\n' round mode 'req/s' 'p50_us' 'p99_us' errors 'cpu_us/req'
-: >"$TMP/off.txt"; : >"$TMP/on.txt"
+: >"$TMP/${MODES[0]}.txt"; : >"$TMP/${MODES[1]}.txt"
 for round in $(seq 1 "$ROUNDS"); do
-  for mode in off on; do
+  for mode in "${MODES[@]}"; do
     line=$(run "$mode")
     echo "$line" >>"$TMP/$mode.txt"
     # shellcheck disable=SC2086 # the words are the fields
@@ -142,7 +152,7 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-for mode in off on; do
+for mode in "${MODES[@]}"; do
   printf 'median %-5s %10s %9s %9s %6s %10s\n' "$mode" \
     "$(cut -d' ' -f1 "$TMP/$mode.txt" | median)" "$(cut -d' ' -f2 "$TMP/$mode.txt" | median)" "$(cut -d' ' -f3 "$TMP/$mode.txt" | median)" \
     "" "$(cut -d' ' -f5 "$TMP/$mode.txt" | median)"
