@@ -67,31 +67,31 @@ final class ProcessConfigTests: XCTestCase {
     }
 
     func testStreamUsageIsReadAndABadValueNamedWithItsPath() throws {
-        let yaml = """
-        models:
-          - name: m
-            deployments:
-              - {name: a, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x}
-              - {name: b, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x, stream_usage: ask}
-              - {name: c, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x, stream_usage: guess}
-        """
-        XCTAssertEqual(issues(yaml), ["models[0].deployments[2].stream_usage: must be reported or ask, got 'guess'"])
-        let config = try ConfigLoader.parse(yaml.replacingOccurrences(of: "guess", with: "reported"), environment: [:])
-        XCTAssertEqual(config.models[0].deployments.map(\.streamUsage), [.reported, .ask, .reported])
+        try checkDeploymentChoice("stream_usage", set: "ask", bad: "guess", message: "must be reported or ask, got 'guess'",
+                                  default: "reported", read: \.streamUsage.rawValue)
     }
 
     func testContinuationIsReadAndABadValueNamedWithItsPath() throws {
+        try checkDeploymentChoice("continuation", set: "replay", bad: "rewind", message: "must be prefill or replay, got 'rewind'",
+                                  default: "prefill", read: \.continuation.rawValue)
+    }
+
+    /// A deployment key with a few named values: left out it is `default`, set it is read, and a bad
+    /// value is refused with its path.
+    private func checkDeploymentChoice(_ key: String, set value: String, bad: String, message: String, default fallback: String,
+                                       read: KeyPath<DeploymentConfig, String>) throws
+    {
         let yaml = """
         models:
           - name: m
             deployments:
               - {name: a, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x}
-              - {name: b, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x, continuation: replay}
-              - {name: c, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x, continuation: rewind}
+              - {name: b, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x, \(key): \(value)}
+              - {name: c, protocol: openai, base_url: "http://127.0.0.1:1/v1", model: x, \(key): \(bad)}
         """
-        XCTAssertEqual(issues(yaml), ["models[0].deployments[2].continuation: must be prefill or replay, got 'rewind'"])
-        let config = try ConfigLoader.parse(yaml.replacingOccurrences(of: "rewind", with: "prefill"), environment: [:])
-        XCTAssertEqual(config.models[0].deployments.map(\.continuation), [.prefill, .replay, .prefill])
+        XCTAssertEqual(issues(yaml), ["models[0].deployments[2].\(key): \(message)"])
+        let config = try ConfigLoader.parse(yaml.replacingOccurrences(of: bad, with: fallback), environment: [:])
+        XCTAssertEqual(config.models[0].deployments.map { $0[keyPath: read] }, [fallback, value, fallback])
     }
 
     func testEveryBadProcessFieldIsNamedWithItsPath() {

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import anthropic
 import httpx
@@ -34,6 +34,8 @@ from conftest import (
     pid_alive,
     repeated_sentences,
 )
+
+T = TypeVar("T")
 
 QUESTION = "What is the capital of France? Answer in two sentences."
 STORY = "Tell me about the sun in a few sentences."
@@ -178,6 +180,17 @@ def streamed_completion_tokens(api: str, lines: list[str]) -> int:
     raise AssertionError(f"no usage in the stream: {lines[-4:]}")
 
 
+def while_cut(gateway: Gateway, deployment: str, after_tokens: int, stream: Callable[[], T]) -> T:
+    """Runs `stream` while a drill cuts the answers of `deployment` after `after_tokens` tokens."""
+    fault = gateway.admin("POST", "/faults", {"deployment": deployment, "kind": "disconnect", "after_tokens": after_tokens,
+                                              "duration_s": 120})
+    assert fault.status_code == 201, fault.text
+    try:
+        return stream()
+    finally:
+        gateway.admin("DELETE", f"/faults/{fault.json()['id']}")
+
+
 @pytest.mark.parametrize("after_tokens", [12, 30])
 @pytest.mark.parametrize("api", ["openai", "anthropic"])
 def test_a_stream_cut_by_a_drill_resumes_on_the_real_model_with_nothing_said_twice(
@@ -199,13 +212,7 @@ def test_a_stream_cut_by_a_drill_resumes_on_the_real_model_with_nothing_said_twi
 
     _, unfailed = stream()
     assert repeated_sentences(unfailed) == [], f"the model repeats itself even unfailed; pick another prompt: {unfailed!r}"
-    fault = gateway.admin("POST", "/faults", {"deployment": "local-a", "kind": "disconnect", "after_tokens": after_tokens,
-                                              "duration_s": 120})
-    assert fault.status_code == 201, fault.text
-    try:
-        lines, resumed = stream()
-    finally:
-        gateway.admin("DELETE", f"/faults/{fault.json()['id']}")
+    lines, resumed = while_cut(gateway, "local-a", after_tokens, stream)
     comments = [line for line in lines if line.startswith(": lifeline resumed")]
     assert len(comments) == 1, lines
     match = re.match(r": lifeline resumed on (\S+) after (\d+) bytes", comments[0])
@@ -246,13 +253,7 @@ def test_a_stream_resumed_by_replay_on_the_real_model_loses_nothing(gateway: Gat
         return next((reason for reason in reversed(reasons) if reason), None)
 
     unfailed_lines, unfailed = stream()
-    fault = gateway.admin("POST", "/faults", {"deployment": "replay-a", "kind": "disconnect", "after_tokens": after_tokens,
-                                              "duration_s": 120})
-    assert fault.status_code == 201, fault.text
-    try:
-        lines, resumed = stream()
-    finally:
-        gateway.admin("DELETE", f"/faults/{fault.json()['id']}")
+    lines, resumed = while_cut(gateway, "replay-a", after_tokens, stream)
     comments = [line for line in lines if line.startswith(": lifeline resumed")]
     assert len(comments) == 1 and comments[0].startswith(": lifeline resumed on replay-b "), lines
     sent = resumed.encode()[: int(re.search(r"after (\d+) bytes", comments[0]).group(1))].decode()

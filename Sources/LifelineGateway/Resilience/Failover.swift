@@ -43,14 +43,15 @@ struct Failover {
                 let delay = routing.backoff.delay(beforeRetry: max(tried, 1), using: &random)
                 if delay > 0 { try? await Task.sleep(for: .seconds(delay)) }
             }
-            // A retry waits for room no longer than the deployment takes to start answering. No
-            // request waits at a busy deployment while one later in its order has room now (the
-            // order was made when the request came, and requests that came at once share it).
+            // A retry waits for room no longer than the deployment takes to start answering. A first
+            // attempt does not wait at a busy deployment while one later in its order has room now
+            // (the order was made when the request came, and requests that came at once share it).
+            // A retry does: its order puts the deployment that just failed last on purpose.
             let wait = isRetry ? Double(deployment.config.timeouts.firstTokenMilliseconds) / 1000 : slotWait
             let asked = group.now
             var grant = await group.admit(deployment, waitingUpTo: 0, priority: record.priority ?? .normal)
             if grant == .busy, wait > 0,
-               !(order.firstIndex { $0 === deployment }.map { order[($0 + 1)...].contains(where: group.hasRoom) } ?? false)
+               isRetry || !(order.firstIndex { $0 === deployment }.map { order[($0 + 1)...].contains(where: group.hasRoom) } ?? false)
             {
                 grant = await group.admit(deployment, waitingUpTo: wait, priority: record.priority ?? .normal)
             }
