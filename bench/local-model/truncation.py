@@ -78,18 +78,17 @@ def repeats(text: str, length: int = 5) -> set[tuple[str, ...]]:
 
 def classify(row: dict[str, Any]) -> dict[str, Any]:
     """The flags of one cut stream, from its texts and finish reasons."""
-    text, sent, after, unfailed = row["sent"] + row["after"], row["sent"], row["after"], row["unfailed"]
-    return dict(
-        row,
+    text, after, unfailed = row["sent"] + row["after"], row["after"], row["unfailed"]
+    nothing_added = not after.strip()
+    flags = dict(
         identical=text == unfailed,
-        ended_early=row["unfailed_finish"] == "stop" and (row["finish"] != "stop" or not after.strip()),
-        nothing_added=not after.strip(),
+        ended_early=row["unfailed_finish"] == "stop" and (row["finish"] != "stop" or nothing_added),
+        nothing_added=nothing_added,
         shorter=len(words(text)) < 0.6 * len(words(unfailed)),
-        lost=(row["unfailed_finish"] == "stop" and (row["finish"] != "stop" or not after.strip())) or not after.strip()
-        or len(words(text)) < 0.6 * len(words(unfailed)),
         # Repeats the model makes unfailed too are its own, not the splice's.
         repeated=bool(repeats(text) - repeats(unfailed)) or bool(set(repeated_sentences(text)) - set(repeated_sentences(unfailed))),
     )
+    return dict(row, **flags, lost=flags["ended_early"] or flags["nothing_added"] or flags["shorter"])
 
 
 FLAGS = ("identical", "lost", "ended_early", "nothing_added", "shorter", "repeated")
