@@ -378,29 +378,23 @@ final class StreamLease: Sendable {
             if wasHolding { rest = progress.spendReleased(rest) }
             out += sendText(rest, &encoder, &progress)
         }
-        if progress.scanner != nil, !progress.stoppedBySequence {
-            let rest = progress.scanner!.finish()
-            if !rest.isEmpty {
-                progress.text += rest
-                out += encoder.encode(.textDelta(choice: 0, text: rest, logprobs: nil))
-            }
-        }
-        return out
+        return out + releaseScanned(&encoder, &progress)
+    }
+
+    /// Sends what the stop scanner still holds back: the start of a stop sequence that never came.
+    private func releaseScanned(_ encoder: inout ClientStreamEncoder, _ progress: inout Progress) -> [UInt8] {
+        guard progress.scanner != nil, !progress.stoppedBySequence else { return [] }
+        let rest = progress.scanner!.finish()
+        guard !rest.isEmpty else { return [] }
+        progress.text += rest
+        return encoder.encode(.textDelta(choice: 0, text: rest, logprobs: nil))
     }
 
     /// Ends a resumed answer once the client has had its `max_tokens`, as the upstream would have.
     private func endAtLimit(_ encoder: inout ClientStreamEncoder, _ progress: inout Progress) -> [UInt8] {
         guard let left = progress.tokensLeft, left <= 0, !progress.stopped, progress.splicer?.isHolding != true else { return [] }
-        var out: [UInt8] = []
         // Text the stop scanner still holds is within the limit: it goes out before the end.
-        if progress.scanner != nil {
-            let rest = progress.scanner!.finish()
-            progress.scanner = nil
-            if !rest.isEmpty {
-                progress.text += rest
-                out += encoder.encode(.textDelta(choice: 0, text: rest, logprobs: nil))
-            }
-        }
+        let out = releaseScanned(&encoder, &progress)
         progress.stoppedAtLimit = true
         progress.finishReason = .length
         return out + encoder.encode(.finish(choice: 0, reason: .length, stopSequence: nil))
