@@ -113,9 +113,7 @@ final class AccessEndToEndTests: XCTestCase {
 
     func testUnderOverloadCriticalRequestsSucceedWhileLowOnesAreShedWithRetryAfter() async throws {
         fixture = try await GatewayFixture.start { config in
-            config.admission.concurrency.initialLimit = 2
-            config.admission.concurrency.minimumLimit = 2
-            config.admission.concurrency.maximumLimit = 2
+            config.admission.concurrency.pin(at: 2)
             config.admission.queue.maximumLength = 2
             config.admission.queue.maximumWait = 5
             config.admission.queue.target = 5

@@ -226,3 +226,12 @@ func waitFor(_ what: String, timeout: Double = 15, file: StaticString = #filePat
     }
     XCTFail("timed out waiting for \(what)", file: file, line: line)
 }
+
+extension ConcurrencyLimitPolicy {
+    /// Holds the limit at `slots`: it starts there and can move neither way.
+    mutating func pin(at slots: Double) {
+        initialLimit = slots
+        minimumLimit = slots
+        maximumLimit = slots
+    }
+}

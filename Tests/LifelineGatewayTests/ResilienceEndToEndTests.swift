@@ -286,9 +286,7 @@ final class ResilienceEndToEndTests: XCTestCase {
 
     func testADeploymentAtItsConcurrencyLimitIsSkippedNotQueuedBehind() async throws {
         try await start { config in
-            config.admission.deploymentConcurrency.initialLimit = 1
-            config.admission.deploymentConcurrency.minimumLimit = 1
-            config.admission.deploymentConcurrency.maximumLimit = 1
+            config.admission.deploymentConcurrency.pin(at: 1)
         }
         var slow = SimulatorKnobs()
         slow.ttftMilliseconds = 250 // under the 300 ms first-token timeout these tests use
@@ -313,9 +311,7 @@ final class ResilienceEndToEndTests: XCTestCase {
 
     func testARequestWhoseDeploymentsStayAtTheirLimitIsShedAsOverloadedNotAnOutage() async throws {
         try await start { config in
-            config.admission.deploymentConcurrency.initialLimit = 1
-            config.admission.deploymentConcurrency.minimumLimit = 1
-            config.admission.deploymentConcurrency.maximumLimit = 1
+            config.admission.deploymentConcurrency.pin(at: 1)
             config.admission.queue.maximumWait = 0.2
         }
         // Each stream holds its deployment's one slot for about a second.
