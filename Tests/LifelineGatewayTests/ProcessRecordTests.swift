@@ -1,5 +1,6 @@
 import Foundation
 @testable import LifelineGateway
+import Synchronization
 import XCTest
 #if canImport(Glibc)
 import Glibc
@@ -77,5 +78,46 @@ final class ProcessRecordTests: XCTestCase {
         }
         let nothing = await ProcessRecord.stopStale(at: path, grace: 2)
         XCTAssertNil(nothing, "no pid file: nothing to do")
+    }
+
+    /// While the kernel swaps `setpriv` for the command, `/proc` shows an empty command line; that
+    /// is a process between two programs, not a process that is gone, and it is waited out.
+    func testTheCommandLineSettlesThroughTheWrapperAndTheEmptyMomentOfAnExec() async {
+        let readings: [ProcessRecord.CommandLineReading] = [
+            .line(["/usr/bin/setpriv", "--pdeathsig", "KILL", "--", "/bin/sleep", "30"]), .empty, .empty, .line(["/bin/sleep", "30"]),
+        ]
+        let reads = Mutex(0)
+        let next: (Int32) -> ProcessRecord.CommandLineReading = { _ in
+            reads.withLock { count in
+                defer { count += 1 }
+                return readings[min(count, readings.count - 1)]
+            }
+        }
+        let settled = await ProcessRecord.settledCommandLine(of: 1234, wrapper: "/usr/bin/setpriv", read: next)
+        XCTAssertEqual(settled, ["/bin/sleep", "30"])
+        XCTAssertEqual(reads.withLock { $0 }, 4)
+
+        let gone = await ProcessRecord.settledCommandLine(of: 1234, wrapper: nil) { _ in .gone }
+        XCTAssertNil(gone, "a process that is gone has no command line")
+        let never = await ProcessRecord.settledCommandLine(of: 1234, wrapper: nil, attempts: 3) { _ in .empty }
+        XCTAssertNil(never, "bounded: a command line that never shows gives up")
+    }
+
+    /// The same through real launches: every `setpriv`-wrapped child is recorded by its own command.
+    func testEveryWrappedLaunchSettlesOnItsOwnCommandLine() async throws {
+        let sleep = URL(fileURLWithPath: "/bin/sleep")
+        let wrapped = ParentDeathSignal.wrap(sleep, ["30"])
+        guard wrapped.guarded else { throw XCTSkip("util-linux's setpriv is not installed") }
+        for _ in 0..<20 {
+            let child = Process()
+            child.executableURL = wrapped.executable
+            child.arguments = wrapped.arguments
+            try child.run()
+            children.append(child)
+            let settled = await ProcessRecord.settledCommandLine(of: child.processIdentifier, wrapper: wrapped.executable.path)
+            XCTAssertEqual(settled, ["/bin/sleep", "30"])
+            child.terminate()
+            child.waitUntilExit()
+        }
     }
 }

@@ -81,14 +81,33 @@ struct ProcessRecord: Codable, Equatable, Sendable {
 
     /// The command line `/proc` shows once the process runs its own program: `setpriv` (the
     /// `wrapper`) replaces itself with the command a moment after the launch, and an interpreted
-    /// script shows its interpreter. Nil when the process is gone or still the wrapper after 2 s.
-    static func settledCommandLine(of pid: Int32, wrapper: String?) async -> [String]? {
-        for _ in 0..<100 {
-            guard let line = commandLine(of: pid) else { return nil }
-            if line.first != wrapper { return line }
-            try? await Task.sleep(for: .milliseconds(20))
+    /// script shows its interpreter. While the kernel swaps programs, the command line reads empty
+    /// for a moment; that is waited out too. Nil when the process is gone, or has not settled
+    /// within `attempts` × 20 ms (5 s).
+    static func settledCommandLine(of pid: Int32, wrapper: String?, attempts: Int = 250,
+                                   read: (Int32) -> CommandLineReading = commandLineReading(of:)) async -> [String]? {
+        for _ in 0..<attempts {
+            switch read(pid) {
+            case .gone: return nil
+            case .line(let line) where line.first != wrapper: return line
+            case .line, .empty: try? await Task.sleep(for: .milliseconds(20))
+            }
         }
         return nil
+    }
+
+    /// What `/proc/PID/cmdline` shows of a process.
+    enum CommandLineReading: Equatable {
+        /// No such process, or a zombie.
+        case gone
+        /// The process exists but shows no command line (between two programs).
+        case empty
+        case line([String])
+    }
+
+    static func commandLineReading(of pid: Int32) -> CommandLineReading {
+        if let line = commandLine(of: pid) { return .line(line) }
+        return startTime(of: pid) == nil ? .gone : .empty
     }
 
     static func commandLine(of pid: Int32) -> [String]? {
