@@ -40,4 +40,21 @@ final class DeploymentSelectorTests: XCTestCase {
             XCTAssertEqual(DeploymentSelector.attemptOrder(candidates, using: &random), [1, 0])
         }
     }
+
+    func testConcurrentTrafficGoesFirstToTheLeastLoadedForItsWeight() {
+        var random = SeededGenerator(seed: 6)
+        // Two upstreams of equal weight, one with 9 attempts in flight and one with 7: the next
+        // goes to the one with room, every time.
+        let uneven = [RoutingCandidate(priority: 1, weight: 1, inFlight: 9), RoutingCandidate(priority: 1, weight: 1, inFlight: 7)]
+        for _ in 0..<50 { XCTAssertEqual(DeploymentSelector.attemptOrder(uneven, using: &random), [1, 0]) }
+        // Loaded in proportion to their weights (6 of 3 and 2 of 1): a tie, drawn by weight.
+        let proportional = [RoutingCandidate(priority: 1, weight: 3, inFlight: 6), RoutingCandidate(priority: 1, weight: 1, inFlight: 2)]
+        var firstChoices = [0, 0]
+        for _ in 0..<4000 { firstChoices[DeploymentSelector.attemptOrder(proportional, using: &random)[0]] += 1 }
+        XCTAssertEqual(Double(firstChoices[0]) / 4000, 0.75, accuracy: 0.03)
+        // Filling the group one attempt at a time keeps the work in flight at the weights' ratio.
+        var group = [RoutingCandidate(priority: 1, weight: 3), RoutingCandidate(priority: 1, weight: 1)]
+        for _ in 0..<400 { group[DeploymentSelector.attemptOrder(group, using: &random)[0]].inFlight += 1 }
+        XCTAssertEqual(group.map(\.inFlight), [300, 100])
+    }
 }

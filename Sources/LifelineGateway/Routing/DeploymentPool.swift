@@ -166,7 +166,8 @@ public final class ModelGroup: Sendable {
         func order(busy: Bool) -> [Deployment] {
             let candidates = deployments.indices.map { index in
                 RoutingCandidate(priority: deployments[index].config.priority, weight: deployments[index].config.weight,
-                                 isAvailable: usable[index] && (load[index].inFlight >= load[index].limit) == busy)
+                                 isAvailable: usable[index] && (load[index].inFlight >= load[index].limit) == busy,
+                                 inFlight: load[index].inFlight)
             }
             return DeploymentSelector.attemptOrder(candidates, using: &random).map { deployments[$0] }
         }
