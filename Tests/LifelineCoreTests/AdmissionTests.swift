@@ -54,7 +54,8 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         for _ in 0..<200 { limit.record(latency: 0.1, inFlight: limit.slots) }
         let grown = limit.limit
         XCTAssertGreaterThan(grown, 100)
-        for _ in 0..<40 { limit.record(latency: 1.0, inFlight: limit.slots) }
+        // The upstream serves 50 at once and queues the rest.
+        for _ in 0..<40 { limit.record(latency: 0.1 + Double(max(0, limit.slots - 50)) * 0.01, inFlight: limit.slots) }
         XCTAssertLessThan(limit.limit, grown / 4)
         XCTAssertGreaterThanOrEqual(limit.limit, policy.minimumLimit)
     }
@@ -167,7 +168,7 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         policy.minimumLimit = 4
         policy.maximumLimit = 100
         var limit = GradientConcurrencyLimit(policy: policy)
-        for _ in 0..<500 { limit.record(latency: 0.05, inFlight: 60) }
+        for _ in 0..<500 { limit.record(latency: 0.05, inFlight: 70) }
         XCTAssertEqual(limit.limit, 100)
         // Answers that started at 50 in flight arrive twenty times slower, long after the limit
         // reacted: they pull it down to half their concurrency, not to the minimum.
@@ -176,6 +177,82 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         // Answers started at the new concurrency are fast again: no further cut.
         for _ in 0..<20 { limit.record(latency: 0.05, inFlight: 12) }
         XCTAssertGreaterThanOrEqual(limit.limit, 24)
+    }
+
+    /// An upstream with 16 slots that queues the rest (first token 55 ms, answers of 0.6 s) and
+    /// five times more demand than it serves: first tokens grow with every request over 16.
+    private func queueingUpstream(inFlight: Int) -> Double {
+        0.055 + Double(max(0, inFlight - 16)) * 0.6 / 16
+    }
+
+    func testAnUpstreamThatQueuesKeepsTheLimitNearItsCapacityHoweverLongTheOverloadLasts() {
+        var policy = ConcurrencyLimitPolicy()
+        policy.initialLimit = 16
+        policy.minimumLimit = 4
+        policy.maximumLimit = 256
+        var limit = GradientConcurrencyLimit(policy: policy)
+        for _ in 0..<200 { limit.record(latency: 0.055, inFlight: 8) }
+        // 80 clients against 16 slots for 10,000 answers: the slow first tokens that ran with
+        // every slot taken are queueing, and never become the baseline the bound is set from.
+        var highest = 0.0
+        for index in 0..<10_000 {
+            let inFlight = min(80, limit.slots)
+            limit.record(latency: queueingUpstream(inFlight: inFlight), inFlight: inFlight)
+            if index > 500 { highest = max(highest, limit.limit) }
+        }
+        // The bound lets the queue add a quarter of a second (about 7 requests over the 16
+        // slots); the limit swings around that, at most to about twice the slots.
+        XCTAssertLessThan(highest, 33)
+        XCTAssertGreaterThanOrEqual(limit.limit, 16, "the upstream's own slots stay in use")
+    }
+
+    func testTheLimitHoldsOnceTheMedianIsHalfwayToTheBound() {
+        var policy = ConcurrencyLimitPolicy()
+        policy.initialLimit = 100
+        var limit = GradientConcurrencyLimit(policy: policy)
+        for _ in 0..<100 { limit.record(latency: 0.1, inFlight: limit.slots) }
+        // The bound is 0.35 s (a quarter of a second over 0.1 s): 0.2 s is under halfway, so it grows.
+        let start = limit.limit
+        for _ in 0..<30 { limit.record(latency: 0.2, inFlight: limit.slots) }
+        XCTAssertGreaterThan(limit.limit, start)
+        // 0.25 s is past halfway: a queue is forming, and growing on would overshoot; no cut yet.
+        for _ in 0..<policy.shortWindow { limit.record(latency: 0.25, inFlight: limit.slots) }
+        let held = limit.limit
+        for _ in 0..<30 { limit.record(latency: 0.25, inFlight: limit.slots) }
+        XCTAssertEqual(limit.limit, held)
+    }
+
+    func testOnlyAnswersThatHadRoomRaiseTheBaseline() throws {
+        var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        for _ in 0..<100 { limit.record(latency: 0.1, inFlight: 100) }
+        let quiet = try XCTUnwrap(limit.baseline)
+        // Slower answers that started while others waited for a slot: a queue, not a new normal.
+        for _ in 0..<100 { limit.record(latency: 0.3, inFlight: 100, contended: true) }
+        XCTAssertEqual(limit.baseline, quiet)
+        // The same answers with room to spare: the upstream's own pace, learnt.
+        for _ in 0..<100 { limit.record(latency: 0.3, inFlight: 100) }
+        XCTAssertGreaterThan(try XCTUnwrap(limit.baseline), quiet + 0.05)
+    }
+
+    func testAnUpstreamSlowerForEveryRequestIsNotHeldToALowLimit() {
+        // The same saturated demand, but the upstream's first tokens go from 0.3 s to 1.5 s
+        // whatever the concurrency (longer prompts, a bigger model behind the same name).
+        var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        for _ in 0..<300 { limit.record(latency: 0.3, inFlight: limit.slots) }
+        let before = limit.limit
+        var lowest = before
+        // Demand fills every slot at once; streams in flight end a few at a time (1 % per answer).
+        var inFlight = Double(limit.slots)
+        for _ in 0..<2_000 {
+            inFlight = max(Double(limit.slots), inFlight * 0.99)
+            limit.record(latency: 1.5, inFlight: Int(inFlight))
+            lowest = min(lowest, limit.limit)
+        }
+        // Cutting is tried (a queue is the likelier cause), and given up once requests started at
+        // three quarters of the concurrency are as slow: then the limit grows back.
+        XCTAssertLessThan(lowest, before * 0.75)
+        XCTAssertGreaterThanOrEqual(lowest, before / 4)
+        XCTAssertGreaterThanOrEqual(limit.limit, before)
     }
 
     func testOverloadSignsBackOffOncePerInterval() {
@@ -214,8 +291,8 @@ final class AdmissionQueueTests: XCTestCase {
         XCTAssertEqual(high.evicted, [2])
         XCTAssertEqual(queue.arrive(id: 5, priority: .low, at: 0).0, .shed)
         // Slots go to the most important first.
-        XCTAssertEqual(queue.finish(.normal), [4])
-        XCTAssertEqual(queue.finish(.high), [3])
+        XCTAssertEqual(queue.finish(.normal, at: 0), [4])
+        XCTAssertEqual(queue.finish(.high, at: 0), [3])
     }
 
     func testCriticalRequestsHaveAReserveAboveTheLimit() {
@@ -237,15 +314,37 @@ final class AdmissionQueueTests: XCTestCase {
         XCTAssertEqual(queue.arrive(id: 42, priority: .critical, at: 0).0, .queued)
         XCTAssertEqual(queue.criticalInFlight, 1)
         // The critical one finishing frees its reserve for the next critical, not for others.
-        XCTAssertEqual(queue.finish(.critical), [42])
-        XCTAssertEqual(queue.finish(.normal), [])
+        XCTAssertEqual(queue.finish(.critical, at: 0), [42])
+        XCTAssertEqual(queue.finish(.normal, at: 0), [])
         XCTAssertEqual(queue.inFlight, 40)
         // Past its reserve, a critical request still takes the next slot that frees while the
         // rest drain, instead of waiting for the drain.
         XCTAssertEqual(queue.arrive(id: 43, priority: .critical, at: 0).0, .queued)
-        XCTAssertEqual(queue.finish(.normal), [43])
+        XCTAssertEqual(queue.finish(.normal, at: 0), [43])
         XCTAssertEqual(queue.inFlight, 40)
-        XCTAssertEqual(queue.finish(.normal), [], "the high request waits for the drain")
+        XCTAssertEqual(queue.finish(.normal, at: 0), [], "the high request waits for the drain")
+    }
+
+    func testAStandingQueueServesTheNewestFirstWithinAPriority() {
+        policy.target = 0.1
+        policy.criticalReserve = 0
+        var queue = AdmissionQueue(policy: policy, limit: 1)
+        XCTAssertEqual(queue.arrive(id: 1, priority: .normal, at: 0).0, .admitted)
+        for (id, at) in [(2, 0.0), (3, 0.05), (4, 0.3), (5, 0.4)] {
+            XCTAssertEqual(queue.arrive(id: UInt64(id), priority: .normal, at: at).0, .queued)
+        }
+        // The head has waited under the target: a queue absorbing a burst is served in order.
+        XCTAssertEqual(queue.finish(.normal, at: 0.06), [2])
+        // Its head has waited 0.45 s: the queue stands, and the newest goes first, so admitted
+        // requests do not carry the whole queue's wait.
+        XCTAssertEqual(queue.finish(.normal, at: 0.5), [5])
+        // Priority still comes first: a more important request is served before newer ones.
+        XCTAssertEqual(queue.arrive(id: 6, priority: .high, at: 0.5).0, .queued)
+        XCTAssertEqual(queue.arrive(id: 7, priority: .normal, at: 0.55).0, .queued)
+        XCTAssertEqual(queue.finish(.normal, at: 0.56), [6], "the high one has waited under the target")
+        XCTAssertEqual(queue.finish(.normal, at: 0.6), [7])
+        XCTAssertEqual(queue.finish(.normal, at: 0.7), [4])
+        XCTAssertEqual(queue.finish(.normal, at: 0.8), [3])
     }
 
     func testWaitersPastTheirMaximumWaitAreShed() {
@@ -277,7 +376,7 @@ final class AdmissionQueueTests: XCTestCase {
         var queue = AdmissionQueue(policy: policy, limit: 0)
         _ = queue.arrive(id: 1, priority: .normal, at: 0)
         queue.limit = 1
-        XCTAssertEqual(queue.admitWaiting(), [1])
+        XCTAssertEqual(queue.admitWaiting(at: 0), [1])
         XCTAssertTrue(queue.withdraw(id: 1) == false)
     }
 }

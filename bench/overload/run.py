@@ -284,7 +284,8 @@ def run_load(url: str, model: str, seconds: float, tiers: list[str], keys: dict[
 
 
 class LimitSampler:
-    """Reads lifeline_concurrency_limit and the admission gauges from /metrics every 0.5 s."""
+    """Reads lifeline_concurrency_limit, what it compares (the recent median first-token latency and its
+    baseline), the admission gauges and the deployments' in-flight attempts from /metrics every 0.5 s."""
 
     def __init__(self, url: str):
         self.url = url
@@ -305,6 +306,9 @@ class LimitSampler:
                     "limit": metric_sum(text, "lifeline_concurrency_limit", scope="gateway"),
                     "in_flight": metric_sum(text, "lifeline_in_flight_requests"),
                     "queued": metric_sum(text, "lifeline_admission_queue_length"),
+                    "upstream_in_flight": metric_sum(text, "lifeline_deployment_in_flight_requests"),
+                    "recent_s": metric_sum(text, "lifeline_concurrency_latency_seconds", scope="gateway", window="recent"),
+                    "baseline_s": metric_sum(text, "lifeline_concurrency_latency_seconds", scope="gateway", window="baseline"),
                 })
 
     def __enter__(self) -> "LimitSampler":
@@ -458,6 +462,9 @@ def print_report(capacity: dict[str, Any], baseline: dict[str, Any], phases: lis
         print(f"  {p['phase']}: statuses {p['statuses']}; shed {p['gateway']['shed_by_label'] or '{}'}"
               + (f"; errors {p['errors']}" if p["errors"] else "")
               + f"; Retry-After p50/max {p['retry_after_s']['p50']}/{p['retry_after_s']['max']} s")
+        g = p["gateway"]
+        print(f"      upstream in flight p50/max {g['upstream_in_flight_p50']}/{g['upstream_in_flight_max']}; "
+              f"gateway's recent median first token p50 {g['recent_median_ms_p50']} ms, baseline at the end {g['baseline_ms_end']} ms")
     print()
     for t in targets:
         print(f"target {t['target']:<48} {t['measured']:<40} {t['verdict']}")
@@ -580,6 +587,11 @@ def main() -> int:
                 "limit_min": min(limits, default=None), "limit_max": max(limits, default=None),
                 "in_flight_max": max((x["in_flight"] for x in sampler.samples), default=None),
                 "queued_max": max((x["queued"] for x in sampler.samples), default=None),
+                "upstream_in_flight_p50": percentile([x["upstream_in_flight"] for x in sampler.samples], 50),
+                "upstream_in_flight_max": max((x["upstream_in_flight"] for x in sampler.samples), default=None),
+                "recent_median_ms_p50": percentile([x["recent_s"] * 1000 for x in sampler.samples], 50),
+                "baseline_ms_end": sampler.samples[-1]["baseline_s"] * 1000 if sampler.samples else None,
+                "trace": sampler.samples,
                 "shed_total_end": metric_sum(after, "lifeline_shed_total"),
                 "shed_total_delta": metric_sum(after, "lifeline_shed_total") - metric_sum(before, "lifeline_shed_total"),
                 "shed_by_label": series_delta(before, after, "lifeline_shed_total"),

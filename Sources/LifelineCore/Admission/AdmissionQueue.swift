@@ -76,29 +76,38 @@ public struct AdmissionQueue: Sendable, Equatable {
     }
 
     /// An admitted request of `priority` ended; returns waiters that now get a slot.
-    public mutating func finish(_ priority: Priority) -> [UInt64] {
+    public mutating func finish(_ priority: Priority, at now: Double) -> [UInt64] {
         inFlight = max(0, inFlight - 1)
         if priority == .critical { criticalInFlight = max(0, criticalInFlight - 1) }
-        var admitted = admitWaiting()
+        var admitted = admitWaiting(at: now)
         // A limit that fell under what is in flight drains first, but not at critical requests'
-        // cost: the slot just freed goes to the critical request at the head of the queue.
-        if admitted.isEmpty, let first = waiting.first, first.priority == .critical {
-            waiting.removeFirst()
+        // cost: the slot just freed goes to a critical request at the head of the queue.
+        if admitted.isEmpty, let next = nextIndex(at: now), waiting[next].priority == .critical {
             take(.critical)
-            admitted.append(first.id)
+            admitted.append(waiting.remove(at: next).id)
         }
         return admitted
     }
 
     /// Admits queued requests while slots are free (after a finish or a raised limit).
-    public mutating func admitWaiting() -> [UInt64] {
+    public mutating func admitWaiting(at now: Double) -> [UInt64] {
         var admitted: [UInt64] = []
-        while let first = waiting.first, hasSlot(for: first.priority) {
-            waiting.removeFirst()
-            take(first.priority)
-            admitted.append(first.id)
+        while let next = nextIndex(at: now), hasSlot(for: waiting[next].priority) {
+            take(waiting[next].priority)
+            admitted.append(waiting.remove(at: next).id)
         }
         return admitted
+    }
+
+    /// Which waiter a free slot goes to: the most important first; among those, the first to
+    /// arrive while the queue drains quickly, and the last to arrive once its head has waited
+    /// over `target` (adaptive LIFO). In a standing queue, first come, first served would make
+    /// every admitted request carry the whole queue's wait; newest first keeps the admitted ones
+    /// quick, and those left behind reach `maximumWait` and are shed with a Retry-After.
+    private func nextIndex(at now: Double) -> Int? {
+        guard let first = waiting.first else { return nil }
+        guard now - first.arrived > policy.target else { return 0 }
+        return waiting.lastIndex { $0.priority == first.priority }
     }
 
     /// A waiter that gave up (its client left) leaves the queue.

@@ -59,7 +59,9 @@ public struct SchedulingLagWindow: Sendable, Equatable {
 /// Samples are what rises when the upstream queues: time to first token for streams, the whole
 /// answer otherwise; never how long a stream lasts. The median of the recent ones is compared
 /// with a slow baseline: while they match, the limit grows by about √limit per sample (while at
-/// least half of it is in use); when the median and the sample climb above the queueing bound
+/// least half of it is in use, the median is less than halfway to the queueing bound, and up to
+/// half again the concurrency the sample ran at); when
+/// the median and the sample climb above the queueing bound
 /// (`tolerance` × the baseline, and at least `minimumQueueDelay` over it), the limit is
 /// multiplied by their ratio (never below half), but never below the sample's own concurrency
 /// times that ratio, so late answers cannot make it overshoot.
@@ -70,9 +72,22 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     /// The last `shortWindow` latencies, oldest overwritten first.
     private var recent: [Double] = []
     private var nextSlot = 0
-    private var longLatency: Double?
+    /// The slow baseline the recent median is compared with (seconds; nil before the first sample).
+    public private(set) var baseline: Double?
+    /// The median of the recent samples (seconds; nil before the first sample).
+    public private(set) var recentMedian: Double?
     private var samples = 0.0
     private var lastBackoff: Double?
+    /// Since the median last rose over the bound: the slowest median since, the highest
+    /// concurrency an answer started at, and how many answers in a row since kept most of that
+    /// median's excess at a clearly lower concurrency.
+    private struct CutEpisode: Sendable, Equatable {
+        var worstMedian: Double
+        var worstInFlight: Double
+        var unhelped = 0
+    }
+
+    private var cutEpisode: CutEpisode?
 
     public init(policy: ConcurrencyLimitPolicy) {
         self.policy = policy
@@ -85,24 +100,47 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     /// Feeds one answer's latency (time to first token, or the whole answer when not streamed),
     /// with how many requests were in flight when it started, and how late the gateway's own
     /// scheduling runs now (`hostLag`, seconds): a sample taken while that is at least
-    /// `maximumHostLag` says nothing about the upstream and is dropped.
-    public mutating func record(latency: Double, inFlight: Int, hostLag: Double = 0) {
+    /// `maximumHostLag` says nothing about the upstream and is dropped. `contended`: requests
+    /// were waiting for a slot when this one started.
+    public mutating func record(latency: Double, inFlight: Int, hostLag: Double = 0, contended: Bool = false) {
         guard latency > 0, hostLag < policy.maximumHostLag else { return }
         samples += 1
         let short = remember(latency)
+        let previous = baseline ?? latency
         let longWeight = 1 / min(samples, policy.longWindow)
-        var long = longLatency.map { $0 * (1 - longWeight) + latency * longWeight } ?? latency
+        var long = previous * (1 - longWeight) + latency * longWeight
         // Let the baseline drift down quickly after a slow period, so recovery is not held back.
         if long / short > 2 { long *= 0.95 }
-        longLatency = long
+        // An answer that started while demand exceeded the limit (others waited for a slot, or
+        // every slot was taken) may have queued upstream, which is what this limit exists to
+        // bound, not a new normal: it never raises the baseline, or the bound would climb with
+        // the queue and the limit with it. Unless cutting does not help (below).
+        if long > previous, contended || Double(inFlight) >= limit.rounded(.down) { long = previous }
+        if cuttingDoesNotHelp(latency: latency, inFlight: inFlight, baseline: previous) {
+            long = short
+            cutEpisode = nil
+        }
+        baseline = long
+        recentMedian = short
         let bound = max(policy.tolerance * long, long + policy.minimumQueueDelay)
         let gradient = max(0.5, min(1.0, bound / short))
         // Growth needs use: an idle limit proves nothing. Queueing shrinks it either way.
         let underused = Double(inFlight) < limit / 2
         if gradient >= 1 {
-            guard !underused else { return }
-            limit += limit.squareRoot() * policy.smoothing
+            cutEpisode = nil
+            // First tokens reach the limit a queue's wait after the requests that caused them, so
+            // growth is held back twice against overshooting by all the requests admitted in
+            // the meantime: it stops once the median is halfway to the bound, and a sample
+            // vouches for at most half again the concurrency it ran at (as a cut never goes
+            // below the concurrency a sample ran at times the gradient).
+            let ceiling = Double(inFlight) * 1.5
+            guard !underused, short - long <= (bound - long) / 2, limit < ceiling else { return }
+            limit = min(ceiling, limit + limit.squareRoot() * policy.smoothing)
         } else {
+            var episode = cutEpisode ?? CutEpisode(worstMedian: short, worstInFlight: Double(inFlight))
+            episode.worstMedian = max(episode.worstMedian, short)
+            episode.worstInFlight = max(episode.worstInFlight, Double(inFlight))
+            cutEpisode = episode
             // A sample judges the concurrency it ran at: the limit never falls below that
             // concurrency times the gradient. Answers that started before the last cut arrive
             // late, and a limit already under their floor has acted on their news; a fast
@@ -113,6 +151,21 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
             limit = max(floor, limit * (1 - policy.smoothing) + proposed * policy.smoothing)
         }
         limit = min(policy.maximumLimit, max(policy.minimumLimit, limit))
+    }
+
+    /// Whether the latency over the baseline is the upstream's own rather than a queue: answers
+    /// started at three quarters or less of the highest concurrency seen since the median rose
+    /// (or at the minimum limit) keep most of the worst median's excess, `shortWindow` in a row.
+    /// A queue as long as the concurrency over the upstream's capacity would shrink by at least
+    /// the share the concurrency fell.
+    private mutating func cuttingDoesNotHelp(latency: Double, inFlight: Int, baseline: Double) -> Bool {
+        guard var episode = cutEpisode, episode.worstMedian > baseline else { return false }
+        let share = Double(inFlight) / episode.worstInFlight
+        guard share <= 0.75 || Double(inFlight) <= policy.minimumLimit else { return false }
+        let kept = (latency - baseline) / (episode.worstMedian - baseline)
+        episode.unhelped = kept >= (1 + min(share, 0.75)) / 2 ? episode.unhelped + 1 : 0
+        cutEpisode = episode
+        return episode.unhelped >= policy.shortWindow
     }
 
     /// Keeps `latency` among the recent ones and returns their median.

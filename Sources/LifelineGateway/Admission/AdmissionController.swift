@@ -20,6 +20,8 @@ final class AdmissionController: Sendable {
         let id: UInt64
         let priority: Priority
         let inFlightAtStart: Int
+        /// Others were waiting for a slot when this request got one (or it waited itself).
+        let contended: Bool
     }
 
     private struct State {
@@ -42,23 +44,23 @@ final class AdmissionController: Sendable {
         state = Mutex(State(queue: AdmissionQueue(policy: config.queue, limit: limit.slots), limit: limit))
         self.clock = clock
         self.metrics = metrics
-        metrics.concurrencyLimit(limit.slots)
+        metrics.concurrencyLimit(limit)
         metrics.admission(inFlight: 0, queued: 0)  // present from the start, not only after the first request
         metrics.schedulingLag(SchedulingLag.shared.seconds)
     }
 
     func acquire(priority: Priority) async -> Decision {
         let now = clock()
-        let (id, arrival, evicted, inFlight) = state.withLock { state in
+        let (id, arrival, evicted, inFlight, contended) = state.withLock { state in
             state.nextID += 1
             let (arrival, evicted) = state.queue.arrive(id: state.nextID, priority: priority, at: now)
-            return (state.nextID, arrival, evicted, state.queue.inFlight)
+            return (state.nextID, arrival, evicted, state.queue.inFlight, !state.queue.waiting.isEmpty)
         }
         resume(evicted, admitted: false)
         switch arrival {
         case .admitted:
             report()
-            return .admitted(Ticket(id: id, priority: priority, inFlightAtStart: inFlight))
+            return .admitted(Ticket(id: id, priority: priority, inFlightAtStart: inFlight, contended: contended))
         case .shed:
             return shed(priority: priority, reason: "queue_full")
         case .queued:
@@ -78,7 +80,7 @@ final class AdmissionController: Sendable {
             }
             report()
             if admitted {
-                return .admitted(Ticket(id: id, priority: priority, inFlightAtStart: state.withLock { $0.queue.inFlight }))
+                return .admitted(Ticket(id: id, priority: priority, inFlightAtStart: state.withLock { $0.queue.inFlight }, contended: true))
             }
             if Task.isCancelled { return .cancelled }
             return shed(priority: priority, reason: "queue_timeout")
@@ -90,11 +92,11 @@ final class AdmissionController: Sendable {
         let now = clock()
         let hostLag = SchedulingLag.shared.seconds
         let admitted = state.withLock { state -> [UInt64] in
-            if let latency { state.limit.record(latency: latency, inFlight: ticket.inFlightAtStart, hostLag: hostLag) }
+            if let latency { state.limit.record(latency: latency, inFlight: ticket.inFlightAtStart, hostLag: hostLag, contended: ticket.contended) }
             state.recentCompletions.append(now)
             if state.recentCompletions.count > 64 { state.recentCompletions.removeFirst() }
             state.queue.limit = state.limit.slots
-            return state.queue.finish(ticket.priority)
+            return state.queue.finish(ticket.priority, at: now)
         }
         resume(admitted, admitted: true)
         report()
@@ -145,7 +147,7 @@ final class AdmissionController: Sendable {
     }
 
     private func report() {
-        let (limit, inFlight, waiting) = state.withLock { ($0.limit.slots, $0.queue.inFlight, $0.queue.waiting.count) }
+        let (limit, inFlight, waiting) = state.withLock { ($0.limit, $0.queue.inFlight, $0.queue.waiting.count) }
         metrics.concurrencyLimit(limit)
         metrics.admission(inFlight: inFlight, queued: waiting)
     }

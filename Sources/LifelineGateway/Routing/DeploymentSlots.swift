@@ -39,7 +39,7 @@ final class DeploymentSlots: Sendable {
         self.metrics = metrics
         self.maximumWaiting = maximumWaiting
         for (name, limit) in zip(names, limits) {
-            metrics.concurrencyLimit(limit.slots, scope: name)
+            metrics.concurrencyLimit(limit, scope: name)
             metrics.deploymentInFlight(0, deployment: name)
         }
     }
@@ -127,21 +127,22 @@ final class DeploymentSlots: Sendable {
     /// An answer's latency (time to first token for streams) trains the deployment's limit.
     func recordLatency(_ position: Int, seconds: Double) {
         let hostLag = SchedulingLag.shared.seconds
-        let (woken, slots) = state.withLock { state -> ([Waiter], Int) in
-            state.limits[position].record(latency: seconds, inFlight: state.inFlight[position], hostLag: hostLag)
-            return (Self.admitWaiting(&state, position), state.limits[position].slots)
+        let (woken, limit) = state.withLock { state -> ([Waiter], GradientConcurrencyLimit) in
+            state.limits[position].record(latency: seconds, inFlight: state.inFlight[position], hostLag: hostLag,
+                                          contended: !state.waiting[position].isEmpty)
+            return (Self.admitWaiting(&state, position), state.limits[position])
         }
         for waiter in woken { waiter.continuation.resume(returning: true) }
-        metrics.concurrencyLimit(slots, scope: names[position])
+        metrics.concurrencyLimit(limit, scope: names[position])
     }
 
     /// The upstream refused for overload (429), timed out or refused the connection.
     func recordOverload(_ position: Int, at now: Double) {
-        let slots = state.withLock { state -> Int in
+        let limit = state.withLock { state -> GradientConcurrencyLimit in
             state.limits[position].recordOverload(at: now)
-            return state.limits[position].slots
+            return state.limits[position]
         }
-        metrics.concurrencyLimit(slots, scope: names[position])
+        metrics.concurrencyLimit(limit, scope: names[position])
     }
 
     private static func admitWaiting(_ state: inout State, _ position: Int) -> [Waiter] {
