@@ -47,17 +47,22 @@ final class CallerLimiterTests: XCTestCase {
 }
 
 final class GradientConcurrencyLimitTests: XCTestCase {
-    func testTheLimitGrowsWhileLatencyStaysFlatAndShrinksWhenQueueingAppears() {
+    /// A limit with the default policy but for where it starts.
+    private func limit(startingAt initial: Double) -> GradientConcurrencyLimit {
         var policy = ConcurrencyLimitPolicy()
-        policy.initialLimit = 20
-        var limit = GradientConcurrencyLimit(policy: policy)
+        policy.initialLimit = initial
+        return GradientConcurrencyLimit(policy: policy)
+    }
+
+    func testTheLimitGrowsWhileLatencyStaysFlatAndShrinksWhenQueueingAppears() {
+        var limit = limit(startingAt: 20)
         for _ in 0..<200 { limit.record(latency: 0.1, inFlight: limit.slots) }
         let grown = limit.limit
         XCTAssertGreaterThan(grown, 100)
         // The upstream serves 50 at once and queues the rest.
         for _ in 0..<40 { limit.record(latency: 0.1 + Double(max(0, limit.slots - 50)) * 0.01, inFlight: limit.slots) }
         XCTAssertLessThan(limit.limit, grown / 4)
-        XCTAssertGreaterThanOrEqual(limit.limit, policy.minimumLimit)
+        XCTAssertGreaterThanOrEqual(limit.limit, limit.policy.minimumLimit)
     }
 
     func testAnIdleLimitDoesNotGrow() {
@@ -162,12 +167,17 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(limit.limit, ConcurrencyLimitPolicy().minimumLimit)
     }
 
-    func testLateSlowAnswersDoNotDriveTheLimitBelowTheirOwnConcurrency() {
+    /// A limit for a small upstream: starting at `initial`, between 4 and `maximum`.
+    private func smallLimit(initial: Double, maximum: Double) -> GradientConcurrencyLimit {
         var policy = ConcurrencyLimitPolicy()
-        policy.initialLimit = 50
+        policy.initialLimit = initial
         policy.minimumLimit = 4
-        policy.maximumLimit = 100
-        var limit = GradientConcurrencyLimit(policy: policy)
+        policy.maximumLimit = maximum
+        return GradientConcurrencyLimit(policy: policy)
+    }
+
+    func testLateSlowAnswersDoNotDriveTheLimitBelowTheirOwnConcurrency() {
+        var limit = smallLimit(initial: 50, maximum: 100)
         for _ in 0..<500 { limit.record(latency: 0.05, inFlight: 70) }
         XCTAssertEqual(limit.limit, 100)
         // Answers that started at 50 in flight arrive twenty times slower, long after the limit
@@ -186,11 +196,7 @@ final class GradientConcurrencyLimitTests: XCTestCase {
     }
 
     func testAnUpstreamThatQueuesKeepsTheLimitNearItsCapacityHoweverLongTheOverloadLasts() {
-        var policy = ConcurrencyLimitPolicy()
-        policy.initialLimit = 16
-        policy.minimumLimit = 4
-        policy.maximumLimit = 256
-        var limit = GradientConcurrencyLimit(policy: policy)
+        var limit = smallLimit(initial: 16, maximum: 256)
         for _ in 0..<200 { limit.record(latency: 0.055, inFlight: 8) }
         // 80 clients against 16 slots for 10,000 answers: the slow first tokens that ran with
         // every slot taken are queueing, and never become the baseline the bound is set from.
@@ -207,16 +213,14 @@ final class GradientConcurrencyLimitTests: XCTestCase {
     }
 
     func testTheLimitHoldsOnceTheMedianIsHalfwayToTheBound() {
-        var policy = ConcurrencyLimitPolicy()
-        policy.initialLimit = 100
-        var limit = GradientConcurrencyLimit(policy: policy)
+        var limit = limit(startingAt: 100)
         for _ in 0..<100 { limit.record(latency: 0.1, inFlight: limit.slots) }
         // The bound is 0.35 s (a quarter of a second over 0.1 s): 0.2 s is under halfway, so it grows.
         let start = limit.limit
         for _ in 0..<30 { limit.record(latency: 0.2, inFlight: limit.slots) }
         XCTAssertGreaterThan(limit.limit, start)
         // 0.25 s is past halfway: a queue is forming, and growing on would overshoot; no cut yet.
-        for _ in 0..<policy.shortWindow { limit.record(latency: 0.25, inFlight: limit.slots) }
+        for _ in 0..<limit.policy.shortWindow { limit.record(latency: 0.25, inFlight: limit.slots) }
         let held = limit.limit
         for _ in 0..<30 { limit.record(latency: 0.25, inFlight: limit.slots) }
         XCTAssertEqual(limit.limit, held)
