@@ -58,13 +58,13 @@ public struct SchedulingLagWindow: Sendable, Equatable {
 ///
 /// Samples are what rises when the upstream queues: time to first token for streams, the whole
 /// answer otherwise; never how long a stream lasts. The median of the recent ones is compared
-/// with a slow baseline: while they match, the limit grows by about √limit per sample (while at
-/// least half of it is in use, the median is less than halfway to the queueing bound, and up to
-/// half again the concurrency the sample ran at); when
-/// the median and the sample climb above the queueing bound
-/// (`tolerance` × the baseline, and at least `minimumQueueDelay` over it), the limit is
-/// multiplied by their ratio (never below half), but never below the sample's own concurrency
-/// times that ratio, so late answers cannot make it overshoot.
+/// with a slow baseline, learnt only from answers that started with room to spare: while they
+/// match, the limit grows by about √limit per sample (while at least half of it is in use, the
+/// median is less than halfway to the queueing bound, and up to half again the concurrency the
+/// sample ran at); when the median and the sample climb above the queueing bound (`tolerance` ×
+/// the baseline, and at least `minimumQueueDelay` over it), the limit is multiplied by their
+/// ratio (never below half), but never below the sample's own concurrency times that ratio, so
+/// late answers cannot make it overshoot.
 /// Overload the upstream reports outright (429s, timeouts, refused connections) shrinks it too.
 public struct GradientConcurrencyLimit: Sendable, Equatable {
     public let policy: ConcurrencyLimitPolicy
