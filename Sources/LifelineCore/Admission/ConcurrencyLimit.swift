@@ -59,9 +59,9 @@ public struct SchedulingLagWindow: Sendable, Equatable {
 /// Samples are what rises when the upstream queues: time to first token for streams, the whole
 /// answer otherwise; never how long a stream lasts. The median of the recent ones is compared
 /// with a slow baseline, learnt only from answers that started with room to spare: while they
-/// match, the limit grows by about √limit per sample (while at least half of it is in use, the
-/// median is less than halfway to the queueing bound, and up to half again the concurrency the
-/// sample ran at); when the median and the sample climb above the queueing bound (`tolerance` ×
+/// match, the limit grows by about √limit per sample (while the median is less than halfway to
+/// the queueing bound, and only up to half again the concurrency the sample ran at, so an idle
+/// limit does not grow); when the median and the sample climb above the queueing bound (`tolerance` ×
 /// the baseline, and at least `minimumQueueDelay` over it), the limit is multiplied by their
 /// ratio (never below half), but never below the sample's own concurrency times that ratio, so
 /// late answers cannot make it overshoot.
@@ -115,7 +115,7 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
         // every slot was taken) may have queued upstream, which is what this limit exists to
         // bound, not a new normal: it never raises the baseline, or the bound would climb with
         // the queue and the limit with it. Unless cutting does not help (below).
-        if long > previous, contended || Double(inFlight) >= limit.rounded(.down) { long = previous }
+        if long > previous, contended || inFlight >= slots { long = previous }
         if cuttingDoesNotHelp(latency: latency, inFlight: inFlight, baseline: previous) {
             long = short
             cutEpisode = nil
@@ -124,17 +124,15 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
         recentMedian = short
         let bound = max(policy.tolerance * long, long + policy.minimumQueueDelay)
         let gradient = max(0.5, min(1.0, bound / short))
-        // Growth needs use: an idle limit proves nothing. Queueing shrinks it either way.
-        let underused = Double(inFlight) < limit / 2
         if gradient >= 1 {
             cutEpisode = nil
-            // First tokens reach the limit a queue's wait after the requests that caused them, so
-            // growth is held back twice against overshooting by all the requests admitted in
-            // the meantime: it stops once the median is halfway to the bound, and a sample
-            // vouches for at most half again the concurrency it ran at (as a cut never goes
-            // below the concurrency a sample ran at times the gradient).
+            // Growth needs use: a sample vouches for at most half again the concurrency it ran at
+            // (as a cut never goes below that concurrency times the gradient), so an idle limit
+            // proves nothing. And first tokens reach the limit a queue's wait after the requests
+            // that caused them, so growth stops once the median is halfway to the bound, or it
+            // would overshoot by all the requests admitted in the meantime.
             let ceiling = Double(inFlight) * 1.5
-            guard !underused, short - long <= (bound - long) / 2, limit < ceiling else { return }
+            guard short - long <= (bound - long) / 2, limit < ceiling else { return }
             limit = min(ceiling, limit + limit.squareRoot() * policy.smoothing)
         } else {
             var episode = cutEpisode ?? CutEpisode(worstMedian: short, worstInFlight: Double(inFlight))
@@ -147,6 +145,8 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
             // answer is no news of queueing, however slow the median still is.
             let floor = max(policy.minimumLimit, Double(inFlight) * gradient)
             guard limit > floor, latency > bound else { return }
+            // Queueing shrinks an underused limit too, only without the usual headroom.
+            let underused = Double(inFlight) < limit / 2
             let proposed = limit * gradient + (underused ? 0 : limit.squareRoot())
             limit = max(floor, limit * (1 - policy.smoothing) + proposed * policy.smoothing)
         }

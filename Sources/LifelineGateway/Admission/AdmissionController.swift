@@ -44,7 +44,8 @@ final class AdmissionController: Sendable {
         state = Mutex(State(queue: AdmissionQueue(policy: config.queue, limit: limit.slots), limit: limit))
         self.clock = clock
         self.metrics = metrics
-        metrics.concurrencyLimit(limit)
+        metrics.concurrencyLimit(limit.slots)
+        metrics.concurrencyLatency(recent: nil, baseline: nil)
         metrics.admission(inFlight: 0, queued: 0)  // present from the start, not only after the first request
         metrics.schedulingLag(SchedulingLag.shared.seconds)
     }
@@ -91,15 +92,16 @@ final class AdmissionController: Sendable {
     func release(_ ticket: Ticket, latency: Double?) {
         let now = clock()
         let hostLag = SchedulingLag.shared.seconds
-        let admitted = state.withLock { state -> [UInt64] in
+        let (admitted, recent, baseline) = state.withLock { state -> ([UInt64], Double?, Double?) in
             if let latency { state.limit.record(latency: latency, inFlight: ticket.inFlightAtStart, hostLag: hostLag, contended: ticket.contended) }
             state.recentCompletions.append(now)
             if state.recentCompletions.count > 64 { state.recentCompletions.removeFirst() }
             state.queue.limit = state.limit.slots
-            return state.queue.finish(ticket.priority, at: now)
+            return (state.queue.finish(ticket.priority, at: now), state.limit.recentMedian, state.limit.baseline)
         }
         resume(admitted, admitted: true)
         report()
+        if latency != nil { metrics.concurrencyLatency(recent: recent, baseline: baseline) }
     }
 
     /// A waiter whose client left gives its place up (if it still holds one: it may have just
@@ -147,7 +149,7 @@ final class AdmissionController: Sendable {
     }
 
     private func report() {
-        let (limit, inFlight, waiting) = state.withLock { ($0.limit, $0.queue.inFlight, $0.queue.waiting.count) }
+        let (limit, inFlight, waiting) = state.withLock { ($0.limit.slots, $0.queue.inFlight, $0.queue.waiting.count) }
         metrics.concurrencyLimit(limit)
         metrics.admission(inFlight: inFlight, queued: waiting)
     }

@@ -335,11 +335,15 @@ public final class GatewayMetrics: Sendable {
             .set(seconds)
     }
 
-    public func concurrencyLimit(_ limit: GradientConcurrencyLimit, scope: String = "gateway") {
-        gauge("lifeline_concurrency_limit", [("scope", scope)], help: "The adaptive concurrency limit, for the gateway and per deployment.").set(Double(limit.slots))
+    public func concurrencyLimit(_ slots: Int, scope: String = "gateway") {
+        gauge("lifeline_concurrency_limit", [("scope", scope)], help: "The adaptive concurrency limit, for the gateway and per deployment.").set(Double(slots))
+    }
+
+    /// What an adaptive limit compares, set when it has learnt from a sample (0 before the first).
+    public func concurrencyLatency(recent: Double?, baseline: Double?, scope: String = "gateway") {
         let help = "What the adaptive limit compares: the median of the recent first-token latencies and its slow baseline."
-        gauge("lifeline_concurrency_latency_seconds", [("scope", scope), ("window", "recent")], help: help).set(limit.recentMedian ?? 0)
-        gauge("lifeline_concurrency_latency_seconds", [("scope", scope), ("window", "baseline")], help: help).set(limit.baseline ?? 0)
+        gauge("lifeline_concurrency_latency_seconds", [("scope", scope), ("window", "recent")], help: help).set(recent ?? 0)
+        gauge("lifeline_concurrency_latency_seconds", [("scope", scope), ("window", "baseline")], help: help).set(baseline ?? 0)
     }
 
     /// Attempts a deployment has in progress, against its `lifeline_concurrency_limit{scope=NAME}`.

@@ -39,7 +39,8 @@ final class DeploymentSlots: Sendable {
         self.metrics = metrics
         self.maximumWaiting = maximumWaiting
         for (name, limit) in zip(names, limits) {
-            metrics.concurrencyLimit(limit, scope: name)
+            metrics.concurrencyLimit(limit.slots, scope: name)
+            metrics.concurrencyLatency(recent: nil, baseline: nil, scope: name)
             metrics.deploymentInFlight(0, deployment: name)
         }
     }
@@ -127,22 +128,24 @@ final class DeploymentSlots: Sendable {
     /// An answer's latency (time to first token for streams) trains the deployment's limit.
     func recordLatency(_ position: Int, seconds: Double) {
         let hostLag = SchedulingLag.shared.seconds
-        let (woken, limit) = state.withLock { state -> ([Waiter], GradientConcurrencyLimit) in
+        let (woken, slots, recent, baseline) = state.withLock { state -> ([Waiter], Int, Double?, Double?) in
             state.limits[position].record(latency: seconds, inFlight: state.inFlight[position], hostLag: hostLag,
                                           contended: !state.waiting[position].isEmpty)
-            return (Self.admitWaiting(&state, position), state.limits[position])
+            let limit = state.limits[position]
+            return (Self.admitWaiting(&state, position), limit.slots, limit.recentMedian, limit.baseline)
         }
         for waiter in woken { waiter.continuation.resume(returning: true) }
-        metrics.concurrencyLimit(limit, scope: names[position])
+        metrics.concurrencyLimit(slots, scope: names[position])
+        metrics.concurrencyLatency(recent: recent, baseline: baseline, scope: names[position])
     }
 
     /// The upstream refused for overload (429), timed out or refused the connection.
     func recordOverload(_ position: Int, at now: Double) {
-        let limit = state.withLock { state -> GradientConcurrencyLimit in
+        let slots = state.withLock { state -> Int in
             state.limits[position].recordOverload(at: now)
-            return state.limits[position]
+            return state.limits[position].slots
         }
-        metrics.concurrencyLimit(limit, scope: names[position])
+        metrics.concurrencyLimit(slots, scope: names[position])
     }
 
     private static func admitWaiting(_ state: inout State, _ position: Int) -> [Waiter] {
