@@ -178,15 +178,15 @@ final class GradientConcurrencyLimitTests: XCTestCase {
 
     func testLateSlowAnswersDoNotDriveTheLimitBelowTheirOwnConcurrency() {
         var limit = smallLimit(initial: 50, maximum: 100)
-        for _ in 0..<500 { limit.record(latency: 0.05, inFlight: 70) }
+        for _ in 0..<500 { limit.record(latency: 0.05, inFlight: limit.slots) }
         XCTAssertEqual(limit.limit, 100)
         // Answers that started at 50 in flight arrive twenty times slower, long after the limit
-        // reacted: they pull it down to half their concurrency, not to the minimum.
+        // reacted: they pull it down to a quarter under their concurrency, not to the minimum.
         for _ in 0..<80 { limit.record(latency: 1.0, inFlight: 50) }
-        XCTAssertEqual(limit.limit, 25, accuracy: 1)
+        XCTAssertEqual(limit.limit, 37.5, accuracy: 1)
         // Answers started at the new concurrency are fast again: no further cut.
-        for _ in 0..<20 { limit.record(latency: 0.05, inFlight: 12) }
-        XCTAssertGreaterThanOrEqual(limit.limit, 24)
+        for _ in 0..<20 { limit.record(latency: 0.05, inFlight: 30) }
+        XCTAssertGreaterThanOrEqual(limit.limit, 36.5)
     }
 
     /// An upstream with 16 slots that queues the rest (first token 55 ms, answers of 0.6 s) and

@@ -6,18 +6,27 @@ public struct ConcurrencyLimitPolicy: Sendable, Equatable {
     public var initialLimit = 1024.0
     public var minimumLimit = 16.0
     public var maximumLimit = 10_000.0
-    /// The recent median latency may grow to this multiple of its long-term baseline before the
-    /// limit shrinks.
+    /// The recent latency may grow to this multiple of its long-term baseline before the limit
+    /// shrinks.
     public var tolerance = 2.0
-    /// Nor does it shrink while the median is within this many seconds of the baseline: a first
+    /// Nor does it shrink while the recent latency is within this many seconds of the baseline: a first
     /// token a quarter of a second later is no reason to refuse anyone, and for an upstream whose
     /// first token comes in milliseconds a ratio alone reads a busy host's scheduling as queueing.
     public var minimumQueueDelay = 0.25
     /// Share of each new estimate blended into the limit.
     public var smoothing = 0.2
-    /// Samples in the recent median: a tail of slow answers (a busy core, a long prompt) moves a
-    /// mean but not the median; half of them slow is a trend.
+    /// A slow answer cuts the limit to no less than this share of the concurrency it started at.
+    /// News of a queue arrives late, from answers started before the last cut; answers started
+    /// lower cut further if they are still slow, so the limit steps down to what the upstream
+    /// serves rather than past it.
+    public var cutFloor = 0.75
+    /// Samples the recent latency is read from.
     public var shortWindow = 15
+    /// The recent latency is this quantile of the last `shortWindow` samples: a tail of slow
+    /// answers (one in ten: a busy core, a long prompt) moves a mean but not it, while a queue
+    /// that a quarter of the requests wait in does. (A median would show the queue only once
+    /// most requests wait in it, that is once the limit is twice what the upstream serves.)
+    public var recentQuantile = 0.75
     /// Samples in the long-term latency baseline.
     public var longWindow = 600.0
     /// Each sign of overload (429, timeout, connection error) multiplies the limit by this,
@@ -57,14 +66,15 @@ public struct SchedulingLagWindow: Sendable, Equatable {
 /// A Gradient2-style adaptive concurrency limit (after Netflix's concurrency-limits).
 ///
 /// Samples are what rises when the upstream queues: time to first token for streams, the whole
-/// answer otherwise; never how long a stream lasts. The median of the recent ones is compared
-/// with a slow baseline, learnt only from answers that started with room to spare: while they
-/// match, the limit grows by about √limit per sample (while the median is less than halfway to
-/// the queueing bound, and only up to half again the concurrency the sample ran at, so an idle
-/// limit does not grow); when the median and the sample climb above the queueing bound (`tolerance` ×
-/// the baseline, and at least `minimumQueueDelay` over it), the limit is multiplied by their
-/// ratio (never below half), but never below the sample's own concurrency times that ratio, so
-/// late answers cannot make it overshoot.
+/// answer otherwise; never how long a stream lasts. The recent latency (the upper quartile of
+/// the last few) is compared with a slow baseline, learnt only from answers that started with
+/// room to spare: while they match, the limit grows by about √limit × `smoothing` per sample
+/// (while the recent latency is less than halfway to the queueing bound; and to at most half again
+/// the concurrency the sample ran at, or once the latency has risen a quarter of the way, one such
+/// step over it, so growth waits for news of its last step; an idle limit does not grow); when the recent latency and the sample climb above the queueing
+/// bound (`tolerance` × the baseline, and at least `minimumQueueDelay` over it), the limit is
+/// multiplied by their ratio (never below half), but never below the sample's own concurrency
+/// times `cutFloor`, so late answers cannot make it overshoot.
 /// Overload the upstream reports outright (429s, timeouts, refused connections) shrinks it too.
 public struct GradientConcurrencyLimit: Sendable, Equatable {
     public let policy: ConcurrencyLimitPolicy
@@ -72,17 +82,17 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     /// The last `shortWindow` latencies, oldest overwritten first.
     private var recent: [Double] = []
     private var nextSlot = 0
-    /// The slow baseline the recent median is compared with (seconds; nil before the first sample).
+    /// The slow baseline the recent latency is compared with (seconds; nil before the first sample).
     public private(set) var baseline: Double?
-    /// The median of the recent samples (seconds; nil before the first sample).
-    public private(set) var recentMedian: Double?
+    /// The `recentQuantile` of the recent samples (seconds; nil before the first sample).
+    public private(set) var recentLatency: Double?
     private var samples = 0.0
     private var lastBackoff: Double?
-    /// Since the median last rose over the bound: the slowest median since, the highest
+    /// Since the recent latency last rose over the bound: the slowest since, the highest
     /// concurrency an answer started at, and how many answers in a row since kept most of that
-    /// median's excess at a clearly lower concurrency.
+    /// latency's excess at a clearly lower concurrency.
     private struct CutEpisode: Sendable, Equatable {
-        var worstMedian: Double
+        var worstRecent: Double
         var worstInFlight: Double
         var unhelped = 0
     }
@@ -91,7 +101,7 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
 
     public init(policy: ConcurrencyLimitPolicy) {
         self.policy = policy
-        limit = policy.initialLimit
+        limit = min(policy.maximumLimit, max(policy.minimumLimit, policy.initialLimit))
     }
 
     /// Whole slots available now.
@@ -121,29 +131,35 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
             cutEpisode = nil
         }
         baseline = long
-        recentMedian = short
+        recentLatency = short
         let bound = max(policy.tolerance * long, long + policy.minimumQueueDelay)
         let gradient = max(0.5, min(1.0, bound / short))
         if gradient >= 1 {
             cutEpisode = nil
-            // Growth needs use: a sample vouches for at most half again the concurrency it ran at
-            // (as a cut never goes below that concurrency times the gradient), so an idle limit
-            // proves nothing. And first tokens reach the limit a queue's wait after the requests
-            // that caused them, so growth stops once the median is halfway to the bound, or it
-            // would overshoot by all the requests admitted in the meantime.
-            let ceiling = Double(inFlight) * 1.5
-            guard short - long <= (bound - long) / 2, limit < ceiling else { return }
+            // Growth needs use: a sample vouches only for a little more than the concurrency it
+            // ran at, so an idle limit proves nothing. While the recent latency is within a
+            // quarter of the way to the bound, half again that concurrency; past it a queue may
+            // be forming, and only one step over it, so the next step waits for an answer that
+            // started after this one. (The requests a step admits over what the upstream serves
+            // show as slow first tokens a queue's wait later, and a limit that grew on every
+            // answer that started before them would overshoot by all of them.) Past halfway to
+            // the bound it stops growing.
+            let excess = short - long
+            let ceiling = excess <= (bound - long) / 4
+                ? Double(inFlight) * 1.5
+                : Double(inFlight) + max(1, Double(inFlight).squareRoot() * policy.smoothing)
+            guard excess <= (bound - long) / 2, limit < ceiling else { return }
             limit = min(ceiling, limit + limit.squareRoot() * policy.smoothing)
         } else {
-            var episode = cutEpisode ?? CutEpisode(worstMedian: short, worstInFlight: Double(inFlight))
-            episode.worstMedian = max(episode.worstMedian, short)
+            var episode = cutEpisode ?? CutEpisode(worstRecent: short, worstInFlight: Double(inFlight))
+            episode.worstRecent = max(episode.worstRecent, short)
             episode.worstInFlight = max(episode.worstInFlight, Double(inFlight))
             cutEpisode = episode
             // A sample judges the concurrency it ran at: the limit never falls below that
-            // concurrency times the gradient. Answers that started before the last cut arrive
-            // late, and a limit already under their floor has acted on their news; a fast
-            // answer is no news of queueing, however slow the median still is.
-            let floor = max(policy.minimumLimit, Double(inFlight) * gradient)
+            // concurrency times the gradient, nor a quarter under it. Answers that started before
+            // the last cut arrive late, and a limit already under their floor has acted on their
+            // news; a fast answer is no news of queueing, however slow the recent latency still is.
+            let floor = max(policy.minimumLimit, Double(inFlight) * max(gradient, policy.cutFloor))
             guard limit > floor, latency > bound else { return }
             // Queueing shrinks an underused limit too, only without the usual headroom.
             let underused = Double(inFlight) < limit / 2
@@ -154,21 +170,21 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     }
 
     /// Whether the latency over the baseline is the upstream's own rather than a queue: answers
-    /// started at three quarters or less of the highest concurrency seen since the median rose
-    /// (or at the minimum limit) keep most of the worst median's excess, `shortWindow` in a row.
+    /// started at three quarters or less of the highest concurrency seen since the recent latency
+    /// rose (or at the minimum limit) keep most of its worst excess, `shortWindow` in a row.
     /// A queue as long as the concurrency over the upstream's capacity would shrink by at least
     /// the share the concurrency fell.
     private mutating func cuttingDoesNotHelp(latency: Double, inFlight: Int, baseline: Double) -> Bool {
-        guard var episode = cutEpisode, episode.worstMedian > baseline else { return false }
+        guard var episode = cutEpisode, episode.worstRecent > baseline else { return false }
         let share = Double(inFlight) / episode.worstInFlight
         guard share <= 0.75 || Double(inFlight) <= policy.minimumLimit else { return false }
-        let kept = (latency - baseline) / (episode.worstMedian - baseline)
+        let kept = (latency - baseline) / (episode.worstRecent - baseline)
         episode.unhelped = kept >= (1 + min(share, 0.75)) / 2 ? episode.unhelped + 1 : 0
         cutEpisode = episode
         return episode.unhelped >= policy.shortWindow
     }
 
-    /// Keeps `latency` among the recent ones and returns their median.
+    /// Keeps `latency` among the recent ones and returns their `recentQuantile`.
     private mutating func remember(_ latency: Double) -> Double {
         if recent.count < policy.shortWindow {
             recent.append(latency)
@@ -177,8 +193,7 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
             nextSlot = (nextSlot + 1) % recent.count
         }
         let sorted = recent.sorted()
-        let middle = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+        return sorted[Int((Double(sorted.count - 1) * policy.recentQuantile).rounded())]
     }
 
     /// The upstream said it is overloaded (429), or stopped answering in time or accepting

@@ -97,7 +97,7 @@ final class AdmissionController: Sendable {
             state.recentCompletions.append(now)
             if state.recentCompletions.count > 64 { state.recentCompletions.removeFirst() }
             state.queue.limit = state.limit.slots
-            return (state.queue.finish(ticket.priority, at: now), state.limit.recentMedian, state.limit.baseline)
+            return (state.queue.finish(ticket.priority, at: now), state.limit.recentLatency, state.limit.baseline)
         }
         resume(admitted, admitted: true)
         report()

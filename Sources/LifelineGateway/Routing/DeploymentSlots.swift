@@ -132,7 +132,7 @@ final class DeploymentSlots: Sendable {
             state.limits[position].record(latency: seconds, inFlight: state.inFlight[position], hostLag: hostLag,
                                           contended: !state.waiting[position].isEmpty)
             let limit = state.limits[position]
-            return (Self.admitWaiting(&state, position), limit.slots, limit.recentMedian, limit.baseline)
+            return (Self.admitWaiting(&state, position), limit.slots, limit.recentLatency, limit.baseline)
         }
         for waiter in woken { waiter.continuation.resume(returning: true) }
         metrics.concurrencyLimit(slots, scope: names[position])
