@@ -40,10 +40,11 @@ final class OverloadSimulationTests: XCTestCase {
                 ratios.append(outcome.totalPercentile(99) / unloaded)
                 let label = "\(clients) clients, seed \(seed)"
                 // The limit settles around the upstream's 16 slots: it does not starve them, and the
-                // queue it lets form behind them stays at most half their number most of the time.
+                // queue it lets form behind them is under ten most of the time (before, at three
+                // times capacity, every client over the slots queued there).
                 XCTAssertGreaterThanOrEqual(outcome.limits.min() ?? 0, 14, label, file: file, line: line)
                 let atUpstream = outcome.upstreamInFlight.sorted()
-                XCTAssertLessThanOrEqual(atUpstream[atUpstream.count / 2], 24, label, file: file, line: line)
+                XCTAssertLessThan(atUpstream[atUpstream.count / 2], 16 + 10, label, file: file, line: line)
                 // Goodput: the answers completed against what 16 slots serve.
                 let capacity = 16 / (0.05 + 0.55) * outcome.seconds
                 XCTAssertGreaterThanOrEqual(Double(outcome.admittedTotals.count), 0.9 * capacity, label, file: file, line: line)
@@ -55,8 +56,8 @@ final class OverloadSimulationTests: XCTestCase {
 
     func testAtThreeAndFiveTimesCapacityTheGatewaysLimitHoldsTheUpstreamsQueueDown() {
         // As the gateway learns: each first token when its answer ends. Before the limit compared
-        // the upper quartile and grew a step at a time, the queue at the upstream reached 48 of
-        // 48 clients and the admitted p99 2.9 × the unloaded one.
+        // the upper quartile and grew a step at a time, all 48 clients were at the upstream (32
+        // of them queued) and the admitted p99 was 2.9 × the unloaded one.
         checkOverload(atFirstToken: false, bound: 2.5)
     }
 

@@ -22,10 +22,14 @@ public struct ConcurrencyLimitPolicy: Sendable, Equatable {
     public var cutFloor = 0.75
     /// Samples the recent latency is read from.
     public var shortWindow = 15
-    /// The recent latency is this quantile of the last `shortWindow` samples: a tail of slow
-    /// answers (one in ten: a busy core, a long prompt) moves a mean but not it, while a queue
-    /// that a quarter of the requests wait in does. (A median would show the queue only once
-    /// most requests wait in it, that is once the limit is twice what the upstream serves.)
+    /// While the limit is in use (the sample started with others waiting for a slot, or with
+    /// three quarters of the limit or more in flight), the recent latency is this quantile of the last `shortWindow` samples: a tail of
+    /// slow answers (one in ten: a busy core, a long prompt) does not move it, while a queue that
+    /// a quarter of the requests wait in does. A median would show that queue only once most
+    /// requests wait in it, that is once the limit is twice what the upstream serves. While the
+    /// limit has room, it is their median: a cut would then make it bind and refuse traffic at
+    /// once, and a burst on a busy host makes a quarter of first tokens late with no queue
+    /// upstream, so only half of them slow is evidence enough.
     public var recentQuantile = 0.75
     /// Samples in the long-term latency baseline.
     public var longWindow = 600.0
@@ -67,7 +71,7 @@ public struct SchedulingLagWindow: Sendable, Equatable {
 ///
 /// Samples are what rises when the upstream queues: time to first token for streams, the whole
 /// answer otherwise; never how long a stream lasts. The recent latency (the upper quartile of
-/// the last few) is compared with a slow baseline, learnt only from answers that started with
+/// the last few while the limit is in use, their median otherwise) is compared with a slow baseline, learnt only from answers that started with
 /// room to spare: while they match, the limit grows by about √limit × `smoothing` per sample
 /// (while the recent latency is less than halfway to the queueing bound; and to at most half again
 /// the concurrency the sample ran at, or once the latency has risen a quarter of the way, one such
@@ -84,7 +88,8 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     private var nextSlot = 0
     /// The slow baseline the recent latency is compared with (seconds; nil before the first sample).
     public private(set) var baseline: Double?
-    /// The `recentQuantile` of the recent samples (seconds; nil before the first sample).
+    /// The `recentQuantile` of the recent samples while the limit is in use, their median otherwise
+    /// (seconds; nil before the first sample).
     public private(set) var recentLatency: Double?
     private var samples = 0.0
     private var lastBackoff: Double?
@@ -115,7 +120,9 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     public mutating func record(latency: Double, inFlight: Int, hostLag: Double = 0, contended: Bool = false) {
         guard latency > 0, hostLag < policy.maximumHostLag else { return }
         samples += 1
-        let short = remember(latency)
+        let binds = contended || inFlight >= slots
+        let inUse = binds || Double(inFlight) >= 0.75 * limit
+        let short = remember(latency, quantile: inUse ? policy.recentQuantile : 0.5)
         let previous = baseline ?? latency
         let longWeight = 1 / min(samples, policy.longWindow)
         var long = previous * (1 - longWeight) + latency * longWeight
@@ -125,7 +132,7 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
         // every slot was taken) may have queued upstream, which is what this limit exists to
         // bound, not a new normal: it never raises the baseline, or the bound would climb with
         // the queue and the limit with it. Unless cutting does not help (below).
-        if long > previous, contended || inFlight >= slots { long = previous }
+        if long > previous, binds { long = previous }
         if cuttingDoesNotHelp(latency: latency, inFlight: inFlight, baseline: previous) {
             long = short
             cutEpisode = nil
@@ -184,8 +191,8 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
         return episode.unhelped >= policy.shortWindow
     }
 
-    /// Keeps `latency` among the recent ones and returns their `recentQuantile`.
-    private mutating func remember(_ latency: Double) -> Double {
+    /// Keeps `latency` among the recent ones and returns their `quantile`.
+    private mutating func remember(_ latency: Double, quantile: Double) -> Double {
         if recent.count < policy.shortWindow {
             recent.append(latency)
         } else {
@@ -193,7 +200,8 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
             nextSlot = (nextSlot + 1) % recent.count
         }
         let sorted = recent.sorted()
-        return sorted[Int((Double(sorted.count - 1) * policy.recentQuantile).rounded())]
+        if quantile == 0.5, sorted.count % 2 == 0 { return (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2 }
+        return sorted[Int((Double(sorted.count - 1) * quantile).rounded())]
     }
 
     /// The upstream said it is overloaded (429), or stopped answering in time or accepting

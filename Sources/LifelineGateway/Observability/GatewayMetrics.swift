@@ -341,7 +341,7 @@ public final class GatewayMetrics: Sendable {
 
     /// What an adaptive limit compares, set when it has learnt from a sample (0 before the first).
     public func concurrencyLatency(recent: Double?, baseline: Double?, scope: String = "gateway") {
-        let help = "What the adaptive limit compares: the upper quartile of the recent first-token latencies and its slow baseline."
+        let help = "What the adaptive limit compares: the recent first-token latency (upper quartile while the limit is in use, median otherwise) and its slow baseline."
         gauge("lifeline_concurrency_latency_seconds", [("scope", scope), ("window", "recent")], help: help).set(recent ?? 0)
         gauge("lifeline_concurrency_latency_seconds", [("scope", scope), ("window", "baseline")], help: help).set(baseline ?? 0)
     }
