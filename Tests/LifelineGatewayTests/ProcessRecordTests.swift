@@ -20,7 +20,7 @@ final class ProcessRecordTests: XCTestCase {
     }
 
     override func tearDown() {
-        for child in children where child.isRunning { child.terminate() }
+        for child in children where child.isRunning { kill(child.processIdentifier, SIGKILL) }
         try? FileManager.default.removeItem(at: directory)
     }
 
@@ -116,7 +116,9 @@ final class ProcessRecordTests: XCTestCase {
             children.append(child)
             let settled = await ProcessRecord.settledCommandLine(of: child.processIdentifier, wrapper: wrapped.executable.path)
             XCTAssertEqual(settled, ["/bin/sleep", "30"])
-            child.terminate()
+            // SIGKILL: a child launched from a thread that blocks SIGTERM inherits the block, and
+            // SIGTERM would then leave each launch waiting out its 30 s.
+            kill(child.processIdentifier, SIGKILL)
             child.waitUntilExit()
         }
     }

@@ -22,13 +22,13 @@ public struct ConcurrencyLimitPolicy: Sendable, Equatable {
     public var cutFloor = 0.75
     /// Samples the recent latency is read from.
     public var shortWindow = 15
-    /// While the limit is in use (the sample started with others waiting for a slot, or with
-    /// three quarters of the limit or more in flight), the recent latency is this quantile of the last `shortWindow` samples: a tail of
-    /// slow answers (one in ten: a busy core, a long prompt) does not move it, while a queue that
-    /// a quarter of the requests wait in does. A median would show that queue only once most
-    /// requests wait in it, that is once the limit is twice what the upstream serves. While the
-    /// limit has room, it is their median: a cut would then make it bind and refuse traffic at
-    /// once, and a burst on a busy host makes a quarter of first tokens late with no queue
+    /// While the limit is in use (the sample started with others waiting for a slot, or with three
+    /// quarters of the limit or more in flight), the recent latency is this quantile of the last
+    /// `shortWindow` samples: a tail of slow answers (one in ten: a busy core, a long prompt) does not
+    /// move it, while a queue that a quarter of the requests wait in does. A median would show that
+    /// queue only once most requests wait in it, that is once the limit is twice what the upstream
+    /// serves. While the limit has room, it is their median: a cut would then make it bind and refuse
+    /// traffic at once, and a burst on a busy host makes a quarter of first tokens late with no queue
     /// upstream, so only half of them slow is evidence enough.
     public var recentQuantile = 0.75
     /// Samples in the long-term latency baseline.
@@ -71,14 +71,17 @@ public struct SchedulingLagWindow: Sendable, Equatable {
 ///
 /// Samples are what rises when the upstream queues: time to first token for streams, the whole
 /// answer otherwise; never how long a stream lasts. The recent latency (the upper quartile of
-/// the last few while the limit is in use, their median otherwise) is compared with a slow baseline, learnt only from answers that started with
-/// room to spare: while they match, the limit grows by about √limit × `smoothing` per sample
-/// (while the recent latency is less than halfway to the queueing bound; and to at most half again
-/// the concurrency the sample ran at, or once the latency has risen a quarter of the way, one such
-/// step over it, so growth waits for news of its last step; an idle limit does not grow); when the recent latency and the sample climb above the queueing
-/// bound (`tolerance` × the baseline, and at least `minimumQueueDelay` over it), the limit is
-/// multiplied by their ratio (never below half), but never below the sample's own concurrency
-/// times `cutFloor`, so late answers cannot make it overshoot.
+/// the last few while the limit is in use, their median otherwise) is compared with a slow
+/// baseline, learnt only from answers that started with room to spare.
+///
+/// While they match, the limit grows by about √limit × `smoothing` per sample: only while the
+/// recent latency is less than halfway to the queueing bound, and to at most half again the
+/// concurrency the sample ran at (one such step over it once the latency has risen a quarter of
+/// the way, so growth waits for news of its last step); an idle limit does not grow. When the
+/// recent latency and the sample climb above the queueing bound (`tolerance` × the baseline, and
+/// at least `minimumQueueDelay` over it), the limit is multiplied by their ratio (never below
+/// half), but never below the sample's own concurrency times `cutFloor`, so late answers cannot
+/// make it overshoot.
 /// Overload the upstream reports outright (429s, timeouts, refused connections) shrinks it too.
 public struct GradientConcurrencyLimit: Sendable, Equatable {
     public let policy: ConcurrencyLimitPolicy
@@ -200,7 +203,8 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
             nextSlot = (nextSlot + 1) % recent.count
         }
         let sorted = recent.sorted()
-        if quantile == 0.5, sorted.count % 2 == 0 { return (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2 }
+        let middle = sorted.count / 2
+        if quantile == 0.5, sorted.count % 2 == 0 { return (sorted[middle - 1] + sorted[middle]) / 2 }
         return sorted[Int((Double(sorted.count - 1) * quantile).rounded())]
     }
 
