@@ -87,12 +87,12 @@ struct OverloadSimulation {
 
     /// Runs the whole shape and returns what it measured after the warm-up.
     mutating func run() -> Outcome {
-        // The benchmark's mix: 10 % critical, 20 % high, 30 % normal, 40 % low, started a little apart.
+        // Clients start a millisecond apart.
         for client in 0..<shape.clients { schedule(.arrive(client: client), at: Double(client) * 0.001) }
         schedule(.tick, at: 0.01)
         schedule(.sample, at: 0.5)
         var steps = 0
-        while let next = popEvent(), next.time <= shape.seconds, steps < 10_000_000 {
+        while let next = events.popLast(), next.time <= shape.seconds, steps < 10_000_000 {
             steps += 1
             now = next.time
             handle(next.event)
@@ -101,6 +101,7 @@ struct OverloadSimulation {
         return outcome
     }
 
+    /// The benchmark's mix: 10 % critical, 20 % high, 30 % normal, 40 % low.
     private static func priority(of client: Int) -> Priority {
         switch client % 10 {
         case 0: .critical
@@ -202,9 +203,5 @@ struct OverloadSimulation {
             if other.time > time || (other.time == time && other.order > entry.order) { low = middle + 1 } else { high = middle }
         }
         events.insert(entry, at: low)
-    }
-
-    private mutating func popEvent() -> (time: Double, order: UInt64, event: Event)? {
-        events.popLast()
     }
 }
