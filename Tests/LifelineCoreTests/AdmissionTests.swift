@@ -366,6 +366,7 @@ final class AdmissionQueueTests: XCTestCase {
         policy.target = 0.1
         policy.interval = 0.5
         policy.maximumWait = 100
+        policy.standingWait = 100
         var queue = AdmissionQueue(policy: policy, limit: 0)
         _ = queue.arrive(id: 1, priority: .high, at: 0)
         _ = queue.arrive(id: 2, priority: .low, at: 0)
@@ -374,6 +375,63 @@ final class AdmissionQueueTests: XCTestCase {
         XCTAssertEqual(queue.expire(at: 0.75), [2])
         XCTAssertEqual(queue.expire(at: 0.8), [])
         XCTAssertEqual(queue.expire(at: 1.3), [3])
+    }
+
+    func testAStandingQueueShedsRequestsBelowCriticalAtItsShorterWait() {
+        policy.target = 0.1
+        policy.standingWait = 0.25
+        policy.maximumWait = 2
+        policy.interval = 100  // the shed from the back is another test's
+        var queue = AdmissionQueue(policy: policy, limit: 0)
+        XCTAssertEqual(queue.arrive(id: 0, priority: .critical, at: 0).0, .admitted, "the critical reserve")
+        _ = queue.arrive(id: 1, priority: .normal, at: 0)
+        XCTAssertEqual(queue.arrive(id: 2, priority: .critical, at: 0).0, .queued)
+        _ = queue.arrive(id: 3, priority: .low, at: 0.2)
+        // The head has waited under the target: the queue may still be absorbing a burst.
+        XCTAssertEqual(queue.expire(at: 0.05), [])
+        // Standing: the normal request has waited its 0.25 s, the low one not yet.
+        XCTAssertEqual(queue.expire(at: 0.3), [1])
+        XCTAssertEqual(queue.expire(at: 0.45), [3])
+        // A critical request waits its whole `maximumWait`.
+        XCTAssertEqual(queue.expire(at: 1.9), [])
+        XCTAssertEqual(queue.expire(at: 2), [2])
+    }
+
+    func testAQueueThatDrainsQuicklyKeepsItsLongerWait() {
+        policy.target = 0.5
+        policy.standingWait = 0.25
+        policy.maximumWait = 2
+        var queue = AdmissionQueue(policy: policy, limit: 0)
+        _ = queue.arrive(id: 1, priority: .normal, at: 0)
+        // Waited 0.3 s, but under the target: not a standing queue.
+        XCTAssertEqual(queue.expire(at: 0.3), [])
+        XCTAssertEqual(queue.expire(at: 0.6), [1])
+    }
+
+    func testCriticalRequestsAreServedOldestFirstEvenInAStandingQueue() {
+        policy.target = 0.1
+        var queue = AdmissionQueue(policy: policy, limit: 1)
+        XCTAssertEqual(queue.arrive(id: 1, priority: .normal, at: 0).0, .admitted)
+        XCTAssertEqual(queue.arrive(id: 2, priority: .critical, at: 0).0, .admitted, "the critical reserve")
+        XCTAssertEqual(queue.arrive(id: 3, priority: .critical, at: 0).0, .queued)
+        XCTAssertEqual(queue.arrive(id: 4, priority: .critical, at: 0.3).0, .queued)
+        // Newest first would leave the oldest critical request to wait until it is shed.
+        XCTAssertEqual(queue.finish(.normal, at: 0.5), [3])
+        XCTAssertEqual(queue.finish(.critical, at: 0.6), [4])
+    }
+
+    func testAShedKeepsDemandCountedOverTheLimitForASecond() {
+        policy.maximumLength = 1
+        var queue = AdmissionQueue(policy: policy, limit: 1)
+        XCTAssertFalse(queue.isContended(at: 0))
+        XCTAssertEqual(queue.arrive(id: 1, priority: .normal, at: 0).0, .admitted)
+        XCTAssertEqual(queue.arrive(id: 2, priority: .normal, at: 0).0, .queued)
+        XCTAssertTrue(queue.isContended(at: 0))
+        XCTAssertEqual(queue.arrive(id: 3, priority: .normal, at: 0.1).0, .shed)
+        XCTAssertEqual(queue.finish(.normal, at: 0.2), [2])
+        // Nobody waits, but a request was refused a moment ago: the limit still binds.
+        XCTAssertTrue(queue.isContended(at: 0.5))
+        XCTAssertFalse(queue.isContended(at: 1.2))
     }
 
     func testARaisedLimitAdmitsWaiters() {

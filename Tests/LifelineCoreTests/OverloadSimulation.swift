@@ -35,8 +35,18 @@ struct OverloadSimulation {
         /// Seconds from a request's arrival at the gateway to its last token, for those admitted.
         var admittedTotals: [Double] = []
         var shed = 0
+        /// Refusals by priority.
+        var shedByPriority: [Priority: Int] = [:]
+        /// Answers completed by priority.
+        var servedByPriority: [Priority: Int] = [:]
         /// Seconds measured (the run after its warm-up).
         var seconds = 0.0
+
+        /// Of the requests of `priority` answered or refused, the share answered.
+        func success(of priority: Priority) -> Double {
+            let served = Double(servedByPriority[priority] ?? 0)
+            return served / max(1, served + Double(shedByPriority[priority] ?? 0))
+        }
 
         /// Nearest-rank percentile of the admitted requests' total time.
         func totalPercentile(_ p: Double) -> Double {
@@ -124,7 +134,7 @@ struct OverloadSimulation {
             switch arrival {
             case .admitted:
                 request.inFlightAtStart = queue.inFlight
-                request.contended = !queue.waiting.isEmpty
+                request.contended = queue.isContended(at: now)
                 requests[id] = request
                 dispatch(id)
             case .queued:
@@ -142,7 +152,10 @@ struct OverloadSimulation {
             if !shape.learnsAtFirstToken { learn(from: request, at: request.firstToken) }
             upstreamBusy -= 1
             if !upstreamWaiting.isEmpty { serve(upstreamWaiting.removeFirst()) }
-            if measuring { outcome.admittedTotals.append(now - request.arrived) }
+            if measuring {
+                outcome.admittedTotals.append(now - request.arrived)
+                outcome.servedByPriority[request.priority, default: 0] += 1
+            }
             admitFromQueue(queue.finish(request.priority, at: now))
             schedule(.arrive(client: request.client), at: now)
         case .tick:
@@ -187,7 +200,10 @@ struct OverloadSimulation {
 
     private mutating func refuse(_ id: UInt64) {
         guard let request = requests.removeValue(forKey: id) else { return }
-        if measuring { outcome.shed += 1 }
+        if measuring {
+            outcome.shed += 1
+            outcome.shedByPriority[request.priority, default: 0] += 1
+        }
         schedule(.arrive(client: request.client), at: now + shape.retryAfter)
     }
 

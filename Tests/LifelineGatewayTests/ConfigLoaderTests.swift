@@ -247,6 +247,15 @@ final class ConfigLoaderTests: XCTestCase {
         ])
     }
 
+    func testTheQueuesStandingWaitIsReadInMillisecondsAndChecked() throws {
+        XCTAssertEqual(try ConfigLoader.parse(Self.oneModel, environment: [:]).admission.queue.standingWait, 0.25)
+        let config = try ConfigLoader.parse(Self.oneModel + "admission: {queue: {standing_wait_ms: 800}}\n", environment: [:])
+        XCTAssertEqual(config.admission.queue.standingWait, 0.8)
+        XCTAssertEqual(issues(Self.oneModel + "admission: {queue: {standing_wait_ms: 0}}\n"), [
+            "admission.queue.standing_wait_ms: must be from 1 to 600000, got 0",
+        ])
+    }
+
     func testStoredResponsesAreBoundedByConfig() throws {
         let defaults = try ConfigLoader.parse(Self.oneModel, environment: [:]).storage
         XCTAssertEqual(defaults.responsesTTLSeconds, 30 * 86_400)

@@ -13,6 +13,12 @@ public struct AdmissionQueuePolicy: Sendable, Equatable {
     /// as many critical requests may always be in flight, even while a limit that just fell
     /// under what is in flight waits for the rest to drain.
     public var criticalReserve = 0.1
+    /// Once the queue stands (its head has waited over `target`), a request below critical that
+    /// has waited this long is shed. The queue then serves the newest first, so such a request
+    /// would be served only in a lull, carrying its whole wait into the answer's latency, or shed
+    /// at `maximumWait` anyway; shed now, its client hears Retry-After sooner and the admitted
+    /// requests keep a short wait.
+    public var standingWait = 0.25
 
     public init() {}
 }
@@ -39,6 +45,10 @@ public struct AdmissionQueue: Sendable, Equatable {
     public private(set) var waiting: [Waiter] = []
     public var limit: Int
     private var standingSince: Double?
+    /// When a request was last shed or pushed out.
+    private var lastShed: Double?
+    /// For how long after a shed demand still counts as over the limit.
+    private static let contentionMemory = 1.0
 
     public init(policy: AdmissionQueuePolicy, limit: Int) {
         self.policy = policy
@@ -63,9 +73,13 @@ public struct AdmissionQueue: Sendable, Equatable {
             take(priority)
             return (.admitted, [])
         }
-        guard policy.maximumLength > 0 else { return (.shed, []) }
+        guard policy.maximumLength > 0 else {
+            lastShed = now
+            return (.shed, [])
+        }
         var evicted: [UInt64] = []
         if waiting.count >= policy.maximumLength {
+            lastShed = now
             // Full: the newest of the least important goes, unless that is the newcomer.
             guard let victim = lastOfLowest(), waiting[victim].priority < priority else { return (.shed, []) }
             evicted.append(waiting.remove(at: victim).id)
@@ -103,11 +117,26 @@ public struct AdmissionQueue: Sendable, Equatable {
     /// arrive while the queue drains quickly, and the last to arrive once its head has waited
     /// over `target` (adaptive LIFO). In a standing queue, first come, first served would make
     /// every admitted request carry the whole queue's wait; newest first keeps the admitted ones
-    /// quick, and those left behind reach `maximumWait` and are shed with a Retry-After.
+    /// quick, and those left behind reach `standingWait` and are shed with a Retry-After.
+    /// Critical requests are shed last of all, so they are always served oldest first: newest
+    /// first would leave the oldest of them waiting until `maximumWait` shed it.
     private func nextIndex(at now: Double) -> Int? {
         guard let first = waiting.first else { return nil }
-        guard now - first.arrived > policy.target else { return 0 }
+        guard isStanding(at: now), first.priority != .critical else { return 0 }
         return waiting.lastIndex { $0.priority == first.priority }
+    }
+
+    private func isStanding(at now: Double) -> Bool {
+        guard let first = waiting.first else { return false }
+        return now - first.arrived > policy.target
+    }
+
+    /// Whether demand exceeds the limit: requests wait, or one was shed within the last second.
+    /// A queue that sheds early is often empty for a moment while the limit still binds.
+    public func isContended(at now: Double) -> Bool {
+        if !waiting.isEmpty { return true }
+        guard let lastShed else { return false }
+        return now - lastShed < Self.contentionMemory
     }
 
     /// A waiter that gave up (its client left) leaves the queue.
@@ -117,10 +146,18 @@ public struct AdmissionQueue: Sendable, Equatable {
         return true
     }
 
-    /// Sheds waiters that waited too long, and one from the back of a standing queue.
+    /// Sheds waiters that waited too long (`maximumWait`; in a standing queue `standingWait` for
+    /// those below critical), and one from the back of a queue that stays standing.
     public mutating func expire(at now: Double) -> [UInt64] {
-        var shed = waiting.filter { now - $0.arrived >= policy.maximumWait }.map(\.id)
-        waiting.removeAll { now - $0.arrived >= policy.maximumWait }
+        let longest = policy.maximumWait
+        let standingLongest = isStanding(at: now) ? policy.standingWait : .infinity
+        let late = { (waiter: Waiter) -> Bool in
+            let wait = now - waiter.arrived
+            return wait >= longest || (waiter.priority != .critical && wait >= standingLongest)
+        }
+        var shed = waiting.filter(late).map(\.id)
+        waiting.removeAll(where: late)
+        defer { if !shed.isEmpty { lastShed = now } }
         let shortestWait = waiting.map { now - $0.arrived }.min()
         if let shortestWait, shortestWait > policy.target {
             let since = standingSince ?? now

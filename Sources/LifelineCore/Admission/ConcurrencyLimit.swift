@@ -22,7 +22,7 @@ public struct ConcurrencyLimitPolicy: Sendable, Equatable {
     public var cutFloor = 0.75
     /// Samples the recent latency is read from.
     public var shortWindow = 15
-    /// While the limit is in use (the sample started with others waiting for a slot, or with three
+    /// While the limit is in use (the sample started with demand over the limit, or with three
     /// quarters of the limit or more in flight), the recent latency is this quantile of the last
     /// `shortWindow` samples: a tail of slow answers (one in ten: a busy core, a long prompt) does not
     /// move it, while a queue that a quarter of the requests wait in does. A median would show that
@@ -118,8 +118,8 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     /// Feeds one answer's latency (time to first token, or the whole answer when not streamed),
     /// with how many requests were in flight when it started, and how late the gateway's own
     /// scheduling runs now (`hostLag`, seconds): a sample taken while that is at least
-    /// `maximumHostLag` says nothing about the upstream and is dropped. `contended`: requests
-    /// were waiting for a slot when this one started.
+    /// `maximumHostLag` says nothing about the upstream and is dropped. `contended`: demand was over
+    /// the limit when this one started (others waited for a slot, or one was just shed).
     public mutating func record(latency: Double, inFlight: Int, hostLag: Double = 0, contended: Bool = false) {
         guard latency > 0, hostLag < policy.maximumHostLag else { return }
         samples += 1

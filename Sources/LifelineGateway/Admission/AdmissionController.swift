@@ -20,7 +20,8 @@ final class AdmissionController: Sendable {
         let id: UInt64
         let priority: Priority
         let inFlightAtStart: Int
-        /// Others were waiting for a slot when this request got one (or it waited itself).
+        /// Demand was over the limit when this request got its slot: others waited, one was shed
+        /// within the last second, or it waited itself.
         let contended: Bool
     }
 
@@ -55,7 +56,7 @@ final class AdmissionController: Sendable {
         let (id, arrival, evicted, inFlight, contended) = state.withLock { state in
             state.nextID += 1
             let (arrival, evicted) = state.queue.arrive(id: state.nextID, priority: priority, at: now)
-            return (state.nextID, arrival, evicted, state.queue.inFlight, !state.queue.waiting.isEmpty)
+            return (state.nextID, arrival, evicted, state.queue.inFlight, state.queue.isContended(at: now))
         }
         resume(evicted, admitted: false)
         switch arrival {

@@ -571,9 +571,10 @@ struct ConfigReader {
         admission.deploymentConcurrency = readLimit(object["deployment_concurrency"], "admission.deployment_concurrency",
                                                     admission.deploymentConcurrency)
         let queuePath = "admission.queue"
-        let queue = self.object(object["queue"], queuePath, allowed: ["max_length", "max_wait_ms", "target_ms", "interval_ms", "critical_reserve"])
+        let queue = self.object(object["queue"], queuePath, allowed: ["max_length", "max_wait_ms", "standing_wait_ms", "target_ms", "interval_ms", "critical_reserve"])
         if let value = integer(queue, "max_length", queuePath, in: 0...1_000_000) { admission.queue.maximumLength = value }
         if let value = number(queue, "max_wait_ms", queuePath, in: 1...600_000) { admission.queue.maximumWait = value / 1000 }
+        if let value = number(queue, "standing_wait_ms", queuePath, in: 1...600_000) { admission.queue.standingWait = value / 1000 }
         if let value = number(queue, "target_ms", queuePath, in: 1...600_000) { admission.queue.target = value / 1000 }
         if let value = number(queue, "interval_ms", queuePath, in: 1...600_000) { admission.queue.interval = value / 1000 }
         if let value = number(queue, "critical_reserve", queuePath, in: 0...10) { admission.queue.criticalReserve = value }
