@@ -326,6 +326,10 @@ public struct UpstreamEventStream {
             return
         case .openai, .azureOpenAI:
             if event.data.elementsEqual("[DONE]".utf8) { finished = true; return }
+            if let text = OpenAIChatResponse.textDeltaEvent(inChunk: event.data) {
+                pending.append(text)
+                return
+            }
             guard let json = try? JSONCoding.decode(event.data) else { throw UpstreamFailure(.malformed, "a stream chunk that is not JSON") }
             if let error = json["error"] {
                 throw UpstreamFailure(.status(500), error["message"]?.stringValue ?? "upstream stream error")

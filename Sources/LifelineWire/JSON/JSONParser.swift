@@ -219,3 +219,155 @@ struct JSONParser {
 
     private func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 }
+
+// MARK: - The common OpenAI stream chunk, without a tree
+
+extension JSONParser {
+    /// Reads an OpenAI-compatible stream chunk of the shape nearly every chunk of an answer
+    /// takes, one choice whose delta is text alone (no finish, no usage, no logprobs), without
+    /// building a tree: the choice's index and its text. Nil for any other chunk, for a key
+    /// written with an escape or given twice, and for input that is not JSON: the caller then
+    /// parses it in full. For every chunk it accepts, the full parse reads the same.
+    static func openAITextDelta(_ bytes: [UInt8]) -> (choice: Int, text: String)? {
+        var parser = JSONParser(bytes: bytes)
+        parser.skipWhitespace()
+        guard let found = try? parser.readTextDeltaChunk() else { return nil }
+        parser.skipWhitespace()
+        return parser.index == bytes.count ? found : nil
+    }
+
+    /// Top-level keys: the choices, a null usage, and scalars the text needs nothing from.
+    private static let chunkKeys = ["choices", "usage", "id", "object", "created", "model", "system_fingerprint", "service_tier", "obfuscation"]
+    private static let choiceKeys = ["index", "delta", "finish_reason", "logprobs"]
+    /// The text, and keys that may come as null beside it (the role also as a string).
+    private static let deltaKeys = ["content", "role", "refusal", "tool_calls", "function_call", "reasoning_content"]
+
+    /// Which of `names` the raw key is, once per object: nil for another key or one seen before.
+    private static func position(of key: ArraySlice<UInt8>, in names: [String], seen: inout Int) -> Int? {
+        guard let position = names.firstIndex(where: { key.elementsEqual($0.utf8) }), seen & (1 << position) == 0 else { return nil }
+        seen |= 1 << position
+        return position
+    }
+
+    private mutating func readTextDeltaChunk() throws(JSONParseError) -> (choice: Int, text: String)? {
+        var found: (choice: Int, text: String)?
+        var seen = 0
+        let complete = try readFlatObject { parser, key throws(JSONParseError) -> Bool in
+            switch Self.position(of: key, in: Self.chunkKeys, seen: &seen) {
+            case nil: return false
+            case 0:
+                found = try parser.readSingleTextChoice()
+                return found != nil
+            case 1: return try parser.readNull()
+            default:
+                switch try parser.readValue(depth: 1) {
+                case .object, .array: return false
+                default: return true
+                }
+            }
+        }
+        return complete ? found : nil
+    }
+
+    /// `[{"index": N, "delta": {"content": "…"}, "finish_reason": null, "logprobs": null}]`, in any order.
+    private mutating func readSingleTextChoice() throws(JSONParseError) -> (choice: Int, text: String)? {
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "[") else { return nil }
+        index += 1
+        skipWhitespace()
+        var choice = 0
+        var text: String?
+        var seen = 0
+        let complete = try readFlatObject { parser, key throws(JSONParseError) -> Bool in
+            switch Self.position(of: key, in: Self.choiceKeys, seen: &seen) {
+            case nil: return false
+            case 0:
+                guard let value = parser.readSmallNaturalNumber() else { return false }
+                choice = value
+                return true
+            case 1:
+                text = try parser.readTextOnlyDelta()
+                return text != nil
+            default: return try parser.readNull()
+            }
+        }
+        guard complete, let text else { return nil }
+        skipWhitespace()
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "]") else { return nil }
+        index += 1
+        return (choice, text)
+    }
+
+    /// `{"content": "…"}` with a non-empty text, beside keys that are null.
+    private mutating func readTextOnlyDelta() throws(JSONParseError) -> String? {
+        var text: String?
+        var seen = 0
+        let complete = try readFlatObject { parser, key throws(JSONParseError) -> Bool in
+            let position = Self.position(of: key, in: Self.deltaKeys, seen: &seen)
+            guard let position else { return false }
+            let isString = parser.index < parser.bytes.count && parser.bytes[parser.index] == UInt8(ascii: "\"")
+            if position == 0 {
+                guard isString else { return false }
+                let content = try parser.readString()
+                text = content
+                return !content.isEmpty
+            }
+            // The role comes as a string on some chunks; the full parse ignores it either way.
+            if position == 1, isString {
+                _ = try parser.readString()
+                return true
+            }
+            return try parser.readNull()
+        }
+        return complete ? text : nil
+    }
+
+    /// Walks an object at `index`, handing each key (raw, unescaped) to `value`, which reads the
+    /// value and says whether the shape still holds. False as soon as it does not, or for a key
+    /// with an escape in it (the full parse would compare it unescaped).
+    private mutating func readFlatObject(_ value: (inout JSONParser, ArraySlice<UInt8>) throws(JSONParseError) -> Bool) throws(JSONParseError) -> Bool {
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { return false }
+        index += 1
+        skipWhitespace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return true }
+        while true {
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return false }
+            let start = index + 1
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+            guard end < bytes.count, bytes[end] == UInt8(ascii: "\"") else { return false }
+            index = end + 1
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { return false }
+            index += 1
+            skipWhitespace()
+            guard try value(&self, bytes[start..<end]) else { return false }
+            skipWhitespace()
+            guard index < bytes.count else { return false }
+            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+            if bytes[index] == UInt8(ascii: "}") { index += 1; return true }
+            return false
+        }
+    }
+
+    private mutating func readNull() throws(JSONParseError) -> Bool {
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "n") else { return false }
+        try expectLiteral("null")
+        return true
+    }
+
+    /// Up to six digits with no sign, fraction or exponent; nil for any other number.
+    private mutating func readSmallNaturalNumber() -> Int? {
+        var end = index
+        var value = 0
+        while end < bytes.count, isDigit(bytes[end]), end - index < 7 {
+            value = value * 10 + Int(bytes[end] - UInt8(ascii: "0"))
+            end += 1
+        }
+        let digits = end - index
+        guard digits > 0, digits <= 6, !(digits > 1 && bytes[index] == UInt8(ascii: "0")) else { return nil }
+        if end < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[end]) { return nil }
+        index = end
+        return value
+    }
+}

@@ -63,6 +63,14 @@ public enum OpenAIChatResponse {
     }
 
     /// The events in one upstream stream chunk.
+    /// The events of a chunk of the shape nearly every chunk of an answer takes (one choice
+    /// whose delta is text alone), read without building a tree; nil for any other chunk, which
+    /// `events(inChunk:)` then reads from its full parse. Equal to that wherever it answers.
+    public static func textDeltaEvent(inChunk bytes: [UInt8]) -> ChatEvent? {
+        guard let (choice, text) = JSONParser.openAITextDelta(bytes) else { return nil }
+        return .textDelta(choice: choice, text: text, logprobs: nil)
+    }
+
     public static func events(inChunk json: JSONValue) -> [ChatEvent] {
         var events: [ChatEvent] = []
         for choice in json["choices"]?.arrayValue ?? [] {
