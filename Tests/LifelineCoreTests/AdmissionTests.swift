@@ -125,6 +125,41 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         XCTAssertLessThan(limit.limit, before / 2)
     }
 
+    func testFirstTokensLateWhileTheHostIsShortOfCPUAreNotQueueingUpstream() {
+        // 1,000 streams on a host whose CPUs are all busy: every event loop runs on time, but the
+        // gateway and an upstream beside it get to each first token seconds late.
+        var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        for _ in 0..<300 { limit.record(latency: 0.3, inFlight: 600) }
+        let before = limit.limit
+        for _ in 0..<2_000 { limit.record(latency: 6.0, inFlight: min(1_000, limit.slots), hostLag: 0.001, hostBusy: 0.95) }
+        XCTAssertGreaterThanOrEqual(limit.limit, before)
+        // With CPU to spare, the same slow first tokens are queueing, and the limit shrinks.
+        for _ in 0..<60 { limit.record(latency: 6.0, inFlight: limit.slots, hostLag: 0.001, hostBusy: 0.5) }
+        XCTAssertLessThan(limit.limit, before / 2)
+    }
+
+    func testTheHostsCPUShareIsReadFromProcStat() throws {
+        let stat = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\nintr 1 2 3\n"
+        let counters = try XCTUnwrap(HostCPUWindow.counters(fromProcStat: stat[...]))
+        XCTAssertEqual(counters.busy, 150)
+        XCTAssertEqual(counters.total, 1_000)
+        // Anything else is no reading, never a crash.
+        for hostile in ["", "cpu0 1 2 3 4\n", "cpu  1 2 x 4\n", "cpu  1 2\n", "cpu  -1 2 3 4\n",
+                        "cpu  18446744073709551615 18446744073709551615 0 0\n", "intr 1\ncpu  1 2 3 4\n"] {
+            XCTAssertNil(HostCPUWindow.counters(fromProcStat: hostile[...]), hostile)
+        }
+        var window = HostCPUWindow(size: 3)
+        XCTAssertEqual(window.busyShare, 0, "no share from one reading")
+        window.record(busy: 150, total: 1_000)
+        window.record(busy: 240, total: 1_100)
+        XCTAssertEqual(window.busyShare, 0.9, accuracy: 1e-9)
+        window.record(busy: 250, total: 1_200)
+        window.record(busy: 260, total: 1_300)
+        XCTAssertEqual(window.busyShare, 0.1, accuracy: 1e-9, "the oldest reading aged out")
+        window.record(busy: 10, total: 100)
+        XCTAssertEqual(window.busyShare, 0, "counters that went back start again")
+    }
+
     func testTheSchedulingLagIsTheLargestOfTheRecentProbes() {
         var window = SchedulingLagWindow(size: 3)
         XCTAssertEqual(window.current, 0)

@@ -41,8 +41,57 @@ public struct ConcurrencyLimitPolicy: Sendable, Equatable {
     /// late is dropped: the delay is the gateway's (a CPU-short host relaying thousands of
     /// streams), not the upstream's, and a smaller limit would refuse a healthy upstream's traffic.
     public var maximumHostLag = 0.1
+    /// Nor is one taken while the host's CPUs are this busy: a host that is short of CPU makes
+    /// every first token late (the gateway's reads, and an upstream on the same host), though
+    /// each event loop may run on time. Overload the upstream reports outright (429s, timeouts,
+    /// refused connections) still shrinks the limit then.
+    public var maximumHostBusy = 0.9
 
     public init() {}
+}
+
+/// How busy the host's CPUs are, from the cumulative busy and total time Linux keeps in
+/// `/proc/stat`: the busy share between the oldest and the newest of the last `size` readings.
+public struct HostCPUWindow: Sendable, Equatable {
+    private struct Reading: Sendable, Equatable {
+        var busy: UInt64
+        var total: UInt64
+    }
+
+    private var readings: [Reading] = []
+    public let size: Int
+
+    public init(size: Int) { self.size = max(2, size) }
+
+    public mutating func record(busy: UInt64, total: UInt64) {
+        // Counters that went back (a reading from elsewhere) start the window again.
+        if let last = readings.last, busy < last.busy || total < last.total { readings.removeAll() }
+        readings.append(Reading(busy: busy, total: total))
+        if readings.count > size { readings.removeFirst(readings.count - size) }
+    }
+
+    /// From 0 (idle) to 1 (every CPU busy); 0 before two readings.
+    public var busyShare: Double {
+        guard let first = readings.first, let last = readings.last, last.total > first.total else { return 0 }
+        return min(1, Double(last.busy - first.busy) / Double(last.total - first.total))
+    }
+
+    /// The busy and total time of the `cpu` line of `/proc/stat` (user nice system idle iowait
+    /// irq softirq steal …, in clock ticks; idle and iowait are the idle time); nil when there is none.
+    public static func counters(fromProcStat text: Substring) -> (busy: UInt64, total: UInt64)? {
+        guard let line = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first,
+              line.hasPrefix("cpu ") else { return nil }
+        let fields = line.dropFirst(4).split(separator: " ").prefix(10).map { UInt64($0) }
+        guard fields.count >= 4, !fields.contains(nil) else { return nil }
+        let values = fields.map { $0! }
+        let (total, overflow) = values.reduce((UInt64(0), false)) { sum, value in
+            let (added, over) = sum.0.addingReportingOverflow(value)
+            return (added, sum.1 || over)
+        }
+        guard !overflow else { return nil }
+        let idle = values[3] + (values.count > 4 ? values[4] : 0)
+        return (total - idle, total)
+    }
 }
 
 /// How late the gateway's own scheduling runs, from probes that ask to sleep a fixed time and
@@ -118,10 +167,11 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     /// Feeds one answer's latency (time to first token, or the whole answer when not streamed),
     /// with how many requests were in flight when it started, and how late the gateway's own
     /// scheduling runs now (`hostLag`, seconds): a sample taken while that is at least
-    /// `maximumHostLag` says nothing about the upstream and is dropped. `contended`: demand was over
+    /// `maximumHostLag`, or while the host's CPUs are at least `maximumHostBusy` busy (`hostBusy`,
+    /// a share), says nothing about the upstream and is dropped. `contended`: demand was over
     /// the limit when this one started (others waited for a slot, or one was just shed).
-    public mutating func record(latency: Double, inFlight: Int, hostLag: Double = 0, contended: Bool = false) {
-        guard latency > 0, hostLag < policy.maximumHostLag else { return }
+    public mutating func record(latency: Double, inFlight: Int, hostLag: Double = 0, hostBusy: Double = 0, contended: Bool = false) {
+        guard latency > 0, hostLag < policy.maximumHostLag, hostBusy < policy.maximumHostBusy else { return }
         samples += 1
         let binds = contended || inFlight >= slots
         let inUse = binds || Double(inFlight) >= 0.75 * limit

@@ -49,6 +49,7 @@ final class AdmissionController: Sendable {
         metrics.concurrencyLatency(recent: nil, baseline: nil)
         metrics.admission(inFlight: 0, queued: 0)  // present from the start, not only after the first request
         metrics.schedulingLag(SchedulingLag.shared.seconds)
+        metrics.hostCPUBusy(SchedulingLag.shared.hostBusy)
     }
 
     func acquire(priority: Priority) async -> Decision {
@@ -93,8 +94,12 @@ final class AdmissionController: Sendable {
     func release(_ ticket: Ticket, latency: Double?) {
         let now = clock()
         let hostLag = SchedulingLag.shared.seconds
+        let hostBusy = SchedulingLag.shared.hostBusy
         let (admitted, recent, baseline) = state.withLock { state -> ([UInt64], Double?, Double?) in
-            if let latency { state.limit.record(latency: latency, inFlight: ticket.inFlightAtStart, hostLag: hostLag, contended: ticket.contended) }
+            if let latency {
+                state.limit.record(latency: latency, inFlight: ticket.inFlightAtStart, hostLag: hostLag, hostBusy: hostBusy,
+                                   contended: ticket.contended)
+            }
             state.recentCompletions.append(now)
             if state.recentCompletions.count > 64 { state.recentCompletions.removeFirst() }
             state.queue.limit = state.limit.slots

@@ -335,6 +335,11 @@ public final class GatewayMetrics: Sendable {
             .set(seconds)
     }
 
+    func hostCPUBusy(_ share: Double) {
+        gauge("lifeline_host_cpu_busy_ratio", [], help: "How busy the host's CPUs were over the last half second, from 0 to 1 (Linux's /proc/stat).")
+            .set(share)
+    }
+
     public func concurrencyLimit(_ slots: Int, scope: String = "gateway") {
         gauge("lifeline_concurrency_limit", [("scope", scope)], help: "The adaptive concurrency limit, for the gateway and per deployment.").set(Double(slots))
     }
