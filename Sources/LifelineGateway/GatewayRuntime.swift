@@ -280,6 +280,9 @@ struct RequestRecord {
     var status = 200
     var started: Double
     var firstTokenAt: Double?
+    /// The gateway's scheduling and the host's CPUs when the first token was read: the gateway's
+    /// limit learns from it only when the answer ends, and only if neither was short then.
+    var hostAtFirstToken: SchedulingLag.Reading?
     var usage: Usage?
     var failoverPhase: String?
     var resumptions = 0
@@ -351,7 +354,7 @@ extension GatewayRuntime {
             // nor does a stale cached answer given after every deployment failed.
             let latency = record.status < 400 && record.cacheResult == nil
                 ? (record.firstTokenAt ?? now) - (record.admittedAt ?? record.started) - record.slotWaitSeconds : nil
-            admission.release(ticket, latency: latency)
+            admission.release(ticket, latency: latency, host: record.hostAtFirstToken)
         }
         // Building the line costs more than the check: skip it when info is filtered out.
         if logger.logLevel <= .info { logger.info("request", metadata: record.metadata(now: now)) }

@@ -90,14 +90,15 @@ final class AdmissionController: Sendable {
         }
     }
 
-    /// Ends an admitted request; `latency` (time to first token, or the whole answer) trains the limit.
-    func release(_ ticket: Ticket, latency: Double?) {
+    /// Ends an admitted request; `latency` (time to first token, or the whole answer) trains the
+    /// limit, unless the gateway's scheduling or the host's CPUs were short when it was read
+    /// (`host`: as it was then; as it is now when not given).
+    func release(_ ticket: Ticket, latency: Double?, host: SchedulingLag.Reading? = nil) {
         let now = clock()
-        let hostLag = SchedulingLag.shared.seconds
-        let hostBusy = SchedulingLag.shared.hostBusy
+        let host = host ?? SchedulingLag.shared.now
         let (admitted, recent, baseline) = state.withLock { state -> ([UInt64], Double?, Double?) in
             if let latency {
-                state.limit.record(latency: latency, inFlight: ticket.inFlightAtStart, hostLag: hostLag, hostBusy: hostBusy,
+                state.limit.record(latency: latency, inFlight: ticket.inFlightAtStart, hostLag: host.lag, hostBusy: host.busy,
                                    contended: ticket.contended)
             }
             state.recentCompletions.append(now)

@@ -27,6 +27,14 @@ final class SchedulingLag: Sendable {
     /// host does not say: not Linux).
     var hostBusy: Double { cpu.withLock { $0.busyShare } }
 
+    /// Both, as the adaptive limits take them: how late the event loops run, and how busy the CPUs are.
+    struct Reading: Sendable {
+        var lag: Double
+        var busy: Double
+    }
+
+    var now: Reading { Reading(lag: seconds, busy: hostBusy) }
+
     func record(_ seconds: Double) { window.withLock { $0.record(seconds) } }
 
     /// Reads the host's CPU counters from `/proc/stat`.

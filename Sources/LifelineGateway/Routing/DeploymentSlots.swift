@@ -127,10 +127,9 @@ final class DeploymentSlots: Sendable {
 
     /// An answer's latency (time to first token for streams) trains the deployment's limit.
     func recordLatency(_ position: Int, seconds: Double) {
-        let hostLag = SchedulingLag.shared.seconds
-        let hostBusy = SchedulingLag.shared.hostBusy
+        let host = SchedulingLag.shared.now
         let (woken, slots, recent, baseline) = state.withLock { state -> ([Waiter], Int, Double?, Double?) in
-            state.limits[position].record(latency: seconds, inFlight: state.inFlight[position], hostLag: hostLag, hostBusy: hostBusy,
+            state.limits[position].record(latency: seconds, inFlight: state.inFlight[position], hostLag: host.lag, hostBusy: host.busy,
                                           contended: !state.waiting[position].isEmpty)
             let limit = state.limits[position]
             return (Self.admitWaiting(&state, position), limit.slots, limit.recentLatency, limit.baseline)

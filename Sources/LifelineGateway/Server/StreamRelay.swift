@@ -60,6 +60,7 @@ struct StreamRelay: Sendable {
             record.answeredSystem = deployment.config.protocol.genAISystem
             record.responseModel = deployment.config.model
             record.firstTokenAt = runtime.clock()
+            record.hostAtFirstToken = SchedulingLag.shared.now
             failover.group.recordFirstToken(seconds: runtime.clock() - record.started)
             var headers = extra
             headers[.contentType] = "text/event-stream"
