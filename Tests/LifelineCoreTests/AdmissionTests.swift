@@ -160,6 +160,35 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         XCTAssertEqual(window.busyShare, 0, "counters that went back start again")
     }
 
+    func testACgroupHeldBackByItsCPUQuotaIsFoundAndCounted() throws {
+        // cgroup v2 in a container (its namespace's root), and on a host.
+        XCTAssertEqual(CgroupThrottling.cpuStatPaths(procSelfCgroup: "0::/\n"[...]), ["/sys/fs/cgroup/cpu.stat"])
+        XCTAssertEqual(CgroupThrottling.cpuStatPaths(procSelfCgroup: "0::/kubepods.slice/pod1.scope\n"[...]),
+                       ["/sys/fs/cgroup/kubepods.slice/pod1.scope/cpu.stat"])
+        // cgroup v1, the cpu controller alone or beside cpuacct.
+        let v1 = "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n"
+        XCTAssertEqual(CgroupThrottling.cpuStatPaths(procSelfCgroup: v1[...]),
+                       ["/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.stat", "/sys/fs/cgroup/cpu/docker/abc/cpu.stat"])
+        // Nothing that climbs out of the cgroup tree, nothing unlike an entry.
+        XCTAssertEqual(CgroupThrottling.cpuStatPaths(procSelfCgroup: "0::/../../etc\n1:cpu:relative\ngarbage\n\n"[...]), [])
+
+        let v2Stat = "usage_usec 100\nnr_periods 40\nnr_throttled 30\nthrottled_usec 900\n"
+        let counts = try XCTUnwrap(CgroupThrottling.periods(fromCPUStat: v2Stat[...]))
+        XCTAssertEqual(counts.periods, 40)
+        XCTAssertEqual(counts.throttled, 30)
+        for hostile in ["", "usage_usec 1\n", "nr_periods 4\n", "nr_periods x\nnr_throttled 1\n", "nr_periods 1\nnr_throttled 2\n"] {
+            XCTAssertNil(CgroupThrottling.periods(fromCPUStat: hostile[...]), hostile)
+        }
+        var window = HostCPUWindow(size: 6)
+        window.record(busy: counts.throttled, total: counts.periods)
+        window.record(busy: 39, total: 50)
+        XCTAssertEqual(window.busyShare, 0.9, accuracy: 1e-9, "throttled in 9 of the last 10 periods")
+        // Throttled in half the periods reads as a host 90 % busy: the limits' gate.
+        XCTAssertEqual(CgroupThrottling.busyEquivalent(throttled: 0.5), 0.9, accuracy: 1e-9)
+        XCTAssertLessThan(CgroupThrottling.busyEquivalent(throttled: 0.4), ConcurrencyLimitPolicy().maximumHostBusy)
+        XCTAssertEqual(CgroupThrottling.busyEquivalent(throttled: window.busyShare), 1)
+    }
+
     func testTheSchedulingLagIsTheLargestOfTheRecentProbes() {
         var window = SchedulingLagWindow(size: 3)
         XCTAssertEqual(window.current, 0)

@@ -153,8 +153,10 @@ final class AccessEndToEndTests: XCTestCase {
         XCTAssertEqual(metricValue(#"lifeline_shed_total{reason="queue_timeout",priority="critical"}"#, in: metrics), 0, metrics)
         XCTAssertTrue(metrics.contains(#"lifeline_concurrency_limit{scope="gateway"} 2"#))
         // What the limits check before they learn from a first token: a share, present from the start.
-        let busy = try XCTUnwrap(metricValue("lifeline_host_cpu_busy_ratio", in: metrics), metrics)
-        XCTAssertTrue((0...1).contains(busy), "\(busy)")
+        for share in ["lifeline_host_cpu_busy_ratio", "lifeline_cpu_throttled_ratio"] {
+            let value = try XCTUnwrap(metricValue(share, in: metrics), metrics)
+            XCTAssertTrue((0...1).contains(value), "\(share) \(value)")
+        }
     }
 
     func testKeyCreationValidatesItsFields() async throws {

@@ -52,6 +52,7 @@ public struct ConcurrencyLimitPolicy: Sendable, Equatable {
 
 /// How busy the host's CPUs are, from the cumulative busy and total time Linux keeps in
 /// `/proc/stat`: the busy share between the oldest and the newest of the last `size` readings.
+/// (The same share of any two cumulative counts: throttled quota periods of all periods, too.)
 public struct HostCPUWindow: Sendable, Equatable {
     private struct Reading: Sendable, Equatable {
         var busy: UInt64
@@ -91,6 +92,50 @@ public struct HostCPUWindow: Sendable, Equatable {
         guard !overflow else { return nil }
         let idle = values[3] + (values.count > 4 ? values[4] : 0)
         return (total - idle, total)
+    }
+}
+
+/// Where the kernel counts how often the process's cgroup was held back by its CPU quota
+/// (`nr_periods`, `nr_throttled` in `cpu.stat`, cgroup v2 and v1 alike): a container throttled on
+/// an idle host is as short of CPU as a busy host, and `/proc/stat` does not show it.
+public enum CgroupThrottling {
+    /// The `cpu.stat` files that may hold the counters, from `/proc/self/cgroup`: the v2 entry
+    /// (`0::/path`) under `/sys/fs/cgroup`, and a v1 entry with the cpu controller under its
+    /// usual mount points. Paths with `..` are left out.
+    public static func cpuStatPaths(procSelfCgroup text: Substring) -> [String] {
+        var paths: [String] = []
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3, fields[2].hasPrefix("/"), !fields[2].split(separator: "/").contains("..") else { continue }
+            let path = fields[2] == "/" ? "" : String(fields[2])
+            if fields[0] == "0", fields[1].isEmpty {
+                paths.append("/sys/fs/cgroup\(path)/cpu.stat")
+            } else if fields[1].split(separator: ",").contains("cpu") {
+                paths.append("/sys/fs/cgroup/\(fields[1])\(path)/cpu.stat")
+                paths.append("/sys/fs/cgroup/cpu\(path)/cpu.stat")
+            }
+        }
+        return paths
+    }
+
+    /// How busy a throttled share reads as, for the limits: a cgroup throttled in half its quota
+    /// periods is as short of CPU as a host whose CPUs are 90 % busy. Throttling stops the
+    /// process for the rest of a period, and a share near 1 is rare even under a quota far too
+    /// small (0.78–0.89 measured with 0.3 of a CPU under load), as periods it idles in count too.
+    public static func busyEquivalent(throttled share: Double) -> Double { min(1, max(0, share) * 0.9 / 0.5) }
+
+    /// The quota periods so far and how many of them throttled the cgroup; nil without both.
+    public static func periods(fromCPUStat text: Substring) -> (periods: UInt64, throttled: UInt64)? {
+        var periods: UInt64?
+        var throttled: UInt64?
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count == 2, let value = UInt64(fields[1]) else { continue }
+            if fields[0] == "nr_periods" { periods = value }
+            if fields[0] == "nr_throttled" { throttled = value }
+        }
+        guard let periods, let throttled, throttled <= periods else { return nil }
+        return (periods, throttled)
     }
 }
 

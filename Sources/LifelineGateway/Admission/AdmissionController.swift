@@ -50,6 +50,7 @@ final class AdmissionController: Sendable {
         metrics.admission(inFlight: 0, queued: 0)  // present from the start, not only after the first request
         metrics.schedulingLag(SchedulingLag.shared.seconds)
         metrics.hostCPUBusy(SchedulingLag.shared.hostBusy)
+        metrics.cpuThrottled(SchedulingLag.shared.throttled)
     }
 
     func acquire(priority: Priority) async -> Decision {

@@ -340,6 +340,11 @@ public final class GatewayMetrics: Sendable {
             .set(share)
     }
 
+    func cpuThrottled(_ share: Double) {
+        gauge("lifeline_cpu_throttled_ratio", [], help: "Of the last half second's CPU-quota periods, the share that throttled this process's cgroup, from 0 to 1.")
+            .set(share)
+    }
+
     public func concurrencyLimit(_ slots: Int, scope: String = "gateway") {
         gauge("lifeline_concurrency_limit", [("scope", scope)], help: "The adaptive concurrency limit, for the gateway and per deployment.").set(Double(slots))
     }
