@@ -157,7 +157,6 @@ public struct AdmissionQueue: Sendable, Equatable {
         }
         var shed = waiting.filter(late).map(\.id)
         waiting.removeAll(where: late)
-        defer { if !shed.isEmpty { lastShed = now } }
         let shortestWait = waiting.map { now - $0.arrived }.min()
         if let shortestWait, shortestWait > policy.target {
             let since = standingSince ?? now
@@ -169,6 +168,7 @@ public struct AdmissionQueue: Sendable, Equatable {
         } else {
             standingSince = nil
         }
+        if !shed.isEmpty { lastShed = now }
         return shed
     }
 

@@ -16,24 +16,29 @@ final class SchedulingLag: Sendable {
 
     /// Probes every `probeInterval`: the window covers about half a second.
     static let probeInterval = Duration.milliseconds(20)
-    private let window = Mutex(SchedulingLagWindow(size: 25))
-    /// Read every fifth probe: six readings span half a second.
-    private let cpu = Mutex(HostCPUWindow(size: 6))
-    /// The share of the cgroup's CPU-quota periods that throttled it, over the same half second.
-    private let throttling = Mutex(HostCPUWindow(size: 6))
+    private struct Windows {
+        var lag = SchedulingLagWindow(size: 25)
+        /// Read every fifth probe: six readings span half a second.
+        var cpu = HostCPUWindow(size: 6)
+        /// The cgroup's CPU-quota periods that throttled it, over the same half second.
+        var throttling = HostCPUWindow(size: 6)
+    }
+
+    /// One lock for the three, so a request's reading takes it once.
+    private let windows = Mutex(Windows())
     /// The process's cgroup `cpu.stat` that holds throttling counters, found once (nil: none).
     private let cgroupCPUStat: String? = SchedulingLag.findCgroupCPUStat()
 
     /// Seconds: the largest lag of the recent probes.
-    var seconds: Double { window.withLock { $0.current } }
+    var seconds: Double { windows.withLock { $0.lag.current } }
 
     /// The share of the host's CPU time that was busy over the last half second (0 where the
     /// host does not say: not Linux).
-    var hostBusy: Double { cpu.withLock { $0.busyShare } }
+    var hostBusy: Double { windows.withLock { $0.cpu.busyShare } }
 
     /// The share of the last half second's CPU-quota periods that throttled the process's
     /// cgroup (0 without a quota, or where the host does not say).
-    var throttled: Double { throttling.withLock { $0.busyShare } }
+    var throttled: Double { windows.withLock { $0.throttling.busyShare } }
 
     /// Both, as the adaptive limits take them: how late the event loops run, and how busy the CPUs are.
     struct Reading: Sendable {
@@ -41,17 +46,22 @@ final class SchedulingLag: Sendable {
         var busy: Double
     }
 
-    var now: Reading { Reading(lag: seconds, busy: max(hostBusy, CgroupThrottling.busyEquivalent(throttled: throttled))) }
+    var now: Reading {
+        windows.withLock { windows in
+            Reading(lag: windows.lag.current,
+                    busy: max(windows.cpu.busyShare, CgroupThrottling.busyEquivalent(throttled: windows.throttling.busyShare)))
+        }
+    }
 
-    func record(_ seconds: Double) { window.withLock { $0.record(seconds) } }
+    func record(_ seconds: Double) { windows.withLock { $0.lag.record(seconds) } }
 
     /// Reads the host's CPU counters from `/proc/stat`, and the cgroup's throttling counters.
     func readHostCPU() {
-        if let counters = Self.readStart(of: "/proc/stat").flatMap({ HostCPUWindow.counters(fromProcStat: $0[...]) }) {
-            cpu.withLock { $0.record(busy: counters.busy, total: counters.total) }
-        }
-        if let path = cgroupCPUStat, let counts = Self.readStart(of: path).flatMap({ CgroupThrottling.periods(fromCPUStat: $0[...]) }) {
-            throttling.withLock { $0.record(busy: counts.throttled, total: counts.periods) }
+        let host = Self.readStart(of: "/proc/stat").flatMap { HostCPUWindow.counters(fromProcStat: $0[...]) }
+        let cgroup = cgroupCPUStat.flatMap(Self.readStart(of:)).flatMap { CgroupThrottling.periods(fromCPUStat: $0[...]) }
+        windows.withLock { windows in
+            if let host { windows.cpu.record(busy: host.busy, total: host.total) }
+            if let cgroup { windows.throttling.record(busy: cgroup.throttled, total: cgroup.periods) }
         }
     }
 

@@ -366,7 +366,7 @@ extension JSONParser {
         }
         let digits = end - index
         guard digits > 0, digits <= 6, !(digits > 1 && bytes[index] == UInt8(ascii: "0")) else { return nil }
-        if end < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[end]) { return nil }
+        if end < bytes.count, bytes[end] == UInt8(ascii: ".") || bytes[end] == UInt8(ascii: "e") || bytes[end] == UInt8(ascii: "E") { return nil }
         index = end
         return value
     }

@@ -62,7 +62,6 @@ public enum OpenAIChatResponse {
         return .object(object)
     }
 
-    /// The events in one upstream stream chunk.
     /// The events of a chunk of the shape nearly every chunk of an answer takes (one choice
     /// whose delta is text alone), read without building a tree; nil for any other chunk, which
     /// `events(inChunk:)` then reads from its full parse. Equal to that wherever it answers.
@@ -71,6 +70,7 @@ public enum OpenAIChatResponse {
         return .textDelta(choice: choice, text: text, logprobs: nil)
     }
 
+    /// The events in one upstream stream chunk.
     public static func events(inChunk json: JSONValue) -> [ChatEvent] {
         var events: [ChatEvent] = []
         for choice in json["choices"]?.arrayValue ?? [] {
