@@ -314,6 +314,8 @@ struct RequestRecord {
     /// `gen_ai.system` and `gen_ai.response.model` of the deployment that answered, for the request's span.
     var answeredSystem: String?
     var responseModel: String?
+    /// Why the last failed attempt failed, in Lifeline's own words (`UpstreamFailure.cause`).
+    var lastFailure: String?
 
     /// The request's fields as log metadata; numbers stay numbers so the JSON log keeps their type.
     func metadata(now: Double) -> Logger.Metadata {
@@ -336,6 +338,7 @@ struct RequestRecord {
         if shedByService { metadata["shed"] = .stringConvertible(true) }
         if let cacheResult { metadata["cache"] = .string(cacheResult.rawValue) }
         if let traceID { metadata["trace_id"] = .string(traceID) }
+        if let lastFailure { metadata["upstream_error"] = .string(lastFailure) }
         return metadata
     }
 }

@@ -333,6 +333,34 @@ final class ResilienceEndToEndTests: XCTestCase {
         XCTAssertEqual(metricValue(#"lifeline_shed_total{reason="deployment_busy",priority="normal"}"#, in: metrics), 1, metrics)
     }
 
+    /// A connection that could not be had carried nothing, so even a model's only deployment is
+    /// tried again (within `max_attempts`); an upstream that answered an error is not.
+    func testALoneDeploymentThatRefusesConnectionsIsTriedAgainButOneThatAnsweredAnErrorIsNot() async throws {
+        let closed = try closedLoopbackPort()
+        try await start { config in
+            var refusing = DeploymentConfig(name: "refusing", protocol: .openai, model: "sim-model")
+            refusing.baseURL = "http://127.0.0.1:\(closed)/v1"
+            var failing = config.models[0].deployments[0]
+            failing.name = "failing"
+            config.models += [ModelConfig(name: "lone-refusing", deployments: [refusing]),
+                              ModelConfig(name: "lone-failing", deployments: [failing])]
+            config.routing.outlierDetection.consecutiveFailures = 10
+        }
+        for stream in [false, true] {
+            let refused = try await fixture.post("/v1/chat/completions", chatBody("lone-refusing", "anyone there", stream: stream))
+            XCTAssertEqual(refused.status, 503, refused.text)
+            XCTAssertEqual(refused.headers["x-lifeline-attempts"], "3", "stream \(stream)")
+        }
+        var knobs = SimulatorKnobs()
+        knobs.errorRate = 1
+        fixture.simulatorA.setKnobs(knobs)
+        let failed = try await fixture.post("/v1/chat/completions", chatBody("lone-failing", "an error"))
+        XCTAssertEqual(failed.status, 503, failed.text)
+        XCTAssertEqual(failed.headers["x-lifeline-attempts"], "1")
+        let metrics = try await fixture.metricsText()
+        XCTAssertEqual(metricValue(#"lifeline_upstream_requests_total{deployment="refusing",outcome="connect"}"#, in: metrics), 6)
+    }
+
     func testAFaultExpiresByItself() async throws {
         try await start()
         let created = try await fixture.admin("POST", "/faults", ["deployment": "oa-1", "kind": "error", "duration_s": 1])
@@ -361,4 +389,24 @@ final class ReloadTests: XCTestCase {
         let still = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "reload"))
         XCTAssertEqual(still.headers["x-lifeline-deployment"], "oa-2")
     }
+}
+
+/// A loopback port nothing listens on: bound for a moment to learn a free one, then closed.
+func closedLoopbackPort() throws -> Int {
+    #if canImport(Glibc)
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    let descriptor = socket(AF_INET, SOCK_STREAM, 0)
+    #endif
+    guard descriptor >= 0 else { throw POSIXError(.EMFILE) }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+    }
+    guard bound else { throw POSIXError(.EADDRINUSE) }
+    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -1,5 +1,7 @@
 @testable import LifelineGateway
+import AsyncHTTPClient
 import LifelineWire
+import NIOCore
 import XCTest
 
 /// What a client reads when upstreams refuse: pure wording and redaction, no sockets.
@@ -21,6 +23,22 @@ final class UpstreamErrorReportTests: XCTestCase {
         for (input, expected) in cases {
             XCTAssertEqual(redactor.redactForClient(input), expected, input)
         }
+    }
+
+    func testALogLinesCauseNamesTheTransportFailureAndNeverTheUpstreamsWords() {
+        let words = "Incorrect API key provided: sk-upstream-x"
+        XCTAssertEqual(UpstreamFailure(.status(401), words).cause, "status 401")
+        XCTAssertEqual(UpstreamFailure(.malformed, "unreadable answer: \(words)").cause, "malformed answer")
+        let connectTimeout = UpstreamClient.failure(from: HTTPClientError.connectTimeout)
+        XCTAssertEqual(connectTimeout.cause, "timeout: HTTPClientError.connectTimeout")
+        XCTAssertFalse(connectTimeout.reachedUpstream)
+        XCTAssertFalse(UpstreamClient.failure(from: HTTPClientError.getConnectionFromPoolTimeout).reachedUpstream)
+        XCTAssertFalse(UpstreamClient.failure(from: IOError(errnoCode: ECONNREFUSED, reason: "connect")).reachedUpstream)
+        // A read timeout or a reset came after the request was written: the upstream may have acted on it.
+        XCTAssertTrue(UpstreamClient.failure(from: HTTPClientError.readTimeout).reachedUpstream)
+        XCTAssertTrue(UpstreamClient.failure(from: HTTPClientError.remoteConnectionClosed).reachedUpstream)
+        XCTAssertTrue(UpstreamClient.failure(from: IOError(errnoCode: ECONNRESET, reason: "read")).reachedUpstream)
+        XCTAssertEqual(String(UpstreamFailure(.connect, String(repeating: "x", count: 500)).cause.dropFirst(9)).count, 120)
     }
 
     func testEveryDeploymentMisconfiguredIs502NamingTheFieldsToCheck() {

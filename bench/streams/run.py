@@ -47,6 +47,8 @@ open-file limit). Environment:
   RESULTS           JSON output (default bench/streams/results/latest.json)
   LIFELINE_COMMIT   what to record as the binary's source (default: this tree's HEAD)
   KEEP_TMP=1        keep configs and logs
+  GATEWAY_LOG_LEVEL the gateway's --log-level (default warning; info logs one line per request,
+                    with each failed attempt's cause)
 """
 
 from __future__ import annotations
@@ -229,7 +231,8 @@ def metric_values(text: str, name: str) -> dict[str, float]:
 
 
 WATCHED = ("lifeline_concurrency_limit", "lifeline_shed_total", "lifeline_in_flight_requests",
-           "lifeline_admission_queue_length", "lifeline_deployment_in_flight_requests")
+           "lifeline_admission_queue_length", "lifeline_deployment_in_flight_requests",
+           "lifeline_upstream_requests_total")
 
 
 def scrape(url: str) -> dict[str, dict[str, float]] | None:
@@ -513,8 +516,11 @@ def print_tables(levels: list[dict[str, Any]], tps: float) -> None:
         for run in lv["runs"]:
             s = run["summary"]
             if s["refused"] or s["other_failures"]:
+                failed_attempts = {k: v for k, v in ((run.get("lifeline_metrics") or {}).get("attempts_delta") or {}).items()
+                                   if 'outcome="ok"' not in k}
                 print(f"- {lv['streams']:,} {run['target']} run {run['run']}: statuses {s['refused_statuses'] or '{}'}, "
-                      f"error codes {s['refused_error_codes'] or '{}'}, other {s['other_failure_kinds'] or '{}'}")
+                      f"error codes {s['refused_error_codes'] or '{}'}, other {s['other_failure_kinds'] or '{}'}"
+                      + (f", failed upstream attempts {failed_attempts}" if failed_attempts else ""))
     print()
     print("| streams | Lifeline run | concurrency limit (end; range during run) | shed_total (this run) | in flight (end; max) | "
           "queue (max) | deployment in flight (max) |")
@@ -646,7 +652,8 @@ def main() -> int:
                 wait_ready(ngx, lambda: http_post_stream(f"http://127.0.0.1:{ngx_port}/v1/chat/completions", "sim-model") == 200)
             if "lifeline" in targets:
                 conf = lifeline_config(tmp, gw_port, sim_port)
-                gw = Proc("lifeline", [str(binary), "serve", "--config", str(conf), "--log-level", "warning"], tmp, env)
+                gw = Proc("lifeline", [str(binary), "serve", "--config", str(conf), "--log-level",
+                                            os.environ.get("GATEWAY_LOG_LEVEL", "warning")], tmp, env)
                 live.append(gw)
                 pids["lifeline"] = gw
                 wait_ready(gw, lambda: http_post_stream(f"http://127.0.0.1:{gw_port}/v1/chat/completions", "bench") == 200)
@@ -699,9 +706,14 @@ def main() -> int:
                         after = scrape(url)
                         shed_before = (before or {}).get("lifeline_shed_total", {})
                         shed_after = (after or {}).get("lifeline_shed_total", {})
+                        attempts_before = (before or {}).get("lifeline_upstream_requests_total", {})
+                        attempts_after = (after or {}).get("lifeline_upstream_requests_total", {})
                         run["lifeline_metrics"] = {
                             "after": after,
                             "shed_delta": {k: v - shed_before.get(k, 0.0) for k, v in shed_after.items()},
+                            # Upstream attempts by outcome in this run: a failed one names its kind.
+                            "attempts_delta": {k: v - attempts_before.get(k, 0.0) for k, v in attempts_after.items()
+                                               if v - attempts_before.get(k, 0.0)},
                             "ranges": sampler.ranges if sampler else {},
                             "samples": sampler.samples if sampler else 0,
                             "failed_scrapes": sampler.failed if sampler else 0,

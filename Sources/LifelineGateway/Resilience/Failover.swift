@@ -9,7 +9,9 @@ import LifelineWire
 /// that another deployment could fix are retried; a request the upstream refused as malformed
 /// is not. A deployment at its concurrency limit is waited for, briefly, rather than skipped;
 /// when every one stays at its limit the request is shed (503 `overloaded`, reason
-/// `deployment_busy`), not reported as an outage.
+/// `deployment_busy`), not reported as an outage. A deployment no connection could be made to
+/// saw nothing of the request, so it goes back to the end of the order to be tried again
+/// (within `max_attempts` and the retry budget).
 struct Failover {
     let group: ModelGroup
     let routing: RoutingConfig
@@ -35,7 +37,8 @@ struct Failover {
         var busy = false
         var lastFailed = failed
         var random = SystemRandomNumberGenerator()
-        for deployment in order {
+        var pending = order[...]
+        while let deployment = pending.popFirst() {
             guard tried < routing.maxAttempts, !Task.isCancelled else { break }
             let isRetry = tried > 0 || phase == .midStream
             if isRetry {
@@ -51,7 +54,7 @@ struct Failover {
             let asked = group.now
             var grant = await group.admit(deployment, waitingUpTo: 0, priority: record.priority ?? .normal)
             if grant == .busy, wait > 0,
-               isRetry || !(order.firstIndex { $0 === deployment }.map { order[($0 + 1)...].contains(where: group.hasRoom) } ?? false)
+               isRetry || !pending.contains(where: group.hasRoom)
             {
                 grant = await group.admit(deployment, waitingUpTo: wait, priority: record.priority ?? .normal)
             }
@@ -88,9 +91,13 @@ struct Failover {
                 // The client left: nothing failed, and nothing more is tried for it.
                 if error.isCancellation || Task.isCancelled { return .failure(.clientClosed) }
                 record.deployment = deployment.name
+                record.lastFailure = error.cause
                 guard error.isRetryable else { return .failure(Self.clientFault(error)) }
                 failures.append(error)
                 lastFailed = deployment
+                // No connection was had, so the deployment saw nothing: it is tried again after the
+                // others (a budgeted retry), as a lone deployment is when its host was briefly short.
+                if !error.reachedUpstream, !pending.contains(where: { $0 === deployment }) { pending.append(deployment) }
             }
         }
         if refused {

@@ -3,6 +3,7 @@ import Foundation
 import LifelineWire
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Tracing
 
 /// Talks to one upstream deployment in its own protocol.
@@ -86,11 +87,18 @@ public final class UpstreamClient: Sendable {
         return response
     }
 
+    /// A connect that failed at the socket: nothing was sent.
+    private static let connectErrnos: Set<Int32> = [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH]
+
     static func failure(from error: any Error) -> UpstreamFailure {
         if let failure = error as? UpstreamFailure { return failure }
         if let client = error as? HTTPClientError {
             switch client {
-            case .connectTimeout, .deadlineExceeded, .readTimeout, .writeTimeout:
+            case .connectTimeout, .getConnectionFromPoolTimeout:
+                var failure = UpstreamFailure(.timeout, "\(client)")
+                failure.reachedUpstream = false
+                return failure
+            case .deadlineExceeded, .readTimeout, .writeTimeout:
                 return UpstreamFailure(.timeout, "\(client)")
             case .cancelled:
                 return UpstreamFailure(.disconnected, "cancelled")
@@ -101,8 +109,10 @@ public final class UpstreamClient: Sendable {
             }
         }
         if error is CancellationError || Task.isCancelled { return UpstreamFailure(.disconnected, "cancelled") }
-        if error is ChannelError { return UpstreamFailure(.connect, "\(error)") }
-        return UpstreamFailure(.connect, "\(error)")
+        var failure = UpstreamFailure(.connect, "\(error)")
+        // A refused or unreachable connect (NIO's connection error, or the socket's own).
+        failure.reachedUpstream = !(error is NIOConnectionError || (error as? IOError).map { Self.connectErrnos.contains($0.errnoCode) } ?? false)
+        return failure
     }
 
     /// A cheap liveness check: the upstream's model list answers 2xx in time (for Bedrock, which

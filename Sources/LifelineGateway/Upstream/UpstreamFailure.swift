@@ -28,6 +28,9 @@ public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
     }
     /// The deployment that failed, once the attempt is attributed.
     public var deployment: String?
+    /// False when the request never left Lifeline: no connection could be had (refused, or not
+    /// made within `connect_ms`). Trying the same deployment again then repeats nothing it saw.
+    public var reachedUpstream = true
 
     public init(_ kind: Kind, _ message: String, retryAfterSeconds: Double? = nil, body: JSONValue? = nil) {
         self.kind = kind
@@ -40,9 +43,9 @@ public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
     /// 401/403 (credentials) and 404 (base URL or model) are the deployment's configuration.
     public var isRetryable: Bool {
         switch kind {
-        case .connect, .timeout, .disconnected, .malformed: true
+        case .connect, .timeout, .disconnected, .malformed: return true
         case .status(let status):
-            status == 408 || status == 409 || status == 429 || status >= 500 || DeploymentProblem.Kind(status: status) != nil
+            return status == 408 || status == 409 || status == 429 || status >= 500 || DeploymentProblem.Kind(status: status) != nil
         }
     }
 
@@ -58,6 +61,19 @@ public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
         case .malformed: "sent an answer Lifeline could not read"
         }
         return deployment.map { "deployment '\($0)' \(what)" } ?? "the upstream \(what)"
+    }
+
+    /// The failure for a request's log line: its kind, and for a transport failure the
+    /// transport's own name for it (a connect timeout, a read timeout, a reset). An upstream's
+    /// error body never appears here: for a status it is only the number.
+    public var cause: String {
+        switch kind {
+        case .connect: "connect: \(message.prefix(120))"
+        case .timeout: "timeout: \(message.prefix(120))"
+        case .disconnected: "disconnected: \(message.prefix(120))"
+        case .status(let status): "status \(status)"
+        case .malformed: "malformed answer"
+        }
     }
 
     /// The same failure, attributed to the deployment it happened at.
