@@ -334,6 +334,19 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         XCTAssertEqual(limit.limit, ConcurrencyLimitPolicy().minimumLimit)
     }
 
+    /// A timeout or failed connect while this host was short of CPU may be this host's own late
+    /// timer; a 429 is the upstream's own word, whatever this host's state.
+    func testTimeoutsOnAShortHostAreNoSignButA429AlwaysIs() {
+        var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        limit.recordOverload(at: 10, saidByUpstream: false, hostBusy: 0.95)
+        limit.recordOverload(at: 12, saidByUpstream: false, hostLag: 0.5)
+        XCTAssertEqual(limit.limit, 1024, "a short host's timeouts cut nothing")
+        limit.recordOverload(at: 14, saidByUpstream: false, hostLag: 0.01, hostBusy: 0.5)
+        XCTAssertEqual(limit.limit, 1024 * 0.9, accuracy: 0.001, "a calm host's timeouts are a sign")
+        limit.recordOverload(at: 16, saidByUpstream: true, hostLag: 0.5, hostBusy: 0.95)
+        XCTAssertEqual(limit.limit, 1024 * 0.81, accuracy: 0.001, "a 429 is a sign on any host")
+    }
+
     func testTheLimitStaysWithinItsBounds() {
         var policy = ConcurrencyLimitPolicy()
         policy.maximumLimit = 80

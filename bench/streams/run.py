@@ -232,7 +232,7 @@ def metric_values(text: str, name: str) -> dict[str, float]:
 
 WATCHED = ("lifeline_concurrency_limit", "lifeline_shed_total", "lifeline_in_flight_requests",
            "lifeline_admission_queue_length", "lifeline_deployment_in_flight_requests",
-           "lifeline_upstream_requests_total")
+           "lifeline_upstream_requests_total", "lifeline_scheduling_lag_seconds", "lifeline_host_cpu_busy_ratio")
 
 
 def scrape(url: str) -> dict[str, dict[str, float]] | None:
@@ -261,7 +261,7 @@ class Sampler(threading.Thread):
                 continue
             self.samples += 1
             for name in ("lifeline_concurrency_limit", "lifeline_in_flight_requests", "lifeline_admission_queue_length",
-                         "lifeline_deployment_in_flight_requests"):
+                         "lifeline_deployment_in_flight_requests", "lifeline_scheduling_lag_seconds", "lifeline_host_cpu_busy_ratio"):
                 for labels, value in got[name].items():
                     key = name + ("{" + labels + "}" if labels else "")
                     lo_hi = self.ranges.setdefault(key, [value, value])
@@ -523,8 +523,8 @@ def print_tables(levels: list[dict[str, Any]], tps: float) -> None:
                       + (f", failed upstream attempts {failed_attempts}" if failed_attempts else ""))
     print()
     print("| streams | Lifeline run | concurrency limit (end; range during run) | shed_total (this run) | in flight (end; max) | "
-          "queue (max) | deployment in flight (max) |")
-    print("|---:|---:|---|---|---|---:|---:|")
+          "queue (max) | deployment in flight (max) | scheduling lag (max) s | host CPU busy (max) |")
+    print("|---:|---:|---|---|---|---:|---:|---:|---:|")
     for lv in levels:
         for run in lv["runs"]:
             m = run.get("lifeline_metrics")
@@ -541,8 +541,11 @@ def print_tables(levels: list[dict[str, Any]], tps: float) -> None:
             inflight_max = max((v[1] for k, v in rng.items() if k.startswith("lifeline_in_flight_requests")), default=None)
             queue_max = max((v[1] for k, v in rng.items() if k.startswith("lifeline_admission_queue_length")), default=None)
             dep_max = max((v[1] for k, v in rng.items() if k.startswith("lifeline_deployment_in_flight_requests")), default=None)
+            lag_max = max((v[1] for k, v in rng.items() if k.startswith("lifeline_scheduling_lag_seconds")), default=None)
+            busy_max = max((v[1] for k, v in rng.items() if k.startswith("lifeline_host_cpu_busy_ratio")), default=None)
             print(f"| {lv['streams']:,} | {run['run']} | {limit or '–'}; {limit_rng or '–'} | {shed_text} | "
-                  f"{inflight_end:g}; {fmt(inflight_max, 0)} | {fmt(queue_max, 0)} | {fmt(dep_max, 0)} |")
+                  f"{inflight_end:g}; {fmt(inflight_max, 0)} | {fmt(queue_max, 0)} | {fmt(dep_max, 0)} | "
+                  f"{fmt(lag_max, 2)} | {fmt(busy_max, 2)} |")
 
 
 # ---------------------------------------------------------------- main

@@ -306,7 +306,12 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     /// The upstream said it is overloaded (429), or stopped answering in time or accepting
     /// connections: back off multiplicatively, once per `overloadInterval`, so a burst of such
     /// answers counts as one sign, not hundreds.
-    public mutating func recordOverload(at now: Double) {
+    ///
+    /// `saidByUpstream` is false for a timeout or a failed connect, whose cause may be this host:
+    /// with its CPUs at least `maximumHostBusy` busy or its event loops `maximumHostLag` late, the
+    /// gateway's own timers fire before it reads what the upstream sent, so that is no sign.
+    public mutating func recordOverload(at now: Double, saidByUpstream: Bool = true, hostLag: Double = 0, hostBusy: Double = 0) {
+        if !saidByUpstream, hostLag >= policy.maximumHostLag || hostBusy >= policy.maximumHostBusy { return }
         if let lastBackoff, now - lastBackoff < policy.overloadInterval { return }
         lastBackoff = now
         limit = max(policy.minimumLimit, limit * policy.overloadBackoff)

@@ -249,7 +249,7 @@ public final class ModelGroup: Sendable {
         let outcome = Self.outcome(failure)
         slots.release(position)
         if let kind = failure?.kind, kind == .status(429) || kind == .timeout || kind == .connect {
-            slots.recordOverload(position, at: now)
+            slots.recordOverload(position, at: now, saidByUpstream: kind == .status(429))
         }
         metrics.upstreamAttempt(deployment: deployment.name, model: deployment.model, outcome: outcome)
         // A refusal of the request itself still proves the deployment answers.

@@ -139,10 +139,12 @@ final class DeploymentSlots: Sendable {
         metrics.concurrencyLatency(recent: recent, baseline: baseline, scope: names[position])
     }
 
-    /// The upstream refused for overload (429), timed out or refused the connection.
-    func recordOverload(_ position: Int, at now: Double) {
+    /// The upstream refused for overload (429: `saidByUpstream`), timed out or refused the
+    /// connection (which count only while this host had the CPU to notice in time).
+    func recordOverload(_ position: Int, at now: Double, saidByUpstream: Bool) {
+        let host = SchedulingLag.shared.now
         let slots = state.withLock { state -> Int in
-            state.limits[position].recordOverload(at: now)
+            state.limits[position].recordOverload(at: now, saidByUpstream: saidByUpstream, hostLag: host.lag, hostBusy: host.busy)
             return state.limits[position].slots
         }
         metrics.concurrencyLimit(slots, scope: names[position])
