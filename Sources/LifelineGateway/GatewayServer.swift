@@ -11,6 +11,8 @@ import UnixSignals
 
 /// Starts everything `lifeline serve` runs: simulated upstreams, the gateway, probes, and graceful drain.
 public enum GatewayServer {
+    /// Connections accepted per read of the listening socket.
+    static let acceptsPerRead: UInt = 256
     /// Runs until SIGTERM or SIGINT, then stops taking requests, lets in-flight ones finish
     /// within the drain timeout, and returns. SIGHUP reloads `configFile`.
     public static func run(config: LifelineConfig, configFile: String? = nil, overrides: ServerOverrides = ServerOverrides(),
@@ -102,6 +104,10 @@ public enum GatewayServer {
                 idleTimeout: .milliseconds(Int64(settings.server.idleTimeoutSeconds * 1000)))),
             configuration: .init(address: .hostname(settings.server.host, port: settings.server.port), serverName: nil, backlog: 4096),
             onServerRunning: { channel in
+                // NIO accepts 4 connections per read of the listening socket, and a busy event
+                // loop reads it once per turn: a burst of 1,000 clients then waits seconds to be
+                // accepted while the kernel holds them. Take up to 256 a turn.
+                try? await channel.setOption(ChannelOptions.maxMessagesPerRead, value: Self.acceptsPerRead)
                 runtime.readiness.set(true)
                 let port = channel.localAddress?.port ?? settings.server.port
                 runtime.serverStarted(url: "http://\(settings.server.host):\(port)")

@@ -1,5 +1,7 @@
 @testable import LifelineGateway
 import LifelineCore
+import NIOCore
+import NIOPosix
 import Synchronization
 import XCTest
 
@@ -36,8 +38,26 @@ final class DeploymentSlotsTests: XCTestCase {
         let list = Mutex<[Priority]>([])
     }
 
-    private func waitUntil(_ condition: () -> Bool) async throws {
-        for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
-        XCTAssertTrue(condition(), "not reached within 5 s")
+}
+
+private func waitUntil(_ condition: () -> Bool) async throws {
+    for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+    XCTAssertTrue(condition(), "not reached within 5 s")
+}
+
+/// The lag probe times the event loops themselves: a loop kept busy reads as late.
+final class SchedulingLagProbeTests: XCTestCase {
+    func testALoopKeptBusyReadsAsLate() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let lag = SchedulingLag()
+        let probe = Task { try await SchedulingLagProbe(lag: lag, metrics: GatewayMetrics(), group: group).run() }
+        try await waitUntil { lag.probes >= 5 }
+        // One loop blocked for 0.4 s (as a burst of work would hold it): the timers queued
+        // behind it run that late, whatever the other loop does.
+        let loops = Array(group.makeIterator())
+        loops[1].execute { usleep(400_000) }
+        try await waitUntil { lag.seconds >= 0.3 }
+        probe.cancel()
+        try await group.shutdownGracefully()
     }
 }

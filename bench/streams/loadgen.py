@@ -102,6 +102,7 @@ class StreamClient(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.rec["connect_s"] = time.monotonic() - self.t0
         self.transport.write(self.spec["request_bytes"])
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -151,6 +152,7 @@ class StreamClient(asyncio.Protocol):
             self.in_body = True
             try:
                 rec["status"] = int(lines[0].split()[1])
+                rec["head_s"] = now - self.t0
             except (IndexError, ValueError):
                 rec["failure"] = "bad_status_line"
                 self._end()
@@ -248,7 +250,7 @@ async def one_stream(spec: dict[str, Any], index: int, start_at: float, gaps: li
     hangup = hangup_every > 0 and index % hangup_every == hangup_every // 2
     rec: dict[str, Any] = {"i": index, "status": None, "ttft": None, "chunks": 0, "events": 0, "gap_n": 0,
                            "gap_sum": 0.0, "bunched": 0, "done": False, "hung_up": False, "planned_hangup": hangup,
-                           "error_code": None, "failure": None}
+                           "error_code": None, "failure": None, "connect_s": None, "head_s": None}
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
     t0 = time.monotonic()
     proto = StreamClient(spec, rec, t0, hangup, gaps)

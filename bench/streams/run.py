@@ -310,6 +310,8 @@ def summarise_run(records: list[dict[str, Any]], hist: list[int], lost: int, n: 
     for r in others:
         failures[r["failure"] or "unknown"] = failures.get(r["failure"] or "unknown", 0) + 1
     ttfts = [r["ttft"] for r in records if r["ttft"] is not None]
+    connects = [r["connect_s"] for r in records if r.get("connect_s") is not None]
+    heads = [r["head_s"] for r in records if r.get("head_s") is not None]
     gap_n = sum(r["gap_n"] for r in records)
     gap_sum = sum(r["gap_sum"] for r in records)
     bunched = sum(r["bunched"] for r in records)
@@ -327,6 +329,9 @@ def summarise_run(records: list[dict[str, Any]], hist: list[int], lost: int, n: 
         "other_failure_kinds": {**failures, **({"lost": lost} if lost else {})},
         "ttft_ms": {"p50": ms(percentile(ttfts, 50)), "p99": ms(percentile(ttfts, 99)), "max": ms(max(ttfts, default=None)),
                     "count": len(ttfts)},
+        # Where a first token's wait went: the TCP connect, then the response head.
+        "connect_ms": {"p50": ms(percentile(connects, 50)), "p99": ms(percentile(connects, 99))},
+        "head_ms": {"p50": ms(percentile(heads, 50)), "p99": ms(percentile(heads, 99))},
         "content_chunks": sum(r["chunks"] for r in records),
         "sse_events": sum(r["events"] for r in records),
         "gaps": {"count": gap_n, "mean_ms": round(gap_sum / gap_n * 1000, 2) if gap_n else None,
@@ -726,7 +731,8 @@ def main() -> int:
                     print(f"  {target:<8} run {r}: {s['completed']:,} completed, {s['refused']:,} refused "
                           f"{s['refused_statuses'] or ''}{s['refused_error_codes'] or ''}, {s['hung_up']:,} hung up, "
                           f"{s['other_failures']:,} other {s['other_failure_kinds'] or ''}; TTFT p50 {fmt(s['ttft_ms']['p50'])} "
-                          f"p99 {fmt(s['ttft_ms']['p99'])} ms; {wall:.1f} s; proxy CPU {run['proxy_cpu_s']} s, "
+                          f"p99 {fmt(s['ttft_ms']['p99'])} ms (connect p50 {fmt(s['connect_ms']['p50'])} p99 "
+                          f"{fmt(s['connect_ms']['p99'])}, head p50 {fmt(s['head_ms']['p50'])} p99 {fmt(s['head_ms']['p99'])}); {wall:.1f} s; proxy CPU {run['proxy_cpu_s']} s, "
                           f"peak RSS {run['rss_peak_mib']} MiB, after {run['rss_after_mib']} MiB, {run['open_fds_after']} fds; "
                           f"loadgen CPU {100 * run['loadgen_cpu_share']:.0f} %", flush=True)
                     if not run["proxy_alive"]:

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import LifelineCore
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
@@ -22,6 +24,7 @@ final class SchedulingLag: Sendable {
         var cpu = HostCPUWindow(size: 6)
         /// The cgroup's CPU-quota periods that throttled it, over the same half second.
         var throttling = HostCPUWindow(size: 6)
+        var probes = 0
     }
 
     /// One lock for the three, so a request's reading takes it once.
@@ -53,7 +56,15 @@ final class SchedulingLag: Sendable {
         }
     }
 
-    func record(_ seconds: Double) { windows.withLock { $0.lag.record(seconds) } }
+    /// Probes recorded so far.
+    var probes: Int { windows.withLock { $0.probes } }
+
+    func record(_ seconds: Double) {
+        windows.withLock { windows in
+            windows.lag.record(seconds)
+            windows.probes += 1
+        }
+    }
 
     /// Reads the host's CPU counters from `/proc/stat`, and the cgroup's throttling counters.
     func readHostCPU() {
@@ -89,19 +100,29 @@ final class SchedulingLag: Sendable {
     }
 }
 
-/// Sleeps `SchedulingLag.probeInterval` again and again and records how much later it woke.
+/// Asks each of NIO's event loops to run a timer `SchedulingLag.probeInterval` from now, again and
+/// again, and records how much later the latest of them ran.
+///
+/// The event loops are what serve every socket and, with NIO installed as Swift's global executor,
+/// every task; a timer there waits behind whatever the loop has queued. (`Task.sleep` would not do:
+/// its wake-up runs on the runtime's own timer threads, which stay on time while the loops fall behind.)
 struct SchedulingLagProbe: Service {
     let lag: SchedulingLag
     let metrics: GatewayMetrics
+    var group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
 
     func run() async throws {
-        let clock = ContinuousClock()
+        let loops = Array(group.makeIterator())
+        guard let first = loops.first else { return }
+        let interval = TimeAmount.nanoseconds(Int64(SchedulingLag.probeInterval.components.seconds) * 1_000_000_000
+            + Int64(SchedulingLag.probeInterval.components.attoseconds / 1_000_000_000))
         var probes = 0
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            let asked = clock.now
-            try? await Task.sleep(for: SchedulingLag.probeInterval)
-            let late = clock.now - asked - SchedulingLag.probeInterval
-            lag.record(Double(late.components.seconds) + Double(late.components.attoseconds) / 1e18)
+            let asked = NIODeadline.now()
+            let ran = loops.map { loop in loop.scheduleTask(in: interval) { NIODeadline.now() }.futureResult }
+            guard let times = try? await EventLoopFuture.whenAllSucceed(ran, on: first).get() else { return }
+            let late = (times.max() ?? asked) - asked - interval
+            lag.record(Double(late.nanoseconds) / 1e9)
             probes += 1
             if probes % 5 == 0 { lag.readHostCPU() }
             // The gauges show the windows' values a few times a second.

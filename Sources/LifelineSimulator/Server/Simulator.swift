@@ -112,7 +112,11 @@ public final class Simulator: Sendable {
         return Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: nil, backlog: 4096),
-            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
+            onServerRunning: { channel in
+                // As a provider's front end does, accept a burst of connections at once (NIO takes 4 a read).
+                try? await channel.setOption(ChannelOptions.maxMessagesPerRead, value: 256)
+                await onRunning(channel.localAddress?.port ?? port)
+            },
             logger: logger)
     }
 
