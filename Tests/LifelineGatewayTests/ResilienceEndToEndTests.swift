@@ -333,6 +333,24 @@ final class ResilienceEndToEndTests: XCTestCase {
         XCTAssertEqual(metricValue(#"lifeline_shed_total{reason="deployment_busy",priority="normal"}"#, in: metrics), 1, metrics)
     }
 
+    /// An upstream that answers a stream's head but no first token, or not even the head, is
+    /// left at the first-token timeout and the stream fails over, unseen by its client.
+    func testAStreamWhoseFirstTokenDoesNotComeInTimeFailsOver() async throws {
+        try await start { $0.routing.outlierDetection.consecutiveFailures = 10 }
+        for hangs in [false, true] {
+            var knobs = SimulatorKnobs()
+            if hangs { knobs.hang = true } else { knobs.ttftMilliseconds = 10_000 }
+            fixture.simulatorA.setKnobs(knobs)
+            let reply = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "late first token", stream: true))
+            XCTAssertEqual(reply.status, 200, reply.text)
+            XCTAssertEqual(reply.headers["x-lifeline-deployment"], "oa-2", "hangs \(hangs)")
+            XCTAssertEqual(reply.headers["x-lifeline-attempts"], "2")
+            XCTAssertEqual(try StreamTranscript(reply.body).doneCount, 1)
+        }
+        let metrics = try await fixture.metricsText()
+        XCTAssertEqual(metricValue(#"lifeline_upstream_requests_total{deployment="oa-1",outcome="timeout"}"#, in: metrics), 2)
+    }
+
     /// A connection that could not be had carried nothing, so even a model's only deployment is
     /// tried again (within `max_attempts`); an upstream that answered an error is not.
     func testALoneDeploymentThatRefusesConnectionsIsTriedAgainButOneThatAnsweredAnErrorIsNot() async throws {

@@ -4,6 +4,7 @@ import LifelineCore
 import LifelineWire
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
 import Tracing
 
@@ -106,32 +107,41 @@ final class StreamLease: Sendable {
 
 /// An upstream stream with its first event already read.
     struct OpenedStream: @unchecked Sendable {
-        // Safe: the stream is created in a child task and handed over only after that task has
+        // Safe: the stream is created in a task of its own and handed over only after that task has
         // finished, so it is never used by two tasks at once.
         var stream: UpstreamEventStream
         var first: ChatEvent?
     }
 
     /// Opens a stream and waits for its first event, within the deployment's first-token timeout.
+    ///
+    /// The timeout is a timer on the event loop this runs on, which cancels the attempt. (A
+    /// `Task.sleep` beside it would set a timer on the runtime's own threads, and waking them and
+    /// then the loop again cost every stream several thread switches before its first byte.)
     static func open(_ chat: ChatRequest, on deployment: Deployment) async throws(UpstreamFailure) -> OpenedStream {
         let timeout = deployment.config.timeouts.firstTokenMilliseconds
+        let attempt = Task { () async throws -> OpenedStream in
+            var stream = try await deployment.stream(chat)
+            let first = try await stream.next()
+            return OpenedStream(stream: stream, first: first)
+        }
+        let expired = Expiry()
+        let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .milliseconds(Int64(timeout))) {
+            expired.happened.store(true, ordering: .releasing)
+            attempt.cancel()
+        }
+        defer { timer.cancel() }
         do {
-            return try await withThrowingTaskGroup(of: OpenedStream.self) { group in
-                group.addTask {
-                    var stream = try await deployment.stream(chat)
-                    let first = try await stream.next()
-                    return OpenedStream(stream: stream, first: first)
-                }
-                group.addTask {
-                    try await Task.sleep(for: .milliseconds(timeout))
-                    throw UpstreamFailure(.timeout, "no first token within \(timeout) ms")
-                }
-                defer { group.cancelAll() }
-                return try await group.next()!
-            }
+            return try await withTaskCancellationHandler { try await attempt.value } onCancel: { attempt.cancel() }
         } catch {
+            if expired.happened.load(ordering: .acquiring) { throw UpstreamFailure(.timeout, "no first token within \(timeout) ms") }
             throw UpstreamClient.failure(from: error)
         }
+    }
+
+    /// Set by the first-token timer when it fires.
+    private final class Expiry: Sendable {
+        let happened = Atomic(false)
     }
 
     /// The answer as the client has it so far; text flows upstream → splicer → stop scanner → client.
