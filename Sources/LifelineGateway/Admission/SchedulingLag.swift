@@ -104,8 +104,9 @@ final class SchedulingLag: Sendable {
 /// again, and records how much later the latest of them ran.
 ///
 /// The event loops are what serve every socket and, with NIO installed as Swift's global executor,
-/// every task; a timer there waits behind whatever the loop has queued. (`Task.sleep` would not do:
-/// its wake-up runs on the runtime's own timer threads, which stay on time while the loops fall behind.)
+/// every task; a timer there waits behind whatever the loop has queued. Every loop is timed at
+/// every probe. (A `Task.sleep` is woken by the runtime's own timer thread, which hands it to one
+/// loop, a different one each time: it timed one loop per probe, and the timer thread besides.)
 struct SchedulingLagProbe: Service {
     let lag: SchedulingLag
     let metrics: GatewayMetrics

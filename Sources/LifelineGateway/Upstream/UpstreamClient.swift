@@ -10,9 +10,15 @@ import Tracing
 ///
 /// Each deployment has its own connection pool so its connect and idle timeouts are its own,
 /// and a slow deployment cannot hold connections another one needs.
+///
+/// The pool is one per event loop: a request goes out on a connection of the loop its task runs
+/// on, which is the loop of the client's connection. Its bytes then never cross threads. (With
+/// one pool for every loop, a request took the most recently idle connection, on whichever loop,
+/// and half the time each chunk crossed to the other loop and back.)
 public final class UpstreamClient: Sendable {
     public let deployment: DeploymentConfig
-    private let http: HTTPClient
+    private let clients: [HTTPClient]
+    private let clientOfLoop: [ObjectIdentifier: HTTPClient]
     private let endpoint: UpstreamEndpoint
     private var headers: HTTPHeaders { endpoint.headers }
 
@@ -29,12 +35,19 @@ public final class UpstreamClient: Sendable {
         // With tracing off, AsyncHTTPClient would still make a no-op span, with its attributes,
         // for every request. (Tracing is set up before any deployment is made.)
         if InstrumentationSystem.tracer is NoOpTracer { configuration.tracing.tracer = nil }
-        http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        let loops = Array(HTTPClient.defaultEventLoopGroup.makeIterator())
+        clients = loops.map { HTTPClient(eventLoopGroup: $0, configuration: configuration) }
+        clientOfLoop = Dictionary(uniqueKeysWithValues: zip(loops.map { ObjectIdentifier($0) }, clients))
         endpoint = UpstreamEndpoint(deployment)
     }
 
     public func shutdown() async {
-        try? await http.shutdown()
+        for client in clients { try? await client.shutdown() }
+    }
+
+    /// The pool of the loop this runs on (off the loops, as in a test's own task: the first).
+    private var http: HTTPClient {
+        MultiThreadedEventLoopGroup.currentEventLoop.flatMap { clientOfLoop[ObjectIdentifier($0)] } ?? clients[0]
     }
 
     private func httpRequest(url: String, body: JSONValue) -> HTTPClientRequest {
