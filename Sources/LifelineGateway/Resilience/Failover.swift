@@ -96,7 +96,8 @@ struct Failover {
                 failures.append(error)
                 lastFailed = deployment
                 // No connection was had, so the deployment saw nothing: it is tried again after the
-                // others (a budgeted retry), as a lone deployment is when its host was briefly short.
+                // others (a budgeted retry). A lone deployment too: its connect may have timed out
+                // only because this host was short of CPU.
                 if !error.reachedUpstream, !pending.contains(where: { $0 === deployment }) { pending.append(deployment) }
             }
         }

@@ -14,7 +14,7 @@ import Tracing
 /// The pool is one per event loop: a request goes out on a connection of the loop its task runs
 /// on, which is the loop of the client's connection. Its bytes then never cross threads. (With
 /// one pool for every loop, a request took the most recently idle connection, on whichever loop,
-/// and half the time each chunk crossed to the other loop and back.)
+/// and often each chunk crossed to the other loop and back.)
 public final class UpstreamClient: Sendable {
     public let deployment: DeploymentConfig
     private let clients: [HTTPClient]

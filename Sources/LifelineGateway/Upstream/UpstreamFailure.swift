@@ -43,9 +43,9 @@ public struct UpstreamFailure: Error, Sendable, CustomStringConvertible {
     /// 401/403 (credentials) and 404 (base URL or model) are the deployment's configuration.
     public var isRetryable: Bool {
         switch kind {
-        case .connect, .timeout, .disconnected, .malformed: return true
+        case .connect, .timeout, .disconnected, .malformed: true
         case .status(let status):
-            return status == 408 || status == 409 || status == 429 || status >= 500 || DeploymentProblem.Kind(status: status) != nil
+            status == 408 || status == 409 || status == 429 || status >= 500 || DeploymentProblem.Kind(status: status) != nil
         }
     }
 
