@@ -111,6 +111,30 @@ final class AccessEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(shown.json?["usage"]?["tokens_used"]?.intValue ?? 0, 10)
     }
 
+    /// The queue's clock sleeps while no one waits: a request that queues after an idle spell is
+    /// still shed at its maximum wait, not left until the slot frees. Twice, with a calm between.
+    func testAWaiterIsShedAtItsMaximumWaitAfterTheQueueWasIdle() async throws {
+        fixture = try await GatewayFixture.start { config in
+            config.admission.concurrency.pin(at: 1)
+            config.admission.queue.maximumWait = 0.3
+        }
+        var knobs = SimulatorKnobs()
+        knobs.ttftMilliseconds = 3_000
+        fixture.simulatorA.setKnobs(knobs)
+        let fixture = self.fixture!
+        for round in 1...2 {
+            async let holder = fixture.post("/v1/chat/completions", chatBody("chat-openai", "holds the slot \(round)"))
+            try await waitFor("the slot taken") { metricValue("lifeline_in_flight_requests", in: try await fixture.metricsText()) == 1 }
+            let waiter = try await fixture.post("/v1/chat/completions", chatBody("chat-openai", "waits \(round)"))
+            XCTAssertEqual(waiter.status, 503, waiter.text)
+            XCTAssertEqual(waiter.json?["error"]?["code"], "overloaded")
+            let held = try await holder
+            XCTAssertEqual(held.status, 200)
+            let metrics = try await fixture.metricsText()
+            XCTAssertEqual(metricValue(#"lifeline_shed_total{reason="queue_timeout",priority="normal"}"#, in: metrics), Double(round), metrics)
+        }
+    }
+
     func testUnderOverloadCriticalRequestsSucceedWhileLowOnesAreShedWithRetryAfter() async throws {
         fixture = try await GatewayFixture.start { config in
             config.admission.concurrency.pin(at: 2)

@@ -39,12 +39,16 @@ final class AdmissionController: Sendable {
     private let state: Mutex<State>
     private let clock: @Sendable () -> Double
     private let metrics: GatewayMetrics
+    /// A request started waiting: the ticker, idle while no one waits, starts its clock.
+    let arrivals: AsyncStream<Void>
+    private let arrived: AsyncStream<Void>.Continuation
 
     init(config: AdmissionConfig, clock: @escaping @Sendable () -> Double, metrics: GatewayMetrics) {
         let limit = GradientConcurrencyLimit(policy: config.concurrency)
         state = Mutex(State(queue: AdmissionQueue(policy: config.queue, limit: limit.slots), limit: limit))
         self.clock = clock
         self.metrics = metrics
+        (arrivals, arrived) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
         metrics.concurrencyLimit(limit.slots)
         metrics.concurrencyLatency(recent: nil, baseline: nil)
         metrics.admission(inFlight: 0, queued: 0)  // present from the start, not only after the first request
@@ -69,6 +73,7 @@ final class AdmissionController: Sendable {
             return shed(priority: priority, reason: "queue_full")
         case .queued:
             report()
+            arrived.yield()
             let admitted = await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
                     let resumeNow = state.withLock { state -> Bool? in
@@ -120,11 +125,15 @@ final class AdmissionController: Sendable {
     }
 
     /// Sheds waiters that waited too long or sit in a standing queue; run on a short tick.
-    func expireWaiters() {
+    /// Returns whether no one waits now (read with the expiry, so the queue's standing state
+    /// was reset on an empty queue).
+    @discardableResult
+    func expireWaiters() -> Bool {
         let now = clock()
-        let shed = state.withLock { $0.queue.expire(at: now) }
+        let (shed, empty) = state.withLock { state in (state.queue.expire(at: now), state.queue.waiting.isEmpty) }
         resume(shed, admitted: false)
         if !shed.isEmpty { report() }
+        return empty
     }
 
     private func resume(_ ids: [UInt64], admitted: Bool) {
@@ -167,14 +176,17 @@ final class AdmissionController: Sendable {
     }
 }
 
-/// Runs the admission queue's clock: sheds waiters past their time every 10 ms.
+/// Runs the admission queue's clock: sheds waiters past their time every 10 ms while any wait,
+/// and sleeps while none does (an idle gateway is not woken a hundred times a second).
 struct AdmissionTicker: Service {
     let admission: AdmissionController
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(10))
-            admission.expireWaiters()
+        for await _ in admission.arrivals.cancelOnGracefulShutdown() {
+            while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(10))
+                if admission.expireWaiters() { break }
+            }
         }
     }
 }
