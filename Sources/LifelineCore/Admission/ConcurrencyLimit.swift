@@ -48,6 +48,12 @@ public struct ConcurrencyLimitPolicy: Sendable, Equatable {
     public var maximumHostBusy = 0.9
 
     public init() {}
+
+    /// The host was short of CPU (its event loops `hostLag` seconds late, or its CPUs `hostBusy`
+    /// busy) beyond what a reading may come from and still speak of the upstream.
+    func hostIsShort(lag hostLag: Double, busy hostBusy: Double) -> Bool {
+        hostLag >= maximumHostLag || hostBusy >= maximumHostBusy
+    }
 }
 
 /// How busy the host's CPUs are, from the cumulative busy and total time Linux keeps in
@@ -139,8 +145,8 @@ public enum CgroupThrottling {
     }
 }
 
-/// How late the gateway's own scheduling runs, from probes that ask to sleep a fixed time and
-/// note how much later they wake: the largest of the last `size` probes.
+/// How late the gateway's own scheduling runs, from probes that set a timer a fixed time ahead
+/// and note how much later it ran: the largest of the last `size` probes.
 public struct SchedulingLagWindow: Sendable, Equatable {
     private var samples: [Double] = []
     private var next = 0
@@ -216,7 +222,7 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     /// a share), says nothing about the upstream and is dropped. `contended`: demand was over
     /// the limit when this one started (others waited for a slot, or one was just shed).
     public mutating func record(latency: Double, inFlight: Int, hostLag: Double = 0, hostBusy: Double = 0, contended: Bool = false) {
-        guard latency > 0, hostLag < policy.maximumHostLag, hostBusy < policy.maximumHostBusy else { return }
+        guard latency > 0, !policy.hostIsShort(lag: hostLag, busy: hostBusy) else { return }
         samples += 1
         let binds = contended || inFlight >= slots
         let inUse = binds || Double(inFlight) >= 0.75 * limit
@@ -311,7 +317,7 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     /// with its CPUs at least `maximumHostBusy` busy or its event loops `maximumHostLag` late, the
     /// gateway's own timers fire before it reads what the upstream sent, so that is no sign.
     public mutating func recordOverload(at now: Double, saidByUpstream: Bool = true, hostLag: Double = 0, hostBusy: Double = 0) {
-        if !saidByUpstream, hostLag >= policy.maximumHostLag || hostBusy >= policy.maximumHostBusy { return }
+        if !saidByUpstream, policy.hostIsShort(lag: hostLag, busy: hostBusy) { return }
         if let lastBackoff, now - lastBackoff < policy.overloadInterval { return }
         lastBackoff = now
         limit = max(policy.minimumLimit, limit * policy.overloadBackoff)

@@ -59,10 +59,13 @@ final class SchedulingLag: Sendable {
     /// Probes recorded so far.
     var probes: Int { windows.withLock { $0.probes } }
 
-    func record(_ seconds: Double) {
+    /// Records one probe's lag; returns how many probes there have been.
+    @discardableResult
+    func record(_ seconds: Double) -> Int {
         windows.withLock { windows in
             windows.lag.record(seconds)
             windows.probes += 1
+            return windows.probes
         }
     }
 
@@ -115,16 +118,13 @@ struct SchedulingLagProbe: Service {
     func run() async throws {
         let loops = Array(group.makeIterator())
         guard let first = loops.first else { return }
-        let interval = TimeAmount.nanoseconds(Int64(SchedulingLag.probeInterval.components.seconds) * 1_000_000_000
-            + Int64(SchedulingLag.probeInterval.components.attoseconds / 1_000_000_000))
-        var probes = 0
+        let interval = TimeAmount(SchedulingLag.probeInterval)
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             let asked = NIODeadline.now()
             let ran = loops.map { loop in loop.scheduleTask(in: interval) { NIODeadline.now() }.futureResult }
             guard let times = try? await EventLoopFuture.whenAllSucceed(ran, on: first).get() else { return }
             let late = (times.max() ?? asked) - asked - interval
-            lag.record(Double(late.nanoseconds) / 1e9)
-            probes += 1
+            let probes = lag.record(Double(late.nanoseconds) / 1e9)
             if probes % 5 == 0 { lag.readHostCPU() }
             // The gauges show the windows' values a few times a second.
             if probes % 10 == 0 {
