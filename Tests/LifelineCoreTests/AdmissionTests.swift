@@ -138,6 +138,30 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         XCTAssertLessThan(limit.limit, before / 2)
     }
 
+    func testQuickFirstTokensOnAShortHostStillGrowTheLimitAndLateOnesLeaveIt() {
+        // A burst of streams keeps the host's CPUs busy. The upstream still answers at its quiet
+        // pace with every slot in use: that is news it serves this concurrency, and the limit grows.
+        var limit = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        for _ in 0..<300 { limit.record(latency: 0.3, inFlight: 600) }
+        let before = limit.limit
+        let baseline = limit.baseline
+        for _ in 0..<200 { limit.record(latency: 0.31, inFlight: limit.slots, hostBusy: 0.98, contended: true) }
+        XCTAssertGreaterThan(limit.limit, before * 1.5)
+        XCTAssertEqual(limit.baseline, baseline)
+        // Growth needs use there too: at a third of the limit in flight it stops.
+        let grown = limit.limit
+        for _ in 0..<200 { limit.record(latency: 0.3, inFlight: Int(grown / 3), hostLag: 0.5) }
+        XCTAssertEqual(limit.limit, grown)
+        // Late first tokens on a short host neither grow nor shrink it, and stay out of the window.
+        for _ in 0..<200 { limit.record(latency: 3.0, inFlight: limit.slots, hostBusy: 0.98, contended: true) }
+        XCTAssertEqual(limit.limit, grown)
+        XCTAssertEqual(limit.baseline, baseline)
+        // Without a baseline there is nothing to judge a sample by.
+        var fresh = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
+        for _ in 0..<100 { fresh.record(latency: 0.3, inFlight: fresh.slots, hostBusy: 0.98) }
+        XCTAssertEqual(fresh.limit, ConcurrencyLimitPolicy().initialLimit)
+    }
+
     func testTheHostsCPUShareIsReadFromProcStat() throws {
         let stat = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\nintr 1 2 3\n"
         let counters = try XCTUnwrap(HostCPUWindow.counters(fromProcStat: stat[...]))

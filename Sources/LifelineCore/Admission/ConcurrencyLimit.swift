@@ -38,8 +38,9 @@ public struct ConcurrencyLimitPolicy: Sendable, Equatable {
     public var overloadBackoff = 0.9
     public var overloadInterval = 1.0
     /// A latency sample taken while the gateway's own event loops run at least this many seconds
-    /// late is dropped: the delay is the gateway's (a CPU-short host relaying thousands of
-    /// streams), not the upstream's, and a smaller limit would refuse a healthy upstream's traffic.
+    /// late never shrinks the limit: the delay is the gateway's (a CPU-short host relaying
+    /// thousands of streams), not the upstream's, and a smaller limit would refuse a healthy
+    /// upstream's traffic. (A quick one still grows it.)
     public var maximumHostLag = 0.1
     /// Nor is one taken while the host's CPUs are this busy: a host that is short of CPU makes
     /// every first token late (the gateway's reads, and an upstream on the same host), though
@@ -219,10 +220,15 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     /// with how many requests were in flight when it started, and how late the gateway's own
     /// scheduling runs now (`hostLag`, seconds): a sample taken while that is at least
     /// `maximumHostLag`, or while the host's CPUs are at least `maximumHostBusy` busy (`hostBusy`,
-    /// a share), says nothing about the upstream and is dropped. `contended`: demand was over
+    /// a share), can never shrink the limit; only one near the baseline grows it (`growOnShortHost`).
+    /// `contended`: demand was over
     /// the limit when this one started (others waited for a slot, or one was just shed).
     public mutating func record(latency: Double, inFlight: Int, hostLag: Double = 0, hostBusy: Double = 0, contended: Bool = false) {
-        guard latency > 0, !policy.hostIsShort(lag: hostLag, busy: hostBusy) else { return }
+        guard latency > 0 else { return }
+        if policy.hostIsShort(lag: hostLag, busy: hostBusy) {
+            growOnShortHost(latency: latency, inFlight: inFlight)
+            return
+        }
         samples += 1
         let binds = contended || inFlight >= slots
         let inUse = binds || Double(inFlight) >= 0.75 * limit
@@ -278,6 +284,21 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
             limit = max(floor, limit * (1 - policy.smoothing) + proposed * policy.smoothing)
         }
         limit = min(policy.maximumLimit, max(policy.minimumLimit, limit))
+    }
+
+    /// A sample read while the host was short of CPU. Such a host only makes answers later, so
+    /// a late one says nothing of the upstream, and the window and the baseline never see it; but
+    /// one still within a quarter of the way to the queueing bound is news that the upstream served
+    /// its concurrency without a queue, and grows the limit as a quiet sample would. (Else a burst
+    /// that keeps the host busy would hold the limit where it stood, and the waiters over it would
+    /// be refused in front of a healthy upstream.)
+    private mutating func growOnShortHost(latency: Double, inFlight: Int) {
+        guard let baseline else { return }
+        let bound = max(policy.tolerance * baseline, baseline + policy.minimumQueueDelay)
+        guard latency - baseline <= (bound - baseline) / 4 else { return }
+        let ceiling = Double(inFlight) * 1.5
+        guard limit < ceiling else { return }
+        limit = min(policy.maximumLimit, ceiling, limit + limit.squareRoot() * policy.smoothing)
     }
 
     /// Whether the latency over the baseline is the upstream's own rather than a queue: answers
