@@ -1,4 +1,5 @@
 import LifelineCore
+import Prometheus
 import ServiceLifecycle
 import Synchronization
 
@@ -39,6 +40,10 @@ final class AdmissionController: Sendable {
     private let state: Mutex<State>
     private let clock: @Sendable () -> Double
     private let metrics: GatewayMetrics
+    /// The gateway's admission gauges, set on every change.
+    private let limitGauges: GatewayMetrics.LimitGauges
+    private let inFlightGauge: Gauge
+    private let queueGauge: Gauge
     /// A request started waiting: the ticker, idle while no one waits, starts its clock.
     let arrivals: AsyncStream<Void>
     private let arrived: AsyncStream<Void>.Continuation
@@ -49,9 +54,13 @@ final class AdmissionController: Sendable {
         self.clock = clock
         self.metrics = metrics
         (arrivals, arrived) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
-        metrics.concurrencyLimit(limit.slots)
-        metrics.concurrencyLatency(recent: nil, baseline: nil)
-        metrics.admission(inFlight: 0, queued: 0)  // present from the start, not only after the first request
+        limitGauges = metrics.limitGauges(scope: "gateway")
+        (inFlightGauge, queueGauge) = metrics.admissionGauges()
+        limitGauges.limit(limit.slots)
+        limitGauges.latency(recent: nil, baseline: nil)
+        // Present from the start, not only after the first request.
+        inFlightGauge.set(0.0)
+        queueGauge.set(0.0)
         metrics.schedulingLag(SchedulingLag.shared.seconds)
         metrics.hostCPUBusy(SchedulingLag.shared.hostBusy)
         metrics.cpuThrottled(SchedulingLag.shared.throttled)
@@ -114,7 +123,7 @@ final class AdmissionController: Sendable {
         }
         resume(admitted, admitted: true)
         report()
-        if latency != nil { metrics.concurrencyLatency(recent: recent, baseline: baseline) }
+        if latency != nil { limitGauges.latency(recent: recent, baseline: baseline) }
     }
 
     /// A waiter whose client left gives its place up (if it still holds one: it may have just
@@ -167,8 +176,9 @@ final class AdmissionController: Sendable {
 
     private func report() {
         let (limit, inFlight, waiting) = state.withLock { ($0.limit.slots, $0.queue.inFlight, $0.queue.waiting.count) }
-        metrics.concurrencyLimit(limit)
-        metrics.admission(inFlight: inFlight, queued: waiting)
+        limitGauges.limit(limit)
+        inFlightGauge.set(Double(inFlight))
+        queueGauge.set(Double(waiting))
     }
 
     var snapshot: (limit: Int, inFlight: Int, queued: Int) {

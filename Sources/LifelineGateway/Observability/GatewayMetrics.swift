@@ -328,7 +328,6 @@ public final class GatewayMetrics: Sendable {
                 help: "Requests refused because their caller was over a limit (429), by limit and key tier.").increment()
     }
 
-    /// `scope` is `gateway` for the whole gateway, else a deployment's name.
     /// How late the gateway's own event loops run (the largest of the last half second's probes).
     func schedulingLag(_ seconds: Double) {
         gauge("lifeline_scheduling_lag_seconds", [], help: "How late the gateway's own event loops run: the largest delay of the last half second's probes.")
@@ -345,26 +344,40 @@ public final class GatewayMetrics: Sendable {
             .set(share)
     }
 
-    public func concurrencyLimit(_ slots: Int, scope: String = "gateway") {
-        gauge("lifeline_concurrency_limit", [("scope", scope)], help: "The adaptive concurrency limit, for the gateway and per deployment.").set(Double(slots))
+    /// An adaptive limit's gauges (`scope` is `gateway` for the whole gateway, else a deployment's
+    /// name): the limit, and what it compares, set when it has learnt from a sample (0 before the
+    /// first). Looked up once by the limit that sets them on every change (a lookup hashes the
+    /// series' name and labels; setting a gauge is one atomic store).
+    struct LimitGauges: Sendable {
+        fileprivate let slots: Gauge
+        fileprivate let recent: Gauge
+        fileprivate let baseline: Gauge
+
+        func limit(_ slots: Int) { self.slots.set(Double(slots)) }
+
+        func latency(recent: Double?, baseline: Double?) {
+            self.recent.set(recent ?? 0)
+            self.baseline.set(baseline ?? 0)
+        }
     }
 
-    /// What an adaptive limit compares, set when it has learnt from a sample (0 before the first).
-    public func concurrencyLatency(recent: Double?, baseline: Double?, scope: String = "gateway") {
+    func limitGauges(scope: String) -> LimitGauges {
         let help = "What the adaptive limit compares: the recent first-token latency (upper quartile while the limit is in use, median otherwise) and its slow baseline."
-        gauge("lifeline_concurrency_latency_seconds", [("scope", scope), ("window", "recent")], help: help).set(recent ?? 0)
-        gauge("lifeline_concurrency_latency_seconds", [("scope", scope), ("window", "baseline")], help: help).set(baseline ?? 0)
+        return LimitGauges(slots: gauge("lifeline_concurrency_limit", [("scope", scope)], help: "The adaptive concurrency limit, for the gateway and per deployment."),
+                           recent: gauge("lifeline_concurrency_latency_seconds", [("scope", scope), ("window", "recent")], help: help),
+                           baseline: gauge("lifeline_concurrency_latency_seconds", [("scope", scope), ("window", "baseline")], help: help))
     }
 
     /// Attempts a deployment has in progress, against its `lifeline_concurrency_limit{scope=NAME}`.
-    public func deploymentInFlight(_ inFlight: Int, deployment: String) {
+    func deploymentInFlightGauge(_ deployment: String) -> Gauge {
         gauge("lifeline_deployment_in_flight_requests", [("deployment", deployment)],
-              help: "Attempts in progress at each deployment (routing skips one at its concurrency limit).").set(Double(inFlight))
+              help: "Attempts in progress at each deployment (routing skips one at its concurrency limit).")
     }
 
-    public func admission(inFlight: Int, queued: Int) {
-        gauge("lifeline_in_flight_requests", [], help: "Admitted requests in progress.").set(Double(inFlight))
-        gauge("lifeline_admission_queue_length", [], help: "Requests waiting for a slot.").set(Double(queued))
+    /// Admitted requests in progress, and requests waiting for a slot.
+    func admissionGauges() -> (inFlight: Gauge, queued: Gauge) {
+        (gauge("lifeline_in_flight_requests", [], help: "Admitted requests in progress."),
+         gauge("lifeline_admission_queue_length", [], help: "Requests waiting for a slot."))
     }
 
     public func storeReachable(_ reachable: Bool) {

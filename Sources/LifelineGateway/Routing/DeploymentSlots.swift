@@ -1,4 +1,5 @@
 import LifelineCore
+import Prometheus
 import Synchronization
 
 /// Each deployment's adaptive concurrency limit, the attempts it has in flight, and the
@@ -26,8 +27,9 @@ final class DeploymentSlots: Sendable {
     }
 
     private let state: Mutex<State>
-    private let names: [String]
-    private let metrics: GatewayMetrics
+    /// Each deployment's gauges, set on every change.
+    private let limitGauges: [GatewayMetrics.LimitGauges]
+    private let inFlightGauges: [Gauge]
     /// Most attempts that may wait at one deployment; beyond it they are refused at once.
     private let maximumWaiting: Int
 
@@ -35,14 +37,14 @@ final class DeploymentSlots: Sendable {
         let limits = Array(repeating: GradientConcurrencyLimit(policy: policy), count: names.count)
         state = Mutex(State(limits: limits, inFlight: Array(repeating: 0, count: names.count),
                             waiting: Array(repeating: [], count: names.count)))
-        self.names = names
-        self.metrics = metrics
         self.maximumWaiting = maximumWaiting
-        for (name, limit) in zip(names, limits) {
-            metrics.concurrencyLimit(limit.slots, scope: name)
-            metrics.concurrencyLatency(recent: nil, baseline: nil, scope: name)
-            metrics.deploymentInFlight(0, deployment: name)
+        limitGauges = names.map { metrics.limitGauges(scope: $0) }
+        inFlightGauges = names.map { metrics.deploymentInFlightGauge($0) }
+        for (gauges, limit) in zip(limitGauges, limits) {
+            gauges.limit(limit.slots)
+            gauges.latency(recent: nil, baseline: nil)
         }
+        for gauge in inFlightGauges { gauge.set(0.0) }
     }
 
     /// Each deployment's limit and attempts in flight.
@@ -74,7 +76,7 @@ final class DeploymentSlots: Sendable {
             return (nil, state.nextID)
         }
         if let taken {
-            metrics.deploymentInFlight(taken, deployment: names[position])
+            inFlightGauges[position].set(Double(taken))
             return true
         }
         guard let id else { return false }
@@ -122,7 +124,7 @@ final class DeploymentSlots: Sendable {
             return (Self.admitWaiting(&state, position), state.inFlight[position])
         }
         for waiter in woken { waiter.continuation.resume(returning: true) }
-        metrics.deploymentInFlight(inFlight, deployment: names[position])
+        inFlightGauges[position].set(Double(inFlight))
     }
 
     /// An answer's latency (time to first token for streams) trains the deployment's limit.
@@ -135,8 +137,8 @@ final class DeploymentSlots: Sendable {
             return (Self.admitWaiting(&state, position), limit.slots, limit.recentLatency, limit.baseline)
         }
         for waiter in woken { waiter.continuation.resume(returning: true) }
-        metrics.concurrencyLimit(slots, scope: names[position])
-        metrics.concurrencyLatency(recent: recent, baseline: baseline, scope: names[position])
+        limitGauges[position].limit(slots)
+        limitGauges[position].latency(recent: recent, baseline: baseline)
     }
 
     /// The upstream refused for overload (429: `saidByUpstream`), timed out or refused the
@@ -147,7 +149,7 @@ final class DeploymentSlots: Sendable {
             state.limits[position].recordOverload(at: now, saidByUpstream: saidByUpstream, hostLag: host.lag, hostBusy: host.busy)
             return state.limits[position].slots
         }
-        metrics.concurrencyLimit(slots, scope: names[position])
+        limitGauges[position].limit(slots)
     }
 
     private static func admitWaiting(_ state: inout State, _ position: Int) -> [Waiter] {
@@ -161,6 +163,6 @@ final class DeploymentSlots: Sendable {
 
     private func report(_ position: Int) {
         let inFlight = state.withLock { $0.inFlight[position] }
-        metrics.deploymentInFlight(inFlight, deployment: names[position])
+        inFlightGauges[position].set(Double(inFlight))
     }
 }
