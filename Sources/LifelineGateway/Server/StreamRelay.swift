@@ -225,7 +225,9 @@ final class StreamLease: Sendable {
                     if !out.isEmpty { try await write(&out, to: &writer) }
                     while !progress.stopped, let event = try await current.stream.next() {
                         out += forward(event, &encoder, &progress)
-                        if !out.isEmpty {
+                        // Events that came in one read of the upstream go out in one write: a
+                        // busy host that reads several at once spends one write on them, not one each.
+                        if !out.isEmpty, !current.stream.hasReadyEvent {
                             try await write(&out, to: &writer)
                         }
                         if runtime.clock() > deadline {

@@ -271,6 +271,8 @@ public struct UpstreamEventStream {
     var announcedPromptTokens: Int? { wireProtocol == .anthropic ? anthropic.announcedInputTokens : nil }
     /// A drill cuts the stream after this many text events.
     var cutAfterTextEvents: Int?
+    /// Whether `next()` has an event already read, which it returns without waiting.
+    var hasReadyEvent: Bool { pendingIndex < pending.count }
 
     init(body: HTTPClientResponse.Body, protocol wireProtocol: WireProtocol) {
         self.iterator = body.makeAsyncIterator()
