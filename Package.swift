@@ -66,6 +66,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
+        // The overhead benchmark's floor (bench/floor/main.swift says what it is); not shipped.
+        .executableTarget(name: "lifeline-bench-floor", dependencies: [
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ], path: "bench/floor"),
         .testTarget(name: "LifelineCoreTests", dependencies: ["LifelineCore"]),
         .testTarget(name: "LifelineWireTests", dependencies: ["LifelineWire"], exclude: ["Fixtures"]),
         .testTarget(name: "LifelineStoreTests", dependencies: [

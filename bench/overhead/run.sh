@@ -6,6 +6,8 @@
 #
 # Environment:
 #   LIFELINE_BIN      the binary (default .build-release/release/lifeline, built if absent)
+#   FLOOR_BIN         the floor: the least proxy built on Hummingbird and AsyncHTTPClient
+#                     (bench/floor; default .build-release/release/lifeline-bench-floor, built if absent)
 #   DURATION          seconds per wrk run (default 10)
 #   ROUNDS            repeat the wrk runs this many times and report medians (default 1)
 #   WARMUP            seconds of warm-up per target before measuring (default 2)
@@ -41,6 +43,11 @@ NGINX="$(command -v nginx)"
 
 source "$ROOT/bench/lib.sh"
 bench_release_binary run.sh
+FLOOR_BIN="${FLOOR_BIN:-$ROOT/.build-release/release/lifeline-bench-floor}"
+if [[ ! -x "$FLOOR_BIN" ]]; then
+  echo "building the floor proxy (bench/floor)..." >&2
+  (cd "$ROOT" && timeout 3600 swift build -c release --scratch-path .build-release --product lifeline-bench-floor)
+fi
 
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 if awk -v l="${LOAD_START%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
@@ -52,7 +59,7 @@ PIDS=()
 
 bench_trap_cleanup
 
-read -r P_SIM P_SIM_STREAM P_GW P_NGX P_NGX_STREAM < <(python3 "$PY" ports 5)
+read -r P_SIM P_SIM_STREAM P_GW P_NGX P_NGX_STREAM P_FLOOR P_FLOOR_STREAM < <(python3 "$PY" ports 7)
 
 # --- upstreams: one simulator answering at once, one pacing tokens for the streaming part
 "$LIFELINE_BIN" simulate --host 127.0.0.1 --port "$P_SIM" --protocol both --log-level warning >"$TMP/sim.log" 2>&1 &
@@ -80,6 +87,13 @@ export LIFELINE_ADMIN_TOKEN
 (cd "$TMP" && exec "$LIFELINE_BIN" serve --config "$TMP/lifeline.yaml" --log-level warning) >"$TMP/lifeline.log" 2>&1 &
 GW_PID=$!
 PIDS+=("$GW_PID")
+
+# --- the floor: Hummingbird and AsyncHTTPClient relaying bytes, one process per simulator as nginx has a server each
+"$FLOOR_BIN" "$P_FLOOR" "http://127.0.0.1:$P_SIM/v1/chat/completions" >"$TMP/floor.log" 2>&1 &
+FLOOR_PID=$!
+PIDS+=("$FLOOR_PID")
+"$FLOOR_BIN" "$P_FLOOR_STREAM" "http://127.0.0.1:$P_SIM_STREAM/v1/chat/completions" >"$TMP/floor-stream.log" 2>&1 &
+PIDS+=($!)
 
 # --- nginx: a reverse proxy with upstream keepalive, no buffering
 bench_nginx_conf <<EOF
@@ -113,15 +127,24 @@ PIDS+=("$NGX_PID")
 URL_DIRECT="http://127.0.0.1:$P_SIM/v1/chat/completions"
 URL_NGINX="http://127.0.0.1:$P_NGX/v1/chat/completions"
 URL_LIFELINE="http://127.0.0.1:$P_GW/v1/chat/completions"
+URL_FLOOR="http://127.0.0.1:$P_FLOOR/v1/chat/completions"
 python3 "$PY" wait "$URL_DIRECT" sim-model 60
 python3 "$PY" wait "http://127.0.0.1:$P_SIM_STREAM/v1/chat/completions" sim-model 60
 python3 "$PY" wait "$URL_NGINX" sim-model 60
 python3 "$PY" wait "$URL_LIFELINE" bench 60
+python3 "$PY" wait "$URL_FLOOR" sim-model 60
+python3 "$PY" wait "http://127.0.0.1:$P_FLOOR_STREAM/v1/chat/completions" sim-model 60
 python3 "$PY" wait "http://127.0.0.1:$P_GW/v1/chat/completions" bench-stream 60
 
 # The simulator sees the same request on every path: direct and nginx send the
 # upstream model id, Lifeline's public name maps to it.
-target_url() { case "$1" in direct) echo "$URL_DIRECT" ;; nginx) echo "$URL_NGINX" ;; lifeline) echo "$URL_LIFELINE" ;; esac; }
+target_url() {
+  case "$1" in
+    direct) echo "$URL_DIRECT" ;; nginx) echo "$URL_NGINX" ;; lifeline) echo "$URL_LIFELINE" ;; floor) echo "$URL_FLOOR" ;;
+    # Hummingbird alone: the floor's fixed answer, no upstream.
+    server) echo "http://127.0.0.1:$P_FLOOR/fixed/v1/chat/completions" ;;
+  esac
+}
 target_model() { case "$1" in lifeline) echo bench ;; *) echo sim-model ;; esac; }
 
 # CPU time (utime + stime, in clock ticks) of the given processes, summed.
@@ -138,6 +161,7 @@ proxy_pids() {
   case "$1" in
     nginx) ps -o pid= --ppid "$NGX_PID" | tr -d ' ' ;;  # the workers
     lifeline) echo "$GW_PID" ;;
+    floor | server) echo "$FLOOR_PID" ;;
   esac
 }
 HZ="$(getconf CLK_TCK)"
@@ -165,20 +189,21 @@ run_wrk() { # scenario target threads connections seconds [round]
 }
 
 echo "warm-up (${WARMUP} s per target)..." >&2
-for target in direct nginx lifeline; do run_wrk c32 "$target" 2 32 "$WARMUP"; done
+for target in direct nginx floor lifeline; do run_wrk c32 "$target" 2 32 "$WARMUP"; done
 
 echo "non-streaming: ${ROUNDS} round(s) of ${DURATION} s per target and scenario..." >&2
 for round in $(seq 1 "$ROUNDS"); do
   # Alternate the order between rounds so no target always runs first.
-  if (( round % 2 == 1 )); then order="direct nginx lifeline"; else order="lifeline nginx direct"; fi
+  if (( round % 2 == 1 )); then order="direct nginx floor lifeline"; else order="lifeline floor nginx direct"; fi
   for target in $order; do run_wrk c1 "$target" 1 1 "$DURATION" "$round"; done
-  for target in $order; do run_wrk c32 "$target" 2 32 "$DURATION" "$round"; done
+  for target in $order server; do run_wrk c32 "$target" 2 32 "$DURATION" "$round"; done
 done
 
 echo "streaming: ${STREAM_REQUESTS} sequential requests per target at ${STREAM_TPS} tokens/s..." >&2
 timeout $((STREAM_REQUESTS * 3 + 120)) python3 "$PY" stream "$TMP/stream.json" "$STREAM_REQUESTS" "$STREAM_MAX_TOKENS" \
   "direct=http://127.0.0.1:$P_SIM_STREAM/v1/chat/completions=sim-model" \
   "nginx=http://127.0.0.1:$P_NGX_STREAM/v1/chat/completions=sim-model" \
+  "floor=http://127.0.0.1:$P_FLOOR_STREAM/v1/chat/completions=sim-model" \
   "lifeline=http://127.0.0.1:$P_GW/v1/chat/completions=bench-stream"
 
 if [[ "${PROFILE:-0}" == 1 ]]; then
