@@ -36,7 +36,8 @@ open-file limit). Environment:
   LIFELINE_BIN      binary under test (default .build-release/release/lifeline)
   LEVELS            concurrent streams per level (default "100 1000 5000")
   RUNS              back-to-back runs per level and target (default 2)
-  TARGETS           which proxies, in order (default "nginx lifeline")
+  TARGETS           which proxies, in order (default "nginx lifeline"; "floor" adds the least proxy on
+                    Hummingbird and AsyncHTTPClient, bench/floor, at FLOOR_BIN: what those libraries cost)
   RAMP_S            seconds over which a run's streams start (default 1.5)
   HANGUP_EVERY      one stream in this many hangs up midway; 0: none (default 10)
   SIM_TTFT_MS / SIM_TPS / MAX_TOKENS   simulator pace and answer length (300 / 30 / 200)
@@ -579,8 +580,13 @@ def main() -> int:
     if settings["answer"] not in ("long", "plain"):
         print("ANSWER must be long or plain", file=sys.stderr)
         return 1
-    if not levels or any(not 1 <= n <= 20000 for n in levels) or not set(targets) <= {"nginx", "lifeline"}:
-        print("LEVELS must be 1..20000 each and TARGETS a list of nginx, lifeline", file=sys.stderr)
+    if not levels or any(not 1 <= n <= 20000 for n in levels) or not set(targets) <= {"nginx", "floor", "lifeline"}:
+        print("LEVELS must be 1..20000 each and TARGETS a list of nginx, floor, lifeline", file=sys.stderr)
+        return 1
+    floor_bin = Path(os.environ.get("FLOOR_BIN") or ROOT / ".build-release" / "release" / "lifeline-bench-floor")
+    if "floor" in targets and not os.access(floor_bin, os.X_OK):
+        print(f"no floor proxy at {floor_bin} (swift build -c release --scratch-path .build-release "
+              "--product lifeline-bench-floor, or set FLOOR_BIN)", file=sys.stderr)
         return 1
     results_path = Path(os.environ.get("RESULTS", HERE / "results" / "latest.json"))
     python = sys.executable
@@ -593,7 +599,7 @@ def main() -> int:
     usable = nofile - FD_RESERVE
     fd_plan = {
         "limit": nofile, "soft_before": soft, "hard": hard, "reserve_per_process": FD_RESERVE,
-        "max_streams": {"loadgen": usable * procs, "nginx": usable // 2, "lifeline": usable // 2, "simulator": usable},
+        "max_streams": {"loadgen": usable * procs, "nginx": usable // 2, "floor": usable // 2, "lifeline": usable // 2, "simulator": usable},
     }
     print(f"open-file limit {nofile} per process (soft was {soft}, hard {hard}); keeping {FD_RESERVE} per process "
           "for its own files, the largest level each process allows is:")
@@ -643,7 +649,7 @@ def main() -> int:
         for n in levels:
             tmp = tmp_root / f"level-{n}"
             tmp.mkdir()
-            sim_port, ngx_port, gw_port = free_ports(3)
+            sim_port, ngx_port, gw_port, floor_port = free_ports(4)
             sim = Proc("simulator", [str(binary), "simulate", "--host", "127.0.0.1", "--port", str(sim_port),
                                      "--protocol", "openai", "--model", "sim-model", "--ttft-ms", str(settings["sim_ttft_ms"]),
                                      "--tokens-per-second", str(settings["sim_tps"]), "--log-level", "warning"], tmp, env)
@@ -658,6 +664,11 @@ def main() -> int:
                 live.append(ngx)
                 pids["nginx"] = ngx
                 wait_ready(ngx, lambda: http_post_stream(f"http://127.0.0.1:{ngx_port}/v1/chat/completions", "sim-model") == 200)
+            if "floor" in targets:
+                floor = Proc("floor", [str(floor_bin), str(floor_port), f"http://127.0.0.1:{sim_port}/v1/chat/completions"], tmp, env)
+                live.append(floor)
+                pids["floor"] = floor
+                wait_ready(floor, lambda: http_post_stream(f"http://127.0.0.1:{floor_port}/v1/chat/completions", "sim-model") == 200)
             if "lifeline" in targets:
                 conf = lifeline_config(tmp, gw_port, sim_port)
                 gw = Proc("lifeline", [str(binary), "serve", "--config", str(conf), "--log-level",
@@ -675,7 +686,7 @@ def main() -> int:
                   f"{max(1, settings['answer_chunks'] // 2)}); idle RSS " + ", ".join(f"{t} {v} MiB" for t, v in idle.items()), flush=True)
             level = {"streams": n, "idle_rss_mib": idle, "runs": []}
             for target in targets:
-                port, model = (ngx_port, "sim-model") if target == "nginx" else (gw_port, "bench")
+                port, model = {"nginx": (ngx_port, "sim-model"), "floor": (floor_port, "sim-model")}.get(target, (gw_port, "bench"))
                 url = f"http://127.0.0.1:{gw_port}"
                 for r in range(1, runs + 1):
                     tag = f"{target}-{r}"
@@ -737,10 +748,10 @@ def main() -> int:
                           f"loadgen CPU {100 * run['loadgen_cpu_share']:.0f} %", flush=True)
                     if not run["proxy_alive"]:
                         print(f"  warning: {target} exited during the run; log {pids[target].log_path}", file=sys.stderr)
-            # Lifeline's figures relative to nginx's run with the same number.
+            # Lifeline's (and the floor's) figures relative to nginx's run with the same number.
             by = {(x["target"], x["run"]): x for x in level["runs"]}
-            for r in range(1, runs + 1):
-                g, x = by.get(("lifeline", r)), by.get(("nginx", r))
+            for r, proxy in ((r, proxy) for r in range(1, runs + 1) for proxy in ("floor", "lifeline")):
+                g, x = by.get((proxy, r)), by.get(("nginx", r))
                 if not g or not x:
                     continue
                 gt, xt = g["summary"]["ttft_ms"], x["summary"]["ttft_ms"]

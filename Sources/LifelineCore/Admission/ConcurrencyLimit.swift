@@ -42,10 +42,10 @@ public struct ConcurrencyLimitPolicy: Sendable, Equatable {
     /// thousands of streams), not the upstream's, and a smaller limit would refuse a healthy
     /// upstream's traffic. (A quick one still grows it.)
     public var maximumHostLag = 0.1
-    /// Nor is one taken while the host's CPUs are this busy: a host that is short of CPU makes
+    /// Nor does one taken while the host's CPUs are this busy: a host that is short of CPU makes
     /// every first token late (the gateway's reads, and an upstream on the same host), though
-    /// each event loop may run on time. Overload the upstream reports outright (429s, timeouts,
-    /// refused connections) still shrinks the limit then.
+    /// each event loop may run on time. Overload the upstream reports outright (429s) still
+    /// shrinks the limit then.
     public var maximumHostBusy = 0.9
 
     public init() {}
@@ -221,8 +221,8 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     /// scheduling runs now (`hostLag`, seconds): a sample taken while that is at least
     /// `maximumHostLag`, or while the host's CPUs are at least `maximumHostBusy` busy (`hostBusy`,
     /// a share), can never shrink the limit; only one near the baseline grows it (`growOnShortHost`).
-    /// `contended`: demand was over
-    /// the limit when this one started (others waited for a slot, or one was just shed).
+    /// `contended`: demand was over the limit when this one started (others waited for a slot, or
+    /// one was just shed).
     public mutating func record(latency: Double, inFlight: Int, hostLag: Double = 0, hostBusy: Double = 0, contended: Bool = false) {
         guard latency > 0 else { return }
         if policy.hostIsShort(lag: hostLag, busy: hostBusy) {
