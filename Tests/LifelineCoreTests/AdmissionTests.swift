@@ -156,10 +156,18 @@ final class GradientConcurrencyLimitTests: XCTestCase {
         for _ in 0..<200 { limit.record(latency: 3.0, inFlight: limit.slots, hostBusy: 0.98, contended: true) }
         XCTAssertEqual(limit.limit, grown)
         XCTAssertEqual(limit.baseline, baseline)
-        // Without a baseline there is nothing to judge a sample by.
+        // A burst that finds the host short from its first answer: that answer becomes the
+        // baseline (a short host only makes answers later, so it is at worst too high), and the
+        // quick ones after it grow the limit.
         var fresh = GradientConcurrencyLimit(policy: ConcurrencyLimitPolicy())
-        for _ in 0..<100 { fresh.record(latency: 0.3, inFlight: fresh.slots, hostBusy: 0.98) }
+        fresh.record(latency: 0.35, inFlight: fresh.slots, hostBusy: 0.98, contended: true)
+        XCTAssertEqual(fresh.baseline, 0.35)
         XCTAssertEqual(fresh.limit, ConcurrencyLimitPolicy().initialLimit)
+        for _ in 0..<100 { fresh.record(latency: 0.3, inFlight: fresh.slots, hostBusy: 0.98, contended: true) }
+        XCTAssertGreaterThan(fresh.limit, ConcurrencyLimitPolicy().initialLimit * 1.4)
+        // The first quiet answer replaces that baseline.
+        fresh.record(latency: 0.3, inFlight: 10)
+        XCTAssertEqual(fresh.baseline, 0.3)
     }
 
     func testTheHostsCPUShareIsReadFromProcStat() throws {

@@ -291,9 +291,13 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
     /// one still within a quarter of the way to the queueing bound is news that the upstream served
     /// its concurrency without a queue, and grows the limit as a quiet sample would. (Else a burst
     /// that keeps the host busy would hold the limit where it stood, and the waiters over it would
-    /// be refused in front of a healthy upstream.)
+    /// be refused in front of a healthy upstream.) With no baseline yet, the sample becomes it: at
+    /// worst too high, which errs toward admitting, and the first quiet sample replaces it.
     private mutating func growOnShortHost(latency: Double, inFlight: Int) {
-        guard let baseline else { return }
+        guard let baseline else {
+            baseline = latency
+            return
+        }
         let bound = max(policy.tolerance * baseline, baseline + policy.minimumQueueDelay)
         guard latency - baseline <= (bound - baseline) / 4 else { return }
         let ceiling = Double(inFlight) * 1.5
