@@ -55,6 +55,12 @@ public struct ConcurrencyLimitPolicy: Sendable, Equatable {
     func hostIsShort(lag hostLag: Double, busy hostBusy: Double) -> Bool {
         hostLag >= maximumHostLag || hostBusy >= maximumHostBusy
     }
+
+    /// The latency past which a queue is read: `tolerance` × the baseline, and at least
+    /// `minimumQueueDelay` over it.
+    func queueingBound(over baseline: Double) -> Double {
+        max(tolerance * baseline, baseline + minimumQueueDelay)
+    }
 }
 
 /// How busy the host's CPUs are, from the cumulative busy and total time Linux keeps in
@@ -249,7 +255,7 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
         }
         baseline = long
         recentLatency = short
-        let bound = max(policy.tolerance * long, long + policy.minimumQueueDelay)
+        let bound = policy.queueingBound(over: long)
         let gradient = max(0.5, min(1.0, bound / short))
         if gradient >= 1 {
             cutEpisode = nil
@@ -265,8 +271,8 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
             let ceiling = excess <= (bound - long) / 4
                 ? Double(inFlight) * 1.5
                 : Double(inFlight) + max(1, Double(inFlight).squareRoot() * policy.smoothing)
-            guard excess <= (bound - long) / 2, limit < ceiling else { return }
-            limit = min(ceiling, limit + limit.squareRoot() * policy.smoothing)
+            guard excess <= (bound - long) / 2 else { return }
+            grow(toAtMost: ceiling)
         } else {
             var episode = cutEpisode ?? CutEpisode(worstRecent: short, worstInFlight: Double(inFlight))
             episode.worstRecent = max(episode.worstRecent, short)
@@ -298,9 +304,12 @@ public struct GradientConcurrencyLimit: Sendable, Equatable {
             baseline = latency
             return
         }
-        let bound = max(policy.tolerance * baseline, baseline + policy.minimumQueueDelay)
-        guard latency - baseline <= (bound - baseline) / 4 else { return }
-        let ceiling = Double(inFlight) * 1.5
+        guard latency - baseline <= (policy.queueingBound(over: baseline) - baseline) / 4 else { return }
+        grow(toAtMost: Double(inFlight) * 1.5)
+    }
+
+    /// One step of growth, about √limit × `smoothing`, never past `ceiling` nor the maximum.
+    private mutating func grow(toAtMost ceiling: Double) {
         guard limit < ceiling else { return }
         limit = min(policy.maximumLimit, ceiling, limit + limit.squareRoot() * policy.smoothing)
     }
